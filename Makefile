@@ -1,0 +1,37 @@
+# keyless: every command a person needs.
+#   make dev    create .venv from requirements.lock (hash-pinned); quick when up to date
+#   make test   bootstrap if needed, then lint (ruff), types (mypy --strict) and the whole test suite
+#   make lint   ruff check + ruff format --check + mypy --strict
+#   make lock   re-resolve pyproject.toml into requirements.lock (needs network to the package index)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: dev test lint unit lock clean
+
+dev: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+lint: dev
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -q
+
+lock:
+	@test -x $(BIN)/uv || { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); $(BIN)/python -m pip install --quiet uv; }
+	$(BIN)/uv lock
+	$(BIN)/uv export --format requirements-txt --all-groups --no-emit-project --no-header --quiet -o requirements.lock
+	rm -f uv.lock
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

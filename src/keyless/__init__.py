@@ -1,0 +1,14 @@
+"""keyless: deploy from CI to AWS with no stored secrets.
+
+Map of the package:
+
+- ``keyless.errors``   the error root (``KeylessError``) and its families, each with a remedy
+- ``keyless.ci``       one module per CI provider: how a job gets its OIDC token, claim shapes
+- ``keyless.tokens``   untrusted peek at a JWT, and ``verify()`` against the issuer's JWKS
+- ``keyless.fsutil``   safe file writing (atomic, 0600, never through a symlink)
+- ``keyless.cli``      argument parsing and one small function per command
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

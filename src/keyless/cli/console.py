@@ -1,0 +1,41 @@
+"""The streams and environment a command runs with, injected so tests can drive ``main(argv)``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+
+@dataclass(kw_only=True)
+class Console:
+    """Where a command reads and writes.
+
+    Human text goes to ``stderr`` (so that ``stdout`` stays clean for data such as ``--json``
+    documents or a raw token piped to another program).
+    """
+
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    verbose: bool = False
+
+    def out(self, text: str = "") -> None:
+        """Data for stdout."""
+        print(text, file=self.stdout)
+
+    def info(self, text: str = "") -> None:
+        """Human-readable text for stderr."""
+        print(text, file=self.stderr)
+
+    def emit_json(self, document: Any) -> None:
+        """One JSON document on stdout, stable key order for diffs and tests."""
+        self.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+
+    def stdout_is_terminal(self) -> bool:
+        isatty = getattr(self.stdout, "isatty", None)
+        return bool(isatty and isatty())

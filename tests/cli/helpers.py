@@ -1,0 +1,38 @@
+"""Drive ``keyless.cli.main.main`` in-process and capture what it prints."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from keyless.cli.console import Console
+from keyless.cli.main import main
+
+
+class _FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    stdin: str = "",
+    stdout_is_terminal: bool = False,
+    verbose_env: bool = False,
+) -> Result:
+    """Run ``keyless ARGV`` with the given environment; never touches the real process env."""
+    out: io.StringIO = _FakeTerminal() if stdout_is_terminal else io.StringIO()
+    err = io.StringIO()
+    console = Console(stdout=out, stderr=err, stdin=io.StringIO(stdin), env=dict(env or {}))
+    code = main(list(argv), console)
+    return Result(code=code, stdout=out.getvalue(), stderr=err.getvalue())

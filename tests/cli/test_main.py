@@ -1,0 +1,77 @@
+"""The CLI frame: version, usage errors, the error model."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from keyless import __version__
+from keyless.cli import main as cli_main
+from keyless.cli.console import Console
+from keyless.cli.main import Subparsers
+from keyless.errors import CredentialError
+from tests.cli.helpers import run_cli
+
+
+def test_version_prints_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_cli(["--version"])
+    assert result.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_unknown_command_is_a_usage_error_with_exit_2() -> None:
+    result = run_cli(["frobnicate"])
+    assert result.code == 2
+    assert "invalid choice" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_command_is_a_usage_error() -> None:
+    result = run_cli([])
+    assert result.code == 2
+
+
+def _register_failing(subparsers: Subparsers, error: Exception) -> None:
+    parser = subparsers.add_parser("boom")
+
+    def handler(args: argparse.Namespace, console: Console) -> int:
+        raise error
+
+    parser.set_defaults(handler=handler)
+
+
+class _Boom:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def register(self, subparsers: Subparsers) -> None:
+        _register_failing(subparsers, self.error)
+
+
+def test_keyless_error_is_one_line_plus_remedy_and_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    error = CredentialError("Bitbucket: no token\nin step", remedy="step:\n  oidc: true")
+    monkeypatch.setattr(cli_main, "_command_modules", lambda: [_Boom(error)])
+    result = run_cli(["boom"])
+    assert result.code == 2
+    first, *rest = result.stderr.splitlines()
+    assert first == "error: Bitbucket: no token in step"
+    assert "  oidc: true" in rest
+    assert "Traceback" not in result.stderr
+
+
+def test_traceback_only_with_verbose(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli_main, "_command_modules", lambda: [_Boom(CredentialError("x"))])
+    assert "Traceback" not in run_cli(["boom"]).stderr
+    assert "Traceback" in run_cli(["-v", "boom"]).stderr
+
+
+def test_unexpected_exception_hides_its_text_without_verbose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret = "eyJhbGciOiJSUzI1NiJ9.secret.sig"
+    monkeypatch.setattr(cli_main, "_command_modules", lambda: [_Boom(ValueError(secret))])
+    result = run_cli(["boom"])
+    assert result.code == 2
+    assert secret not in result.stderr
+    assert "ValueError" in result.stderr
