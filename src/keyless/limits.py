@@ -1,0 +1,31 @@
+"""Every timeout, retry bound and size limit keyless uses, in one place.
+
+Each constant cites where its value comes from when an outside system sets it.
+"""
+
+from __future__ import annotations
+
+# --- network -----------------------------------------------------------------------------------
+#: Seconds to wait for a TCP connect plus the response of one HTTP request.
+HTTP_TIMEOUT_SECONDS = 10.0
+#: Largest HTTP response body keyless reads (discovery documents, JWKS, token responses).
+HTTP_MAX_BODY_BYTES = 1_000_000
+
+# --- tokens ------------------------------------------------------------------------------------
+#: STS rejects a WebIdentityToken longer than this (botocore STS model: 4..20000 characters).
+TOKEN_MAX_CHARS = 20_000
+#: Default clock skew tolerated on exp/nbf/iat when verifying a token, in seconds.
+TOKEN_LEEWAY_SECONDS = 60
+#: A refresh of an issuer's JWKS on an unknown `kid` happens at most this often, in seconds.
+JWKS_REFRESH_MIN_INTERVAL_SECONDS = 30.0
+#: A cached JWKS is used for this long before it is fetched again, in seconds.
+JWKS_CACHE_TTL_SECONDS = 300.0
+
+# --- retries of the CI's token endpoint (GitHub) -----------------------------------------------
+#: Attempts in all (first try included) for transient failures of a token endpoint.
+TOKEN_REQUEST_MAX_ATTEMPTS = 5
+#: Base and cap of the full-jitter exponential backoff between attempts, in seconds.
+RETRY_BASE_DELAY_SECONDS = 0.2
+RETRY_MAX_DELAY_SECONDS = 5.0
+#: Total time budget for all attempts of one request, in seconds.
+RETRY_TOTAL_BUDGET_SECONDS = 30.0
