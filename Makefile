@@ -2,6 +2,7 @@
 #   make dev    create .venv from requirements.lock (hash-pinned); quick when up to date
 #   make test   bootstrap if needed, then lint (ruff), types (mypy --strict) and the whole test suite
 #   make lint   ruff check + ruff format --check + mypy --strict
+#   make readme refresh the --help blocks in README.md from the CLI
 #   make lock   re-resolve pyproject.toml into requirements.lock (needs network to the package index)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -9,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint unit lock clean
+.PHONY: dev test lint lock readme clean
 
 dev: $(STAMP)
 
@@ -26,6 +27,9 @@ lint: dev
 
 test: lint
 	$(BIN)/pytest -q
+
+readme: dev
+	$(BIN)/python -m tools.readme_help
 
 lock:
 	@test -x $(BIN)/uv || { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); $(BIN)/python -m pip install --quiet uv; }

@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-v",
         "--verbose",
         action="store_true",
-        help="show the remedy and, on errors, the traceback",
+        help="on errors, also show the traceback",
     )
     subparsers = cast(
         Subparsers,
