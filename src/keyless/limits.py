@@ -20,6 +20,8 @@ TOKEN_LEEWAY_SECONDS = 60
 JWKS_REFRESH_MIN_INTERVAL_SECONDS = 30.0
 #: A cached JWKS is used for this long before it is fetched again, in seconds.
 JWKS_CACHE_TTL_SECONDS = 300.0
+#: A JWKS with more keys than this is refused as hostile (real issuers publish two or three).
+JWKS_MAX_KEYS = 100
 
 # --- retries of the CI's token endpoint (GitHub) -----------------------------------------------
 #: Attempts in all (first try included) for transient failures of a token endpoint.
