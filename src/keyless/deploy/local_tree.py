@@ -1,0 +1,200 @@
+"""Walk a local build folder the way ``keyless deploy`` sees it: S3 keys, sizes, filters, and
+content digests computed only when the planner asks for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+from keyless.errors import UsageError
+
+#: Bytes read at a time when hashing; large files are never read whole.
+READ_CHUNK_BYTES = 1 << 20
+#: S3 rejects keys longer than this many UTF-8 bytes.
+S3_MAX_KEY_BYTES = 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalFile:
+    """One regular file of the build: ``key`` is its path relative to LOCAL_DIR, NFC, ``/``."""
+
+    key: str
+    path: Path
+    size: int
+    excluded: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Filters:
+    """``--exclude``/``--include`` globs on paths relative to LOCAL_DIR (and to the S3 prefix).
+
+    ``*`` also matches ``/`` (as in ``aws s3 sync``); an ``--include`` wins over every
+    ``--exclude``, so ``--exclude '*' --include '*.html'`` deploys only HTML.
+    """
+
+    exclude: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+
+    def excluded(self, key: str) -> bool:
+        if not any(fnmatchcase(key, pattern) for pattern in self.exclude):
+            return False
+        return not any(fnmatchcase(key, pattern) for pattern in self.include)
+
+    def prunes(self, directory: str) -> bool:
+        """True when nothing below ``directory`` can be included (so the walk skips it)."""
+        if self.include:
+            return False
+        return any(
+            pattern.endswith("/*") and fnmatchcase(directory, pattern[:-2])
+            for pattern in self.exclude
+        )
+
+
+def walk(root: Path, filters: Filters | None = None) -> Iterator[LocalFile]:
+    """Every regular file under ``root`` in a stable order, excluded ones flagged.
+
+    Symlinks are followed while they stay inside ``root``; a link that leaves the tree, a
+    dangling link and a directory loop are refused with ``UsageError`` rather than skipped, since a
+    deploy that silently drops files is worse than one that stops.
+    """
+    filters = filters or Filters()
+    if not root.exists():
+        raise UsageError(
+            f"LOCAL_DIR {str(root)!r} does not exist",
+            remedy="Build the site first, or pass the folder that holds the build output.",
+        )
+    if not root.is_dir():
+        raise UsageError(f"LOCAL_DIR {str(root)!r} is not a directory")
+    real_root = os.path.realpath(root)
+    yield from _walk(Path(root), "", real_root, (real_root,), filters)
+
+
+def _walk(
+    directory: Path, rel: str, real_root: str, ancestors: tuple[str, ...], filters: Filters
+) -> Iterator[LocalFile]:
+    try:
+        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+    except OSError as exc:
+        raise UsageError(f"cannot read folder {str(directory)!r}: {exc.strerror}") from exc
+    for entry in entries:
+        key = _key(rel + entry.name, Path(entry.path))
+        if entry.is_symlink():
+            if filters.prunes(key):
+                continue
+            target = os.path.realpath(entry.path)
+            if filters.excluded(key) and not os.path.isdir(target):
+                # Excluded paths are never touched, so an excluded link is not even resolved.
+                continue
+            if os.path.commonpath([real_root, target]) != real_root:
+                raise UsageError(
+                    f"symlink {key!r} points outside LOCAL_DIR (to {target!r})",
+                    remedy="Copy the target into the build folder, or --exclude the link.",
+                )
+            try:
+                mode = os.stat(target).st_mode
+            except OSError as exc:
+                raise UsageError(f"symlink {key!r} is dangling (to {target!r})") from exc
+            if stat.S_ISDIR(mode):
+                if target in ancestors:
+                    raise UsageError(
+                        f"symlink {key!r} makes a loop (to its ancestor {target!r})",
+                        remedy="Remove the link, or --exclude it.",
+                    )
+                yield from _walk(
+                    Path(entry.path), key + "/", real_root, (*ancestors, target), filters
+                )
+                continue
+            if stat.S_ISREG(mode):
+                yield _file(key, Path(entry.path), os.stat(target).st_size, filters)
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            if not filters.prunes(key):
+                real = os.path.join(ancestors[-1], entry.name)
+                yield from _walk(
+                    Path(entry.path), key + "/", real_root, (*ancestors, real), filters
+                )
+        elif entry.is_file(follow_symlinks=False):
+            yield _file(key, Path(entry.path), entry.stat(follow_symlinks=False).st_size, filters)
+        # Sockets, FIFOs and devices are not content; a build never means to publish them.
+
+
+def _file(key: str, path: Path, size: int, filters: Filters) -> LocalFile:
+    return LocalFile(key=key, path=path, size=size, excluded=filters.excluded(key))
+
+
+def _key(rel: str, path: Path) -> str:
+    try:
+        encoded = rel.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UsageError(
+            f"file name {str(path)!r} is not valid UTF-8, so it cannot be an S3 key",
+            remedy="Rename the file, or --exclude it.",
+        ) from exc
+    if len(encoded) > S3_MAX_KEY_BYTES:
+        raise UsageError(f"path {rel[:60]!r}... is longer than S3's {S3_MAX_KEY_BYTES}-byte keys")
+    # macOS (and some archivers) write NFD names; the web and S3 clients expect NFC.
+    return unicodedata.normalize("NFC", rel)
+
+
+class FileDigests:
+    """Content digests read from disk in chunks; the planner calls it only for same-size pairs."""
+
+    def md5(self, file: LocalFile) -> str:
+        digest = hashlib.md5(usedforsecurity=False)
+        with file.path.open("rb") as handle:
+            while chunk := handle.read(READ_CHUNK_BYTES):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def multipart_etags(self, file: LocalFile, part_sizes: Sequence[int]) -> dict[int, str]:
+        """S3's multipart ETag (MD5 of the parts' MD5s, ``-N``) for each part size, in one read."""
+        return multipart_etags_of_chunks(_chunks(file.path), part_sizes)
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(READ_CHUNK_BYTES):
+            yield chunk
+
+
+def multipart_etags_of_chunks(chunks: Iterator[bytes], part_sizes: Sequence[int]) -> dict[int, str]:
+    states = {size: _PartHasher(size) for size in part_sizes}
+    for chunk in chunks:
+        for state in states.values():
+            state.update(chunk)
+    return {size: state.etag() for size, state in states.items()}
+
+
+class _PartHasher:
+    __slots__ = ("_current", "_filled", "_part_size", "_parts")
+
+    def __init__(self, part_size: int) -> None:
+        self._part_size = part_size
+        self._parts: list[bytes] = []
+        self._current = hashlib.md5(usedforsecurity=False)
+        self._filled = 0
+
+    def update(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            take = min(len(view), self._part_size - self._filled)
+            self._current.update(view[:take])
+            self._filled += take
+            view = view[take:]
+            if self._filled == self._part_size:
+                self._parts.append(self._current.digest())
+                self._current = hashlib.md5(usedforsecurity=False)
+                self._filled = 0
+
+    def etag(self) -> str:
+        parts = list(self._parts)
+        if self._filled or not parts:
+            parts.append(self._current.digest())
+        return f"{hashlib.md5(b''.join(parts), usedforsecurity=False).hexdigest()}-{len(parts)}"

@@ -1,0 +1,43 @@
+"""In-memory stand-ins for the deploy planner's inputs: file contents and S3's ETags."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from keyless.deploy.local_tree import LocalFile, multipart_etags_of_chunks
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def multipart_etag(data: bytes, part_size: int) -> str:
+    return multipart_etags_of_chunks(iter([data]), [part_size])[part_size]
+
+
+class MemoryDigests:
+    """``Digests`` over contents held in memory, counting reads so tests see the laziness."""
+
+    def __init__(self, contents: dict[Path, bytes]) -> None:
+        self.contents = contents
+        self.reads = 0
+
+    def md5(self, file: LocalFile) -> str:
+        self.reads += 1
+        return md5(self.contents[file.path])
+
+    def multipart_etags(self, file: LocalFile, part_sizes: Sequence[int]) -> dict[int, str]:
+        self.reads += 1
+        return multipart_etags_of_chunks(iter([self.contents[file.path]]), part_sizes)
+
+
+def local_files(
+    files: dict[str, bytes], *, excluded: frozenset[str] = frozenset()
+) -> tuple[list[LocalFile], MemoryDigests]:
+    entries = [
+        LocalFile(key=key, path=Path("/site") / key, size=len(data), excluded=key in excluded)
+        for key, data in sorted(files.items())
+    ]
+    return entries, MemoryDigests({Path("/site") / key: data for key, data in files.items()})

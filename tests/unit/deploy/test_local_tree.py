@@ -1,0 +1,110 @@
+"""The local walk: names as S3 keys, filters, symlinks inside/outside/looping, digests."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from keyless.deploy.local_tree import FileDigests, Filters, LocalFile, walk
+from keyless.errors import UsageError
+from tests.unit.deploy.fakes import multipart_etag
+
+
+def _keys(root: Path, filters: Filters | None = None) -> dict[str, bool]:
+    return {f.key: f.excluded for f in walk(root, filters)}
+
+
+def test_names_round_trip_as_keys(tmp_path: Path) -> None:
+    names = ["a b.html", "x+y.txt", "100%.txt", "c#d.css", "ünï.js"]
+    (tmp_path / "sub dir").mkdir()
+    for name in names:
+        (tmp_path / "sub dir" / name).write_text(name)
+    # An NFD name (as macOS writes them) becomes its NFC key.
+    (tmp_path / unicodedata.normalize("NFD", "é.txt")).write_text("e")
+    keys = _keys(tmp_path)
+    assert set(keys) == {f"sub dir/{n}" for n in names} | {"é.txt"}
+    assert "é.txt" in keys  # NFC spelling
+
+
+def test_filters_and_pruning(tmp_path: Path) -> None:
+    for rel in ["index.html", "a.log", "node_modules/x.js", "tmp/keep.txt", "tmp/drop.txt"]:
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(rel)
+    keys = _keys(tmp_path, Filters(exclude=("*.log", "node_modules/*")))
+    assert keys == {
+        "index.html": False,
+        "a.log": True,
+        "tmp/drop.txt": False,
+        "tmp/keep.txt": False,
+    }
+    with_include = Filters(exclude=("tmp/*",), include=("tmp/keep*",))
+    assert _keys(tmp_path, with_include)["tmp/keep.txt"] is False
+    assert _keys(tmp_path, with_include)["tmp/drop.txt"] is True
+
+
+def test_symlinks_inside_the_tree_are_followed(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "f.txt").write_text("f")
+    (tmp_path / "alias").symlink_to("real")
+    (tmp_path / "g.txt").symlink_to("real/f.txt")
+    files = {f.key: f for f in walk(tmp_path)}
+    assert set(files) == {"alias/f.txt", "g.txt", "real/f.txt"}
+    assert files["g.txt"].size == 1
+
+
+def test_symlink_leaving_the_tree_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "leak.txt").symlink_to(outside)
+    with pytest.raises(UsageError, match=r"symlink 'leak\.txt' points outside LOCAL_DIR"):
+        list(walk(site))
+    # Excluded links are not even resolved.
+    assert _keys(site, Filters(exclude=("leak.txt",))) == {}
+
+
+def test_symlink_loop_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "back").symlink_to("..")
+    with pytest.raises(UsageError, match="makes a loop"):
+        list(walk(tmp_path))
+
+
+def test_dangling_symlink_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "gone").symlink_to("nowhere")
+    with pytest.raises(UsageError, match="dangling"):
+        list(walk(tmp_path))
+
+
+def test_missing_dir_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="does not exist"):
+        list(walk(tmp_path / "dist"))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match="not a directory"):
+        list(walk(tmp_path / "file"))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs are POSIX")
+def test_special_files_are_not_content(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "a").write_text("a")
+    assert _keys(tmp_path) == {"a": False}
+
+
+def test_digests(tmp_path: Path) -> None:
+    data = os.urandom(3 * (1 << 20) + 17)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    file = LocalFile(key="f", path=path, size=len(data))
+    digests = FileDigests()
+    assert digests.md5(file) == hashlib.md5(data, usedforsecurity=False).hexdigest()
+    sizes = [1 << 20, 5 << 20]
+    assert digests.multipart_etags(file, sizes) == {s: multipart_etag(data, s) for s in sizes}
+    assert digests.multipart_etags(file, [1 << 20])[1 << 20].endswith("-4")
+    assert digests.multipart_etags(file, [5 << 20])[5 << 20].endswith("-1")
