@@ -31,3 +31,7 @@ RETRY_BASE_DELAY_SECONDS = 0.2
 RETRY_MAX_DELAY_SECONDS = 5.0
 #: Total time budget for all attempts of one request, in seconds.
 RETRY_TOTAL_BUDGET_SECONDS = 30.0
+
+# --- CI helper programs (buildkite-agent, circleci) ----------------------------------------------
+#: Seconds a CI's token helper program may run before keyless gives up on it.
+CI_HELPER_TIMEOUT_SECONDS = 30.0

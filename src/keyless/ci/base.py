@@ -9,14 +9,26 @@ that CI but the token cannot be had. Never fall back silently.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+import re
+import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NewType, Protocol
 
+from keyless.errors import CredentialError, TokenError
 from keyless.http import HttpClient
+from keyless.limits import CI_HELPER_TIMEOUT_SECONDS, TOKEN_MAX_CHARS
 
 #: The raw, compact-serialized JWT. A distinct type so it is not mixed with other strings.
 RawToken = NewType("RawToken", str)
+
+#: The audience AWS documents for an IAM OIDC provider's client ID when the CI lets the job
+#: choose it (GitHub: configure-aws-credentials' default; Buildkite: its AWS guide).
+DEFAULT_AWS_AUDIENCE = "sts.amazonaws.com"
+
+#: Registered claims every provider may print: issuer, subject, audience and the times.
+STANDARD_SAFE_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "iat", "nbf"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,11 +45,57 @@ class ObtainedToken:
         )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    """What a child process returned. ``stdout`` may hold a token: never log it."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def __repr__(self) -> str:
+        return f"RunResult(returncode={self.returncode!r}, stdout=<redacted>, stderr=<redacted>)"
+
+
+class Runner(Protocol):
+    """Runs a CI's helper program (``buildkite-agent``, ``circleci``).
+
+    Raises ``FileNotFoundError`` when the program is not installed and ``TimeoutError`` when it
+    does not finish within ``timeout`` seconds; any exit status is a ``RunResult``. ``argv`` never
+    holds a secret: a child's argv is visible to every user of the machine.
+    """
+
+    def __call__(
+        self, argv: Sequence[str], *, env: Mapping[str, str], timeout: float
+    ) -> RunResult: ...
+
+
+def subprocess_runner(argv: Sequence[str], *, env: Mapping[str, str], timeout: float) -> RunResult:
+    """The production ``Runner``: no shell, captured output, the job's environment."""
+    try:
+        completed = subprocess.run(  # noqa: S603 - argv is a fixed program plus non-secret values
+            list(argv),
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise TimeoutError(f"{argv[0]} did not finish within {timeout:g} seconds") from None
+    return RunResult(
+        returncode=completed.returncode, stdout=completed.stdout, stderr=completed.stderr
+    )
+
+
 class Provider(Protocol):
     #: Short name used on the command line (``--ci NAME``): "bitbucket", "github", ...
     name: str
     #: Name for people: "Bitbucket Pipelines".
     display_name: str
+    #: Environment variables whose presence (or value "true") marks a job of this CI.
+    markers: tuple[str, ...]
     #: Claims AWS exposes as ``<issuer-without-https>:<claim>`` condition keys for this CI's
     #: issuer, in addition to ``sub`` and ``aud`` which every OIDC provider gets.
     aws_condition_claims: frozenset[str]
@@ -49,11 +107,100 @@ class Provider(Protocol):
         ...
 
     def obtain(
-        self, env: Mapping[str, str], *, audience: str | None, http: HttpClient
+        self,
+        env: Mapping[str, str],
+        *,
+        audience: str | None,
+        http: HttpClient,
+        runner: Runner | None = None,
     ) -> ObtainedToken | None:
-        """The job's token, ``None`` when not in this CI, ``CredentialError`` when broken."""
+        """The job's token, ``None`` when not in this CI, ``CredentialError`` when broken.
+
+        ``audience`` is the ``aud`` the caller needs. A CI that mints tokens on request asks for
+        it; a CI whose audience is fixed by its YAML checks the token has it and refuses if not.
+        ``runner`` runs the CI's helper program; ``None`` means ``subprocess_runner``.
+        """
         ...
 
     def owns_issuer(self, issuer: str) -> bool:
         """True when ``issuer`` (a token's ``iss``) has this CI's issuer URL shape."""
         ...
+
+
+def env_true(env: Mapping[str, str], name: str) -> bool:
+    """A CI's "this is a job" flag: ``GITHUB_ACTIONS=true``, ``GITLAB_CI=true``, ..."""
+    return env.get(name, "").strip().lower() == "true"
+
+
+def checked_token(value: str, *, provider: str, display_name: str, source: str) -> ObtainedToken:
+    """``value`` as an ``ObtainedToken`` once it has the shape of a compact JWT.
+
+    Surrounding whitespace is dropped (``echo`` adds a newline that STS would receive verbatim);
+    anything else that is not three base64url parts is refused, naming the source, never the value.
+    """
+    token = value.strip()
+    if not token:
+        raise CredentialError(f"{display_name}: {source} is empty")
+    if len(token) > TOKEN_MAX_CHARS:
+        raise TokenError(
+            f"{display_name}: the token from {source} has {len(token)} characters,"
+            f" more than the {TOKEN_MAX_CHARS} STS accepts"
+        )
+    if any(ch.isspace() for ch in token):
+        raise TokenError(
+            f"{display_name}: {source} holds several lines or words, not one token",
+            remedy=(
+                "A token file written with `echo $TOKEN >> FILE` collects one token per run.\n"
+                "Write it with `keyless token --write FILE`, which replaces the file atomically."
+            ),
+        )
+    if not _JWT_SHAPE.fullmatch(token):
+        raise TokenError(f"{display_name}: {source} does not hold a JWT (three base64url parts)")
+    return ObtainedToken(token=RawToken(token), provider=provider, source=source)
+
+
+def run_helper(
+    runner: Runner | None,
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    display_name: str,
+    missing_remedy: str,
+    failure_remedy: str,
+) -> str:
+    """The stdout of a CI's token helper program, or ``CredentialError`` naming what failed."""
+    # The program and its subcommand name it well enough; option values add nothing here.
+    command = " ".join(itertools.takewhile(lambda arg: not arg.startswith("-"), argv))
+    try:
+        result = (runner or subprocess_runner)(argv, env=env, timeout=CI_HELPER_TIMEOUT_SECONDS)
+    except FileNotFoundError:
+        raise CredentialError(
+            f"{display_name}: {argv[0]} is not installed or not on PATH in this job",
+            remedy=missing_remedy,
+        ) from None
+    except TimeoutError:
+        raise CredentialError(
+            f"{display_name}: `{command}` did not finish within"
+            f" {CI_HELPER_TIMEOUT_SECONDS:g} seconds",
+            remedy=failure_remedy,
+        ) from None
+    if result.returncode != 0:
+        detail = redact(result.stderr)
+        raise CredentialError(
+            f"{display_name}: `{command}` exited with status {result.returncode}"
+            + (f": {detail}" if detail else ""),
+            remedy=failure_remedy,
+        )
+    return result.stdout
+
+
+def redact(text: str, *, limit: int = 200) -> str:
+    """One line of a helper program's diagnostics, with anything token-shaped removed."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    return _JWT_ANYWHERE.sub("<redacted>", last)[:limit]
+
+
+_JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# Anything that looks like the first two parts of a JWT (base64url of '{"' starts with "eyJ").
+_JWT_ANYWHERE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_.-]*")

@@ -1,0 +1,244 @@
+"""GitHub Actions: the job asks the runtime's token endpoint for an ID token with its audience.
+
+Facts: ci-oidc-facts §2 (GitHub's "OpenID Connect reference", actions/toolkit oidc-utils).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
+
+from keyless.ci.base import (
+    DEFAULT_AWS_AUDIENCE,
+    STANDARD_SAFE_CLAIMS,
+    ObtainedToken,
+    Runner,
+    checked_token,
+    env_true,
+)
+from keyless.errors import CredentialError, NetworkError
+from keyless.http import HttpClient, HttpResponse
+from keyless.limits import (
+    HTTP_TIMEOUT_SECONDS,
+    RETRY_BASE_DELAY_SECONDS,
+    RETRY_MAX_DELAY_SECONDS,
+    RETRY_TOTAL_BUDGET_SECONDS,
+    TOKEN_REQUEST_MAX_ATTEMPTS,
+)
+
+REQUEST_URL_VARIABLE = "ACTIONS_ID_TOKEN_REQUEST_URL"
+REQUEST_BEARER_VARIABLE = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
+#: The header GitHub's documented curl sends; the response then carries the token in `value`.
+ACCEPT = "application/json; api-version=2.0"
+
+# github.com (optionally with the enterprise slug), GHE.com, and GHES (facts §2.2).
+_ISSUER = re.compile(
+    r"https://token\.actions\.githubusercontent\.com(/[A-Za-z0-9_.-]+)?"
+    r"|https://token\.actions\.[A-Za-z0-9-]+\.ghe\.com"
+    r"|https://[A-Za-z0-9.-]+(:[0-9]+)?/_services/token"
+)
+# A bearer token may travel over plain HTTP only when it never leaves the machine.
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+_PERMISSIONS_REMEDY = """\
+GitHub gives a job the token request variables only with the `id-token: write` permission.
+In the workflow (or the job):
+
+  permissions:
+    id-token: write
+    contents: read
+
+A reusable workflow called from another organization needs the caller to grant it explicitly,
+and pull requests from forks never get it.
+"""
+
+
+def _refused_remedy(status: int) -> str:
+    if status == 401:
+        return (
+            f"The runtime refused {REQUEST_BEARER_VARIABLE}. It is valid for about six hours from"
+            " the start of the job: re-run the job, and fetch the token right before using it."
+        )
+    return _PERMISSIONS_REMEDY
+
+
+class GitHub:
+    name = "github"
+    display_name = "GitHub Actions"
+    markers: tuple[str, ...] = ("GITHUB_ACTIONS", REQUEST_URL_VARIABLE)
+    # STS validates these GitHub claims as condition keys since January 2026 (facts §8).
+    aws_condition_claims: frozenset[str] = frozenset(
+        {
+            "actor",
+            "actor_id",
+            "job_workflow_ref",
+            "repository",
+            "repository_id",
+            "workflow",
+            "ref",
+            "environment",
+            "enterprise_id",
+        }
+    )
+    safe_claims: frozenset[str] = STANDARD_SAFE_CLAIMS | {
+        "actor",
+        "actor_id",
+        "base_ref",
+        "enterprise",
+        "enterprise_id",
+        "environment",
+        "event_name",
+        "head_ref",
+        "job_workflow_ref",
+        "job_workflow_sha",
+        "ref",
+        "ref_type",
+        "repository",
+        "repository_id",
+        "repository_owner",
+        "repository_owner_id",
+        "repository_visibility",
+        "run_attempt",
+        "run_id",
+        "run_number",
+        "runner_environment",
+        "sha",
+        "workflow",
+        "workflow_ref",
+        "workflow_sha",
+    }
+
+    def __init__(
+        self,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        random: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sleep = sleep
+        self._random = random
+        self._clock = clock
+
+    def in_ci(self, env: Mapping[str, str]) -> bool:
+        return env_true(env, "GITHUB_ACTIONS") or bool(env.get(REQUEST_URL_VARIABLE))
+
+    def obtain(
+        self,
+        env: Mapping[str, str],
+        *,
+        audience: str | None,
+        http: HttpClient,
+        runner: Runner | None = None,
+    ) -> ObtainedToken | None:
+        if not self.in_ci(env):
+            return None
+        missing = [
+            name for name in (REQUEST_URL_VARIABLE, REQUEST_BEARER_VARIABLE) if not env.get(name)
+        ]
+        if missing:
+            raise CredentialError(
+                f"{self.display_name}: {' and '.join(missing)} not set in this job"
+                " (no `id-token: write` permission)",
+                remedy=_PERMISSIONS_REMEDY,
+            )
+        url = self.request_url(env[REQUEST_URL_VARIABLE], audience or DEFAULT_AWS_AUDIENCE)
+        headers = {"Authorization": f"bearer {env[REQUEST_BEARER_VARIABLE]}", "Accept": ACCEPT}
+        response = self._fetch(http, url, headers)
+        return checked_token(
+            self._value(response, url),
+            provider=self.name,
+            display_name=self.display_name,
+            source=REQUEST_URL_VARIABLE,
+        )
+
+    def owns_issuer(self, issuer: str) -> bool:
+        return _ISSUER.fullmatch(issuer) is not None
+
+    def request_url(self, base: str, audience: str) -> str:
+        """``base`` with ``audience`` added to its query (which GitHub's URL already has)."""
+        parts = urllib.parse.urlsplit(base)
+        local = parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS
+        if parts.scheme != "https" and not local:
+            raise CredentialError(
+                f"{self.display_name}: {REQUEST_URL_VARIABLE} is not an https URL"
+                f" ({_origin(base)}); refusing to send the request token over it"
+            )
+        extra = urllib.parse.urlencode({"audience": audience})
+        query = parts.query.strip("&")
+        return urllib.parse.urlunsplit(parts._replace(query=f"{query}&{extra}" if query else extra))
+
+    def _fetch(self, http: HttpClient, url: str, headers: Mapping[str, str]) -> HttpResponse:
+        """GET with full-jitter exponential backoff on 5xx, 429 and transport failures only."""
+        deadline = self._clock() + RETRY_TOTAL_BUDGET_SECONDS
+        last = "no attempt"
+        attempts = 0
+        floor = 0.0  # from a 429's Retry-After
+        while attempts < TOKEN_REQUEST_MAX_ATTEMPTS:
+            if attempts:
+                ceiling = min(
+                    RETRY_MAX_DELAY_SECONDS, RETRY_BASE_DELAY_SECONDS * 2 ** (attempts - 1)
+                )
+                delay = max(self._random() * ceiling, floor)
+                if self._clock() + delay > deadline:
+                    break
+                self._sleep(delay)
+            attempts += 1
+            try:
+                response = http.get(url, headers=headers, timeout=HTTP_TIMEOUT_SECONDS)
+            except NetworkError as exc:
+                # UrllibClient's message names the URL without its query; never the headers.
+                last = exc.message
+                floor = 0.0
+                continue
+            if response.status == 200:
+                return response
+            if response.status == 429 or response.status >= 500:
+                last = f"HTTP {response.status}"
+                floor = _retry_after(response)
+                continue
+            raise CredentialError(
+                f"{self.display_name}: the ID token endpoint {_origin(url)}"
+                f" answered HTTP {response.status}",
+                remedy=_refused_remedy(response.status),
+            )
+        raise NetworkError(
+            f"{self.display_name}: the ID token endpoint {_origin(url)} failed"
+            f" {attempts} time(s); last: {last}",
+            remedy="GitHub's token service may be degraded; re-run the job in a few minutes.",
+        )
+
+    def _value(self, response: HttpResponse, url: str) -> str:
+        # The body carries the token: it never goes into a message.
+        try:
+            document = json.loads(response.body)
+        except ValueError:
+            document = None
+        value = document.get("value") if isinstance(document, dict) else None
+        if not isinstance(value, str):
+            raise CredentialError(
+                f"{self.display_name}: the answer of {_origin(url)} is not JSON with a"
+                " string `value`"
+            )
+        return value
+
+
+def _retry_after(response: HttpResponse) -> float:
+    """A 429's ``Retry-After`` in seconds (integer form only), capped like any other delay."""
+    for key, value in response.headers.items():
+        if key.lower() == "retry-after" and value.strip().isdigit():
+            return min(float(value.strip()), RETRY_MAX_DELAY_SECONDS)
+    return 0.0
+
+
+def _origin(url: str) -> str:
+    """Scheme, host and path of ``url``: no query, no user info (either might carry a secret)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+PROVIDER = GitHub()

@@ -1,0 +1,173 @@
+"""GitLab CI: the job's token is in the variable its ``id_tokens:`` entry names.
+
+Facts: ci-oidc-facts §3 (GitLab "OpenID Connect (OIDC) Authentication Using ID Tokens").
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Mapping
+
+from keyless.ci._claims import require_audience, token_audiences
+from keyless.ci.base import STANDARD_SAFE_CLAIMS, ObtainedToken, Runner, checked_token, env_true
+from keyless.errors import CredentialError
+from keyless.http import HttpClient
+
+#: Names the variable holding the token; ``--token-env NAME`` sets it for one run.
+NAME_VARIABLE = "KEYLESS_TOKEN_ENV"
+#: Tried in this order when no name is given: keyless' own name first (unambiguous intent), then
+#: the name GitLab's documentation uses, then names common in AWS guides, the generic ones last
+#: because they are the likeliest to hold a token meant for another service.
+DEFAULT_TOKEN_VARIABLES = (
+    "KEYLESS_OIDC_TOKEN",
+    "GITLAB_OIDC_TOKEN",
+    "AWS_OIDC_TOKEN",
+    "OIDC_TOKEN",
+    "ID_TOKEN",
+)
+#: Deprecated in GitLab 15.9 and removed in 17.0; their audience cannot be chosen. Refused.
+DEPRECATED_VARIABLES = ("CI_JOB_JWT_V2", "CI_JOB_JWT")
+
+
+def _id_tokens_remedy(env: Mapping[str, str], name: str, audience: str | None) -> str:
+    aud = audience or env.get("CI_SERVER_URL") or "https://gitlab.com"
+    return f"""\
+GitLab puts a job's ID token in the variable its `id_tokens:` entry names. In .gitlab-ci.yml:
+
+  deploy:
+    id_tokens:
+      {name}:
+        aud: {aud}
+    script:
+      - keyless assume --role-arn "$AWS_ROLE_ARN"
+
+keyless reads {", ".join(DEFAULT_TOKEN_VARIABLES)} (in that order),
+or the variable named by --token-env NAME or {NAME_VARIABLE}.
+"""
+
+
+class GitLab:
+    name = "gitlab"
+    display_name = "GitLab CI"
+    markers: tuple[str, ...] = ("GITLAB_CI",)
+    # GitLab is not among the issuers for which STS exposes extra claims (facts §3, §8).
+    aws_condition_claims: frozenset[str] = frozenset()
+    # Not user_email, user_identities or groups_direct: personal data that logs should not keep.
+    safe_claims: frozenset[str] = STANDARD_SAFE_CLAIMS | {
+        "ci_config_ref_uri",
+        "ci_config_sha",
+        "deployment_tier",
+        "environment",
+        "environment_action",
+        "environment_protected",
+        "job_id",
+        "namespace_id",
+        "namespace_path",
+        "pipeline_id",
+        "pipeline_source",
+        "project_id",
+        "project_path",
+        "project_visibility",
+        "ref",
+        "ref_path",
+        "ref_protected",
+        "ref_type",
+        "runner_environment",
+        "runner_id",
+        "sha",
+        "user_access_level",
+        "user_id",
+        "user_login",
+    }
+
+    def in_ci(self, env: Mapping[str, str]) -> bool:
+        return env_true(env, "GITLAB_CI")
+
+    def obtain(
+        self,
+        env: Mapping[str, str],
+        *,
+        audience: str | None,
+        http: HttpClient,
+        runner: Runner | None = None,
+    ) -> ObtainedToken | None:
+        if not self.in_ci(env):
+            return None
+        named = env.get(NAME_VARIABLE, "").strip()
+        if named:
+            return self._named(env, named, audience)
+        found = [
+            self._token(env, name) for name in DEFAULT_TOKEN_VARIABLES if env.get(name, "").strip()
+        ]
+        if not found:
+            for name in DEPRECATED_VARIABLES:
+                if env.get(name):
+                    raise self._deprecated(env, name, audience)
+            raise CredentialError(
+                f"{self.display_name}: no ID token variable is set in this job"
+                f" (looked for {', '.join(DEFAULT_TOKEN_VARIABLES)})",
+                remedy=_id_tokens_remedy(env, DEFAULT_TOKEN_VARIABLES[0], audience),
+            )
+        if audience is not None:
+            # Several id_tokens entries usually mean several audiences: take the one asked for.
+            for obtained in found:
+                if audience in token_audiences(obtained, display_name=self.display_name):
+                    return obtained
+            raise CredentialError(
+                f"{self.display_name}: none of {', '.join(o.source for o in found)}"
+                f" has audience {audience!r}",
+                remedy=_id_tokens_remedy(env, found[0].source, audience),
+            )
+        if len({o.token for o in found}) > 1:
+            raise CredentialError(
+                f"{self.display_name}: several ID token variables are set"
+                f" ({', '.join(o.source for o in found)}); choose one with --token-env NAME"
+                " or --audience AUD",
+                remedy=f"For example: keyless token --token-env {found[0].source}",
+            )
+        return found[0]
+
+    def owns_issuer(self, issuer: str) -> bool:
+        # The issuer is the instance URL: gitlab.com, or a self-managed host. Only hosts whose
+        # first label is "gitlab" are claimed; other self-managed issuers need --ci gitlab.
+        parts = urllib.parse.urlsplit(issuer)
+        host = parts.hostname or ""
+        return (
+            parts.scheme == "https"
+            and parts.path in ("", "/")
+            and not parts.query
+            and (host == "gitlab.com" or host.startswith("gitlab."))
+        )
+
+    def _named(self, env: Mapping[str, str], name: str, audience: str | None) -> ObtainedToken:
+        if name in DEPRECATED_VARIABLES:
+            raise self._deprecated(env, name, audience)
+        if not env.get(name, "").strip():
+            raise CredentialError(
+                f"{self.display_name}: {name} (named by --token-env or {NAME_VARIABLE})"
+                " is not set in this job",
+                remedy=_id_tokens_remedy(env, name, audience),
+            )
+        return require_audience(
+            self._token(env, name),
+            audience,
+            display_name=self.display_name,
+            remedy=_id_tokens_remedy(env, name, audience),
+        )
+
+    def _token(self, env: Mapping[str, str], name: str) -> ObtainedToken:
+        return checked_token(
+            env[name], provider=self.name, display_name=self.display_name, source=name
+        )
+
+    def _deprecated(
+        self, env: Mapping[str, str], name: str, audience: str | None
+    ) -> CredentialError:
+        return CredentialError(
+            f"{self.display_name}: {name} is deprecated (GitLab 15.9, removed in 17.0) and its"
+            " audience cannot be chosen; keyless reads an `id_tokens:` variable instead",
+            remedy=_id_tokens_remedy(env, DEFAULT_TOKEN_VARIABLES[0], audience),
+        )
+
+
+PROVIDER = GitLab()
