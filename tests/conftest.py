@@ -28,3 +28,9 @@ def _strip_ci_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(_CI_PREFIXES) or name in _CI_NAMES:
             monkeypatch.delenv(name, raising=False)
+
+
+# The real local OIDC issuer over HTTPS (keyless.local.issuer), for tests that verify tokens.
+from tests.fixtures.issuer import fresh_issuer as fresh_issuer  # noqa: E402
+from tests.fixtures.issuer import issuer_http as issuer_http  # noqa: E402
+from tests.fixtures.issuer import local_issuer as local_issuer  # noqa: E402

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from keyless.ci.base import RawToken
 from keyless.errors import UsageError
+from keyless.fsutil import write_secret_file
 from keyless.limits import HTTP_TIMEOUT_SECONDS, TOKEN_LEEWAY_SECONDS
 from keyless.local.pki import LocalPki, PkiFiles, write_atomic
 from keyless.tokens import IssuerUrl
@@ -483,7 +484,7 @@ class LocalIssuer:
             for key in state.keys:
                 key_file = keys_dir / f"{key.kid}.pem"
                 if not key_file.exists():
-                    write_atomic(key_file, _private_pem(key.private_key), mode=0o600)
+                    write_secret_file(key_file, _private_pem(key.private_key).decode("ascii"))
                 kept.add(key_file.name)
             document["issuers"].append(
                 {
@@ -500,7 +501,7 @@ class LocalIssuer:
             if stale.name not in kept:
                 stale.unlink(missing_ok=True)
         data = json.dumps(document, indent=2, sort_keys=True).encode("utf-8") + b"\n"
-        write_atomic(self._state_dir / _STATE_FILE, data, mode=0o600)
+        write_atomic(self._state_dir / _STATE_FILE, data, mode=0o644)
 
     def _load_state(self, state_dir: Path) -> None:
         state_file = state_dir / _STATE_FILE

@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from keyless.fsutil import write_secret_file
+
 __all__ = ["DEFAULT_HOSTS", "LocalPki", "PkiFiles", "write_atomic"]
 
 #: Names the server certificate is valid for. The local stack listens on loopback only.
@@ -177,9 +179,9 @@ class LocalPki:
         """Write the four PEM files into ``directory`` (created 0700); keys are 0600."""
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_atomic(directory / _CA_CERT, self.ca_cert_pem, mode=0o644)
-        write_atomic(directory / _CA_KEY, self.ca_key_pem, mode=0o600)
+        write_secret_file(directory / _CA_KEY, self.ca_key_pem.decode("ascii"))
         write_atomic(directory / _SERVER_CERT, self.server_cert_pem + self.ca_cert_pem, mode=0o644)
-        write_atomic(directory / _SERVER_KEY, self.server_key_pem, mode=0o600)
+        write_secret_file(directory / _SERVER_KEY, self.server_key_pem.decode("ascii"))
         return self.files(directory)
 
     @staticmethod
@@ -236,9 +238,9 @@ def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, created with
-    ``mode`` from the start (a key is never readable by others, not even for a moment), then
-    renamed over ``path`` (a reader sees the old file or the new one, never half of one)."""
+    """Write public ``data`` (a certificate, an index) to ``path`` through a temporary file in
+    the same folder, renamed over ``path``: a reader sees the old file or the new one. Private
+    keys go through ``keyless.fsutil.write_secret_file`` instead (0600, refuses symlinks)."""
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
