@@ -41,8 +41,8 @@ GitLab puts a job's ID token in the variable its `id_tokens:` entry names. In .g
     script:
       - keyless assume --role-arn "$AWS_ROLE_ARN"
 
-keyless reads {", ".join(DEFAULT_TOKEN_VARIABLES)} (in that order),
-or the variable named by --token-env NAME or {NAME_VARIABLE}.
+keyless looks for {", ".join(DEFAULT_TOKEN_VARIABLES)}
+in that order, or reads the variable named by --token-env NAME (or {NAME_VARIABLE}).
 """
 
 

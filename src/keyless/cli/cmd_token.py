@@ -1,0 +1,217 @@
+"""``keyless token``: get this CI job's OIDC token and pipe it, write it safely, or show its claims.
+
+The token itself goes only to a pipe or to a 0600 file; everything printed for people is about it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from keyless import tokens
+from keyless.ci import PROVIDERS, obtain_token, provider_for_issuer
+from keyless.ci.base import STANDARD_SAFE_CLAIMS, ObtainedToken
+from keyless.cli.console import Console
+from keyless.cli.main import EXIT_OK, Subparsers
+from keyless.errors import OutputError, TokenError, TokenVerificationError
+from keyless.fsutil import write_secret_file
+from keyless.limits import TOKEN_LEEWAY_SECONDS
+
+#: Seconds since the epoch, for expiry; tests replace it.
+clock: Callable[[], float] = time.time
+
+_ORDER = ("iss", "sub", "aud", "iat", "nbf", "exp")
+_TIMES = ("iat", "nbf", "exp")
+
+_EPILOG = """\
+Where the token comes from (--ci auto, the first that applies; one that applies but is broken
+is an error, never skipped):
+  1. --token-file PATH, then the file named by KEYLESS_TOKEN_FILE
+  2. the CI whose variables are set: Bitbucket (BITBUCKET_STEP_OIDC_TOKEN, needs `oidc: true`),
+     GitHub (token request, needs `permissions: id-token: write`), GitLab (the `id_tokens:`
+     variable: --token-env NAME or KEYLESS_TOKEN_ENV, else KEYLESS_OIDC_TOKEN, GITLAB_OIDC_TOKEN,
+     AWS_OIDC_TOKEN, OIDC_TOKEN, ID_TOKEN), CircleCI (CIRCLE_OIDC_TOKEN_V2, CIRCLE_OIDC_TOKEN),
+     Buildkite (buildkite-agent oidc request-token)
+  3. the file named by AWS_WEB_IDENTITY_TOKEN_FILE
+
+--audience: GitHub, CircleCI and Buildkite mint a token for it (GitHub and Buildkite default to
+sts.amazonaws.com). Bitbucket, GitLab and token files cannot: their audience is set in the
+pipeline's YAML, so a token without it is refused.
+
+Output: without --write, --show-claims or --json the raw token (no trailing newline) goes to
+standard output, which must not be a terminal. --write replaces PATH atomically with mode 0600.
+--show-claims and --json print only claims known to be safe to show, never the token.
+
+Exit codes: 0 done; 2 no token, a refused output, or a usage error.
+"""
+
+
+def register(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "token",
+        help="get this CI job's OIDC token (the CI is detected)",
+        description="Get this CI job's OIDC token: pipe it, write it to a file, or show claims.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--ci",
+        choices=["auto", *PROVIDERS],
+        default="auto",
+        help="where to get the token ('file': a token file; default: auto)",
+    )
+    parser.add_argument("--audience", metavar="AUD", help="the audience (aud) the token must have")
+    parser.add_argument("--token-file", metavar="PATH", help="read the token from this file")
+    parser.add_argument(
+        "--token-env", metavar="NAME", help="GitLab: the id_tokens variable that holds the token"
+    )
+    parser.add_argument(
+        "--write", metavar="PATH", type=Path, help="write the token to PATH (0600, atomic)"
+    )
+    parser.add_argument(
+        "--show-claims", action="store_true", help="print the token's safe claims, not the token"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON document about the token, not it"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    to_stdout = not (args.write or args.show_claims or args.json)
+    # Checked before the token is fetched: a refusal should cost no request to the CI.
+    if to_stdout and console.stdout_is_terminal():
+        raise OutputError(
+            "refusing to print the token to a terminal (it would stay in the scrollback)",
+            remedy=(
+                "Write it to a file:   keyless token --write ~/.aws/web-identity-token\n"
+                "Pipe it:              keyless token | some-command\n"
+                "Look at its claims:   keyless token --show-claims"
+            ),
+        )
+    obtained = obtain_token(
+        console.env,
+        ci=args.ci,
+        audience=args.audience,
+        token_file=args.token_file,
+        token_env=args.token_env,
+    )
+    try:
+        token = tokens.peek(obtained.token)
+    except TokenError as exc:
+        raise TokenError(f"the token from {obtained.source} is malformed: {exc.message}") from exc
+    expires = token.time_claim("exp")
+    now = clock()
+    expired = expires is not None and expires + TOKEN_LEEWAY_SECONDS < now
+    if expired and (to_stdout or args.write):
+        raise TokenVerificationError(
+            f"the token from {obtained.source} expired at {_iso(expires)}",
+            check="expired",
+            remedy="Tokens live minutes; get a fresh one right before use (re-run the step).",
+        )
+
+    written: Path | None = None
+    if args.write:
+        written = write_secret_file(args.write, obtained.token)
+        console.info(
+            f"wrote the {PROVIDERS[obtained.provider].display_name} token from"
+            f" {obtained.source} to {written}; {_expiry(expires, now)}"
+        )
+    if to_stdout:
+        console.stdout.write(obtained.token)
+        console.stdout.flush()
+        return EXIT_OK
+
+    shown, hidden = _split(token, _safe_claims(obtained, token))
+    if args.json:
+        console.emit_json(
+            {
+                "provider": obtained.provider,
+                "source": obtained.source,
+                "claims": shown,
+                "claims_not_shown": hidden,
+                "expires_at": _iso(expires) if expires is not None else None,
+                "expired": expired,
+                "written": str(written) if written else None,
+            }
+        )
+    elif args.show_claims:
+        for line in _human(obtained, shown, hidden, now):
+            console.out(line)
+    return EXIT_OK
+
+
+def _safe_claims(obtained: ObtainedToken, token: tokens.UnverifiedToken) -> frozenset[str]:
+    """The claims fine to print: the source CI's list, or for a file the issuer's CI's list."""
+    provider = PROVIDERS[obtained.provider]
+    if provider.name == "file" and token.issuer is not None:
+        # An unverified iss only chooses which claims to show, never whom to trust.
+        provider = provider_for_issuer(token.issuer) or provider
+    return STANDARD_SAFE_CLAIMS | provider.safe_claims
+
+
+def _split(
+    token: tokens.UnverifiedToken, safe: frozenset[str]
+) -> tuple[dict[str, object], list[str]]:
+    ordered = [n for n in _ORDER if n in token.claims]
+    ordered += sorted(n for n in token.claims if n not in _ORDER)
+    shown = {n: tokens.thaw(token.claims[n]) for n in ordered if n in safe}
+    return shown, [n for n in ordered if n not in safe]
+
+
+def _human(
+    obtained: ObtainedToken, shown: Mapping[str, object], hidden: list[str], now: float
+) -> list[str]:
+    lines = [
+        f"provider: {obtained.provider} ({PROVIDERS[obtained.provider].display_name})",
+        f"source:   {obtained.source}",
+        "claims:",
+    ]
+    width = max((len(name) for name in shown), default=0)
+    for name, value in shown.items():
+        text = _display(value)
+        if name in _TIMES and isinstance(value, int) and not isinstance(value, bool):
+            text = f"{_iso(value)} ({_relative(name, value - now)})"
+        lines.append(f"  {name.ljust(width)}  {text}")
+    if hidden:
+        lines.append(f"not shown (not known to be safe to print): {', '.join(hidden)}")
+    return lines
+
+
+def _display(value: object) -> str:
+    # Printed as is only when printable: a claim must not move the cursor or colour a terminal.
+    if isinstance(value, str) and value.isprintable():
+        return value
+    return json.dumps(value, sort_keys=True, ensure_ascii=True)
+
+
+def _iso(timestamp: int | None) -> str:
+    if timestamp is None:
+        return "unknown"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+def _expiry(expires: int | None, now: float) -> str:
+    if expires is None:
+        return "the token has no expiry (exp)"
+    return f"expires {_iso(expires)} ({_relative('exp', expires - now)})"
+
+
+def _relative(name: str, delta: float) -> str:
+    span = _span(abs(delta))
+    if name == "exp":
+        return f"in {span}" if delta > 0 else f"expired {span} ago"
+    if name == "nbf":
+        return f"valid in {span}" if delta > 0 else f"valid since {span} ago"
+    return f"{span} in the future" if delta > 0 else f"{span} ago"
+
+
+def _span(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"

@@ -1,0 +1,353 @@
+"""moto in server mode for the local stack: a child process on 127.0.0.1 with an administrator
+and IAM authentication switched on.
+
+Development only (``moto[server]`` is a dev dependency): moto is imported in the child process,
+never by this module's importer.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Final
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from keyless.errors import KeylessError
+from keyless.limits import HTTP_TIMEOUT_SECONDS
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_sts import STSClient
+
+__all__ = [
+    "DEFAULT_ACCOUNT_ID",
+    "DEFAULT_REGION",
+    "AdminCredentials",
+    "LocalStackError",
+    "MotoEndpoint",
+    "MotoServer",
+    "isolated_session",
+]
+
+#: Every local server binds here and nowhere else.
+LOOPBACK: Final = "127.0.0.1"
+#: moto's own default account; requests signed by unknown keys land in it.
+DEFAULT_ACCOUNT_ID: Final = "123456789012"
+DEFAULT_REGION: Final = "us-east-1"
+#: Seconds the child may take to import moto and bind its port (a cold import on a busy 2-core
+#: machine takes a few seconds).
+MOTO_STARTUP_TIMEOUT_SECONDS: Final = 60.0
+#: Seconds the child gets to exit after its stdin closes, then again after SIGTERM.
+MOTO_STOP_TIMEOUT_SECONDS: Final = 10.0
+#: Name of the IAM user that holds the stack's administrator key.
+ADMIN_USER_NAME: Final = "keyless-local-admin"
+#: Connections one boto3 client keeps to moto (the gateway serves 16+ concurrent clients).
+AWS_CLIENT_POOL_SIZE: Final = 32
+
+_READY_KEY: Final = "keyless-moto-port"
+_ADMIN_POLICY: Final = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+    }
+)
+
+
+class LocalStackError(KeylessError):
+    """A part of the local stack (moto, the gateway, an issuer) could not start or failed."""
+
+    kind = "local-stack"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminCredentials:
+    """The stack's administrator key (IAM user with ``Action: *``); the secret stays out of repr."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MotoEndpoint:
+    """A running moto: where it listens and who administers it."""
+
+    url: str
+    region: str
+    account_id: str
+    admin: AdminCredentials
+    admin_arn: str
+
+
+def isolated_session(
+    *,
+    region: str,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    session_token: str | None = None,
+) -> boto3.session.Session:
+    """A boto3 session that reads no config or credentials file and no ``AWS_PROFILE``.
+
+    The local stack must behave the same whatever the person's ``~/.aws`` holds (a profile with an
+    ``endpoint_url`` or ``credential_process`` would otherwise leak in).
+    """
+    # No profile from AWS_PROFILE (a profile missing from the empty config file is an error).
+    core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+    core.set_config_variable("config_file", os.devnull)
+    core.set_config_variable("credentials_file", os.devnull)
+    return boto3.session.Session(
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        aws_session_token=session_token,
+        region_name=region,
+        botocore_session=core,
+    )
+
+
+def client_config() -> Config:
+    """botocore settings for talking to local servers: bounded waits, a pool for concurrency."""
+    return Config(
+        connect_timeout=HTTP_TIMEOUT_SECONDS,
+        read_timeout=HTTP_TIMEOUT_SECONDS,
+        retries={"mode": "standard", "max_attempts": 3},
+        max_pool_connections=AWS_CLIENT_POOL_SIZE,
+    )
+
+
+class MotoServer:
+    """moto as a child process; a context manager that yields a ``MotoEndpoint``.
+
+    The child serves until its stdin reaches EOF, so it also stops when this process dies
+    without cleaning up. Start-up bootstraps an administrator with IAM authentication still off,
+    then switches authentication on: from then on every request must be signed by a known key
+    and is checked against that identity's policies.
+    """
+
+    def __init__(
+        self,
+        *,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+        region: str = DEFAULT_REGION,
+        python: str = sys.executable,
+        startup_timeout: float = MOTO_STARTUP_TIMEOUT_SECONDS,
+    ) -> None:
+        self._account_id = account_id
+        self._region = region
+        self._python = python
+        self._startup_timeout = startup_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._endpoint: MotoEndpoint | None = None
+
+    @property
+    def endpoint(self) -> MotoEndpoint:
+        if self._endpoint is None:
+            raise LocalStackError("moto is not running: call start() first")
+        return self._endpoint
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the child while it runs (tests assert that it is gone after stop)."""
+        return self._process.pid if self._process else None
+
+    def start(self) -> MotoEndpoint:
+        if self._process is not None:
+            raise LocalStackError("moto is already running")
+        self._process = self._spawn()
+        try:
+            port = self._wait_for_port(self._process)
+            url = f"http://{LOOPBACK}:{port}"
+            self._endpoint = self._bootstrap(url)
+        except BaseException:
+            self.stop()
+            raise
+        return self._endpoint
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        self._endpoint = None
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()  # the child's signal to stop
+        try:
+            process.wait(timeout=MOTO_STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            try:
+                process.wait(timeout=MOTO_STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+    def __enter__(self) -> MotoEndpoint:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env["MOTO_ACCOUNT_ID"] = self._account_id
+        # The child runs this very module; make it importable even from a source checkout.
+        source_root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (source_root, env.get("PYTHONPATH")) if p)
+        try:
+            return subprocess.Popen(  # noqa: S603 - fixed argv, no secrets in it
+                [self._python, "-m", "keyless.local.moto_server"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+                # Own session: a Ctrl-C in the terminal reaches the parent, which stops us cleanly.
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise LocalStackError(f"cannot start moto with {self._python}: {exc}") from exc
+
+    def _wait_for_port(self, process: subprocess.Popen[bytes]) -> int:
+        assert process.stdout is not None  # noqa: S101 - spawned with stdout=PIPE
+        lines: list[bytes] = []
+        stdout = process.stdout
+        reader = threading.Thread(
+            target=lambda: lines.append(stdout.readline()), name="moto-ready", daemon=True
+        )
+        reader.start()
+        reader.join(self._startup_timeout)
+        if reader.is_alive():
+            process.kill()  # closes the pipe, which ends the reader
+            reader.join()
+            raise LocalStackError(f"moto did not start within {self._startup_timeout:.0f} s")
+        try:
+            return int(json.loads(lines[0])[_READY_KEY])
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise LocalStackError(
+                "moto exited during start-up (its error is on stderr above)",
+                remedy="Install the development dependencies (make dev): moto[server] is one.",
+            ) from exc
+
+    def _bootstrap(self, url: str) -> MotoEndpoint:
+        try:
+            # Any key will do while authentication is still off.
+            bootstrap = isolated_session(
+                region=self._region,
+                access_key_id="bootstrap",
+                secret_access_key="bootstrap",  # noqa: S106 - not a secret
+            )
+            iam: IAMClient = bootstrap.client("iam", endpoint_url=url, config=client_config())
+            iam.create_user(UserName=ADMIN_USER_NAME)
+            iam.put_user_policy(
+                UserName=ADMIN_USER_NAME, PolicyName="administrator", PolicyDocument=_ADMIN_POLICY
+            )
+            key = iam.create_access_key(UserName=ADMIN_USER_NAME)["AccessKey"]
+            admin = AdminCredentials(
+                access_key_id=key["AccessKeyId"], secret_access_key=key["SecretAccessKey"]
+            )
+            _enable_iam_authentication(url)
+            sts: STSClient = isolated_session(
+                region=self._region,
+                access_key_id=admin.access_key_id,
+                secret_access_key=admin.secret_access_key,
+            ).client("sts", endpoint_url=url, config=client_config())
+            identity = sts.get_caller_identity()
+            _assert_authentication_is_on(url, self._region)
+        except (BotoCoreError, ClientError, OSError) as exc:
+            raise LocalStackError(f"cannot bootstrap moto at {url}: {exc}") from exc
+        return MotoEndpoint(
+            url=url,
+            region=self._region,
+            account_id=identity["Account"],
+            admin=admin,
+            admin_arn=identity["Arn"],
+        )
+
+
+def _enable_iam_authentication(url: str) -> None:
+    """Make moto authenticate and authorize every request from now on.
+
+    moto reads the body as the number of requests left unauthenticated. It must be sent as
+    ``text/plain``: with a form content type Flask hands moto an empty body and the call fails.
+    """
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=HTTP_TIMEOUT_SECONDS)
+    try:
+        connection.request(
+            "POST", "/moto-api/reset-auth", body=b"0", headers={"Content-Type": "text/plain"}
+        )
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    if response.status != 200:
+        raise LocalStackError(f"moto refused to switch IAM authentication on: {body[:200]!r}")
+
+
+def _assert_authentication_is_on(url: str, region: str) -> None:
+    """Fail loudly rather than run a stack that silently lets any key through."""
+    sts: STSClient = isolated_session(
+        region=region,
+        access_key_id="AKIAUNKNOWNKEY000000",
+        secret_access_key="unknown",  # noqa: S106 - deliberately unknown
+    ).client("sts", endpoint_url=url, config=Config(retries={"max_attempts": 1}))
+    try:
+        sts.get_caller_identity()
+    except ClientError:
+        return
+    raise LocalStackError("moto accepted an unknown access key: IAM authentication is off")
+
+
+# --- the child process ---------------------------------------------------------------------------
+
+
+def _child_main(stdin: IO[bytes], stdout: IO[bytes]) -> None:
+    """Serve moto on an ephemeral loopback port until ``stdin`` reaches EOF."""
+    import logging
+
+    # werkzeug's access log prints query strings, and presigned URLs carry session tokens in them.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    server = make_server(
+        LOOPBACK,
+        0,
+        DomainDispatcherApplication(create_backend_app),
+        threaded=True,
+        request_handler=MotoRequestHandler,
+    )
+    serving = threading.Thread(target=server.serve_forever, name="moto", daemon=True)
+    serving.start()
+    stdout.write(json.dumps({_READY_KEY: server.server_port}).encode() + b"\n")
+    stdout.flush()
+    # Nothing else may go to the pipe: nobody reads it after the handshake.
+    os.dup2(sys.stderr.fileno(), stdout.fileno())
+    while stdin.read(65536):
+        pass
+    server.shutdown()
+    server.server_close()
+
+
+if __name__ == "__main__":
+    _child_main(sys.stdin.buffer, sys.stdout.buffer)

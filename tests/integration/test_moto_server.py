@@ -1,0 +1,80 @@
+"""moto as a child process: bootstrapped administrator, IAM authentication on, clean stop."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+
+import pytest
+from botocore.exceptions import ClientError
+
+from keyless.local.moto_server import (
+    DEFAULT_ACCOUNT_ID,
+    AdminCredentials,
+    LocalStackError,
+    MotoEndpoint,
+    MotoServer,
+    isolated_session,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[tuple[MotoServer, MotoEndpoint]]:
+    server = MotoServer()
+    with server as endpoint:
+        yield server, endpoint
+
+
+def test_listens_on_loopback_with_an_administrator(moto: tuple[MotoServer, MotoEndpoint]) -> None:
+    _, endpoint = moto
+    assert endpoint.url.startswith("http://127.0.0.1:")
+    assert endpoint.account_id == DEFAULT_ACCOUNT_ID
+    assert endpoint.admin_arn == f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:user/keyless-local-admin"
+    session = isolated_session(
+        region=endpoint.region,
+        access_key_id=endpoint.admin.access_key_id,
+        secret_access_key=endpoint.admin.secret_access_key,
+    )
+    s3 = session.client("s3", endpoint_url=endpoint.url)
+    s3.create_bucket(Bucket="admin-made")
+    assert "admin-made" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_unknown_keys_are_refused(moto: tuple[MotoServer, MotoEndpoint]) -> None:
+    _, endpoint = moto
+    session = isolated_session(
+        region=endpoint.region, access_key_id="AKIANOTAKEY000000000", secret_access_key="x"
+    )
+    with pytest.raises(ClientError) as caught:
+        session.client("s3", endpoint_url=endpoint.url).list_buckets()
+    assert caught.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+
+
+def test_the_secret_key_stays_out_of_repr(moto: tuple[MotoServer, MotoEndpoint]) -> None:
+    _, endpoint = moto
+    assert endpoint.admin.secret_access_key not in repr(endpoint)
+    assert "secret" not in repr(AdminCredentials(access_key_id="AKIA", secret_access_key="s"))
+
+
+def test_stop_ends_the_child_and_leaves_no_thread() -> None:
+    before = set(threading.enumerate())
+    server = MotoServer()
+    with server:
+        pid = server.pid
+        assert pid is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert set(threading.enumerate()) == before
+    with pytest.raises(LocalStackError):
+        _ = server.endpoint
+
+
+def test_a_missing_python_is_reported() -> None:
+    with (
+        pytest.raises(LocalStackError, match="cannot start moto"),
+        MotoServer(python="/nonexistent/python"),
+    ):
+        pass
