@@ -36,6 +36,7 @@ is an error, never skipped):
      AWS_OIDC_TOKEN, OIDC_TOKEN, ID_TOKEN), CircleCI (CIRCLE_OIDC_TOKEN_V2, CIRCLE_OIDC_TOKEN),
      Buildkite (buildkite-agent oidc request-token)
   3. the file named by AWS_WEB_IDENTITY_TOKEN_FILE
+--ci NAME uses that source only; it is needed when the variables of two CIs are set.
 
 --audience: GitHub, CircleCI and Buildkite mint a token for it (GitHub and Buildkite default to
 sts.amazonaws.com). Bitbucket, GitLab and token files cannot: their audience is set in the
