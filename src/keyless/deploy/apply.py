@@ -1,0 +1,543 @@
+"""Run a deploy: list the bucket, plan, upload, then delete, then remember, then invalidate.
+
+boto3 is the control plane (bucket region, listing, copies in place, deletes, the manifest,
+CloudFront); ``transfer`` is the data plane. Deletes start only after every upload succeeded, so a
+deploy killed part-way leaves the old objects in place and converges when run again.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from keyless.deploy import manifest
+from keyless.deploy.headers import HeaderPolicy, ObjectHeaders
+from keyless.deploy.invalidate import invalidation_paths
+from keyless.deploy.local_tree import FileDigests, Filters, walk
+from keyless.deploy.plan import (
+    DEFAULT_MAX_DELETE_PERCENT,
+    DEFAULT_PART_SIZE,
+    Plan,
+    PlanOptions,
+    Reason,
+    RemoteObject,
+    Upload,
+    build_plan,
+    normalize_prefix,
+)
+from keyless.deploy.transfer import CrtUploader, Endpoint, PutJob, PutOutcome, Uploader
+from keyless.errors import AccessDeniedError, AwsError, NetworkError, UsageError
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudfront import CloudFrontClient
+    from mypy_boto3_s3 import S3Client
+
+#: Default ``--concurrency``: requests in flight. The local measurements flatten out at 16.
+DEFAULT_CONCURRENCY = 16
+#: Upper bound of ``--concurrency``.
+MAX_CONCURRENCY = 256
+#: DeleteObjects takes at most 1,000 keys per request (S3 API reference).
+DELETE_BATCH = 1000
+#: CopyObject copies at most 5 GiB; bigger objects get their new headers by a re-upload.
+COPY_MAX_BYTES = 5 << 30
+#: Seconds for a control-plane connection and for each of its reads.
+CONTROL_CONNECT_TIMEOUT_SECONDS = 10.0
+CONTROL_READ_TIMEOUT_SECONDS = 60.0
+#: Attempts (first included) of each control-plane call, with botocore's standard backoff.
+CONTROL_MAX_ATTEMPTS = 5
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    bucket: str
+    prefix: str
+
+    @classmethod
+    def parse(cls, url: str) -> Target:
+        """``s3://BUCKET[/PREFIX]``; the prefix always ends in ``/`` (or is empty)."""
+        if not url.startswith("s3://"):
+            raise UsageError(
+                f"destination {url!r} is not an S3 URL", remedy="Use s3://BUCKET[/PREFIX]."
+            )
+        bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        if not _BUCKET.match(bucket):
+            raise UsageError(
+                f"bucket name {bucket!r} is not valid",
+                remedy="S3 bucket names are 3-63 lower-case letters, digits, '.' and '-'.",
+            )
+        return cls(bucket=bucket, prefix=normalize_prefix(prefix))
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invalidation:
+    distribution_id: str
+    #: Explicit paths (``--paths``); empty means "the changed keys, collapsed".
+    paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeployRequest:
+    local_dir: Path
+    target: Target
+    headers: HeaderPolicy = field(default_factory=HeaderPolicy)
+    filters: Filters = field(default_factory=Filters)
+    delete: bool = False
+    max_delete_percent: float = DEFAULT_MAX_DELETE_PERCENT
+    force: bool = False
+    dry_run: bool = False
+    concurrency: int = DEFAULT_CONCURRENCY
+    part_size: int = DEFAULT_PART_SIZE
+    invalidation: Invalidation | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            raise UsageError(
+                f"--concurrency {self.concurrency} is out of range",
+                remedy=f"Use 1 to {MAX_CONCURRENCY}.",
+            )
+        if not 0 <= self.max_delete_percent <= 100:
+            raise UsageError(
+                f"--max-delete {self.max_delete_percent:g} is not a percentage",
+                remedy="Use 0 to 100.",
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeployResult:
+    plan: Plan
+    dry_run: bool
+    uploaded: int = 0
+    copied: int = 0
+    deleted: int = 0
+    bytes_sent: int = 0
+    seconds: float = 0.0
+    invalidation_id: str | None = None
+    invalidated_paths: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "uploaded": self.uploaded,
+            "copied": self.copied,
+            "deleted": self.deleted,
+            "unchanged": len(self.plan.unchanged),
+            "skipped": len(self.plan.skipped),
+            "bytes": self.bytes_sent,
+            "seconds": round(self.seconds, 3),
+            "invalidation": (
+                {"id": self.invalidation_id, "paths": list(self.invalidated_paths)}
+                if self.invalidation_id or self.invalidated_paths
+                else None
+            ),
+            "plan": self.plan.to_json(),
+        }
+
+
+class Progress(Protocol):
+    """What a deploy tells its caller as it goes; ``done`` is called from worker threads."""
+
+    def planned(self, plan: Plan) -> None: ...
+
+    def done(self, action: str, key: str, size: int, ok: bool) -> None: ...
+
+
+class _Silent:
+    def planned(self, plan: Plan) -> None:
+        pass
+
+    def done(self, action: str, key: str, size: int, ok: bool) -> None:
+        pass
+
+
+UploaderFactory = Callable[[Endpoint, str, Any, int, int, str | None], Uploader]
+
+
+def _crt_uploader(
+    endpoint: Endpoint,
+    bucket: str,
+    credentials: Any,
+    concurrency: int,
+    part_size: int,
+    ca_bundle: str | None,
+) -> Uploader:
+    return CrtUploader(
+        endpoint=endpoint,
+        bucket=bucket,
+        credentials=credentials.get_frozen_credentials,
+        concurrency=concurrency,
+        part_size=part_size,
+        ca_bundle=ca_bundle,
+    )
+
+
+def deploy(
+    request: DeployRequest,
+    *,
+    session: boto3.Session | None = None,
+    progress: Progress | None = None,
+    uploader_factory: UploaderFactory = _crt_uploader,
+    clock: Callable[[], float] = time.monotonic,
+) -> DeployResult:
+    """Plan and (unless ``dry_run``) apply one deploy; raises ``KeylessError`` on failure."""
+    started = clock()
+    session = session or boto3.Session()
+    progress = progress or _Silent()
+    target = request.target
+    s3 = _s3_client(session, request.concurrency)
+    s3 = _client_for_bucket_region(session, s3, target.bucket, request.concurrency)
+    old = read_manifest(s3, target)
+    listed: set[str] = set()
+    plan = build_plan(
+        walk(request.local_dir, request.filters),
+        list_remote(s3, target, old, listed),
+        options=PlanOptions(
+            prefix=target.prefix,
+            delete=request.delete,
+            max_delete_percent=request.max_delete_percent,
+            force=request.force,
+            filters=request.filters,
+            part_size=request.part_size,
+        ),
+        headers=request.headers,
+        digests=FileDigests(),
+    )
+    progress.planned(plan)
+    if request.dry_run:
+        return DeployResult(plan=plan, dry_run=True, seconds=clock() - started)
+
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise AwsError(
+            "no AWS credentials found",
+            remedy="Run inside 'keyless exec', or set AWS_PROFILE or the AWS_* variables.",
+        )
+    region = s3.meta.region_name or "us-east-1"
+    endpoint = Endpoint.from_url(s3.meta.endpoint_url, region=region)
+    ca_bundle = session._session.get_config_variable("ca_bundle")
+    entries = {k: e for k, e in old.items() if target.prefix + k in listed}
+    entries.update(
+        {
+            u.key.removeprefix(target.prefix): manifest.Entry(
+                etag=u.etag, md5=u.md5, headers=u.headers
+            )
+            for u in plan.unchanged
+        }
+    )
+    data = [
+        u for u in plan.uploads if u.reason is not Reason.HEADERS or u.file.size > COPY_MAX_BYTES
+    ]
+    copies = [
+        u for u in plan.uploads if u.reason is Reason.HEADERS and u.file.size <= COPY_MAX_BYTES
+    ]
+    sent = 0
+    try:
+        if data:
+            uploader = uploader_factory(
+                endpoint,
+                target.bucket,
+                credentials,
+                request.concurrency,
+                request.part_size,
+                ca_bundle,
+            )
+            outcomes = uploader.put_all(
+                (_job(u) for u in data),
+                on_done=lambda o, n: progress.done("upload", o.key, n, o.error is None),
+            )
+            sent = _record_uploads(data, outcomes, entries, target)
+        if copies:
+            _copy_in_place(s3, target, copies, entries, request.concurrency, progress)
+        deleted = 0
+        if plan.deletes:
+            deleted = _delete(s3, target, [d.key for d in plan.deletes], progress)
+            for d in plan.deletes:
+                entries.pop(d.key.removeprefix(target.prefix), None)
+    finally:
+        # Even after a failure: what did succeed is remembered, so the next run redoes less.
+        write_manifest(s3, target, entries)
+    result = DeployResult(
+        plan=plan,
+        dry_run=False,
+        uploaded=len(data),
+        copied=len(copies),
+        deleted=deleted,
+        bytes_sent=sent,
+    )
+    if request.invalidation:
+        changed = [u.key for u in plan.uploads] + [d.key for d in plan.deletes]
+        paths = list(request.invalidation.paths) or invalidation_paths(changed)
+        if paths:
+            ident = invalidate(
+                session.client("cloudfront", config=_control_config(1)),
+                request.invalidation.distribution_id,
+                paths,
+            )
+            result = replace(result, invalidation_id=ident, invalidated_paths=tuple(paths))
+    return replace(result, seconds=clock() - started)
+
+
+def _job(upload: Upload) -> PutJob:
+    return PutJob(
+        key=upload.key,
+        path=upload.file.path,
+        size=upload.file.size,
+        headers=upload.headers.http(),
+    )
+
+
+def _record_uploads(
+    data: list[Upload],
+    outcomes: list[PutOutcome],
+    entries: dict[str, manifest.Entry],
+    target: Target,
+) -> int:
+    by_key = {u.key: u for u in data}
+    failures = [o for o in outcomes if o.error is not None]
+    sent = 0
+    for outcome in outcomes:
+        upload = by_key[outcome.key]
+        rel = outcome.key.removeprefix(target.prefix)
+        if outcome.error is None and outcome.etag:
+            sent += upload.file.size
+            md5 = upload.md5 if upload.md5 != outcome.etag else None
+            entries[rel] = manifest.Entry(
+                etag=outcome.etag, md5=md5, headers=upload.headers.digest()
+            )
+    if failures:
+        first = failures[0]
+        message = (
+            f"upload of {first.key!r} failed: {first.error}"
+            + (f" (HTTP {first.status})" if first.status else "")
+            + f"; {len(failures)} failed, {len(data) - len(outcomes)} not started; nothing deleted"
+        )
+        remedy = "Fix the cause and run the same deploy again: it sends only what is missing."
+        if first.error in ("AccessDenied", "Forbidden") or first.status == 403:
+            raise AccessDeniedError(message, remedy=remedy)
+        raise AwsError(message, remedy=remedy)
+    return sent
+
+
+def _copy_in_place(
+    s3: S3Client,
+    target: Target,
+    copies: list[Upload],
+    entries: dict[str, manifest.Entry],
+    concurrency: int,
+    progress: Progress,
+) -> None:
+    def copy(upload: Upload) -> tuple[Upload, str]:
+        args = _copy_args(upload.headers)
+        try:
+            response = s3.copy_object(
+                Bucket=target.bucket,
+                Key=upload.key,
+                CopySource={"Bucket": target.bucket, "Key": upload.key},
+                # Only if the object is still the one planned against (no lost update).
+                CopySourceIfMatch=f'"{upload.remote_etag}"',
+                MetadataDirective="REPLACE",
+                **args,
+            )
+        except botocore.exceptions.ClientError as exc:
+            progress.done("copy", upload.key, 0, False)
+            raise _aws_error(exc, f"copy of {upload.key!r} in place") from exc
+        progress.done("copy", upload.key, 0, True)
+        etag = str(response.get("CopyObjectResult", {}).get("ETag", "")).strip('"').lower()
+        return upload, etag
+
+    with ThreadPoolExecutor(max_workers=min(concurrency, DEFAULT_CONCURRENCY)) as pool:
+        for upload, etag in pool.map(copy, copies):
+            rel = upload.key.removeprefix(target.prefix)
+            md5 = upload.md5 if upload.md5 != etag else None
+            entries[rel] = manifest.Entry(etag=etag, md5=md5, headers=upload.headers.digest())
+
+
+def _copy_args(headers: ObjectHeaders) -> dict[str, Any]:
+    args: dict[str, Any] = {"ContentType": headers.content_type}
+    optional = {
+        "CacheControl": headers.cache_control,
+        "ContentEncoding": headers.content_encoding,
+        "ContentDisposition": headers.content_disposition,
+        "ContentLanguage": headers.content_language,
+        "ACL": headers.acl,
+        "StorageClass": headers.storage_class,
+    }
+    args.update({name: value for name, value in optional.items() if value})
+    if headers.expires:
+        args["Expires"] = parsedate_to_datetime(headers.expires)
+    args["Metadata"] = dict(headers.metadata)
+    return args
+
+
+def _delete(s3: S3Client, target: Target, keys: list[str], progress: Progress) -> int:
+    deleted = 0
+    for start in range(0, len(keys), DELETE_BATCH):
+        batch = keys[start : start + DELETE_BATCH]
+        try:
+            response = s3.delete_objects(
+                Bucket=target.bucket,
+                Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
+            )
+        except botocore.exceptions.ClientError as exc:
+            raise _aws_error(exc, f"delete in {target}") from exc
+        errors = response.get("Errors", [])
+        failed = {e.get("Key") for e in errors}
+        for key in batch:
+            progress.done("delete", key, 0, key not in failed)
+        deleted += len(batch) - len(failed)
+        if errors:
+            first = errors[0]
+            raise AwsError(
+                f"delete of {first.get('Key')!r} failed: {first.get('Code')}; "
+                f"{len(errors)} objects not deleted",
+                remedy="Check the role allows s3:DeleteObject on the prefix, then run again.",
+            )
+    return deleted
+
+
+def invalidate(cloudfront: CloudFrontClient, distribution_id: str, paths: list[str]) -> str:
+    """Create one CloudFront invalidation; returns its id."""
+    try:
+        response = cloudfront.create_invalidation(
+            DistributionId=distribution_id,
+            InvalidationBatch={
+                "Paths": {"Quantity": len(paths), "Items": paths},
+                "CallerReference": f"keyless-{uuid.uuid4()}",
+            },
+        )
+    except botocore.exceptions.ClientError as exc:
+        raise _aws_error(exc, f"invalidation of distribution {distribution_id!r}") from exc
+    return str(response["Invalidation"]["Id"])
+
+
+# --- listing and the manifest -------------------------------------------------------------------
+
+
+def list_remote(
+    s3: S3Client,
+    target: Target,
+    known: Mapping[str, manifest.Entry],
+    listed: set[str] | None = None,
+) -> Iterator[RemoteObject]:
+    """Every object under the prefix, page by page, with what the manifest knows of its ETag."""
+    paginator = s3.get_paginator("list_objects_v2")
+    try:
+        for page in paginator.paginate(Bucket=target.bucket, Prefix=target.prefix):
+            for item in page.get("Contents", []):
+                key = item["Key"]
+                etag = item["ETag"].strip('"').lower()
+                if listed is not None:
+                    listed.add(key)
+                entry = known.get(key.removeprefix(target.prefix))
+                if entry is not None and entry.etag != etag:
+                    entry = None  # rewritten since keyless saw it: what it knew no longer holds
+                yield RemoteObject(
+                    key=key,
+                    size=item["Size"],
+                    etag=etag,
+                    md5=entry.md5 if entry else None,
+                    headers=entry.headers if entry else None,
+                )
+    except botocore.exceptions.ClientError as exc:
+        raise _aws_error(exc, f"listing {target}") from exc
+    except botocore.exceptions.EndpointConnectionError as exc:
+        raise NetworkError(f"cannot reach S3 to list {target}: {exc}") from exc
+
+
+def read_manifest(s3: S3Client, target: Target) -> dict[str, manifest.Entry]:
+    try:
+        response = s3.get_object(Bucket=target.bucket, Key=target.prefix + manifest.MANIFEST_NAME)
+        if response["ContentLength"] > manifest.MANIFEST_MAX_BYTES:
+            return {}
+        return manifest.decode(response["Body"].read())
+    except botocore.exceptions.ClientError:
+        # Missing or unreadable: keyless then knows less and re-checks more; never an error.
+        return {}
+
+
+def write_manifest(s3: S3Client, target: Target, entries: Mapping[str, manifest.Entry]) -> None:
+    try:
+        s3.put_object(
+            Bucket=target.bucket,
+            Key=target.prefix + manifest.MANIFEST_NAME,
+            Body=manifest.encode(entries),
+            ContentType="application/gzip",
+            CacheControl="no-store",
+        )
+    except botocore.exceptions.ClientError:
+        # Losing the manifest costs a re-check next time, not correctness.
+        return
+
+
+# --- clients and errors -------------------------------------------------------------------------
+
+
+def _control_config(concurrency: int) -> botocore.config.Config:
+    return botocore.config.Config(
+        connect_timeout=CONTROL_CONNECT_TIMEOUT_SECONDS,
+        read_timeout=CONTROL_READ_TIMEOUT_SECONDS,
+        retries={"mode": "standard", "max_attempts": CONTROL_MAX_ATTEMPTS},
+        max_pool_connections=max(10, min(concurrency, DEFAULT_CONCURRENCY)),
+    )
+
+
+def _s3_client(session: boto3.Session, concurrency: int, region: str | None = None) -> S3Client:
+    return session.client("s3", region_name=region, config=_control_config(concurrency))
+
+
+def _client_for_bucket_region(
+    session: boto3.Session, s3: S3Client, bucket: str, concurrency: int
+) -> S3Client:
+    """A client in the bucket's own region, so the data plane signs for the right one."""
+    try:
+        response = s3.head_bucket(Bucket=bucket)
+    except botocore.exceptions.ClientError as exc:
+        raise _aws_error(exc, f"bucket {bucket!r}") from exc
+    except botocore.exceptions.NoCredentialsError as exc:
+        raise AwsError(
+            "no AWS credentials found",
+            remedy="Run inside 'keyless exec', or set AWS_PROFILE or the AWS_* variables.",
+        ) from exc
+    except botocore.exceptions.EndpointConnectionError as exc:
+        raise NetworkError(f"cannot reach S3 for bucket {bucket!r}: {exc}") from exc
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    region = headers.get("x-amz-bucket-region")
+    if region and region != s3.meta.region_name and "amazonaws.com" in s3.meta.endpoint_url:
+        return _s3_client(session, concurrency, region)
+    return s3
+
+
+def _aws_error(exc: botocore.exceptions.ClientError, what: str) -> AwsError | AccessDeniedError:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", "Unknown"))
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if code in ("AccessDenied", "403", "Forbidden") or status == 403:
+        return AccessDeniedError(
+            f"{what}: access denied",
+            remedy="The role needs s3:ListBucket, s3:GetObject, s3:PutObject and (with --delete) "
+            "s3:DeleteObject on the bucket and prefix.",
+        )
+    if code in ("NoSuchBucket", "404") or status == 404:
+        return AwsError(f"{what}: no such bucket", remedy="Check the bucket name and the account.")
+    return AwsError(f"{what} failed: {code}")
+
+
+def deploy_paths(plan: Plan) -> Iterable[str]:
+    """The keys a deploy changes, for callers that invalidate caches themselves."""
+    yield from (u.key for u in plan.uploads)
+    yield from (d.key for d in plan.deletes)

@@ -1,0 +1,255 @@
+"""The data plane: PUT files to S3 with the AWS Common Runtime's native S3 client.
+
+botocore's per-call machinery costs about 1 ms of CPU per object before any I/O, so the
+per-object path stays out of it: awscrt signs (SigV4, session token included), checksums,
+retries and splits large files into parts natively; Python only builds each request and counts
+the callbacks. Credentials are read from the boto3 session at signing time, so refreshable
+ones (web identity, SSO, profiles) keep working through long deploys.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote, urlsplit
+
+# awscrt ships no type information (no py.typed, no stubs): its names are Any to mypy here, and
+# this module is the only one that touches them.
+from awscrt.auth import (  # type: ignore[import-untyped]
+    AwsCredentials,
+    AwsCredentialsProvider,
+)
+from awscrt.http import HttpHeaders, HttpRequest  # type: ignore[import-untyped]
+from awscrt.io import (  # type: ignore[import-untyped]
+    ClientBootstrap,
+    ClientTlsContext,
+    DefaultHostResolver,
+    EventLoopGroup,
+    TlsConnectionOptions,
+    TlsContextOptions,
+)
+from awscrt.s3 import (  # type: ignore[import-untyped]
+    S3ChecksumAlgorithm,
+    S3ChecksumConfig,
+    S3ChecksumLocation,
+    S3Client,
+    S3RequestTlsMode,
+    S3RequestType,
+    create_default_s3_signing_config,
+)
+
+from keyless.errors import AwsError
+
+#: Milliseconds to wait for a TCP (and TLS) connection to S3.
+CONNECT_TIMEOUT_MS = 10_000
+#: Bytes the native client may hold in part buffers (its default is 2 GiB or more).
+CRT_MEMORY_LIMIT_BYTES = 1 << 30
+#: The native client's throughput goal; it sizes its connection pool from it unless capped.
+CRT_THROUGHPUT_TARGET_GBPS = 5.0
+#: Seconds to wait for the in-flight requests after an interrupt before giving up on them.
+DRAIN_TIMEOUT_SECONDS = 30.0
+
+# A bucket name that can be a DNS label under a TLS wildcard (no dots): virtual-hosted style.
+_DNS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoint:
+    """Where S3 requests go, as botocore resolved it (``AWS_ENDPOINT_URL[_S3]`` included)."""
+
+    scheme: str
+    netloc: str
+    region: str
+    #: Path-style for custom endpoints (moto, MinIO, the local stack) and dotted bucket names.
+    virtual_hosted: bool
+
+    @classmethod
+    def from_url(cls, url: str, *, region: str) -> Endpoint:
+        parts = urlsplit(url)
+        aws = parts.hostname is not None and parts.hostname.endswith(".amazonaws.com")
+        return cls(scheme=parts.scheme, netloc=parts.netloc, region=region, virtual_hosted=aws)
+
+    @property
+    def secure(self) -> bool:
+        return self.scheme == "https"
+
+    def host(self, bucket: str) -> str:
+        if self._virtual(bucket):
+            return f"{bucket}.{self.netloc}"
+        return self.netloc
+
+    def path(self, bucket: str, key: str) -> str:
+        # S3 keys are encoded once, segment by segment; '+' must be %2B or S3 reads a space.
+        encoded = quote(key, safe="/-_.~")
+        if self._virtual(bucket):
+            return f"/{encoded}"
+        return f"/{bucket}/{encoded}"
+
+    def _virtual(self, bucket: str) -> bool:
+        return self.virtual_hosted and bool(_DNS_BUCKET.match(bucket))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PutJob:
+    key: str
+    path: Path
+    size: int
+    headers: Sequence[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PutOutcome:
+    key: str
+    etag: str | None = None
+    #: S3's error code (``AccessDenied``, ``BadDigest``...) or the client's error name.
+    error: str | None = None
+    status: int | None = None
+
+
+class FrozenCredentials(Protocol):
+    access_key: str
+    secret_key: str
+    token: str | None
+
+
+class Uploader(Protocol):
+    def put_all(
+        self, jobs: Iterable[PutJob], *, on_done: Callable[[PutOutcome, int], None]
+    ) -> list[PutOutcome]:
+        """Upload every job (stopping early after a failure); ``on_done(outcome, bytes)``
+        is called from a worker thread as each object finishes."""
+        ...
+
+
+class CrtUploader:
+    """``Uploader`` on ``awscrt.s3.S3Client`` with at most ``concurrency`` requests in flight."""
+
+    def __init__(
+        self,
+        *,
+        endpoint: Endpoint,
+        bucket: str,
+        credentials: Callable[[], FrozenCredentials],
+        concurrency: int,
+        part_size: int,
+        ca_bundle: str | None = None,
+    ) -> None:
+        self._endpoint = endpoint
+        self._bucket = bucket
+        self._concurrency = concurrency
+
+        def provide() -> AwsCredentials:
+            frozen = credentials()
+            return AwsCredentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+        provider = AwsCredentialsProvider.new_delegate(provide)
+        event_loops = EventLoopGroup()
+        bootstrap = ClientBootstrap(event_loops, DefaultHostResolver(event_loops))
+        tls_options = None
+        if endpoint.secure and ca_bundle:
+            context = TlsContextOptions()
+            context.override_default_trust_store_from_path(ca_filepath=ca_bundle)
+            tls_options = TlsConnectionOptions(ClientTlsContext(context))
+        self._client = S3Client(
+            bootstrap=bootstrap,
+            region=endpoint.region,
+            tls_mode=S3RequestTlsMode.ENABLED if endpoint.secure else S3RequestTlsMode.DISABLED,
+            tls_connection_options=tls_options,
+            signing_config=create_default_s3_signing_config(
+                region=endpoint.region, credential_provider=provider
+            ),
+            part_size=part_size,
+            multipart_upload_threshold=part_size,
+            throughput_target_gbps=CRT_THROUGHPUT_TARGET_GBPS,
+            memory_limit=CRT_MEMORY_LIMIT_BYTES,
+            max_active_connections_override=concurrency,
+            connect_timeout_ms=CONNECT_TIMEOUT_MS,
+        )
+        # CRC32 in a header: S3 recomputes it and rejects a body that does not match (BadDigest).
+        self._checksum = S3ChecksumConfig(
+            algorithm=S3ChecksumAlgorithm.CRC32, location=S3ChecksumLocation.HEADER
+        )
+
+    def put_all(
+        self, jobs: Iterable[PutJob], *, on_done: Callable[[PutOutcome, int], None]
+    ) -> list[PutOutcome]:
+        slots = threading.BoundedSemaphore(self._concurrency)
+        outcomes: list[PutOutcome] = []
+        failed = threading.Event()
+        host = self._endpoint.host(self._bucket)
+        for job in jobs:
+            slots.acquire()
+            if failed.is_set():
+                slots.release()
+                break
+            self._start(job, host, slots, outcomes, failed, on_done)
+        # Wait for the requests in flight: every slot back means every callback has run.
+        for _ in range(self._concurrency):
+            if not slots.acquire(timeout=DRAIN_TIMEOUT_SECONDS):
+                raise AwsError("uploads did not finish in time after a failure or interrupt")
+        return outcomes
+
+    def _start(
+        self,
+        job: PutJob,
+        host: str,
+        slots: threading.BoundedSemaphore,
+        outcomes: list[PutOutcome],
+        failed: threading.Event,
+        on_done: Callable[[PutOutcome, int], None],
+    ) -> None:
+        headers = HttpHeaders([("Host", host), ("Content-Length", str(job.size)), *job.headers])
+        request = HttpRequest("PUT", self._endpoint.path(self._bucket, job.key), headers)
+        etag: list[str] = []
+
+        def on_headers(status_code: int, headers: list[tuple[str, str]], **_: Any) -> None:
+            for name, value in headers:
+                if name.lower() == "etag":
+                    etag.append(value.strip('"').lower())
+
+        def finished(
+            error: BaseException | None,
+            status_code: int | None = None,
+            error_body: bytes | None = None,
+            **_: Any,
+        ) -> None:
+            # Runs on a native event-loop thread: keep it short and never raise.
+            try:
+                if error is None:
+                    outcome = PutOutcome(key=job.key, etag=etag[-1] if etag else None)
+                else:
+                    failed.set()
+                    outcome = PutOutcome(
+                        key=job.key, error=_error_code(error, error_body), status=status_code
+                    )
+                outcomes.append(outcome)
+                on_done(outcome, job.size if error is None else 0)
+            finally:
+                slots.release()
+
+        try:
+            self._client.make_request(
+                type=S3RequestType.PUT_OBJECT,
+                request=request,
+                send_filepath=str(job.path),
+                checksum_config=self._checksum,
+                on_headers=on_headers,
+                on_done=finished,
+            )
+        except Exception as exc:  # e.g. the file vanished between planning and upload
+            failed.set()
+            outcomes.append(PutOutcome(key=job.key, error=type(exc).__name__))
+            slots.release()
+
+
+def _error_code(error: BaseException, body: bytes | None) -> str:
+    if body:
+        match = re.search(rb"<Code>([^<]{1,64})</Code>", body)
+        if match:
+            return match.group(1).decode("ascii", "replace")
+    name = getattr(error, "name", None)
+    return str(name) if name else type(error).__name__
