@@ -54,6 +54,7 @@ class Bitbucket:
     # Bitbucket is not among the issuers for which STS exposes extra claims (facts §8): only
     # :sub and :aud can be conditioned, so branch or environment pins go through `sub`.
     aws_condition_claims: frozenset[str] = frozenset()
+    aws_unconfirmed_claims: frozenset[str] = frozenset()
     safe_claims: frozenset[str] = STANDARD_SAFE_CLAIMS | {
         "branchName",
         "deploymentEnvironmentUuid",

@@ -46,6 +46,7 @@ class Buildkite:
     # Buildkite is not among the issuers for which STS exposes extra claims (facts §8); its AWS
     # guide pins organization and pipeline through session tags (aws:RequestTag/...) instead.
     aws_condition_claims: frozenset[str] = frozenset()
+    aws_unconfirmed_claims: frozenset[str] = frozenset()
     safe_claims: frozenset[str] = STANDARD_SAFE_CLAIMS | {
         "agent_id",
         "build_branch",

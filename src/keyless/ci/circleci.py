@@ -44,8 +44,18 @@ class CircleCI:
     display_name = "CircleCI"
     markers: tuple[str, ...] = ("CIRCLECI",)
     # STS validates some CircleCI-specific claims since January 2026, but the list of keys is
-    # UNCONFIRMED (facts §8): claim none, so generated policies rely on `sub` and `aud` only.
+    # UNCONFIRMED (facts §8): claim none, so generated policies rely on `sub` and `aud` only,
+    # and list CircleCI's own claims as unconfirmed, so an evaluator calls them undecidable.
     aws_condition_claims: frozenset[str] = frozenset()
+    aws_unconfirmed_claims: frozenset[str] = frozenset(
+        {
+            "oidc.circleci.com/context-ids",
+            "oidc.circleci.com/project-id",
+            "oidc.circleci.com/ssh-rerun",
+            "oidc.circleci.com/vcs-origin",
+            "oidc.circleci.com/vcs-ref",
+        }
+    )
     safe_claims: frozenset[str] = STANDARD_SAFE_CLAIMS | {
         "oidc.circleci.com/context-ids",
         "oidc.circleci.com/project-id",

@@ -84,6 +84,7 @@ class GitHub:
             "enterprise_id",
         }
     )
+    aws_unconfirmed_claims: frozenset[str] = frozenset()
     safe_claims: frozenset[str] = STANDARD_SAFE_CLAIMS | {
         "actor",
         "actor_id",

@@ -53,6 +53,7 @@ class GitLab:
     # GitLab is not among the issuers for which STS exposes extra claims (facts §3, §8).
     aws_condition_claims: frozenset[str] = frozenset()
     # Not user_email, user_identities or groups_direct: personal data that logs should not keep.
+    aws_unconfirmed_claims: frozenset[str] = frozenset()
     safe_claims: frozenset[str] = STANDARD_SAFE_CLAIMS | {
         "ci_config_ref_uri",
         "ci_config_sha",

@@ -57,6 +57,7 @@ class TokenFile:
     markers: tuple[str, ...] = (KEYLESS_VARIABLE, AWS_VARIABLE)
     # Any issuer: the claims AWS exposes are the issuer's provider's business, not the file's.
     aws_condition_claims: frozenset[str] = frozenset()
+    aws_unconfirmed_claims: frozenset[str] = frozenset()
     safe_claims: frozenset[str] = STANDARD_SAFE_CLAIMS
 
     def in_ci(self, env: Mapping[str, str]) -> bool:

@@ -111,4 +111,5 @@ def test_owns_issuer() -> None:
 def test_condition_claims_are_conservatively_empty() -> None:
     # The 2026 STS list for CircleCI is UNCONFIRMED: nothing beyond sub and aud is promised.
     assert circleci.aws_condition_claims == frozenset()
+    assert "oidc.circleci.com/vcs-ref" in circleci.aws_unconfirmed_claims
     assert "oidc.circleci.com/vcs-origin" in circleci.safe_claims
