@@ -1,0 +1,309 @@
+"""``keyless deploy``: sync a build folder to S3 by content, safely, then invalidate CloudFront."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+import boto3
+
+from keyless.cli.console import Console
+from keyless.cli.main import EXIT_OK, Subparsers
+from keyless.deploy.apply import (
+    DEFAULT_CONCURRENCY,
+    DeployRequest,
+    DeployResult,
+    Invalidation,
+    Target,
+    deploy,
+)
+from keyless.deploy.headers import HeaderPolicy, Rule, http_date
+from keyless.deploy.local_tree import Filters
+from keyless.deploy.plan import DEFAULT_MAX_DELETE_PERCENT, Plan, Reason
+from keyless.errors import UsageError
+
+#: Makes the boto3 session (credentials, region, endpoint); tests replace it.
+session_factory: Callable[[], boto3.Session] = boto3.Session
+#: Seconds between two redraws of the terminal progress line.
+PROGRESS_INTERVAL_SECONDS = 0.1
+
+_EPILOG = """\
+Compares by content, not by time: a rebuild that writes the same bytes sends nothing, an edit
+that keeps the size is still found. Files are compared with the S3 ETag (MD5, or the multipart
+ETag recomputed) and with a small manifest keyless keeps under the prefix
+(.keyless-manifest.json.gz) that also records each object's headers, so a header change alone
+updates the object in place.
+
+Safety: an empty or missing LOCAL_DIR is refused; nothing is deleted without --delete, never before
+every upload succeeded, and never more than --max-delete percent of the objects unless --force.
+Excluded paths are never uploaded nor deleted. Uploads carry a CRC32 checksum that S3 verifies.
+
+Headers: Content-Type from the extension (web types, charset=utf-8 for text); app.js.br and
+app.css.gz are served as JavaScript/CSS with Content-Encoding br/gzip. Rules apply in order, the
+last match wins, an empty value removes the header:
+  --rule 'assets/*:cache-control=public, max-age=31536000, immutable'
+  --rule 'index.html:cache-control=no-cache'
+
+Credentials and endpoint come from the standard AWS configuration (variables, profiles, web
+identity); AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 point it at another S3 (e.g. the local stack).
+
+Exit codes: 0 deployed (or planned, with --dry-run); 2 refused or failed.
+"""
+
+
+def register(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "deploy",
+        help="sync a folder to S3 by content (safe delete, headers, CloudFront invalidation)",
+        description="Deploy LOCAL_DIR to s3://BUCKET[/PREFIX]: upload what changed, by content.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("local_dir", metavar="LOCAL_DIR", type=Path, help="the build output")
+    parser.add_argument("destination", metavar="s3://BUCKET[/PREFIX]", help="where to deploy")
+    parser.add_argument(
+        "--delete", action="store_true", help="delete objects that are not in LOCAL_DIR"
+    )
+    parser.add_argument(
+        "--max-delete",
+        metavar="PCT",
+        type=float,
+        default=DEFAULT_MAX_DELETE_PERCENT,
+        help="refuse to delete more than PCT%% of the objects (default: %(default)g)",
+    )
+    parser.add_argument("--force", action="store_true", help="delete even above --max-delete")
+    parser.add_argument("--acl", metavar="ACL", help="canned ACL, e.g. public-read")
+    parser.add_argument("--cache-control", metavar="V", help="Cache-Control for every object")
+    parser.add_argument("--content-encoding", metavar="V", help="Content-Encoding for every object")
+    parser.add_argument("--expires", metavar="DATE", help="Expires (ISO 8601 or HTTP date)")
+    parser.add_argument("--storage-class", metavar="C", help="e.g. STANDARD, INTELLIGENT_TIERING")
+    parser.add_argument(
+        "--metadata",
+        metavar="K=V",
+        action="append",
+        default=[],
+        help="user metadata (x-amz-meta-K) for every object; repeatable",
+    )
+    parser.add_argument(
+        "--rule",
+        metavar="GLOB:header=value",
+        action="append",
+        default=[],
+        help="set a header on matching paths; repeatable, last match wins",
+    )
+    parser.add_argument(
+        "--exclude", metavar="GLOB", action="append", default=[], help="skip matching paths"
+    )
+    parser.add_argument(
+        "--include",
+        metavar="GLOB",
+        action="append",
+        default=[],
+        help="take matching paths back from the excludes",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    parser.add_argument(
+        "--concurrency",
+        metavar="N",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help="requests in flight (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--invalidate",
+        metavar="DISTRIBUTION_ID",
+        help="invalidate the changed paths in this CloudFront distribution",
+    )
+    parser.add_argument(
+        "--paths",
+        metavar="P",
+        nargs="+",
+        default=[],
+        help="with --invalidate: these paths instead of the changed ones",
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON document")
+    parser.set_defaults(handler=run)
+
+
+def request_from_args(args: argparse.Namespace) -> DeployRequest:
+    if args.paths and not args.invalidate:
+        raise UsageError("--paths needs --invalidate DISTRIBUTION_ID")
+    metadata: dict[str, str] = {}
+    for item in args.metadata:
+        name, equals, value = item.partition("=")
+        if not equals or not name:
+            raise UsageError(
+                f"--metadata {item!r} is not K=V", remedy="Example: --metadata build=42"
+            )
+        metadata[name.strip().lower()] = value
+    return DeployRequest(
+        local_dir=args.local_dir,
+        target=Target.parse(args.destination),
+        headers=HeaderPolicy(
+            cache_control=args.cache_control,
+            content_encoding=args.content_encoding,
+            expires=http_date(args.expires) if args.expires else None,
+            acl=args.acl,
+            storage_class=args.storage_class,
+            metadata=metadata,
+            rules=[Rule.parse(text) for text in args.rule],
+        ),
+        filters=Filters(exclude=tuple(args.exclude), include=tuple(args.include)),
+        delete=args.delete,
+        max_delete_percent=args.max_delete,
+        force=args.force,
+        dry_run=args.dry_run,
+        concurrency=args.concurrency,
+        invalidation=(
+            Invalidation(distribution_id=args.invalidate, paths=tuple(args.paths))
+            if args.invalidate
+            else None
+        ),
+    )
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    request = request_from_args(args)
+    progress: _Progress
+    if args.json:
+        progress = _Quiet()
+    elif _is_terminal(console.stderr):
+        progress = _TerminalProgress(console.stderr)
+    else:
+        progress = _Lines(console.stderr)
+    result = deploy(request, session=session_factory(), progress=progress)
+    progress.close()
+    if args.json:
+        console.emit_json(result.to_json())
+    else:
+        if request.dry_run:
+            _print_plan(result.plan, console)
+        console.info(summary(result))
+    return EXIT_OK
+
+
+def summary(result: DeployResult) -> str:
+    plan = result.plan
+    if result.dry_run:
+        data = [u for u in plan.uploads if u.reason is not Reason.HEADERS]
+        return (
+            f"dry run: would upload {len(data)} ({_size(plan.upload_bytes)}), "
+            f"update headers of {len(plan.uploads) - len(data)}, delete {len(plan.deletes)}; "
+            f"{len(plan.unchanged)} unchanged, {len(plan.skipped)} skipped; nothing changed"
+        )
+    text = (
+        f"uploaded {result.uploaded} ({_size(result.bytes_sent)}), "
+        f"headers updated {result.copied}, deleted {result.deleted}, "
+        f"unchanged {len(plan.unchanged)}, skipped {len(plan.skipped)} "
+        f"in {result.seconds:.1f} s"
+    )
+    if result.invalidation_id:
+        text += (
+            f"; CloudFront invalidation {result.invalidation_id} "
+            f"({len(result.invalidated_paths)} paths)"
+        )
+    return text
+
+
+def _print_plan(plan: Plan, console: Console) -> None:
+    for upload in plan.uploads:
+        console.info(f"would upload ({upload.reason}) {upload.key}")
+    for delete in plan.deletes:
+        console.info(f"would delete {delete.key}")
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{count} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class _Progress:
+    def planned(self, plan: Plan) -> None:
+        pass
+
+    def done(self, action: str, key: str, size: int, ok: bool) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _Quiet(_Progress):
+    pass
+
+
+class _Lines(_Progress):
+    """CI logs: one plain line per object, written as each one finishes."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def planned(self, plan: Plan) -> None:
+        self._stream.write(_plan_line(plan) + "\n")
+
+    def done(self, action: str, key: str, size: int, ok: bool) -> None:
+        verb = {"upload": "uploaded", "copy": "headers", "delete": "deleted"}.get(action, action)
+        with self._lock:
+            self._stream.write(f"{verb if ok else 'FAILED ' + action} {key}\n")
+
+
+class _TerminalProgress(_Progress):
+    """A terminal: one line redrawn in place with files and bytes done."""
+
+    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
+        self._stream = stream
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._files = self._bytes = self._total_files = self._total_bytes = 0
+        self._last = 0.0
+
+    def planned(self, plan: Plan) -> None:
+        self._total_files = len(plan.uploads) + len(plan.deletes)
+        self._total_bytes = plan.upload_bytes
+        self._stream.write(_plan_line(plan) + "\n")
+
+    def done(self, action: str, key: str, size: int, ok: bool) -> None:
+        with self._lock:
+            self._files += 1
+            self._bytes += size
+            now = self._clock()
+            if now - self._last >= PROGRESS_INTERVAL_SECONDS or self._files == self._total_files:
+                self._last = now
+                self._draw()
+
+    def _draw(self) -> None:
+        width = 30
+        share = self._files / self._total_files if self._total_files else 1.0
+        bar = "#" * int(share * width)
+        self._stream.write(
+            f"\r[{bar:<{width}}] {self._files}/{self._total_files} files, "
+            f"{_size(self._bytes)}/{_size(self._total_bytes)}"
+        )
+        self._stream.flush()
+
+    def close(self) -> None:
+        if self._files:
+            self._stream.write("\n")
+
+
+def _plan_line(plan: Plan) -> str:
+    data = sum(1 for u in plan.uploads if u.reason is not Reason.HEADERS)
+    return (
+        f"plan: {data} to upload ({_size(plan.upload_bytes)}), "
+        f"{len(plan.uploads) - data} headers to update, {len(plan.deletes)} to delete, "
+        f"{len(plan.unchanged)} unchanged"
+    )
