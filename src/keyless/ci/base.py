@@ -14,6 +14,7 @@ import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import NewType, Protocol
 
 from keyless.errors import CredentialError, TokenError
@@ -101,6 +102,14 @@ class Provider(Protocol):
     aws_condition_claims: frozenset[str]
     #: Claims that are safe to print (ids, repository, branch, environment, times).
     safe_claims: frozenset[str]
+    #: Claims AWS may expose as condition keys although its list for this CI is not published:
+    #: the trust evaluator calls a condition on one of them undecidable instead of guessing.
+    aws_unconfirmed_claims: frozenset[str]
+    #: True when one issuer serves every customer of the CI (github.com, gitlab.com, Buildkite),
+    #: so a role without a `sub` pin trusts the whole platform, not one workspace or org.
+    shared_issuer: bool
+    #: The shape of the default `sub` claim, segment by segment, for the trust-policy linter.
+    subject_grammar: SubjectGrammar
 
     def in_ci(self, env: Mapping[str, str]) -> bool:
         """True when the environment is a job of this CI (whether or not a token is available)."""
@@ -204,3 +213,82 @@ def redact(text: str, *, limit: int = 200) -> str:
 _JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 # Anything that looks like the first two parts of a JWT (base64url of '{"' starts with "eyJ").
 _JWT_ANYWHERE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_.-]*")
+
+
+# --- trust-policy knowledge each provider states (used by keyless.trust) ------------------------
+
+
+class SegmentRole(StrEnum):
+    """What a `sub` segment names, which decides how wide a wildcard over it is."""
+
+    #: owner, workspace, organization: a wildcard here crosses customers of the CI
+    TENANT = "tenant"
+    #: a group path whose first component is the tenant and the rest names a project (GitLab)
+    PATH = "path"
+    #: repository, project, pipeline: a wildcard here spans the whole tenant
+    REPOSITORY = "repository"
+    #: branch, tag, environment, ref type: names that whoever can push or create them chooses
+    CONTEXT = "context"
+    #: the user who started the job: an opaque id
+    ACTOR = "actor"
+    #: changes on every run (step UUID, commit): must be a wildcard
+    PER_RUN = "per-run"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubjectSegment:
+    #: Fixed text before the field ("repo:", "/", ":ref_type:").
+    literal: str
+    #: Name of the field for messages ("owner", "repository UUID").
+    field: str
+    role: SegmentRole
+    #: A value of a made-up foreign tenant, to probe whether a pattern matches anyone at all.
+    example: str
+    #: Fixed prefixes inside a CONTEXT field before the mutable name ("ref:refs/heads/").
+    name_prefixes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubjectGrammar:
+    """The default `sub` of a CI as literals and fields (empty: unknown shape)."""
+
+    segments: tuple[SubjectSegment, ...] = ()
+
+    def example(self) -> str:
+        """A complete subject of a foreign tenant."""
+        return "".join(segment.literal + segment.example for segment in self.segments)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrustCondition:
+    """One condition of a least-privilege trust policy: ``operator`` on ``<issuer>:<claim>``."""
+
+    operator: str
+    claim: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrustSpec:
+    """What a role must check to trust exactly one scope of one CI."""
+
+    provider: str
+    issuer: str
+    conditions: tuple[TrustCondition, ...]
+    #: Who can satisfy the policy, in plain words (printed by `keyless trust build`).
+    notes: tuple[str, ...] = ()
+
+
+class Scope(Protocol):
+    """A CI-specific scope (repository, environment, branch) that trust can be pinned to."""
+
+    def trust_spec(self) -> TrustSpec:
+        """The conditions that admit this scope and nothing else."""
+        ...
+
+
+def iam_literal(text: str) -> str:
+    """``text`` as a literal inside an IAM string value under Version 2012-10-17: ``$``, ``*``
+    and ``?`` written as ``${$}``, ``${*}``, ``${?}`` so a name can never act as a variable or a
+    wildcard (IAM User Guide, policy variables: "special characters")."""
+    return text.replace("$", "${$}").replace("*", "${*}").replace("?", "${?}")

@@ -7,10 +7,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from keyless.ci._claims import require_audience
-from keyless.ci.base import STANDARD_SAFE_CLAIMS, ObtainedToken, Runner, checked_token
-from keyless.errors import CredentialError
+from keyless.ci.base import (
+    STANDARD_SAFE_CLAIMS,
+    ObtainedToken,
+    Runner,
+    SegmentRole,
+    SubjectGrammar,
+    SubjectSegment,
+    TrustCondition,
+    TrustSpec,
+    checked_token,
+)
+from keyless.errors import CredentialError, UsageError
 from keyless.http import HttpClient
 
 STEP_VARIABLE = "BITBUCKET_STEP_OIDC_TOKEN"
@@ -47,6 +58,32 @@ as the client ID of the IAM OIDC provider.
 """
 
 
+#: `{REPO_UUID}:{STEP_UUID}`, or `{REPO_UUID}:{ENV_UUID}:{STEP_UUID}` in a deployment step, UUIDs
+#: in braces (facts §1.4). The workspace is the issuer, so the first field is the repository.
+SUBJECT_GRAMMAR = SubjectGrammar(
+    segments=(
+        SubjectSegment(
+            literal="",
+            field="repository UUID",
+            role=SegmentRole.REPOSITORY,
+            example="{00000000-0000-4000-8000-00000000000a}",
+        ),
+        SubjectSegment(
+            literal=":",
+            field="deployment environment UUID",
+            role=SegmentRole.CONTEXT,
+            example="{00000000-0000-4000-8000-00000000000b}",
+        ),
+        SubjectSegment(
+            literal=":",
+            field="step UUID",
+            role=SegmentRole.PER_RUN,
+            example="{00000000-0000-4000-8000-00000000000c}",
+        ),
+    )
+)
+
+
 class Bitbucket:
     name = "bitbucket"
     display_name = "Bitbucket Pipelines"
@@ -64,6 +101,10 @@ class Bitbucket:
         "stepUuid",
         "workspaceUuid",
     }
+
+    # One issuer per workspace (facts §1.2): without a `sub` pin, the whole workspace is trusted.
+    shared_issuer = False
+    subject_grammar = SUBJECT_GRAMMAR
 
     def in_ci(self, env: Mapping[str, str]) -> bool:
         return any(env.get(name) for name in self.markers)
@@ -101,3 +142,88 @@ class Bitbucket:
 
 
 PROVIDER = Bitbucket()
+
+
+# --- trust: the scope a role can be pinned to (facts §1.4-1.5, security §6) ---------------------
+
+_UUID = re.compile(
+    r"\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?"
+)
+_SLUG = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def issuer_for(workspace: str) -> str:
+    """The workspace's issuer URL (one per workspace, containing its slug)."""
+    return f"https://api.bitbucket.org/2.0/workspaces/{workspace}/pipelines-config/identity/oidc"
+
+
+def _bare_uuid(value: str, what: str) -> str:
+    match = _UUID.fullmatch(value.strip())
+    if match is None:
+        raise UsageError(
+            f"Bitbucket {what} {value!r} is not a UUID",
+            remedy=(
+                "Copy it from Repository settings -> Pipelines -> OpenID Connect"
+                " (with or without the braces)."
+            ),
+        )
+    return match.group(1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BitbucketScope:
+    """A repository of a workspace, or one of its deployment environments."""
+
+    workspace: str
+    workspace_uuid: str
+    repository_uuid: str
+    environment_uuid: str | None = None
+
+    def __post_init__(self) -> None:
+        if not _SLUG.fullmatch(self.workspace):
+            raise UsageError(f"Bitbucket workspace slug {self.workspace!r} is not a slug")
+        _bare_uuid(self.workspace_uuid, "workspace UUID")
+        _bare_uuid(self.repository_uuid, "repository UUID")
+        if self.environment_uuid is not None:
+            _bare_uuid(self.environment_uuid, "deployment environment UUID")
+
+    @property
+    def issuer(self) -> str:
+        return issuer_for(self.workspace)
+
+    @property
+    def audience(self) -> str:
+        # The default audience names the workspace UUID without braces (facts §1.3).
+        return f"ari:cloud:bitbucket::workspace/{_bare_uuid(self.workspace_uuid, 'workspace UUID')}"
+
+    def subject_pattern(self) -> str:
+        """`{REPO}:*`, or `{REPO}:{ENV}:*`: the step UUID changes every run, so it is the only
+        wildcard, and it sits after the fields that decide who may assume the role."""
+        repository = "{" + _bare_uuid(self.repository_uuid, "repository UUID") + "}"
+        if self.environment_uuid is None:
+            return f"{repository}:*"
+        environment = "{" + _bare_uuid(self.environment_uuid, "deployment environment UUID") + "}"
+        return f"{repository}:{environment}:*"
+
+    def trust_spec(self) -> TrustSpec:
+        if self.environment_uuid is None:
+            who = (
+                "Any step of this repository (any branch, any deployment environment). For a"
+                " deploy role, pin a deployment environment with --environment-uuid."
+            )
+        else:
+            who = (
+                "Only steps of this repository that deploy to this deployment environment; the"
+                " branch is checked by Bitbucket's environment restrictions, not by IAM."
+            )
+        return TrustSpec(
+            provider=PROVIDER.name,
+            issuer=self.issuer,
+            conditions=(
+                TrustCondition(operator="StringEquals", claim="aud", values=(self.audience,)),
+                TrustCondition(
+                    operator="StringLike", claim="sub", values=(self.subject_pattern(),)
+                ),
+            ),
+            notes=(who,),
+        )

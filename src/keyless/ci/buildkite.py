@@ -5,17 +5,26 @@ Facts: ci-oidc-facts §5 (Buildkite "OIDC with AWS", ``buildkite-agent oidc requ
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from keyless.ci.base import (
     DEFAULT_AWS_AUDIENCE,
     STANDARD_SAFE_CLAIMS,
     ObtainedToken,
     Runner,
+    SegmentRole,
+    SubjectGrammar,
+    SubjectSegment,
+    TrustCondition,
+    TrustSpec,
     checked_token,
     env_true,
+    iam_literal,
     run_helper,
 )
+from keyless.errors import UsageError
 from keyless.http import HttpClient
 
 ISSUER = "https://agent.buildkite.com"
@@ -37,6 +46,38 @@ _FAILURE_REMEDY = """\
 `buildkite-agent oidc request-token` works only inside a running job, with the job's
 BUILDKITE_AGENT_ACCESS_TOKEN in the environment and Buildkite reachable from the agent.
 """
+
+
+#: `organization:ORG:pipeline:PIPELINE:ref:REF:commit:SHA:step:STEP_KEY` (facts §5).
+SUBJECT_GRAMMAR = SubjectGrammar(
+    segments=(
+        SubjectSegment(
+            literal="organization:",
+            field="organization",
+            role=SegmentRole.TENANT,
+            example="zz-probe-org",
+        ),
+        SubjectSegment(
+            literal=":pipeline:",
+            field="pipeline",
+            role=SegmentRole.REPOSITORY,
+            example="zz-probe-pipeline",
+        ),
+        SubjectSegment(
+            literal=":ref:",
+            field="ref",
+            role=SegmentRole.CONTEXT,
+            example="refs/heads/zz-probe",
+            name_prefixes=("refs/heads/", "refs/tags/"),
+        ),
+        SubjectSegment(
+            literal=":commit:", field="commit", role=SegmentRole.PER_RUN, example="0" * 40
+        ),
+        SubjectSegment(
+            literal=":step:", field="step key", role=SegmentRole.PER_RUN, example="zz-probe"
+        ),
+    )
+)
 
 
 class Buildkite:
@@ -67,6 +108,10 @@ class Buildkite:
         "runner_environment",
         "step_key",
     }
+
+    # agent.buildkite.com mints tokens for every Buildkite organization.
+    shared_issuer = True
+    subject_grammar = SUBJECT_GRAMMAR
 
     def in_ci(self, env: Mapping[str, str]) -> bool:
         return env_true(env, "BUILDKITE")
@@ -100,3 +145,53 @@ class Buildkite:
 
 
 PROVIDER = Buildkite()
+
+
+# --- trust: the scope a role can be pinned to (facts §5, security §6) ---------------------------
+
+_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuildkiteScope:
+    """A pipeline of an organization (both by slug), optionally one branch."""
+
+    organization: str
+    pipeline: str
+    branch: str | None = None
+
+    def __post_init__(self) -> None:
+        for what, value in (("organization", self.organization), ("pipeline", self.pipeline)):
+            if not _SLUG.fullmatch(value):
+                raise UsageError(f"Buildkite {what} slug {value!r} is not a slug")
+        if self.branch is not None and (not self.branch or ":" in self.branch):
+            raise UsageError(f"Buildkite branch {self.branch!r} is not a branch name")
+
+    @property
+    def issuer(self) -> str:
+        return ISSUER
+
+    def trust_spec(self) -> TrustSpec:
+        base = f"organization:{self.organization}:pipeline:{self.pipeline}"
+        if self.branch is None:
+            subject = f"{base}:*"
+            who = (
+                "Any build of this pipeline: every branch, tag and pull request."
+                " For a deploy role, pin a branch with --branch."
+            )
+        else:
+            # Commit and step key change from build to build: the wildcard covers only them.
+            branch = self.branch.removeprefix("refs/heads/")
+            subject = f"{base}:ref:refs/heads/{iam_literal(branch)}:*"
+            who = f"Only builds of this pipeline on the branch {branch!r}."
+        return TrustSpec(
+            provider=PROVIDER.name,
+            issuer=ISSUER,
+            conditions=(
+                TrustCondition(
+                    operator="StringEquals", claim="aud", values=(DEFAULT_AWS_AUDIENCE,)
+                ),
+                TrustCondition(operator="StringLike", claim="sub", values=(subject,)),
+            ),
+            notes=(who, "Request the token with --audience sts.amazonaws.com (keyless does)."),
+        )

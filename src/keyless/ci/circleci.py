@@ -7,17 +7,23 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from keyless.ci._claims import token_audiences
 from keyless.ci.base import (
     STANDARD_SAFE_CLAIMS,
     ObtainedToken,
     Runner,
+    SegmentRole,
+    SubjectGrammar,
+    SubjectSegment,
+    TrustCondition,
+    TrustSpec,
     checked_token,
     env_true,
     run_helper,
 )
-from keyless.errors import CredentialError
+from keyless.errors import CredentialError, UsageError
 from keyless.http import HttpClient
 
 #: V2 first: its `sub` adds the VCS origin and ref, so trust policies can pin a branch.
@@ -37,6 +43,45 @@ A token for another audience comes from the CircleCI CLI (`circleci run oidc get
 the job's image, or drop --audience and register the organization ID (the default audience of
 $CIRCLE_OIDC_TOKEN_V2) as the client ID of the IAM OIDC provider.
 """
+
+
+#: V1 `org/ORG/project/PROJECT/user/USER`; V2 appends `/vcs-origin/ORIGIN/vcs-ref/REF` (facts §4).
+#: The organization is also in the issuer, one per organization.
+SUBJECT_GRAMMAR = SubjectGrammar(
+    segments=(
+        SubjectSegment(
+            literal="org/",
+            field="organization ID",
+            role=SegmentRole.TENANT,
+            example="00000000-0000-4000-8000-00000000000a",
+        ),
+        SubjectSegment(
+            literal="/project/",
+            field="project ID",
+            role=SegmentRole.REPOSITORY,
+            example="00000000-0000-4000-8000-00000000000b",
+        ),
+        SubjectSegment(
+            literal="/user/",
+            field="user ID",
+            role=SegmentRole.ACTOR,
+            example="00000000-0000-4000-8000-00000000000c",
+        ),
+        SubjectSegment(
+            literal="/vcs-origin/",
+            field="VCS origin",
+            role=SegmentRole.PER_RUN,
+            example="github.com/zz-probe/zz-probe",
+        ),
+        SubjectSegment(
+            literal="/vcs-ref/",
+            field="VCS ref",
+            role=SegmentRole.CONTEXT,
+            example="refs/heads/zz-probe",
+            name_prefixes=("refs/heads/", "refs/tags/"),
+        ),
+    )
+)
 
 
 class CircleCI:
@@ -63,6 +108,10 @@ class CircleCI:
         "oidc.circleci.com/vcs-origin",
         "oidc.circleci.com/vcs-ref",
     }
+
+    # One issuer per organization (facts §4): without a `sub` pin, the whole org is trusted.
+    shared_issuer = False
+    subject_grammar = SUBJECT_GRAMMAR
 
     def in_ci(self, env: Mapping[str, str]) -> bool:
         return env_true(env, "CIRCLECI")
@@ -117,3 +166,51 @@ class CircleCI:
 
 
 PROVIDER = CircleCI()
+
+
+# --- trust: the scope a role can be pinned to (facts §4, security §1.2 item 18, §6) -------------
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def issuer_for(org_id: str) -> str:
+    return f"https://oidc.circleci.com/org/{org_id}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CircleCIScope:
+    """A project of an organization, both by their UUIDs (Organization/Project Settings)."""
+
+    org_id: str
+    project_id: str
+
+    def __post_init__(self) -> None:
+        for what, value in (("organization ID", self.org_id), ("project ID", self.project_id)):
+            if not _UUID.fullmatch(value):
+                raise UsageError(f"CircleCI {what} {value!r} is not a UUID")
+
+    @property
+    def issuer(self) -> str:
+        return issuer_for(self.org_id)
+
+    @property
+    def audience(self) -> str:
+        # The default audience is the organization ID (facts §4).
+        return self.org_id
+
+    def trust_spec(self) -> TrustSpec:
+        # The user segment is the only wildcard: it comes after the organization and project,
+        # and it also admits the V2 subject's vcs-origin/vcs-ref tail.
+        subject = f"org/{self.org_id}/project/{self.project_id}/user/*"
+        return TrustSpec(
+            provider=PROVIDER.name,
+            issuer=self.issuer,
+            conditions=(
+                TrustCondition(operator="StringEquals", claim="aud", values=(self.audience,)),
+                TrustCondition(operator="StringLike", claim="sub", values=(subject,)),
+            ),
+            notes=(
+                "Any job of this project, whoever started it; SSH re-runs get tokens too, and"
+                " forked pull requests do when the project passes secrets to them.",
+            ),
+        )

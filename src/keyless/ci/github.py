@@ -11,16 +11,23 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from keyless.ci.base import (
     DEFAULT_AWS_AUDIENCE,
     STANDARD_SAFE_CLAIMS,
     ObtainedToken,
     Runner,
+    SegmentRole,
+    SubjectGrammar,
+    SubjectSegment,
+    TrustCondition,
+    TrustSpec,
     checked_token,
     env_true,
+    iam_literal,
 )
-from keyless.errors import CredentialError, NetworkError
+from keyless.errors import CredentialError, NetworkError, UsageError
 from keyless.http import HttpClient, HttpResponse
 from keyless.limits import (
     HTTP_TIMEOUT_SECONDS,
@@ -64,6 +71,30 @@ def _refused_remedy(status: int) -> str:
             " the start of the job: re-run the job, and fetch the token right before using it."
         )
     return _PERMISSIONS_REMEDY
+
+
+ISSUER = "https://token.actions.githubusercontent.com"
+
+#: `repo:OWNER/REPO:CONTEXT` where CONTEXT is `environment:NAME`, `pull_request`,
+#: `ref:refs/heads/BRANCH` or `ref:refs/tags/TAG`; owner and repository may carry `@ID` in the
+#: immutable form (facts §2.4).
+SUBJECT_GRAMMAR = SubjectGrammar(
+    segments=(
+        SubjectSegment(
+            literal="repo:", field="owner", role=SegmentRole.TENANT, example="zz-probe-owner"
+        ),
+        SubjectSegment(
+            literal="/", field="repository", role=SegmentRole.REPOSITORY, example="zz-probe-repo"
+        ),
+        SubjectSegment(
+            literal=":",
+            field="ref or environment",
+            role=SegmentRole.CONTEXT,
+            example="ref:refs/heads/zz-probe",
+            name_prefixes=("ref:refs/heads/", "ref:refs/tags/", "environment:", "ref:"),
+        ),
+    )
+)
 
 
 class GitHub:
@@ -123,6 +154,10 @@ class GitHub:
         self._sleep = sleep
         self._random = random
         self._clock = clock
+
+    # token.actions.githubusercontent.com mints tokens for every repository on GitHub.
+    shared_issuer = True
+    subject_grammar = SUBJECT_GRAMMAR
 
     def in_ci(self, env: Mapping[str, str]) -> bool:
         return env_true(env, "GITHUB_ACTIONS") or bool(env.get(REQUEST_URL_VARIABLE))
@@ -243,3 +278,112 @@ def _origin(url: str) -> str:
 
 
 PROVIDER = GitHub()
+
+
+# --- trust: the scope a role can be pinned to (facts §2.4-2.5, security §1.2, §6) ---------------
+
+_OWNER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
+_REPOSITORY = re.compile(r"[A-Za-z0-9._-]+")
+_ID = re.compile(r"[1-9][0-9]*")
+
+
+def encode_environment(name: str) -> str:
+    """An environment name as GitHub writes it into `sub`: `:` becomes `%3A` (facts §2.4)."""
+    return name.replace(":", "%3A")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GitHubScope:
+    """A repository, optionally one branch/tag (``ref``) or one deployment ``environment``.
+
+    With ``owner_id`` and ``repository_id`` the subject uses the immutable form
+    ``repo:OWNER@ID/REPO@ID:...`` that repositories created or renamed after 2026-07-15 get.
+    """
+
+    repository: str
+    ref: str | None = None
+    environment: str | None = None
+    owner_id: str | None = None
+    repository_id: str | None = None
+    issuer: str = ISSUER
+
+    def __post_init__(self) -> None:
+        owner, _, name = self.repository.partition("/")
+        if not (_OWNER.fullmatch(owner) and _REPOSITORY.fullmatch(name)):
+            raise UsageError(f"GitHub repository {self.repository!r} is not OWNER/REPO")
+        if self.ref is not None and self.environment is not None:
+            raise UsageError(
+                "GitHub: give a ref or an environment, not both (the subject holds only one)"
+            )
+        if self.ref is not None and (not self.ref or ":" in self.ref):
+            raise UsageError(f"GitHub ref {self.ref!r} is not a branch, tag or refs/... name")
+        if self.environment is not None and not self.environment:
+            raise UsageError("GitHub environment name is empty")
+        if (self.owner_id is None) != (self.repository_id is None):
+            raise UsageError("GitHub: give both the owner id and the repository id, or neither")
+        for value in (self.owner_id, self.repository_id):
+            if value is not None and not _ID.fullmatch(value):
+                raise UsageError(f"GitHub id {value!r} is not a number")
+        if not PROVIDER.owns_issuer(self.issuer):
+            raise UsageError(f"{self.issuer!r} is not a GitHub Actions issuer URL")
+
+    @property
+    def owner(self) -> str:
+        return self.repository.partition("/")[0]
+
+    @property
+    def full_ref(self) -> str | None:
+        """``main`` -> ``refs/heads/main``; ``refs/tags/v1`` stays as it is."""
+        if self.ref is None:
+            return None
+        return self.ref if self.ref.startswith("refs/") else f"refs/heads/{self.ref}"
+
+    def subject_prefix(self) -> str:
+        owner, _, name = self.repository.partition("/")
+        if self.owner_id is not None and self.repository_id is not None:
+            return f"repo:{owner}@{self.owner_id}/{name}@{self.repository_id}"
+        return f"repo:{owner}/{name}"
+
+    def context(self) -> str | None:
+        """The context part of the subject, or ``None`` for any context of the repository."""
+        if self.environment is not None:
+            return f"environment:{encode_environment(self.environment)}"
+        if self.full_ref is not None:
+            return f"ref:{self.full_ref}"
+        return None
+
+    def trust_spec(self) -> TrustSpec:
+        context = self.context()
+        prefix = iam_literal(self.subject_prefix())
+        if context is None:
+            subject = TrustCondition(operator="StringLike", claim="sub", values=(f"{prefix}:*",))
+            who = (
+                "Any job of this repository: every branch, tag, pull request and environment."
+                " For a deploy role, pin an environment with --environment."
+            )
+        else:
+            subject = TrustCondition(
+                operator="StringEquals", claim="sub", values=(f"{prefix}:{iam_literal(context)}",)
+            )
+            who = (
+                f"Only jobs of this repository that deploy to the environment {self.environment!r};"
+                " protect it with required reviewers and deployment branch rules."
+                if self.environment is not None
+                else f"Only jobs of this repository running on {self.full_ref}, including"
+                " pull_request_target runs whose base is that branch (they can run fork code);"
+                " a protected environment is the stronger gate for deploy roles."
+            )
+        conditions = [
+            TrustCondition(operator="StringEquals", claim="aud", values=(DEFAULT_AWS_AUDIENCE,)),
+            subject,
+        ]
+        if self.repository_id is not None and "repository_id" in PROVIDER.aws_condition_claims:
+            # The id survives renames and transfers, so a recycled name cannot match (facts §8).
+            conditions.append(
+                TrustCondition(
+                    operator="StringEquals", claim="repository_id", values=(self.repository_id,)
+                )
+            )
+        return TrustSpec(
+            provider=PROVIDER.name, issuer=self.issuer, conditions=tuple(conditions), notes=(who,)
+        )

@@ -5,12 +5,27 @@ Facts: ci-oidc-facts §3 (GitLab "OpenID Connect (OIDC) Authentication Using ID 
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 
 from keyless.ci._claims import require_audience, token_audiences
-from keyless.ci.base import STANDARD_SAFE_CLAIMS, ObtainedToken, Runner, checked_token, env_true
-from keyless.errors import CredentialError
+from keyless.ci.base import (
+    STANDARD_SAFE_CLAIMS,
+    ObtainedToken,
+    Runner,
+    SegmentRole,
+    SubjectGrammar,
+    SubjectSegment,
+    TrustCondition,
+    TrustSpec,
+    checked_token,
+    env_true,
+    iam_literal,
+)
+from keyless.errors import CredentialError, UsageError
 from keyless.http import HttpClient
 
 #: Names the variable holding the token; ``--token-env NAME`` sets it for one run.
@@ -44,6 +59,26 @@ GitLab puts a job's ID token in the variable its `id_tokens:` entry names. In .g
 keyless looks for {", ".join(DEFAULT_TOKEN_VARIABLES)}
 in that order, or reads the variable named by --token-env NAME (or {NAME_VARIABLE}).
 """
+
+
+DEFAULT_URL = "https://gitlab.com"
+
+#: `project_path:GROUP/.../PROJECT:ref_type:branch|tag:ref:NAME` (facts §3); the group path may
+#: nest, and its first component is the top-level group.
+SUBJECT_GRAMMAR = SubjectGrammar(
+    segments=(
+        SubjectSegment(
+            literal="project_path:",
+            field="project path",
+            role=SegmentRole.PATH,
+            example="zz-probe-group/zz-probe-project",
+        ),
+        SubjectSegment(
+            literal=":ref_type:", field="ref type", role=SegmentRole.CONTEXT, example="branch"
+        ),
+        SubjectSegment(literal=":ref:", field="ref", role=SegmentRole.CONTEXT, example="zz-probe"),
+    )
+)
 
 
 class GitLab:
@@ -80,6 +115,10 @@ class GitLab:
         "user_id",
         "user_login",
     }
+
+    # gitlab.com (and any self-managed instance) mints tokens for every project it hosts.
+    shared_issuer = True
+    subject_grammar = SUBJECT_GRAMMAR
 
     def in_ci(self, env: Mapping[str, str]) -> bool:
         return env_true(env, "GITLAB_CI")
@@ -172,3 +211,77 @@ class GitLab:
 
 
 PROVIDER = GitLab()
+
+
+# --- trust: the scope a role can be pinned to (facts §3, security §1.2, §6) ---------------------
+
+_PROJECT = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+")
+
+
+class RefType(StrEnum):
+    BRANCH = "branch"
+    TAG = "tag"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GitLabScope:
+    """A project (``group/.../project``) of a GitLab instance, optionally one branch or tag."""
+
+    project: str
+    ref: str | None = None
+    ref_type: RefType | None = None
+    url: str = DEFAULT_URL
+
+    def __post_init__(self) -> None:
+        if not _PROJECT.fullmatch(self.project):
+            raise UsageError(f"GitLab project {self.project!r} is not GROUP/PROJECT")
+        if self.ref is not None and (not self.ref or ":" in self.ref):
+            raise UsageError(f"GitLab ref {self.ref!r} is not a branch or tag name")
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+            raise UsageError(f"GitLab URL {self.url!r} is not an https instance URL")
+
+    @property
+    def issuer(self) -> str:
+        # The issuer and the AWS audience are the instance URL without a trailing slash.
+        return self.url.rstrip("/")
+
+    @property
+    def audience(self) -> str:
+        return self.issuer
+
+    def trust_spec(self) -> TrustSpec:
+        base = f"project_path:{iam_literal(self.project)}"
+        if self.ref is not None:
+            ref_type = self.ref_type or RefType.BRANCH
+            subject = TrustCondition(
+                operator="StringEquals",
+                claim="sub",
+                values=(f"{base}:ref_type:{ref_type.value}:ref:{iam_literal(self.ref)}",),
+            )
+            who = (
+                f"Only jobs of this project running for the {ref_type.value} {self.ref!r}."
+                " IAM cannot see `ref_protected`: protect the branch or tag in GitLab."
+            )
+        elif self.ref_type is not None:
+            subject = TrustCondition(
+                operator="StringLike",
+                claim="sub",
+                values=(f"{base}:ref_type:{self.ref_type.value}:ref:*",),
+            )
+            who = f"Jobs of this project running for any {self.ref_type.value}."
+        else:
+            subject = TrustCondition(operator="StringLike", claim="sub", values=(f"{base}:*",))
+            who = (
+                "Any job of this project: every branch and tag. For a deploy role, pin one"
+                " with --ref (and --ref-type tag for tags)."
+            )
+        return TrustSpec(
+            provider=PROVIDER.name,
+            issuer=self.issuer,
+            conditions=(
+                TrustCondition(operator="StringEquals", claim="aud", values=(self.audience,)),
+                subject,
+            ),
+            notes=(who,),
+        )

@@ -8,7 +8,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from keyless.ci._claims import require_audience
-from keyless.ci.base import STANDARD_SAFE_CLAIMS, ObtainedToken, Runner, checked_token
+from keyless.ci.base import (
+    STANDARD_SAFE_CLAIMS,
+    ObtainedToken,
+    Runner,
+    SubjectGrammar,
+    checked_token,
+)
 from keyless.errors import CredentialError, TokenError
 from keyless.http import HttpClient
 from keyless.limits import TOKEN_MAX_CHARS
@@ -59,6 +65,10 @@ class TokenFile:
     aws_condition_claims: frozenset[str] = frozenset()
     aws_unconfirmed_claims: frozenset[str] = frozenset()
     safe_claims: frozenset[str] = STANDARD_SAFE_CLAIMS
+
+    shared_issuer = False
+    # A file can hold any issuer's token: no subject shape to state.
+    subject_grammar = SubjectGrammar()
 
     def in_ci(self, env: Mapping[str, str]) -> bool:
         return any(env.get(name) for name in self.markers)
