@@ -34,7 +34,6 @@ from keyless.limits import (
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
-    "DECODE_OPTIONS",
     "ClaimValue",
     "IssuerUrl",
     "JwksCache",
@@ -42,6 +41,7 @@ __all__ = [
     "UnverifiedToken",
     "VerificationKey",
     "VerifiedClaims",
+    "decode_options",
     "discovery_url",
     "fetch_jwks",
     "peek",
@@ -76,23 +76,27 @@ _CURVE_ALGORITHM: Final = MappingProxyType({crv: alg for alg, (crv, _) in _EC_CU
 #: RFC 7518 §3.3: RSA keys for RS* must be at least 2048 bits.
 _MIN_RSA_BITS: Final = 2048
 
-#: Every option of ``jwt.decode`` spelled out, library defaults included, so that a change of
-#: PyJWT's defaults cannot loosen verification (a test asserts exactly this mapping).
-DECODE_OPTIONS: Final[Options] = {
-    "verify_signature": True,
-    "verify_exp": True,
-    "verify_nbf": True,
-    "verify_iat": True,
-    "verify_aud": True,
-    "verify_iss": True,
-    "verify_sub": True,
-    "verify_jti": True,
-    # RFC 7519 §4.1.3: `aud` may be a string or an array; the expected audience must be in it.
-    "strict_aud": False,
-    # Empty means deny: a token without these claims is refused, not checked vacuously.
-    "require": ["exp", "iat", "iss", "aud", "sub"],
-    "enforce_minimum_key_length": True,
-}
+
+def decode_options() -> Options:
+    """Every option of ``jwt.decode`` spelled out, library defaults included, so that a change of
+    PyJWT's defaults cannot loosen verification (a test asserts exactly this mapping). A fresh
+    dict per call: no caller can loosen it for everyone else by mutating a shared one."""
+    return {
+        "verify_signature": True,
+        "verify_exp": True,
+        "verify_nbf": True,
+        "verify_iat": True,
+        "verify_aud": True,
+        "verify_iss": True,
+        "verify_sub": True,
+        "verify_jti": True,
+        # RFC 7519 §4.1.3: `aud` may be a string or an array; the expected audience must be in it.
+        "strict_aud": False,
+        # Empty means deny: a token without these claims is refused, not checked vacuously.
+        "require": ["exp", "iat", "iss", "aud", "sub"],
+        "enforce_minimum_key_length": True,
+    }
+
 
 # Header parameters keyless refuses to see in a CI token. `crit` lists extensions the verifier
 # must understand and keyless implements none (RFC 7515 §4.1.11; PyJWT CVE-2026-32597); `b64`
@@ -333,7 +337,8 @@ class JwksCache:
 
     A set is used for ``ttl`` seconds; an unknown ``kid`` triggers at most one refresh per
     ``min_refresh_interval`` seconds per issuer; a failed fetch keeps the last good set (PyJWT's
-    own client wiped it and refetched on every unknown kid: CVE-2026-48524).
+    own client wiped it and refetched on every unknown kid: CVE-2026-48524), and a first fetch
+    that failed is not retried within the interval either.
     """
 
     def __init__(
@@ -347,15 +352,21 @@ class JwksCache:
         self._min_interval = min_refresh_interval
         self._clock = clock
         self._entries: dict[IssuerUrl, _CacheEntry] = {}
-        self._lock = threading.Lock()
+        self._failures: dict[IssuerUrl, tuple[float, IssuerError]] = {}
+        self._locks: dict[IssuerUrl, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
 
     def key(self, issuer: IssuerUrl, kid: str, *, http: HttpClient) -> VerificationKey:
         """The key ``kid`` of ``issuer``; ``TokenVerificationError(check="kid")`` if unknown."""
-        with self._lock:
-            entry = self._entries.get(issuer)
+        # One lock per issuer: concurrent verifications share one fetch, and a slow issuer does
+        # not hold up the others.
+        with self._locks_lock:
+            lock = self._locks.setdefault(issuer, threading.Lock())
+        with lock:
             now = self._clock()
+            entry = self._entries.get(issuer)
             if entry is None:
-                entry = self._refresh(issuer, http, previous=None, now=now)
+                entry = self._first_fetch(issuer, http, now=now)
             elif now - entry.fetched_at >= self._ttl and self._may_retry(entry, now):
                 entry = self._refresh(issuer, http, previous=entry, now=now)
             found = entry.keys.get(kid)
@@ -373,14 +384,26 @@ class JwksCache:
     def _may_retry(self, entry: _CacheEntry, now: float) -> bool:
         return now - entry.attempted_at >= self._min_interval
 
+    def _first_fetch(self, issuer: IssuerUrl, http: HttpClient, *, now: float) -> _CacheEntry:
+        failure = self._failures.get(issuer)
+        if failure is not None and now - failure[0] < self._min_interval:
+            raise IssuerError(f"{failure[1].message} (not retried yet)", remedy=failure[1].remedy)
+        try:
+            keys = fetch_jwks(issuer, http=http)
+        except IssuerError as exc:
+            self._failures[issuer] = (now, exc)
+            raise
+        self._failures.pop(issuer, None)
+        entry = _CacheEntry(keys=keys, fetched_at=now, attempted_at=now)
+        self._entries[issuer] = entry
+        return entry
+
     def _refresh(
-        self, issuer: IssuerUrl, http: HttpClient, *, previous: _CacheEntry | None, now: float
+        self, issuer: IssuerUrl, http: HttpClient, *, previous: _CacheEntry, now: float
     ) -> _CacheEntry:
         try:
             keys = fetch_jwks(issuer, http=http)
-        except KeylessError:
-            if previous is None:
-                raise
+        except IssuerError:
             previous.attempted_at = now  # keep the last good set, and rate-limit the retries
             return previous
         entry = _CacheEntry(keys=keys, fetched_at=now, attempted_at=now)
@@ -567,7 +590,7 @@ def verify(
             raw,
             key=jwk.key,  # a raw public key, never a PyJWK (CVE-2026-48523, CVE-2026-48526)
             algorithms=sorted(jwk.algorithms),
-            options=DECODE_OPTIONS,
+            options=decode_options(),
             audience=audience,
             issuer=issuer_url,
             leeway=leeway,

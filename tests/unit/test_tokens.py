@@ -153,20 +153,25 @@ def test_peek_reads_without_verifying_and_keeps_no_signature(env: Env) -> None:
 # --- the explicit decode options ---------------------------------------------------------------
 
 
-def test_decode_options_are_spelled_out() -> None:
-    assert tokens.DECODE_OPTIONS == {
-        "verify_signature": True,
-        "verify_exp": True,
-        "verify_nbf": True,
-        "verify_iat": True,
-        "verify_aud": True,
-        "verify_iss": True,
-        "verify_sub": True,
-        "verify_jti": True,
-        "strict_aud": False,
-        "require": ["exp", "iat", "iss", "aud", "sub"],
-        "enforce_minimum_key_length": True,
-    }
+EXPECTED_DECODE_OPTIONS = {
+    "verify_signature": True,
+    "verify_exp": True,
+    "verify_nbf": True,
+    "verify_iat": True,
+    "verify_aud": True,
+    "verify_iss": True,
+    "verify_sub": True,
+    "verify_jti": True,
+    "strict_aud": False,
+    "require": ["exp", "iat", "iss", "aud", "sub"],
+    "enforce_minimum_key_length": True,
+}
+
+
+def test_decode_options_are_spelled_out_and_fresh_each_time() -> None:
+    assert tokens.decode_options() == EXPECTED_DECODE_OPTIONS
+    tokens.decode_options()["verify_signature"] = False
+    assert tokens.decode_options()["verify_signature"] is True
 
 
 def test_verify_passes_a_raw_key_pinned_algorithms_and_the_options_to_pyjwt(
@@ -182,8 +187,7 @@ def test_verify_passes_a_raw_key_pinned_algorithms_and_the_options_to_pyjwt(
     monkeypatch.setattr(jwt, "decode", spy)
     env.verify(env.mint(), leeway=30)
     (call,) = calls
-    assert call["options"] is tokens.DECODE_OPTIONS
-    assert call["options"]["verify_signature"] is True
+    assert call["options"] == EXPECTED_DECODE_OPTIONS
     assert call["algorithms"] == ["RS256"]
     assert isinstance(call["key"], rsa.RSAPublicKey)  # a raw key, not a PyJWK
     assert call["audience"] == AUDIENCE
