@@ -708,8 +708,8 @@ def _explain(
     extra = sorted(ctx.exposure.claims - STANDARD_KEYS)
     sentences = [
         f"The token comes from {ctx.request.issuer} ({ctx.exposure.name}); for it IAM sees the"
-        f" condition keys {ctx.prefix}:sub and {ctx.prefix}:aud"
-        + (f" and {', '.join(extra)}" if extra else "")
+        f" condition keys {ctx.prefix}:sub and :aud"
+        + (f" (plus :{', :'.join(extra)})" if extra else "")
         + ", and every other claim is absent."
     ]
     if len(actions) > 1:

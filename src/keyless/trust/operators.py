@@ -277,9 +277,14 @@ def _split_arn(pattern: Pattern) -> list[Pattern]:
 def _arn_like(pattern: Pattern, actual: str) -> Truth:
     # ArnEquals and ArnLike are the same test: each of the six components is matched on its own
     # and may hold `*` and `?` (condition operators, "Amazon Resource Name (ARN)").
+    if pattern == (Chunk("*"),):
+        return True
     expected = _split_arn(pattern)
+    if len(expected) != 6:
+        # IAM documents ARN operators for six-component values only.
+        return None
     parts = actual.split(":", 5)
-    if len(expected) != 6 or len(parts) != 6:
+    if len(parts) != 6:
         return False
     return all(
         glob_regex(component).fullmatch(part) is not None
@@ -333,7 +338,7 @@ def _ip_value(value: str) -> str | None:
 
 
 def _arn_value(value: str) -> str | None:
-    if value == "*" or len(value.split(":", 5)) == 6 or "${" in value:
+    if value == "*" or value.startswith("arn") or "${" in value:
         return None
     return f"{value!r} is not an ARN (arn:partition:service:region:account:resource)"
 
