@@ -20,6 +20,7 @@ from keyless.local.gateway import (
     TrustQuestion,
     WebIdentityExchange,
     _guarded_action,
+    trust_evaluator,
 )
 from keyless.tokens import peek
 from tests.jwt_factory import make_token
@@ -388,3 +389,60 @@ def test_every_spelling_of_the_federation_actions_is_caught(
     else:
         assert found is not None
         assert found.startswith(expected)
+
+
+def _identity(subject: str) -> Identity:
+    return Identity(
+        issuer=ISSUER,
+        subject=subject,
+        audience=("sts.amazonaws.com",),
+        expires_at=NOW + 300,
+        claims={"iss": ISSUER, "sub": subject, "aud": "sts.amazonaws.com"},
+    )
+
+
+_TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": PROVIDER_ARN},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        "token.actions.githubusercontent.com:aud": "sts.amazonaws.com"
+                    },
+                    "StringLike": {"token.actions.githubusercontent.com:sub": "repo:acme/site:*"},
+                },
+            }
+        ],
+    }
+)
+
+
+def test_the_default_trust_evaluator_is_keyless_trust() -> None:
+    def ask(subject: str, provider_arn: str = PROVIDER_ARN) -> TrustAnswer:
+        return trust_evaluator(
+            TrustQuestion(
+                role_arn=ROLE_ARN,
+                policy=_TRUST,
+                provider_arn=provider_arn,
+                identity=_identity(subject),
+            )
+        )
+
+    assert ask(SUBJECT).allowed
+    denied = ask("repo:acme/other:ref:refs/heads/main")
+    assert not denied.allowed
+    assert denied.reason
+    assert not ask(SUBJECT, provider_arn=f"arn:aws:iam::{ACCOUNT}:oidc-provider/elsewhere").allowed
+
+
+def test_a_malformed_trust_policy_raises_a_keyless_error() -> None:
+    with pytest.raises(PolicyError):
+        trust_evaluator(
+            TrustQuestion(
+                role_arn=ROLE_ARN, policy="{", provider_arn=PROVIDER_ARN, identity=_identity("s")
+            )
+        )

@@ -44,6 +44,9 @@ from keyless.local.moto_server import (
     isolated_session,
 )
 from keyless.tokens import JwksCache, peek, thaw, verify
+from keyless.trust.evaluate import Request as TrustRequest
+from keyless.trust.evaluate import evaluate as evaluate_trust
+from keyless.trust.model import loads_policy
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -62,6 +65,7 @@ __all__ = [
     "TrustEvaluator",
     "TrustQuestion",
     "WebIdentityExchange",
+    "trust_evaluator",
 ]
 
 logger = logging.getLogger(__name__)
@@ -640,6 +644,21 @@ class TokensVerifier:
         )
 
 
+def trust_evaluator(question: TrustQuestion) -> TrustAnswer:
+    """``TrustEvaluator`` on ``keyless.trust.evaluate``: the role's trust policy as IAM reads it,
+    with the condition keys AWS exposes for the token's issuer. Anything short of an allow
+    (implicit or explicit deny, an undecidable condition) refuses."""
+    evaluation = evaluate_trust(
+        loads_policy(question.policy),
+        TrustRequest(
+            issuer=question.identity.issuer,
+            claims=question.identity.claims,
+            provider_arn=question.provider_arn,
+        ),
+    )
+    return TrustAnswer(allowed=evaluation.allowed, reason=evaluation.reason)
+
+
 # --- HTTP --------------------------------------------------------------------------------------
 
 
@@ -658,16 +677,16 @@ class StsGateway:
         account_id: str,
         region: str,
         admin: AdminCredentials,
-        evaluate: TrustEvaluator,
         verify: TokenVerifier | None = None,
+        evaluate: TrustEvaluator | None = None,
         ca_bundle: Path | None = None,
         directory: Directory | None = None,
         port: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``verify`` defaults to ``keyless.tokens.verify`` fetching JWKS over HTTPS that trusts
-        ``ca_bundle`` (the local CA; the system store when None); ``directory`` defaults to
-        moto's IAM with the administrator key."""
+        ``ca_bundle`` (the local CA; the system store when None), ``evaluate`` to keyless' trust
+        evaluator, ``directory`` to moto's IAM with the administrator key."""
         parts = urlsplit(upstream_url)
         if parts.scheme != "http" or not parts.hostname or not parts.port:
             raise LocalStackError(f"upstream {upstream_url!r} is not http://HOST:PORT")
@@ -679,7 +698,7 @@ class StsGateway:
             directory=directory
             or IamDirectory(endpoint_url=upstream_url, region=region, admin=admin),
             verify=verify or TokensVerifier(ca_bundle=ca_bundle),
-            evaluate=evaluate,
+            evaluate=evaluate or trust_evaluator,
             clock=clock,
         )
         self._port = port
