@@ -36,7 +36,14 @@ from keyless.deploy.plan import (
     build_plan,
     normalize_prefix,
 )
-from keyless.deploy.transfer import CrtUploader, Endpoint, PutJob, PutOutcome, Uploader
+from keyless.deploy.transfer import (
+    CrtS3,
+    DataPlane,
+    Endpoint,
+    FrozenCredentials,
+    PutJob,
+    PutOutcome,
+)
 from keyless.errors import AccessDeniedError, AwsError, NetworkError, UsageError
 
 if TYPE_CHECKING:
@@ -165,24 +172,24 @@ class _Silent:
         pass
 
 
-UploaderFactory = Callable[[Endpoint, str, Any, int, int, str | None], Uploader]
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DataPlaneConfig:
+    endpoint: Endpoint
+    bucket: str
+    credentials: Callable[[], FrozenCredentials]
+    concurrency: int
+    part_size: int
+    ca_bundle: str | None = None
 
 
-def _crt_uploader(
-    endpoint: Endpoint,
-    bucket: str,
-    credentials: Any,
-    concurrency: int,
-    part_size: int,
-    ca_bundle: str | None,
-) -> Uploader:
-    return CrtUploader(
-        endpoint=endpoint,
-        bucket=bucket,
-        credentials=credentials.get_frozen_credentials,
-        concurrency=concurrency,
-        part_size=part_size,
-        ca_bundle=ca_bundle,
+def crt_data_plane(config: DataPlaneConfig) -> DataPlane:
+    return CrtS3(
+        endpoint=config.endpoint,
+        bucket=config.bucket,
+        credentials=config.credentials,
+        concurrency=config.concurrency,
+        part_size=config.part_size,
+        ca_bundle=config.ca_bundle,
     )
 
 
@@ -191,7 +198,7 @@ def deploy(
     *,
     session: boto3.Session | None = None,
     progress: Progress | None = None,
-    uploader_factory: UploaderFactory = _crt_uploader,
+    data_plane: Callable[[DataPlaneConfig], DataPlane] = crt_data_plane,
     clock: Callable[[], float] = time.monotonic,
 ) -> DeployResult:
     """Plan and (unless ``dry_run``) apply one deploy; raises ``KeylessError`` on failure."""
@@ -199,13 +206,32 @@ def deploy(
     session = session or boto3.Session()
     progress = progress or _Silent()
     target = request.target
+    # The botocore client resolves the endpoint (AWS_ENDPOINT_URL[_S3], profiles) and region.
     s3 = _s3_client(session, request.concurrency)
     s3 = _client_for_bucket_region(session, s3, target.bucket, request.concurrency)
-    old = read_manifest(s3, target)
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise AwsError(
+            "no AWS credentials found",
+            remedy="Run inside 'keyless exec', or set AWS_PROFILE or the AWS_* variables.",
+        )
+    plane = data_plane(
+        DataPlaneConfig(
+            endpoint=Endpoint.from_url(
+                s3.meta.endpoint_url, region=s3.meta.region_name or "us-east-1"
+            ),
+            bucket=target.bucket,
+            credentials=credentials.get_frozen_credentials,
+            concurrency=request.concurrency,
+            part_size=request.part_size,
+            ca_bundle=session._session.get_config_variable("ca_bundle"),
+        )
+    )
+    old = read_manifest(plane, target)
     listed: set[str] = set()
     plan = build_plan(
         walk(request.local_dir, request.filters),
-        list_remote(s3, target, old, listed),
+        list_remote(plane, target, old, listed),
         options=PlanOptions(
             prefix=target.prefix,
             delete=request.delete,
@@ -221,16 +247,8 @@ def deploy(
     if request.dry_run:
         return DeployResult(plan=plan, dry_run=True, seconds=clock() - started)
 
-    credentials = session.get_credentials()
-    if credentials is None:
-        raise AwsError(
-            "no AWS credentials found",
-            remedy="Run inside 'keyless exec', or set AWS_PROFILE or the AWS_* variables.",
-        )
-    region = s3.meta.region_name or "us-east-1"
-    endpoint = Endpoint.from_url(s3.meta.endpoint_url, region=region)
-    ca_bundle = session._session.get_config_variable("ca_bundle")
-    entries = {k: e for k, e in old.items() if target.prefix + k in listed}
+    before = {k: e for k, e in old.items() if target.prefix + k in listed}
+    entries = dict(before)
     entries.update(
         {
             u.key.removeprefix(target.prefix): manifest.Entry(
@@ -245,32 +263,24 @@ def deploy(
     copies = [
         u for u in plan.uploads if u.reason is Reason.HEADERS and u.file.size <= COPY_MAX_BYTES
     ]
-    sent = 0
+    sent = deleted = 0
     try:
         if data:
-            uploader = uploader_factory(
-                endpoint,
-                target.bucket,
-                credentials,
-                request.concurrency,
-                request.part_size,
-                ca_bundle,
-            )
-            outcomes = uploader.put_all(
+            outcomes = plane.put_all(
                 (_job(u) for u in data),
                 on_done=lambda o, n: progress.done("upload", o.key, n, o.error is None),
             )
             sent = _record_uploads(data, outcomes, entries, target)
         if copies:
             _copy_in_place(s3, target, copies, entries, request.concurrency, progress)
-        deleted = 0
         if plan.deletes:
             deleted = _delete(s3, target, [d.key for d in plan.deletes], progress)
             for d in plan.deletes:
                 entries.pop(d.key.removeprefix(target.prefix), None)
     finally:
         # Even after a failure: what did succeed is remembered, so the next run redoes less.
-        write_manifest(s3, target, entries)
+        if entries != old:
+            write_manifest(plane, target, entries)
     result = DeployResult(
         plan=plan,
         dry_run=False,
@@ -429,57 +439,46 @@ def invalidate(cloudfront: CloudFrontClient, distribution_id: str, paths: list[s
 
 
 def list_remote(
-    s3: S3Client,
+    plane: DataPlane,
     target: Target,
     known: Mapping[str, manifest.Entry],
     listed: set[str] | None = None,
 ) -> Iterator[RemoteObject]:
     """Every object under the prefix, page by page, with what the manifest knows of its ETag."""
-    paginator = s3.get_paginator("list_objects_v2")
-    try:
-        for page in paginator.paginate(Bucket=target.bucket, Prefix=target.prefix):
-            for item in page.get("Contents", []):
-                key = item["Key"]
-                etag = item["ETag"].strip('"').lower()
-                if listed is not None:
-                    listed.add(key)
-                entry = known.get(key.removeprefix(target.prefix))
-                if entry is not None and entry.etag != etag:
-                    entry = None  # rewritten since keyless saw it: what it knew no longer holds
-                yield RemoteObject(
-                    key=key,
-                    size=item["Size"],
-                    etag=etag,
-                    md5=entry.md5 if entry else None,
-                    headers=entry.headers if entry else None,
-                )
-    except botocore.exceptions.ClientError as exc:
-        raise _aws_error(exc, f"listing {target}") from exc
-    except botocore.exceptions.EndpointConnectionError as exc:
-        raise NetworkError(f"cannot reach S3 to list {target}: {exc}") from exc
-
-
-def read_manifest(s3: S3Client, target: Target) -> dict[str, manifest.Entry]:
-    try:
-        response = s3.get_object(Bucket=target.bucket, Key=target.prefix + manifest.MANIFEST_NAME)
-        if response["ContentLength"] > manifest.MANIFEST_MAX_BYTES:
-            return {}
-        return manifest.decode(response["Body"].read())
-    except botocore.exceptions.ClientError:
-        # Missing or unreadable: keyless then knows less and re-checks more; never an error.
-        return {}
-
-
-def write_manifest(s3: S3Client, target: Target, entries: Mapping[str, manifest.Entry]) -> None:
-    try:
-        s3.put_object(
-            Bucket=target.bucket,
-            Key=target.prefix + manifest.MANIFEST_NAME,
-            Body=manifest.encode(entries),
-            ContentType="application/gzip",
-            CacheControl="no-store",
+    for item in plane.list_objects(target.prefix):
+        if listed is not None:
+            listed.add(item.key)
+        entry = known.get(item.key.removeprefix(target.prefix))
+        if entry is not None and entry.etag != item.etag:
+            entry = None  # rewritten since keyless saw it: what it knew no longer holds
+        yield RemoteObject(
+            key=item.key,
+            size=item.size,
+            etag=item.etag,
+            md5=entry.md5 if entry else None,
+            headers=entry.headers if entry else None,
         )
-    except botocore.exceptions.ClientError:
+
+
+def read_manifest(plane: DataPlane, target: Target) -> dict[str, manifest.Entry]:
+    """What keyless wrote last time; missing, unreadable or denied means "nothing known"."""
+    try:
+        data = plane.get_object(
+            target.prefix + manifest.MANIFEST_NAME, limit=manifest.MANIFEST_MAX_BYTES
+        )
+    except AccessDeniedError:
+        return {}
+    return manifest.decode(data) if data else {}
+
+
+def write_manifest(plane: DataPlane, target: Target, entries: Mapping[str, manifest.Entry]) -> None:
+    try:
+        plane.put_object(
+            target.prefix + manifest.MANIFEST_NAME,
+            manifest.encode(entries),
+            [("Content-Type", "application/gzip"), ("Cache-Control", "no-store")],
+        )
+    except (AwsError, NetworkError):
         # Losing the manifest costs a re-check next time, not correctness.
         return
 
@@ -503,7 +502,13 @@ def _s3_client(session: boto3.Session, concurrency: int, region: str | None = No
 def _client_for_bucket_region(
     session: boto3.Session, s3: S3Client, bucket: str, concurrency: int
 ) -> S3Client:
-    """A client in the bucket's own region, so the data plane signs for the right one."""
+    """A client in the bucket's own region, so the data plane signs for the right one.
+
+    Only AWS endpoints need the question; any other endpoint (the local stack, moto, MinIO) has
+    one region, and the listing reports a missing bucket or a denial itself.
+    """
+    if "amazonaws.com" not in s3.meta.endpoint_url:
+        return s3
     try:
         response = s3.head_bucket(Bucket=bucket)
     except botocore.exceptions.ClientError as exc:
@@ -517,7 +522,7 @@ def _client_for_bucket_region(
         raise NetworkError(f"cannot reach S3 for bucket {bucket!r}: {exc}") from exc
     headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
     region = headers.get("x-amz-bucket-region")
-    if region and region != s3.meta.region_name and "amazonaws.com" in s3.meta.endpoint_url:
+    if region and region != s3.meta.region_name:
         return _s3_client(session, concurrency, region)
     return s3
 

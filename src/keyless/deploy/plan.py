@@ -268,22 +268,20 @@ def build_plan(
 def _same_content(
     file: LocalFile, obj: RemoteObject, digests: Digests, part_size: int
 ) -> tuple[bool, str | None]:
-    """Whether the bytes are equal, and the local MD5 if it had to be computed."""
+    """Whether the bytes are equal, and the local MD5 if it was computed."""
     if file.size != obj.size:
         return False, None
-    md5 = digests.md5(file)
-    if obj.md5 is not None:
-        return obj.md5 == md5, md5
     etag = obj.etag
-    if "-" not in etag:
-        return etag == md5, md5
-    _, _, count = etag.partition("-")
-    if not count.isdigit():
-        return False, md5
-    sizes = candidate_part_sizes(file.size, int(count), part_size)
-    if not sizes:
-        return False, md5
-    return etag in digests.multipart_etags(file, sizes).values(), md5
+    if obj.md5 is None and "-" in etag:
+        _, _, count = etag.partition("-")
+        sizes = candidate_part_sizes(file.size, int(count), part_size) if count.isdigit() else []
+        # keyless' own part size first: one read settles every object keyless uploaded.
+        for batch in (sizes[:1], sizes[1:]):
+            if batch and etag in digests.multipart_etags(file, batch).values():
+                return True, None
+        return False, None
+    md5 = digests.md5(file)
+    return (obj.md5 or etag) == md5, md5
 
 
 def candidate_part_sizes(size: int, parts: int, own: int = DEFAULT_PART_SIZE) -> list[int]:

@@ -6,17 +6,17 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
 
-from keyless.deploy.apply import DeployRequest, Target, deploy
+from keyless.deploy.apply import DataPlaneConfig, DeployRequest, Target, crt_data_plane, deploy
 from keyless.deploy.headers import HeaderPolicy, Rule
 from keyless.deploy.local_tree import Filters
 from keyless.deploy.manifest import MANIFEST_NAME
 from keyless.deploy.plan import DeleteRefusedError
-from keyless.deploy.transfer import Endpoint, PutJob, PutOutcome, Uploader
+from keyless.deploy.transfer import DataPlane, PutJob, PutOutcome
 from keyless.errors import UsageError
 
 pytestmark = pytest.mark.integration
@@ -195,13 +195,16 @@ class _Killed(BaseException):
     """Stands for SIGKILL: no handler in keyless may swallow it."""
 
 
-def _crash_after(count: int) -> Callable[..., Uploader]:
-    from keyless.deploy.apply import _crt_uploader
+def _crash_after(count: int) -> Callable[[DataPlaneConfig], DataPlane]:
+    """A data plane that uploads ``count`` objects, then dies."""
 
-    def factory(endpoint: Endpoint, *args: Any) -> Uploader:
-        real = _crt_uploader(endpoint, *args)
+    def factory(config: DataPlaneConfig) -> DataPlane:
+        real = crt_data_plane(config)
 
         class Crashing:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
+
             def put_all(
                 self, jobs: Iterable[PutJob], *, on_done: Callable[[PutOutcome, int], None]
             ) -> list[PutOutcome]:
@@ -209,7 +212,7 @@ def _crash_after(count: int) -> Callable[..., Uploader]:
                 real.put_all(taken, on_done=on_done)
                 raise _Killed
 
-        return Crashing()
+        return cast(DataPlane, Crashing())
 
     return factory
 
@@ -224,7 +227,7 @@ def test_killed_part_way_then_run_again_converges(tmp_path: Path, bucket: str) -
     _write(tmp_path, new)
     request = _request(tmp_path, bucket, delete=True, force=True, concurrency=2)
     with pytest.raises(_Killed):
-        deploy(request, uploader_factory=_crash_after(5))
+        deploy(request, data_plane=_crash_after(5))
     remote = _remote(bucket, "site/")
     assert set(old) <= set(remote), "nothing may be deleted before every upload succeeded"
     assert 0 < len(set(new) & set(remote)) < len(new)

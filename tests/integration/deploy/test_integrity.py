@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from keyless.deploy.transfer import CrtUploader, Endpoint, PutJob, PutOutcome
+from keyless.deploy.transfer import CrtS3, Endpoint, PutJob, PutOutcome
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +68,7 @@ def test_corrupted_body_is_rejected_and_reported(tmp_path: Path, strict_s3: str)
     for name in ("good.txt", "corrupt.txt"):
         (tmp_path / name).write_bytes(b"payload " * 100)
     endpoint = Endpoint(scheme="http", netloc=strict_s3, region="us-east-1", virtual_hosted=False)
-    uploader = CrtUploader(
+    plane = CrtS3(
         endpoint=endpoint,
         bucket="site",
         credentials=_Frozen,
@@ -80,7 +80,7 @@ def test_corrupted_body_is_rejected_and_reported(tmp_path: Path, strict_s3: str)
         PutJob(key=name, path=tmp_path / name, size=800, headers=[("Content-Type", "text/plain")])
         for name in ("good.txt", "corrupt.txt")
     ]
-    outcomes = {o.key: o for o in uploader.put_all(jobs, on_done=lambda o, n: done.append(o))}
+    outcomes = {o.key: o for o in plane.put_all(jobs, on_done=lambda o, n: done.append(o))}
     assert outcomes["good.txt"].error is None
     assert outcomes["good.txt"].etag == "0123456789abcdef0123456789abcdef"
     assert outcomes["corrupt.txt"].error == "BadDigest"
