@@ -35,3 +35,12 @@ RETRY_TOTAL_BUDGET_SECONDS = 30.0
 # --- CI helper programs (buildkite-agent, circleci) ----------------------------------------------
 #: Seconds a CI's token helper program may run before keyless gives up on it.
 CI_HELPER_TIMEOUT_SECONDS = 30.0
+
+# --- AWS API calls (boto3) ---------------------------------------------------------------------
+#: Seconds for a TCP connect to an AWS endpoint, and for one read on it.
+AWS_CONNECT_TIMEOUT_SECONDS = 10.0
+AWS_READ_TIMEOUT_SECONDS = 30.0
+#: Attempts in all for botocore's own retries of one AWS call (standard mode).
+AWS_MAX_ATTEMPTS = 3
+#: Region used when none is configured anywhere (STS and IAM answer in every region).
+AWS_DEFAULT_REGION = "us-east-1"

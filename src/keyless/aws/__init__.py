@@ -1,0 +1,1 @@
+"""Everything that talks to AWS: client factory, STS exchange, provisioning."""
