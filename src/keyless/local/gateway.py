@@ -1,5 +1,5 @@
 """The local stack's AWS endpoint: ``AssumeRoleWithWebIdentity`` enforced as STS does it, in
-front of moto; every other request is relayed to moto byte for byte.
+front of moto; every other signed request is relayed to moto byte for byte.
 """
 
 from __future__ import annotations
@@ -863,8 +863,13 @@ class _Handler(BaseHTTPRequestHandler):
                 403, "AccessDenied", "moto's control API is not reachable through the gateway"
             )
             return
+        signed = "Authorization" in self.headers
         if path.strip("/"):
             # Not a query-protocol request (those all go to "/"): relay, streaming the body.
+            if not signed:
+                self.close_connection = True  # its body stays unread
+                self._refuse_unsigned(presigned=_presigned(query))
+                return
             self._relay(body=None)
             return
         body = self._read_query_body()
@@ -873,6 +878,11 @@ class _Handler(BaseHTTPRequestHandler):
         params = _params(query, body)
         guarded = _guarded_action(params.get("Action", []), self.headers.get("X-Amz-Target"))
         if guarded is None:
+            if not signed:
+                self._send_error_xml(
+                    403, "MissingAuthenticationToken", "Request is missing Authentication Token"
+                )
+                return
             self._relay(body=body)
         elif guarded == _ACTION and set(params.get("Action", [])) == {_ACTION}:
             self._assume_role_with_web_identity(params)
@@ -885,6 +895,28 @@ class _Handler(BaseHTTPRequestHandler):
                     f"{guarded} is not available through the local stack's gateway",
                 )
             )
+
+    def _refuse_unsigned(self, *, presigned: bool) -> None:
+        """Answer a request without an Authorization header as S3 does. moto with authentication
+        on fails them with HTTP 500 (it reads the missing header); that includes presigned URLs,
+        whose query-string signature it cannot check, so those are declared unsupported."""
+        logger.info("refused unsigned %s %s", self.command, self.path.split("?", 1)[0])
+        if presigned:
+            status, code, message = (
+                501,
+                "NotImplemented",
+                "Presigned URLs (query-string authentication) are not supported by the local stack",
+            )
+        else:
+            status, code, message = 403, "AccessDenied", "Access Denied"
+        request_id = str(uuid.uuid4())
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{code}</Code><Message>{escape(message)}</Message>"
+            f"<RequestId>{request_id}</RequestId></Error>"
+        ).encode()
+        headers = [("x-amz-request-id", request_id), ("Content-Type", "application/xml")]
+        self._send(status, http.client.responses[status], headers, body)
 
     # --- AssumeRoleWithWebIdentity -----------------------------------------------------------
 
@@ -1149,6 +1181,14 @@ def _send_head(
 
 def _end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP]
+
+
+def _presigned(query: str) -> bool:
+    """Whether the query string carries a signature (a presigned URL, SigV4 or SigV2)."""
+    return any(
+        name in ("X-Amz-Signature", "Signature")
+        for name, _ in parse_qsl(query, keep_blank_values=True)
+    )
 
 
 def _params(query: str, body: bytes) -> dict[str, list[str]]:

@@ -378,3 +378,62 @@ def test_stack_handles(scenario: Scenario) -> None:
     assert stack.ca_bundle.read_text().startswith("-----BEGIN CERTIFICATE-----")
     claims = jwt.decode(stack.mint({"sub": "x", "aud": "y"}), options={"verify_signature": False})
     assert claims["iss"] == stack.issuers[0]
+
+
+def test_odd_requests_get_an_answer_not_a_hang(scenario: Scenario) -> None:
+    parts = urlsplit(scenario.stack.endpoint_url)
+    assert parts.hostname is not None
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        # A chunked body elsewhere than "/" is relayed with its framing (moto then refuses the
+        # made-up signature).
+        connection.putrequest("PUT", f"/{BUCKET}/chunked.txt")
+        connection.putheader("Transfer-Encoding", "chunked")
+        connection.putheader(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=AKIANOBODY0000000000/20260101/us-east-1/s3/aws4_request,"
+            " SignedHeaders=host, Signature=00",
+        )
+        connection.endheaders()
+        connection.send(b"5\r\nhello\r\n0\r\n\r\n")
+        response = connection.getresponse()
+        assert 400 <= response.status < 500
+        response.read()
+        # The same connection keeps working for the next request.
+        connection.request("GET", "/moto-api/")
+        response = connection.getresponse()
+        assert response.status == 403
+        response.read()
+    finally:
+        connection.close()
+    status, _ = raw(scenario, "POST", "/", b"", {"Transfer-Encoding": "chunked"})
+    assert status == 411
+    status, _ = raw(scenario, "GET", "http://169.254.169.254/latest/meta-data/")
+    assert status == 400
+
+
+def test_anonymous_requests_are_refused_as_aws_does(scenario: Scenario) -> None:
+    status, data = raw(scenario, "PUT", f"/{BUCKET}/anonymous.txt", b"x")
+    assert status == 403
+    assert b"<Code>AccessDenied</Code>" in data
+    status, data = raw(
+        scenario,
+        "POST",
+        "/",
+        b"Action=ListUsers&Version=2010-05-08",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert status == 403
+    assert b"<Code>MissingAuthenticationToken</Code>" in data
+
+
+def test_presigned_urls_are_declared_unsupported(scenario: Scenario) -> None:
+    s3 = scenario.stack.admin_session().client("s3", endpoint_url=scenario.stack.endpoint_url)
+    s3.put_object(Bucket=BUCKET, Key="shared.txt", Body=b"shared")
+    url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": BUCKET, "Key": "shared.txt"}, ExpiresIn=60
+    )
+    parts = urlsplit(url)
+    status, data = raw(scenario, "GET", f"{parts.path}?{parts.query}")
+    assert status == 501
+    assert b"<Code>NotImplemented</Code>" in data
