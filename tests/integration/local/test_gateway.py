@@ -7,6 +7,7 @@ import hashlib
 import http.client
 import io
 import json
+import logging
 import socket
 import time
 import xml.etree.ElementTree as ET
@@ -437,3 +438,29 @@ def test_presigned_urls_are_declared_unsupported(scenario: Scenario) -> None:
     status, data = raw(scenario, "GET", f"{parts.path}?{parts.query}")
     assert status == 501
     assert b"<Code>NotImplemented</Code>" in data
+
+
+def test_the_gateway_logs_decisions_but_never_the_token(
+    scenario: Scenario, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="keyless.local.gateway")
+    tokens = [scenario.token(), scenario.token(subject=OTHER_SUBJECT)]
+    for token in tokens:  # as a GET, the token sits in the request line
+        query = urlencode(
+            {
+                "Action": "AssumeRoleWithWebIdentity",
+                "Version": "2011-06-15",
+                "RoleArn": scenario.role_arn,
+                "RoleSessionName": "logged",
+                "WebIdentityToken": token,
+            }
+        )
+        raw(scenario, "GET", f"/?{query}")
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(m.startswith("allow AssumeRoleWithWebIdentity") and SUBJECT in m for m in messages)
+    assert any(
+        m.startswith("deny AssumeRoleWithWebIdentity") and OTHER_SUBJECT in m for m in messages
+    )
+    for token in tokens:
+        signature = token.rsplit(".", 1)[1]
+        assert not any(signature in m for m in messages)
