@@ -274,7 +274,7 @@ def _context_value(value: object) -> ContextValue | Unknown | None:
         return "true" if value else "false"
     if isinstance(value, str | int | float):
         return str(value)
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         items = [_context_value(item) for item in value]
         if all(isinstance(item, str) for item in items):
             return tuple(item for item in items if isinstance(item, str))
@@ -365,12 +365,12 @@ def _session_tags(
         return bad
     principal_tags = raw.get("principal_tags", {})
     transitive = raw.get("transitive_tag_keys", [])
-    if not isinstance(principal_tags, Mapping) or not isinstance(transitive, list):
+    if not isinstance(principal_tags, Mapping) or not isinstance(transitive, list | tuple):
         return bad
     tags: dict[str, str] = {}
     for tag, value in principal_tags.items():
         # Documented shape: {"Project": ["Automation"]}, one value per tag.
-        if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+        if isinstance(value, list | tuple) and len(value) == 1 and isinstance(value[0], str):
             tags[str(tag)] = value[0]
         elif isinstance(value, str):
             tags[str(tag)] = value

@@ -1267,6 +1267,26 @@ def test_raise_for_decision() -> None:
         run(policy(statement(sub_is("x"))), BASE_CLAIMS).raise_for_decision()
 
 
+def test_claims_frozen_by_tokens_peek_evaluate_alike() -> None:
+    # keyless.tokens freezes JSON arrays into tuples and objects into read-only mappings.
+    from types import MappingProxyType
+
+    tags = MappingProxyType(
+        {"principal_tags": MappingProxyType({"org": ("acme",)}), "transitive_tag_keys": ()}
+    )
+    claims = {**BASE_CLAIMS, "aud": ("sts.amazonaws.com", "x"), "https://aws.amazon.com/tags": tags}
+    document = policy(
+        statement(
+            {
+                "ForAnyValue:StringEquals": {f"{GH}:aud": "sts.amazonaws.com"},
+                "StringEquals": {"aws:RequestTag/org": "acme"},
+            },
+            action=[WIF, "sts:TagSession"],
+        )
+    )
+    assert run(document, claims).decision is A
+
+
 def test_issuer_comes_from_claims_unless_given() -> None:
     from keyless.errors import TokenError
 
