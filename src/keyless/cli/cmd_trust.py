@@ -1,0 +1,359 @@
+"""``keyless trust build|check|lint``: least-privilege trust for a CI scope, a token checked
+against a trust policy as IAM would, and trust policies linted for over-broad OIDC trust.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import textwrap
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from keyless import __version__, tokens
+from keyless.cli.console import Console
+from keyless.cli.main import EXIT_NEGATIVE, EXIT_OK, Subparsers
+from keyless.cli.scope_args import SCOPE_HELP, add_scope_arguments, scope_from_args
+from keyless.errors import PolicyError, UsageError
+from keyless.limits import TOKEN_MAX_CHARS
+from keyless.trust.build import ACCOUNT_PLACEHOLDER, OutputFormat, account_id, build, render
+from keyless.trust.evaluate import ConditionRow, Evaluation, Outcome, Request, evaluate
+from keyless.trust.lint import Finding, LintedFile, Severity, line_of, lint, sarif
+from keyless.trust.model import Policy, loads_policy, parse_policy
+
+#: Lint exits 1 when a finding is at least this severe, unless --fail-on says otherwise.
+DEFAULT_FAIL_ON = Severity.MEDIUM
+#: Policy and claims files larger than this are refused before parsing.
+MAX_DOCUMENT_BYTES = 1_000_000
+
+_PROVIDER_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:oidc-provider/.+")
+
+_BUILD_EPILOG = f"""\
+{SCOPE_HELP}
+
+The policy has one Allow statement: the CI's OIDC provider as principal,
+sts:AssumeRoleWithWebIdentity as action, StringEquals on `aud` and on `sub` where the subject is
+exact, StringLike only where a segment changes per run (Bitbucket's step, CircleCI's user) or the
+scope is a whole repository. Who can satisfy it is printed on standard error.
+
+--format json prints the policy document (without --account-id the ARN holds {ACCOUNT_PLACEHOLDER});
+terraform prints a `locals` value to use as `assume_role_policy`; cloudformation prints a template
+with the role (the account comes from the stack when --account-id is not given).
+
+Exit codes: 0 printed; 2 a missing or invalid scope flag.
+"""
+
+_CHECK_EPILOG = """\
+The token (--token FILE, a compact JWT) is decoded WITHOUT verifying its signature: this command
+answers "would this trust policy let this token in", not "is this token genuine". --claims FILE
+takes the decoded claims as a JSON object instead. The issuer is the claims' `iss` unless
+--issuer is given. With --provider-arn the principal is compared with it exactly; without it only
+the issuer part of the principal's ARN is compared, and the output says the account was not
+checked.
+
+Only the claims AWS exposes as condition keys for the issuer are visible (sub and aud, plus a
+fixed set for GitHub); conditions on others see an absent key, as on AWS. Where AWS documents no
+outcome (e.g. an array `aud` under a plain StringEquals) the decision is indeterminate, which is
+a denial.
+
+Exit codes: 0 allowed; 1 denied (explicit, implicit or indeterminate); 2 unreadable input.
+"""
+
+_LINT_EPILOG = f"""\
+Each FILE holds a trust policy document, or the output of `aws iam get-role` (its
+Role.AssumeRolePolicyDocument is linted). Findings name the statement, the value and the fix.
+Severities: info, low, medium, high, critical. --fail-on (default: {DEFAULT_FAIL_ON.value}) sets the
+lowest severity that makes the exit code 1.
+
+--format text prints one line per finding plus its fix; json prints a list of findings (rule,
+severity, message, statement, location, fix, file, line); sarif prints SARIF 2.1.0 for GitHub
+code scanning (github/codeql-action/upload-sarif).
+
+Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it; 2 unreadable input.
+"""
+
+
+def register(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "trust",
+        help="build, check and lint role trust policies",
+        description="Build least-privilege trust, check a token against a policy, lint policies.",
+    )
+    commands = parser.add_subparsers(
+        dest="trust_command", metavar="SUBCOMMAND", parser_class=type(parser)
+    )
+    commands.required = True
+
+    build_parser = commands.add_parser(
+        "build",
+        help="print a least-privilege trust policy for one CI scope",
+        description="Print a least-privilege trust policy for one repository, branch or"
+        " environment.",
+        epilog=_BUILD_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_scope_arguments(build_parser)
+    build_parser.add_argument(
+        "--account-id", metavar="ID", help="the AWS account of the OIDC provider"
+    )
+    build_parser.add_argument(
+        "--format",
+        choices=[f.value for f in OutputFormat],
+        default=OutputFormat.JSON.value,
+        help="output format (default: json)",
+    )
+    build_parser.set_defaults(handler=run_build)
+
+    check = commands.add_parser(
+        "check",
+        help="check whether a trust policy lets a token in, as IAM would",
+        description="Evaluate a trust policy for a token as IAM would, condition by condition.",
+        epilog=_CHECK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("--policy", metavar="FILE", required=True, help="trust policy JSON")
+    source = check.add_mutually_exclusive_group(required=True)
+    source.add_argument("--token", metavar="FILE", help="a JWT (decoded, not verified)")
+    source.add_argument("--claims", metavar="FILE", help="the token's claims as a JSON object")
+    check.add_argument("--issuer", metavar="URL", help="the issuer (default: the claims' iss)")
+    check.add_argument(
+        "--provider-arn", metavar="ARN", help="the IAM OIDC provider ARN the token arrives through"
+    )
+    check.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    check.set_defaults(handler=run_check)
+
+    lint_parser = commands.add_parser(
+        "lint",
+        help="lint trust policies for over-broad or broken OIDC trust",
+        description="Lint role trust policies for over-broad or broken OIDC trust.",
+        epilog=_LINT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    lint_parser.add_argument("files", nargs="+", metavar="FILE", help="trust policy JSON files")
+    lint_parser.add_argument(
+        "--format", choices=("text", "json", "sarif"), default="text", help="output format"
+    )
+    lint_parser.add_argument(
+        "--fail-on",
+        choices=[s.value for s in Severity],
+        default=DEFAULT_FAIL_ON.value,
+        help=f"lowest severity that fails (default: {DEFAULT_FAIL_ON.value})",
+    )
+    lint_parser.set_defaults(handler=run_lint)
+
+
+# --- input -------------------------------------------------------------------------------------
+
+
+def _read_text(path: str, what: str) -> str:
+    file = Path(path)
+    try:
+        if file.is_dir():
+            raise UsageError(f"{what} {path} is a folder, not a file")
+        with file.open(encoding="utf-8") as handle:
+            text = handle.read(MAX_DOCUMENT_BYTES + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{what} {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise UsageError(f"{what} {path} is larger than {MAX_DOCUMENT_BYTES} bytes")
+    if not text.strip():
+        raise UsageError(f"{what} {path} is empty")
+    return text
+
+
+def _read_policy(path: str) -> tuple[str, Policy]:
+    text = _read_text(path, "policy file")
+    try:
+        policy = loads_policy(text)
+    except PolicyError as exc:
+        document = _get_role_document(text)
+        if document is None:
+            raise PolicyError(f"policy file {path}: {exc.message}") from None
+        try:
+            policy = parse_policy(document)
+        except PolicyError as inner:
+            raise PolicyError(
+                f"policy file {path}: Role.AssumeRolePolicyDocument: {inner.message}"
+            ) from None
+    return text, policy
+
+
+def _get_role_document(text: str) -> object | None:
+    """The trust policy inside `aws iam get-role` output, or ``None``."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(document, Mapping):
+        role = document.get("Role")
+        inner = role.get("AssumeRolePolicyDocument") if isinstance(role, Mapping) else None
+        if inner is None:
+            inner = document.get("AssumeRolePolicyDocument")
+        if isinstance(inner, Mapping):
+            return inner
+    return None
+
+
+def _read_claims(args: argparse.Namespace) -> Mapping[str, Any]:
+    if args.token is not None:
+        raw = _read_text(args.token, "token file").strip()
+        if len(raw) > TOKEN_MAX_CHARS:
+            raise UsageError(
+                f"token file {args.token} holds more than {TOKEN_MAX_CHARS} characters"
+            )
+        return tokens.peek(raw).claims
+    text = _read_text(args.claims, "claims file")
+    try:
+        document = tokens.strict_json_loads(text)
+    except ValueError as exc:
+        where = ""
+        if isinstance(exc, json.JSONDecodeError):
+            where = f" at line {exc.lineno}, column {exc.colno}"
+        raise UsageError(f"claims file {args.claims} is not valid JSON{where}") from None
+    if not isinstance(document, Mapping):
+        raise UsageError(f"claims file {args.claims} must hold a JSON object of claims")
+    return document
+
+
+# --- build -------------------------------------------------------------------------------------
+
+
+def run_build(args: argparse.Namespace, console: Console) -> int:
+    scope = scope_from_args(args)
+    account = account_id(args.account_id) if args.account_id is not None else None
+    built = build(scope, account=account)
+    output = OutputFormat(args.format)
+    console.stdout.write(render(built, output))
+    for note in built.notes:
+        console.info(f"Who can assume it: {note}")
+    if account is None and output is OutputFormat.JSON:
+        console.info(f"Replace {ACCOUNT_PLACEHOLDER} with the account ID, or pass --account-id.")
+    return EXIT_OK
+
+
+# --- check -------------------------------------------------------------------------------------
+
+
+def run_check(args: argparse.Namespace, console: Console) -> int:
+    if args.provider_arn is not None and not _PROVIDER_ARN.fullmatch(args.provider_arn):
+        raise UsageError(
+            f"--provider-arn {args.provider_arn!r} is not an IAM OIDC provider ARN",
+            remedy="It looks like arn:aws:iam::123456789012:oidc-provider/"
+            "token.actions.githubusercontent.com",
+        )
+    _, policy = _read_policy(args.policy)
+    claims = _read_claims(args)
+    request = Request.from_claims(claims, issuer=args.issuer, provider_arn=args.provider_arn)
+    result = evaluate(policy, request)
+    if args.json:
+        console.emit_json({"policy": args.policy, **result.to_json()})
+    else:
+        for line in _check_text(result):
+            console.out(line)
+    return EXIT_OK if result.allowed else EXIT_NEGATIVE
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return "(absent)"
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(str(item) for item in value) + "]"
+    return str(value)
+
+
+def _table(rows: Sequence[ConditionRow], several_actions: bool) -> list[str]:
+    header = ["", "STMT", "OPERATOR", "KEY", "EXPECTED", "ACTUAL", "RESULT"]
+    if several_actions:
+        header.insert(2, "ACTION")
+    body: list[list[str]] = []
+    for row in rows:
+        mark = ">" if row.result is not Outcome.PASS else ""
+        result = row.result.value if row.result is Outcome.PASS else row.result.value.upper()
+        cells = [
+            mark,
+            str(row.statement),
+            row.operator,
+            row.key,
+            " | ".join(row.values),
+            _show(row.actual),
+            result,
+        ]
+        if several_actions:
+            cells.insert(2, row.action)
+        body.append(cells)
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in [header, *body]
+    ]
+
+
+def _check_text(result: Evaluation) -> list[str]:
+    verdict = "allow" if result.allowed else "deny"
+    lines = [f"Decision: {verdict} ({result.decision.value})", f"Reason:   {result.reason}", ""]
+    rows = result.conditions
+    if rows:
+        lines.extend(_table(rows, len(result.actions) > 1))
+        notes = [(index, row.note) for index, row in enumerate(rows, 1) if row.note]
+        if notes:
+            lines.append("")
+            lines.extend(
+                f"  statement {rows[index - 1].statement}, {rows[index - 1].key}: {note}"
+                for index, note in notes
+            )
+    else:
+        lines.append("(no conditions evaluated)")
+    for statement in result.statements:
+        if statement.principal_note and statement.action == result.actions[0]:
+            lines.append(f"  statement {statement.index}, principal: {statement.principal_note}")
+    lines.append("")
+    lines.extend(textwrap.wrap(result.explanation, width=100))
+    return lines
+
+
+# --- lint --------------------------------------------------------------------------------------
+
+
+def run_lint(args: argparse.Namespace, console: Console) -> int:
+    fail_on = Severity(args.fail_on)
+    linted: list[LintedFile] = []
+    for path in args.files:
+        text, policy = _read_policy(path)
+        linted.append(LintedFile(path=_uri(path), text=text, findings=tuple(lint(policy))))
+    failing = [f for item in linted for f in item.findings if f.severity.rank >= fail_on.rank]
+    if args.format == "sarif":
+        console.emit_json(sarif(linted, tool_version=__version__))
+    elif args.format == "json":
+        console.emit_json(
+            [_finding_json(item, finding) for item in linted for finding in item.findings]
+        )
+    else:
+        for item in linted:
+            for finding in item.findings:
+                console.out(
+                    f"{item.path}:{line_of(item.text, finding)}: {finding.severity.value}"
+                    f" [{finding.rule}] {finding.message}"
+                )
+                console.out(f"    fix: {finding.fix}")
+        total = sum(len(item.findings) for item in linted)
+        console.info(
+            f"{total} finding(s) in {len(linted)} file(s);"
+            f" {len(failing)} at or above {fail_on.value}"
+        )
+    return EXIT_NEGATIVE if failing else EXIT_OK
+
+
+def _uri(path: str) -> str:
+    # SARIF wants a URI reference: forward slashes, no leading "./".
+    posix = Path(path).as_posix()
+    return posix.removeprefix("./")
+
+
+def _finding_json(item: LintedFile, finding: Finding) -> dict[str, Any]:
+    return {**finding.to_json(), "file": item.path, "line": line_of(item.text, finding)}
