@@ -5,6 +5,7 @@ Map of the package:
 - ``keyless.errors``   the error root (``KeylessError``) and its families, each with a remedy
 - ``keyless.ci``       one module per CI provider: how a job gets its OIDC token, claim shapes
 - ``keyless.tokens``   untrusted peek at a JWT, and ``verify()`` against the issuer's JWKS
+- ``keyless.trust``    trust policies, no I/O: evaluate as IAM does, lint, build least privilege
 - ``keyless.fsutil``   safe file writing (atomic, 0600, never through a symlink)
 - ``keyless.cli``      argument parsing and one small function per command
 """
