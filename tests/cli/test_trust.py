@@ -411,3 +411,49 @@ def test_help_names_the_default_fail_on() -> None:
     with contextlib.redirect_stdout(buffer):
         assert run_cli(["trust", "lint", "--help"]).code == 0
     assert "default: medium" in buffer.getvalue()
+
+
+def test_check_reads_the_token_from_stdin_with_dash(tmp_path: Path) -> None:
+    policy = tmp_path / "trust.json"
+    policy.write_text(
+        json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {
+                            "Federated": "arn:aws:iam::123456789012:oidc-provider/"
+                            "token.actions.githubusercontent.com"
+                        },
+                        "Action": "sts:AssumeRoleWithWebIdentity",
+                        "Condition": {
+                            "StringEquals": {
+                                "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+                                "token.actions.githubusercontent.com:sub": (
+                                    "repo:o/r:ref:refs/heads/main"
+                                ),
+                            }
+                        },
+                    }
+                ],
+            }
+        )
+    )
+    claims = {
+        "iss": "https://token.actions.githubusercontent.com",
+        "aud": "sts.amazonaws.com",
+        "sub": "repo:o/r:ref:refs/heads/main",
+    }
+    allowed = run_cli(
+        ["trust", "check", "--policy", str(policy), "--claims", "-"], stdin=json.dumps(claims)
+    )
+    assert allowed.code == 0, allowed.stderr
+    claims["sub"] = "repo:o/r:ref:refs/heads/dev"
+    denied = run_cli(
+        ["trust", "check", "--policy", str(policy), "--claims", "-"], stdin=json.dumps(claims)
+    )
+    assert denied.code == 1
+    empty = run_cli(["trust", "check", "--policy", str(policy), "--token", "-"], stdin="")
+    assert empty.code == 2
+    assert "standard input is empty" in empty.stderr

@@ -10,7 +10,7 @@ import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from keyless import __version__, tokens
 from keyless.cli.console import Console
@@ -115,8 +115,12 @@ def register(subparsers: Subparsers) -> None:
     )
     check.add_argument("--policy", metavar="FILE", required=True, help="trust policy JSON")
     source = check.add_mutually_exclusive_group(required=True)
-    source.add_argument("--token", metavar="FILE", help="a JWT (decoded, not verified)")
-    source.add_argument("--claims", metavar="FILE", help="the token's claims as a JSON object")
+    source.add_argument(
+        "--token", metavar="FILE", help="a JWT (decoded, not verified); '-' reads stdin"
+    )
+    source.add_argument(
+        "--claims", metavar="FILE", help="the token's claims as a JSON object; '-' reads stdin"
+    )
     check.add_argument("--issuer", metavar="URL", help="the issuer (default: the claims' iss)")
     check.add_argument(
         "--provider-arn", metavar="ARN", help="the IAM OIDC provider ARN the token arrives through"
@@ -147,7 +151,15 @@ def register(subparsers: Subparsers) -> None:
 # --- input -------------------------------------------------------------------------------------
 
 
-def _read_text(path: str, what: str) -> str:
+def _read_text(path: str, what: str, stdin: TextIO | None = None) -> str:
+    """The text of ``path``; ``-`` reads ``stdin`` when the caller allows it."""
+    if path == "-" and stdin is not None:
+        text = stdin.read(MAX_DOCUMENT_BYTES + 1)
+        if len(text) > MAX_DOCUMENT_BYTES:
+            raise UsageError(f"{what} on standard input is larger than {MAX_DOCUMENT_BYTES} bytes")
+        if not text.strip():
+            raise UsageError(f"{what} on standard input is empty")
+        return text
     file = Path(path)
     try:
         if file.is_dir():
@@ -200,15 +212,15 @@ def _get_role_document(text: str) -> object | None:
     return None
 
 
-def _read_claims(args: argparse.Namespace) -> Mapping[str, Any]:
+def _read_claims(args: argparse.Namespace, stdin: TextIO) -> Mapping[str, Any]:
     if args.token is not None:
-        raw = _read_text(args.token, "token file").strip()
+        raw = _read_text(args.token, "token file", stdin).strip()
         if len(raw) > TOKEN_MAX_CHARS:
             raise UsageError(
                 f"token file {args.token} holds more than {TOKEN_MAX_CHARS} characters"
             )
         return tokens.peek(raw).claims
-    text = _read_text(args.claims, "claims file")
+    text = _read_text(args.claims, "claims file", stdin)
     try:
         document = tokens.strict_json_loads(text)
     except ValueError as exc:
@@ -248,7 +260,7 @@ def run_check(args: argparse.Namespace, console: Console) -> int:
             "token.actions.githubusercontent.com",
         )
     _, policy = _read_policy(args.policy)
-    claims = _read_claims(args)
+    claims = _read_claims(args, console.stdin)
     request = Request.from_claims(claims, issuer=args.issuer, provider_arn=args.provider_arn)
     result = evaluate(policy, request)
     if args.json:
