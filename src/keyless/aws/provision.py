@@ -1,0 +1,940 @@
+"""The AWS side of a CI trust: an IAM OIDC provider and a role. ``plan`` is pure (desired state
+against what IAM has: create / update / unchanged per resource, with the exact write calls);
+``apply`` makes those calls and nothing else, so a second run makes no write call at all.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, NewType
+
+import botocore.exceptions
+
+from keyless.aws.thumbprint import Thumbprint
+from keyless.aws.widening import Widening, find_widening
+from keyless.errors import AccessDeniedError, AwsError, KeylessError, PolicyError, UsageError
+from keyless.trust.evaluate import provider_arn_for
+from keyless.trust.lint import Finding, Severity, lint
+from keyless.trust.model import Policy, dumps_policy, parse_policy, to_document
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+
+__all__ = [
+    "DEFAULT_MAX_SESSION_SECONDS",
+    "INLINE_POLICY_NAME",
+    "Action",
+    "Applied",
+    "Call",
+    "Change",
+    "Current",
+    "Desired",
+    "Item",
+    "Plan",
+    "ProviderState",
+    "ProvisionIncompleteError",
+    "ProvisionRefusedError",
+    "RoleName",
+    "RoleState",
+    "apply",
+    "parse_max_session_duration",
+    "parse_permissions_boundary",
+    "parse_role_name",
+    "parse_tag",
+    "plan",
+    "read_current",
+]
+
+RoleName = NewType("RoleName", str)
+
+#: The role's inline policy that keyless writes and compares; other inline policies are left
+#: alone (and named in the plan, since they add permissions keyless did not grant).
+INLINE_POLICY_NAME = "keyless-permissions"
+#: IAM's own default, and what a role keyless creates gets unless told otherwise.
+DEFAULT_MAX_SESSION_SECONDS = 3600
+#: IAM limits (IAM API Reference: CreateRole MaxSessionDuration; CreateOpenIDConnectProvider).
+MIN_SESSION_SECONDS, MAX_SESSION_SECONDS = 3600, 43200
+MAX_THUMBPRINTS = 5
+MAX_CLIENT_IDS = 100
+MAX_TAGS = 50
+#: Attempts in all for a role write refused because a provider created a moment ago is not yet
+#: visible to IAM's policy check ("Invalid principal in policy"; IAM is eventually consistent),
+#: and the base and cap of the exponential backoff between them, in seconds.
+IAM_PROPAGATION_MAX_ATTEMPTS = 6
+IAM_PROPAGATION_RETRY_BASE_SECONDS = 1.0
+IAM_PROPAGATION_MAX_DELAY_SECONDS = 8.0
+
+_ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
+_TAG_KEY = re.compile(r"[\w.:/=+\-@ ]{1,128}")
+_TAG_VALUE = re.compile(r"[\w.:/=+\-@ ]{0,256}")
+_BOUNDARY = re.compile(r"arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/[\w+=,.@/-]{1,1024}")
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"
+
+
+class Item(StrEnum):
+    """The resources and settings a plan compares, in the order ``apply`` writes them."""
+
+    PROVIDER = "oidc-provider"
+    CLIENT_IDS = "client-ids"
+    THUMBPRINTS = "thumbprints"
+    ROLE = "role"
+    TRUST = "trust-policy"
+    MAX_SESSION = "max-session-duration"
+    BOUNDARY = "permissions-boundary"
+    TAGS = "tags"
+    PERMISSIONS = "permissions"
+
+
+# --- input values --------------------------------------------------------------------------------
+
+
+def parse_role_name(text: str) -> RoleName:
+    if not _ROLE_NAME.fullmatch(text):
+        raise UsageError(
+            f"--role-name {text!r} is not an IAM role name (1-64 letters, digits and + = , . @ _ -)"
+        )
+    return RoleName(text)
+
+
+def parse_tag(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not equals or not _TAG_KEY.fullmatch(key) or not _TAG_VALUE.fullmatch(value):
+        raise UsageError(
+            f"--tag {text!r} is not KEY=VALUE (key 1-128, value 0-256 characters)",
+            remedy="Example: --tag team=web",
+        )
+    if key.lower().startswith("aws:"):
+        raise UsageError(f"--tag {text!r}: keys starting with aws: are reserved for AWS")
+    return key, value
+
+
+def parse_max_session_duration(text: str) -> int:
+    try:
+        seconds = int(text)
+    except ValueError:
+        seconds = -1
+    if not MIN_SESSION_SECONDS <= seconds <= MAX_SESSION_SECONDS:
+        raise UsageError(
+            f"--max-session-duration {text!r} is not {MIN_SESSION_SECONDS}..{MAX_SESSION_SECONDS}"
+            " seconds (1 to 12 hours)"
+        )
+    return seconds
+
+
+def parse_permissions_boundary(text: str) -> str:
+    if not _BOUNDARY.fullmatch(text):
+        raise UsageError(
+            f"--permissions-boundary {text!r} is not a managed policy ARN",
+            remedy="Example: arn:aws:iam::123456789012:policy/ci-boundary",
+        )
+    return text
+
+
+# --- desired and current state -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Desired:
+    """What the account should have after ``apply``."""
+
+    account_id: str
+    partition: str = "aws"
+    issuer: str
+    #: The audiences the provider must accept (its client IDs).
+    client_ids: tuple[str, ...]
+    thumbprints: tuple[Thumbprint, ...] = ()
+    role_name: RoleName
+    trust: Policy
+    permissions: Policy
+    policy_name: str = INLINE_POLICY_NAME
+    #: ``None``: IAM's default on a new role, left as it is on an existing one.
+    max_session_duration: int | None = None
+    #: ``None``: no boundary on a new role, an existing one left as it is (removing a boundary
+    #: would widen what the role may do, so keyless never does it implicitly).
+    permissions_boundary: str | None = None
+    #: Tags the role must have; tags it has beyond these are kept.
+    tags: tuple[tuple[str, str], ...] = ()
+    description: str = "keyless: assumed by CI jobs through OpenID Connect"
+
+    def __post_init__(self) -> None:
+        if not self.client_ids:
+            # Empty means deny: a provider without client IDs accepts no token at all.
+            raise UsageError("no audience (client ID) for the OIDC provider")
+        if len(self.client_ids) > MAX_CLIENT_IDS:
+            raise UsageError(f"{len(self.client_ids)} client IDs; IAM allows {MAX_CLIENT_IDS}")
+        if len(self.thumbprints) > MAX_THUMBPRINTS:
+            raise UsageError(f"{len(self.thumbprints)} thumbprints; IAM allows {MAX_THUMBPRINTS}")
+        if len(self.tags) > MAX_TAGS:
+            raise UsageError(f"{len(self.tags)} tags; IAM allows {MAX_TAGS} per role")
+
+    @property
+    def provider_arn(self) -> str:
+        return provider_arn_for(self.issuer, self.account_id, partition=self.partition)
+
+    @property
+    def role_arn(self) -> str:
+        return f"arn:{self.partition}:iam::{self.account_id}:role/{self.role_name}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderState:
+    arn: str
+    client_ids: tuple[str, ...]
+    thumbprints: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoleState:
+    arn: str
+    #: The trust policy as IAM returned it (decoded JSON).
+    trust: Any
+    max_session_duration: int
+    permissions_boundary: str | None
+    tags: tuple[tuple[str, str], ...]
+    #: Names of all inline policies of the role.
+    inline_policies: tuple[str, ...]
+    #: keyless' own inline policy (decoded JSON), ``None`` when absent.
+    permissions: Any
+    attached_policies: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Current:
+    provider: ProviderState | None = None
+    role: RoleState | None = None
+
+
+# --- the plan ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Call:
+    """One IAM write call: the boto3 method, its parameters, and what it does in words."""
+
+    method: str
+    params: Mapping[str, Any] = field(repr=False)
+    describe: str
+
+    @property
+    def operation(self) -> str:
+        """IAM's name for it: ``iam:CreateRole``."""
+        return "iam:" + "".join(part.title() for part in self.method.split("_")).replace(
+            "OpenIdConnect", "OpenIDConnect"
+        ).replace("ClientId", "ClientID")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Change:
+    item: Item
+    action: Action
+    summary: str
+    #: A unified diff (current -> planned) for policy documents, one line per entry.
+    diff: tuple[str, ...] = ()
+    calls: tuple[Call, ...] = ()
+    #: For the trust policy: a request the planned trust admits and the current one refuses.
+    widening: Widening | None = None
+    #: For the trust policy: the current document cannot be read, so widening cannot be ruled out.
+    unreadable: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "item": self.item.value,
+            "action": self.action.value,
+            "summary": self.summary,
+            "diff": list(self.diff),
+            "calls": [call.operation for call in self.calls],
+            "widening": self.widening.to_json() if self.widening else None,
+            "unreadable": self.unreadable,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refusal:
+    """Why ``apply`` will not run this plan, and the flag that would let it."""
+
+    reason: str
+    flag: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"reason": self.reason, "flag": self.flag}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    desired: Desired
+    role_arn: str
+    changes: tuple[Change, ...]
+    #: Lint findings of the planned trust policy.
+    findings: tuple[Finding, ...]
+    #: Things keyless does not manage but that matter (other inline or attached policies).
+    notes: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return any(change.action is not Action.UNCHANGED for change in self.changes)
+
+    @property
+    def calls(self) -> tuple[Call, ...]:
+        return tuple(call for change in self.changes for call in change.calls)
+
+    def change(self, item: Item) -> Change:
+        return next(change for change in self.changes if change.item is item)
+
+    def refusals(self, *, force: bool = False, allow_risky: bool = False) -> tuple[Refusal, ...]:
+        found: list[Refusal] = []
+        risky = [f for f in self.findings if f.severity.rank >= Severity.HIGH.rank]
+        if risky and not allow_risky:
+            worst = risky[0]
+            found.append(
+                Refusal(
+                    reason=f"the planned trust policy has {len(risky)} finding(s) of high"
+                    f" severity or above, first: [{worst.severity.value}] {worst.rule}:"
+                    f" {worst.message}",
+                    flag="--allow-risky",
+                )
+            )
+        trust = self.change(Item.TRUST)
+        if not force and trust.widening is not None:
+            found.append(
+                Refusal(
+                    reason=f"the new trust policy of role {self.desired.role_name} widens who can"
+                    f" assume it: it admits {trust.widening.describe()}, which the current"
+                    " trust refuses",
+                    flag="--force",
+                )
+            )
+        if not force and trust.unreadable is not None:
+            found.append(
+                Refusal(
+                    reason=f"the current trust policy of role {self.desired.role_name} cannot be"
+                    f" compared ({trust.unreadable}), so a widening cannot be ruled out",
+                    flag="--force",
+                )
+            )
+        return tuple(found)
+
+    def to_json(self, *, force: bool = False, allow_risky: bool = False) -> dict[str, Any]:
+        return {
+            "account_id": self.desired.account_id,
+            "issuer": self.desired.issuer,
+            "provider_arn": self.desired.provider_arn,
+            "role_name": self.desired.role_name,
+            "role_arn": self.role_arn,
+            "changed": self.changed,
+            "changes": [change.to_json() for change in self.changes],
+            "findings": [finding.to_json() for finding in self.findings],
+            "refusals": [
+                refusal.to_json() for refusal in self.refusals(force=force, allow_risky=allow_risky)
+            ],
+            "notes": list(self.notes),
+        }
+
+
+def _compact(policy: Policy) -> str:
+    # IAM stores the text it is given; compact JSON keeps within its size quotas, which do not
+    # count whitespace anyway.
+    return json.dumps(to_document(policy), separators=(",", ":"), ensure_ascii=False)
+
+
+def _normalized(document: Any) -> tuple[Policy | None, str | None]:
+    """A document IAM returned, parsed; or why it cannot be."""
+    try:
+        return parse_policy(document), None
+    except PolicyError as exc:
+        return None, exc.message
+
+
+def _diff(current: Any, planned: Policy) -> tuple[str, ...]:
+    parsed, _ = _normalized(current)
+    before = (
+        dumps_policy(parsed)
+        if parsed is not None
+        else json.dumps(current, indent=2, sort_keys=True) + "\n"
+    )
+    lines = difflib.unified_diff(
+        before.splitlines(), dumps_policy(planned).splitlines(), "current", "planned", lineterm=""
+    )
+    return tuple(lines)
+
+
+def _same_policy(current: Any, planned: Policy) -> bool:
+    parsed, _ = _normalized(current)
+    return parsed is not None and to_document(parsed) == to_document(planned)
+
+
+def plan(desired: Desired, current: Current) -> Plan:
+    """Compare ``desired`` with ``current``; pure: the same inputs give the same plan."""
+    changes = [*_provider_changes(desired, current.provider), *_role_changes(desired, current.role)]
+    notes: list[str] = []
+    if current.role is not None:
+        others = [name for name in current.role.inline_policies if name != desired.policy_name]
+        if others:
+            notes.append(
+                f"role {desired.role_name} also has inline policies keyless does not manage:"
+                f" {', '.join(others)}; they grant more than the permissions planned here"
+            )
+        if current.role.attached_policies:
+            notes.append(
+                f"role {desired.role_name} also has attached managed policies:"
+                f" {', '.join(current.role.attached_policies)}"
+            )
+        extra_tags = dict(current.role.tags).keys() - dict(desired.tags).keys()
+        if extra_tags:
+            notes.append(f"tags kept as they are: {', '.join(sorted(extra_tags))}")
+    if current.provider is not None:
+        extra = [cid for cid in current.provider.client_ids if cid not in desired.client_ids]
+        if extra:
+            notes.append(
+                "the OIDC provider also accepts the audiences "
+                + ", ".join(extra)
+                + "; they are kept (other roles may use them)"
+            )
+    return Plan(
+        desired=desired,
+        role_arn=current.role.arn if current.role else desired.role_arn,
+        changes=tuple(changes),
+        findings=tuple(lint(desired.trust)),
+        notes=tuple(notes),
+    )
+
+
+def _provider_changes(desired: Desired, current: ProviderState | None) -> list[Change]:
+    issuer, arn = desired.issuer, desired.provider_arn
+    if current is None:
+        params: dict[str, Any] = {"Url": issuer, "ClientIDList": list(desired.client_ids)}
+        if desired.thumbprints:
+            params["ThumbprintList"] = list(desired.thumbprints)
+        create = Call(
+            method="create_open_id_connect_provider",
+            params=params,
+            describe=f"create the OIDC provider {arn}",
+        )
+        return [
+            Change(
+                item=Item.PROVIDER,
+                action=Action.CREATE,
+                summary=f"OIDC provider for {issuer}",
+                calls=(create,),
+            ),
+            Change(
+                item=Item.CLIENT_IDS,
+                action=Action.CREATE,
+                summary="client IDs " + ", ".join(desired.client_ids),
+            ),
+            Change(
+                item=Item.THUMBPRINTS,
+                action=Action.CREATE,
+                summary="thumbprints " + (", ".join(desired.thumbprints) or "(none)"),
+            ),
+        ]
+    changes = [Change(item=Item.PROVIDER, action=Action.UNCHANGED, summary=f"OIDC provider {arn}")]
+    missing = [cid for cid in desired.client_ids if cid not in current.client_ids]
+    if missing:
+        changes.append(
+            Change(
+                item=Item.CLIENT_IDS,
+                action=Action.UPDATE,
+                summary="add client IDs " + ", ".join(missing),
+                calls=tuple(
+                    Call(
+                        method="add_client_id_to_open_id_connect_provider",
+                        params={"OpenIDConnectProviderArn": current.arn, "ClientID": cid},
+                        describe=f"add the client ID {cid} to the OIDC provider {current.arn}",
+                    )
+                    for cid in missing
+                ),
+            )
+        )
+    else:
+        changes.append(
+            Change(
+                item=Item.CLIENT_IDS,
+                action=Action.UNCHANGED,
+                summary="client IDs " + ", ".join(desired.client_ids),
+            )
+        )
+    new_prints = [tp for tp in desired.thumbprints if tp not in current.thumbprints]
+    if new_prints:
+        # Added, never replaced: a thumbprint in use for another reason keeps working. IAM keeps
+        # five at most, so the oldest are the ones that give way.
+        merged = [*new_prints, *current.thumbprints][:MAX_THUMBPRINTS]
+        changes.append(
+            Change(
+                item=Item.THUMBPRINTS,
+                action=Action.UPDATE,
+                summary="add thumbprints " + ", ".join(new_prints),
+                calls=(
+                    Call(
+                        method="update_open_id_connect_provider_thumbprint",
+                        params={"OpenIDConnectProviderArn": current.arn, "ThumbprintList": merged},
+                        describe=f"set the thumbprints of {current.arn} to {', '.join(merged)}",
+                    ),
+                ),
+            )
+        )
+    else:
+        changes.append(
+            Change(
+                item=Item.THUMBPRINTS,
+                action=Action.UNCHANGED,
+                summary="thumbprints " + (", ".join(current.thumbprints) or "(none)"),
+            )
+        )
+    return changes
+
+
+def _role_changes(desired: Desired, current: RoleState | None) -> list[Change]:
+    name = desired.role_name
+    if current is None:
+        return _new_role(desired)
+    changes = [Change(item=Item.ROLE, action=Action.UNCHANGED, summary=f"role {current.arn}")]
+
+    if _same_policy(current.trust, desired.trust):
+        changes.append(
+            Change(item=Item.TRUST, action=Action.UNCHANGED, summary=f"trust policy of {name}")
+        )
+    else:
+        parsed, problem = _normalized(current.trust)
+        widening = find_widening(parsed, desired.trust) if parsed is not None else None
+        changes.append(
+            Change(
+                item=Item.TRUST,
+                action=Action.UPDATE,
+                summary=f"trust policy of {name}"
+                + (" (widens who can assume it)" if widening or problem else ""),
+                diff=_diff(current.trust, desired.trust),
+                calls=(
+                    Call(
+                        method="update_assume_role_policy",
+                        params={"RoleName": name, "PolicyDocument": _compact(desired.trust)},
+                        describe=f"replace the trust policy of role {name}",
+                    ),
+                ),
+                widening=widening,
+                unreadable=problem,
+            )
+        )
+
+    wanted = desired.max_session_duration
+    if wanted is None or wanted == current.max_session_duration:
+        changes.append(
+            Change(
+                item=Item.MAX_SESSION,
+                action=Action.UNCHANGED,
+                summary=f"max session duration {current.max_session_duration} s",
+            )
+        )
+    else:
+        changes.append(
+            Change(
+                item=Item.MAX_SESSION,
+                action=Action.UPDATE,
+                summary=f"max session duration {current.max_session_duration} s -> {wanted} s",
+                calls=(
+                    Call(
+                        method="update_role",
+                        params={"RoleName": name, "MaxSessionDuration": wanted},
+                        describe=f"set the max session duration of role {name} to {wanted} s",
+                    ),
+                ),
+            )
+        )
+
+    boundary = desired.permissions_boundary
+    if boundary is None or boundary == current.permissions_boundary:
+        changes.append(
+            Change(
+                item=Item.BOUNDARY,
+                action=Action.UNCHANGED,
+                summary=f"permissions boundary {current.permissions_boundary or '(none)'}",
+            )
+        )
+    else:
+        changes.append(
+            Change(
+                item=Item.BOUNDARY,
+                action=Action.UPDATE,
+                summary=f"permissions boundary {current.permissions_boundary or '(none)'}"
+                f" -> {boundary}",
+                calls=(
+                    Call(
+                        method="put_role_permissions_boundary",
+                        params={"RoleName": name, "PermissionsBoundary": boundary},
+                        describe=f"set the permissions boundary of role {name} to {boundary}",
+                    ),
+                ),
+            )
+        )
+
+    have = dict(current.tags)
+    missing_tags = [(key, value) for key, value in desired.tags if have.get(key) != value]
+    if missing_tags:
+        shown = ", ".join(f"{key}={value}" for key, value in missing_tags)
+        changes.append(
+            Change(
+                item=Item.TAGS,
+                action=Action.UPDATE,
+                summary=f"tags {shown}",
+                calls=(
+                    Call(
+                        method="tag_role",
+                        params={
+                            "RoleName": name,
+                            "Tags": [{"Key": key, "Value": value} for key, value in missing_tags],
+                        },
+                        describe=f"tag role {name} with {shown}",
+                    ),
+                ),
+            )
+        )
+    else:
+        changes.append(
+            Change(item=Item.TAGS, action=Action.UNCHANGED, summary=_tags_summary(desired.tags))
+        )
+
+    if current.permissions is not None and _same_policy(current.permissions, desired.permissions):
+        changes.append(
+            Change(
+                item=Item.PERMISSIONS,
+                action=Action.UNCHANGED,
+                summary=f"inline policy {desired.policy_name} of {name}",
+            )
+        )
+    else:
+        changes.append(_put_permissions(desired, current.permissions))
+    return changes
+
+
+def _tags_summary(tags: Sequence[tuple[str, str]]) -> str:
+    return "tags " + (", ".join(f"{key}={value}" for key, value in tags) or "(none given)")
+
+
+def _put_permissions(desired: Desired, current: Any) -> Change:
+    name = desired.role_name
+    return Change(
+        item=Item.PERMISSIONS,
+        action=Action.CREATE if current is None else Action.UPDATE,
+        summary=f"inline policy {desired.policy_name} of {name}",
+        diff=_diff(current, desired.permissions) if current is not None else (),
+        calls=(
+            Call(
+                method="put_role_policy",
+                params={
+                    "RoleName": name,
+                    "PolicyName": desired.policy_name,
+                    "PolicyDocument": _compact(desired.permissions),
+                },
+                describe=f"write the inline policy {desired.policy_name} of role {name}",
+            ),
+        ),
+    )
+
+
+def _new_role(desired: Desired) -> list[Change]:
+    name = desired.role_name
+    params: dict[str, Any] = {
+        "RoleName": name,
+        "AssumeRolePolicyDocument": _compact(desired.trust),
+        "Description": desired.description,
+        "MaxSessionDuration": desired.max_session_duration or DEFAULT_MAX_SESSION_SECONDS,
+    }
+    if desired.permissions_boundary:
+        params["PermissionsBoundary"] = desired.permissions_boundary
+    if desired.tags:
+        params["Tags"] = [{"Key": key, "Value": value} for key, value in desired.tags]
+    create = Call(
+        method="create_role",
+        params=params,
+        describe=f"create the role {name} with its trust policy",
+    )
+    seconds = desired.max_session_duration or DEFAULT_MAX_SESSION_SECONDS
+    return [
+        Change(item=Item.ROLE, action=Action.CREATE, summary=f"role {name}", calls=(create,)),
+        Change(
+            item=Item.TRUST,
+            action=Action.CREATE,
+            summary=f"trust policy of {name}",
+            diff=tuple(f"+{line}" for line in dumps_policy(desired.trust).splitlines()),
+        ),
+        Change(
+            item=Item.MAX_SESSION, action=Action.CREATE, summary=f"max session duration {seconds} s"
+        ),
+        Change(
+            item=Item.BOUNDARY,
+            action=Action.CREATE if desired.permissions_boundary else Action.UNCHANGED,
+            summary=f"permissions boundary {desired.permissions_boundary or '(none)'}",
+        ),
+        Change(
+            item=Item.TAGS,
+            action=Action.CREATE if desired.tags else Action.UNCHANGED,
+            summary=_tags_summary(desired.tags),
+        ),
+        _put_permissions(desired, None),
+    ]
+
+
+# --- reading what IAM has ------------------------------------------------------------------------
+
+
+def _error_code(exc: botocore.exceptions.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _error_message(exc: botocore.exceptions.ClientError) -> str:
+    return " ".join(str(exc.response.get("Error", {}).get("Message", "")).split())
+
+
+def _aws_error(exc: botocore.exceptions.ClientError, what: str) -> KeylessError:
+    code = _error_code(exc)
+    message = f"{what}: {code}: {_error_message(exc)}"
+    if code in ("AccessDenied", "AccessDeniedException"):
+        return AccessDeniedError(
+            message,
+            remedy="keyless provision reads with iam:GetOpenIDConnectProvider, iam:GetRole,"
+            " iam:ListRolePolicies, iam:GetRolePolicy and iam:ListAttachedRolePolicies.",
+        )
+    return AwsError(message)
+
+
+def _document(value: Any) -> Any:
+    # botocore decodes IAM's URL-encoded policy documents into dicts; other clients may not.
+    if isinstance(value, str):
+        return json.loads(urllib.parse.unquote(value))
+    return value
+
+
+def read_current(iam: IAMClient, desired: Desired) -> Current:
+    """What the account has now, with read calls only (Get*/List*)."""
+    return Current(provider=_read_provider(iam, desired), role=_read_role(iam, desired))
+
+
+def _read_provider(iam: IAMClient, desired: Desired) -> ProviderState | None:
+    arn = desired.provider_arn
+    try:
+        response = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+    except botocore.exceptions.ClientError as exc:
+        if _error_code(exc) == "NoSuchEntity":
+            return None
+        raise _aws_error(exc, f"cannot read the OIDC provider {arn}") from exc
+    return ProviderState(
+        arn=arn,
+        client_ids=tuple(response.get("ClientIDList", [])),
+        thumbprints=tuple(tp.lower() for tp in response.get("ThumbprintList", [])),
+    )
+
+
+def _read_role(iam: IAMClient, desired: Desired) -> RoleState | None:
+    name = desired.role_name
+    try:
+        role = iam.get_role(RoleName=name)["Role"]
+        names: list[str] = []
+        for page in iam.get_paginator("list_role_policies").paginate(RoleName=name):
+            names.extend(page.get("PolicyNames", []))
+        attached: list[str] = []
+        for listing in iam.get_paginator("list_attached_role_policies").paginate(RoleName=name):
+            attached.extend(p.get("PolicyArn", "") for p in listing.get("AttachedPolicies", []))
+        permissions: Any = None
+        if desired.policy_name in names:
+            permissions = _document(
+                iam.get_role_policy(RoleName=name, PolicyName=desired.policy_name)["PolicyDocument"]
+            )
+    except botocore.exceptions.ClientError as exc:
+        if _error_code(exc) == "NoSuchEntity":
+            return None
+        raise _aws_error(exc, f"cannot read the role {name}") from exc
+    boundary = role.get("PermissionsBoundary", {}).get("PermissionsBoundaryArn")
+    return RoleState(
+        arn=role["Arn"],
+        trust=_document(role.get("AssumeRolePolicyDocument")),
+        max_session_duration=int(role.get("MaxSessionDuration", DEFAULT_MAX_SESSION_SECONDS)),
+        permissions_boundary=boundary,
+        tags=tuple((tag["Key"], tag["Value"]) for tag in role.get("Tags", [])),
+        inline_policies=tuple(names),
+        permissions=permissions,
+        attached_policies=tuple(attached),
+    )
+
+
+# --- applying a plan -----------------------------------------------------------------------------
+
+
+class ProvisionRefusedError(KeylessError):
+    """``apply`` would widen the trust or write a risky one without the flag that allows it."""
+
+    kind = "provision-refused"
+
+
+class ProvisionIncompleteError(AwsError):
+    """A write call failed part-way; ``done`` and ``pending`` say what exists and what does not."""
+
+    kind = "provision-incomplete"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        remedy: str,
+        failed: Call,
+        code: str,
+        done: Sequence[Call],
+        pending: Sequence[Call],
+    ) -> None:
+        super().__init__(message, remedy=remedy)
+        self.failed = failed
+        self.code = code
+        self.done = tuple(done)
+        self.pending = tuple(pending)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = dict(super().to_json())
+        data.update(
+            {
+                "failed": {"call": self.failed.operation, "what": self.failed.describe},
+                "code": self.code,
+                "done": [{"call": c.operation, "what": c.describe} for c in self.done],
+                "pending": [{"call": c.operation, "what": c.describe} for c in self.pending],
+            }
+        )
+        return data
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Applied:
+    plan: Plan
+    #: The write calls made, in order (empty when the plan had no change).
+    calls: tuple[Call, ...]
+
+
+Sleep = Callable[[float], None]
+
+
+def apply(
+    the_plan: Plan,
+    iam: IAMClient,
+    *,
+    force: bool = False,
+    allow_risky: bool = False,
+    sleep: Sleep = time.sleep,
+) -> Applied:
+    """Make the plan's write calls in order, after its refusals are cleared by the flags."""
+    refusals = the_plan.refusals(force=force, allow_risky=allow_risky)
+    if refusals:
+        raise ProvisionRefusedError(
+            f"refusing to provision: {refusals[0].reason}",
+            remedy="\n".join(
+                [f"- {r.reason}; pass {r.flag} if that is intended" for r in refusals]
+                + ["Nothing was written. Review the plan above (--dry-run shows it again)."]
+            ),
+        )
+    calls = list(the_plan.calls)
+    done: list[Call] = []
+    created_provider = False
+    for index, call in enumerate(calls):
+        try:
+            _invoke(iam, call, retry_principal=created_provider, sleep=sleep)
+        except botocore.exceptions.ClientError as exc:
+            if call.method == "create_open_id_connect_provider" and (
+                _error_code(exc) == "EntityAlreadyExists"
+            ):
+                # Created by someone else since the plan was read: reuse it, as a fresh plan
+                # would, and add the audiences it lacks.
+                done.extend(_adopt_provider(iam, call, the_plan.desired, sleep))
+                continue
+            raise _incomplete(the_plan, exc, call, done, calls[index + 1 :]) from exc
+        done.append(call)
+        created_provider = created_provider or call.method == "create_open_id_connect_provider"
+    return Applied(plan=the_plan, calls=tuple(done))
+
+
+def _invoke(iam: IAMClient, call: Call, *, retry_principal: bool, sleep: Sleep) -> None:
+    method = getattr(iam, call.method)
+    attempt = 1
+    while True:
+        try:
+            method(**call.params)
+            return
+        except botocore.exceptions.ClientError as exc:
+            # IAM is eventually consistent: a provider created a moment ago can be unknown to the
+            # role's policy check for a few seconds ("Invalid principal in policy"; IAM User
+            # Guide, "Changes that I make are not always immediately visible").
+            propagating = (
+                retry_principal
+                and call.method in ("create_role", "update_assume_role_policy")
+                and _error_code(exc) == "MalformedPolicyDocument"
+                and "principal" in _error_message(exc).lower()
+            )
+            if not propagating or attempt >= IAM_PROPAGATION_MAX_ATTEMPTS:
+                raise
+            sleep(
+                min(
+                    IAM_PROPAGATION_RETRY_BASE_SECONDS * 2 ** (attempt - 1),
+                    IAM_PROPAGATION_MAX_DELAY_SECONDS,
+                )
+            )
+            attempt += 1
+
+
+def _adopt_provider(iam: IAMClient, create: Call, desired: Desired, sleep: Sleep) -> list[Call]:
+    existing = _read_provider(iam, desired)
+    if existing is None:  # gone again: nothing sensible to adopt
+        raise AwsError(f"the OIDC provider {desired.provider_arn} exists and then does not")
+    made: list[Call] = []
+    for cid in desired.client_ids:
+        if cid in existing.client_ids:
+            continue
+        call = Call(
+            method="add_client_id_to_open_id_connect_provider",
+            params={"OpenIDConnectProviderArn": existing.arn, "ClientID": cid},
+            describe=f"add the client ID {cid} to the OIDC provider {existing.arn}",
+        )
+        _invoke(iam, call, retry_principal=False, sleep=sleep)
+        made.append(call)
+    return made
+
+
+def _incomplete(
+    the_plan: Plan,
+    exc: botocore.exceptions.ClientError,
+    failed: Call,
+    done: Sequence[Call],
+    pending: Sequence[Call],
+) -> ProvisionIncompleteError:
+    code = _error_code(exc)
+    desired = the_plan.desired
+    lines = ["In the account now:"]
+    lines.extend(f"  done       {call.describe}" for call in done)
+    for change in the_plan.changes:
+        if change.action is Action.UNCHANGED and change.item in (Item.PROVIDER, Item.ROLE):
+            lines.append(f"  unchanged  {change.summary}")
+    if len(lines) == 1:
+        lines.append("  nothing was changed by this run")
+    lines.append("Not done:")
+    lines.append(f"  failed     {failed.describe}: {code}: {_error_message(exc)}")
+    lines.extend(f"  not done   {call.describe}" for call in pending)
+    lines.append(
+        f"Next: allow the caller {failed.operation}"
+        + (" (the error names the missing permission)" if "Denied" in code else "")
+        + ", then run the same keyless provision command again: it reads what exists now and"
+        " makes only the missing changes."
+    )
+    return ProvisionIncompleteError(
+        f"provision of role {desired.role_name} stopped part-way: {failed.operation} failed"
+        f" with {code}; {len(done)} of {len(done) + 1 + len(pending)} write calls were made",
+        remedy="\n".join(lines),
+        failed=failed,
+        code=code,
+        done=done,
+        pending=pending,
+    )

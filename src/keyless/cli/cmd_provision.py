@@ -1,0 +1,387 @@
+"""``keyless provision``: the IAM OIDC provider and a role pinned to one CI scope, planned and
+applied idempotently, or emitted as Terraform or CloudFormation."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.exceptions
+
+from keyless.aws import clients
+from keyless.aws.emit import ACCOUNT_TOKEN, PARTITION_TOKEN, EmitFormat, emit
+from keyless.aws.permissions import (
+    S3DeployPreset,
+    load_permission_policy,
+    parse_distribution_id,
+    parse_s3_location,
+    s3_deploy_policy,
+)
+from keyless.aws.provision import (
+    Action,
+    Desired,
+    Plan,
+    ProvisionIncompleteError,
+    ProvisionRefusedError,
+    apply,
+    parse_max_session_duration,
+    parse_permissions_boundary,
+    parse_role_name,
+    parse_tag,
+    plan,
+    read_current,
+)
+from keyless.aws.thumbprint import Thumbprint, issuer_thumbprint, parse_thumbprint
+from keyless.ci.base import TrustSpec
+from keyless.cli.console import Console
+from keyless.cli.main import EXIT_OK, Subparsers
+from keyless.cli.scope_args import SCOPE_HELP, add_scope_arguments, scope_from_args
+from keyless.errors import AwsError, NetworkError, UsageError
+from keyless.trust.build import AccountId, trust_policy
+from keyless.trust.evaluate import provider_arn_for
+from keyless.trust.model import Policy, parse_policy, to_document
+
+
+def _session(region: str) -> boto3.Session:
+    return clients.session(region=region)
+
+
+#: Makes the boto3 session (credentials, endpoint) for the account to provision; tests replace it.
+session_factory: Callable[[str], boto3.Session] = _session
+
+_EPILOG = f"""\
+{SCOPE_HELP}
+
+What it does, in order: the account's IAM OIDC provider for the CI's issuer (reused when it
+exists, with any missing audience added to its client IDs; created otherwise, with the thumbprint
+of the issuer's TLS chain); the role, created with the least-privilege trust of `keyless trust
+build` for the scope or brought to it; and the role's inline policy keyless-permissions.
+
+Safe to re-run: the plan compares what the account has with what is asked (create / update /
+unchanged per item), prints it with a diff of every policy change, and applies exactly the write
+calls it lists; a second run with the same arguments reports everything unchanged and writes
+nothing. --dry-run prints the plan and writes nothing.
+
+Refusals: a new trust that admits a token the current trust refuses (it widens who can assume the
+role) needs --force; a trust with a lint finding of high severity or above needs --allow-risky.
+A failure part-way names what now exists and what did not happen; running the same command again
+finishes the job.
+
+Permissions: --s3-deploy BUCKET[/PREFIX] grants what `keyless deploy` needs and no more:
+s3:ListBucket limited to the prefix (s3:prefix condition), s3:PutObject, s3:GetObject and
+s3:AbortMultipartUpload under it, s3:DeleteObject only with --allow-delete, and
+cloudfront:CreateInvalidation on the one distribution given with --cloudfront-distribution.
+--policy FILE writes a permission policy of your own instead (checked as IAM checks one).
+
+--emit terraform|cloudformation prints the same provider, role, trust and permissions as a
+template and touches no account: variables/parameters hold the role name, whether the provider
+already exists, thumbprints, session length, boundary and tags.
+
+The thumbprint is the SHA-1 of the top certificate the host of the issuer's keys presents (IAM
+User Guide); --thumbprint HEX gives it instead, --ca-bundle PEM trusts a private CA while reading
+it. --issuer URL replaces the CI's public issuer (GitHub Enterprise Server, the local stack).
+
+Credentials and endpoint come from the standard AWS configuration; AWS_ENDPOINT_URL points it at
+another IAM (e.g. the local stack). On success the role ARN is printed on standard output.
+
+Exit codes: 0 applied, unchanged or planned; 2 refused, failed or invalid input.
+"""
+
+
+def register(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "provision",
+        help="create or update the IAM OIDC provider and a role for one CI scope (idempotent)",
+        description="Provision the AWS side of the trust: OIDC provider, role, trust, permissions.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_scope_arguments(parser)
+    parser.add_argument(
+        "--issuer", metavar="URL", help="the issuer URL, when not the CI's public one"
+    )
+    parser.add_argument("--role-name", metavar="NAME", required=True, help="the IAM role")
+    permissions = parser.add_mutually_exclusive_group(required=True)
+    permissions.add_argument(
+        "--policy", metavar="FILE", type=Path, help="the role's permission policy (JSON)"
+    )
+    permissions.add_argument(
+        "--s3-deploy", metavar="BUCKET[/PREFIX]", help="least-privilege preset for keyless deploy"
+    )
+    parser.add_argument(
+        "--cloudfront-distribution",
+        metavar="ID",
+        help="with --s3-deploy: allow invalidations of this distribution",
+    )
+    parser.add_argument(
+        "--allow-delete",
+        action="store_true",
+        help="with --s3-deploy: allow deleting objects under the prefix",
+    )
+    parser.add_argument(
+        "--max-session-duration", metavar="S", help="longest session in seconds (3600-43200)"
+    )
+    parser.add_argument(
+        "--permissions-boundary", metavar="ARN", help="managed policy that bounds the role"
+    )
+    parser.add_argument(
+        "--tag", metavar="K=V", action="append", default=[], help="tag the role; repeatable"
+    )
+    parser.add_argument(
+        "--thumbprint", metavar="HEX", help="the provider's thumbprint instead of reading it"
+    )
+    parser.add_argument(
+        "--ca-bundle", metavar="PEM", type=Path, help="CA to trust when reading the thumbprint"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    parser.add_argument(
+        "--force", action="store_true", help="apply a trust change that widens who can assume"
+    )
+    parser.add_argument(
+        "--allow-risky",
+        action="store_true",
+        help="apply a trust with lint findings of high severity or above",
+    )
+    parser.add_argument(
+        "--emit",
+        choices=[f.value for f in EmitFormat],
+        help="print a Terraform or CloudFormation template instead of provisioning",
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON document")
+    parser.set_defaults(handler=run)
+
+
+# --- from arguments to the desired state ---------------------------------------------------------
+
+
+def _check_combinations(args: argparse.Namespace) -> None:
+    if args.s3_deploy is None:
+        for flag, given in (
+            ("--cloudfront-distribution", args.cloudfront_distribution is not None),
+            ("--allow-delete", args.allow_delete),
+        ):
+            if given:
+                raise UsageError(
+                    f"{flag} belongs to --s3-deploy; with --policy FILE, grant it there"
+                )
+    if args.thumbprint is not None and args.ca_bundle is not None:
+        raise UsageError("--ca-bundle only serves to read the thumbprint; --thumbprint gives it")
+    if args.emit is not None:
+        for flag, given in (
+            ("--dry-run", args.dry_run),
+            ("--force", args.force),
+            ("--allow-risky", args.allow_risky),
+            ("--json", args.json),
+        ):
+            if given:
+                raise UsageError(f"--emit prints a template and touches no account; drop {flag}")
+
+
+def _issuer(text: str) -> str:
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+        raise UsageError(f"--issuer {text!r} is not an https URL without query or fragment")
+    return text
+
+
+def trust_spec(args: argparse.Namespace) -> TrustSpec:
+    spec = scope_from_args(args).trust_spec()
+    if args.issuer is not None:
+        # Same conditions, another issuer: a CI served from elsewhere keeps its subject grammar.
+        spec = dataclasses.replace(spec, issuer=_issuer(args.issuer))
+    return spec
+
+
+def client_ids(spec: TrustSpec) -> tuple[str, ...]:
+    """The audiences the trust requires: the provider must accept each as a client ID."""
+    found = tuple(
+        value
+        for condition in spec.conditions
+        if condition.claim == "aud" and condition.operator == "StringEquals"
+        for value in condition.values
+    )
+    if not found:
+        raise UsageError(f"{spec.provider}: the scope pins no audience; cannot register one")
+    return found
+
+
+def thumbprints(args: argparse.Namespace, issuer: str) -> tuple[Thumbprint, ...]:
+    if args.thumbprint is not None:
+        return (parse_thumbprint(args.thumbprint),)
+    return (issuer_thumbprint(issuer, ca_bundle=args.ca_bundle),)
+
+
+def _trust(spec: TrustSpec, account: str, partition: str) -> Policy:
+    policy = trust_policy(spec, account=AccountId(account))
+    if partition == "aws":
+        return policy
+    # trust_policy names the provider in the commercial partition; elsewhere (aws-cn,
+    # aws-us-gov) the principal must carry the account's own partition.
+    document = to_document(policy)
+    plain = provider_arn_for(spec.issuer, account)
+    for statement in document["Statement"]:
+        if statement.get("Principal", {}).get("Federated") == plain:
+            statement["Principal"]["Federated"] = provider_arn_for(
+                spec.issuer, account, partition=partition
+            )
+    return parse_policy(document)
+
+
+def desired_state(
+    args: argparse.Namespace,
+    *,
+    spec: TrustSpec,
+    account: str,
+    partition: str,
+    prints: tuple[Thumbprint, ...],
+) -> Desired:
+    if args.s3_deploy is not None:
+        preset = S3DeployPreset(
+            location=parse_s3_location(args.s3_deploy),
+            allow_delete=args.allow_delete,
+            distribution=(
+                parse_distribution_id(args.cloudfront_distribution)
+                if args.cloudfront_distribution is not None
+                else None
+            ),
+        )
+        permissions = s3_deploy_policy(preset, account_id=account, partition=partition)
+    else:
+        permissions = load_permission_policy(args.policy)
+    tags = tuple(parse_tag(text) for text in args.tag)
+    if len({key for key, _ in tags}) != len(tags):
+        raise UsageError("--tag: the same key is given twice")
+    return Desired(
+        account_id=account,
+        partition=partition,
+        issuer=spec.issuer,
+        client_ids=client_ids(spec),
+        thumbprints=prints,
+        role_name=parse_role_name(args.role_name),
+        trust=_trust(spec, account, partition),
+        permissions=permissions,
+        max_session_duration=(
+            parse_max_session_duration(args.max_session_duration)
+            if args.max_session_duration is not None
+            else None
+        ),
+        permissions_boundary=(
+            parse_permissions_boundary(args.permissions_boundary)
+            if args.permissions_boundary is not None
+            else None
+        ),
+        tags=tags,
+    )
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    _check_combinations(args)
+    spec = trust_spec(args)
+    # Everything that can be refused offline is refused before the network is touched.
+    desired_state(args, spec=spec, account="000000000000", partition="aws", prints=())
+    prints = thumbprints(args, spec.issuer)
+    if args.emit is not None:
+        template = desired_state(
+            args, spec=spec, account=ACCOUNT_TOKEN, partition=PARTITION_TOKEN, prints=prints
+        )
+        console.stdout.write(emit(template, EmitFormat(args.emit), notes=spec.notes))
+        for note in spec.notes:
+            console.info(f"Who can assume it: {note}")
+        return EXIT_OK
+
+    session = session_factory(clients.region_from(console.env))
+    account, partition = _caller_account(session)
+    desired = desired_state(args, spec=spec, account=account, partition=partition, prints=prints)
+    iam = clients.client(session, "iam")
+    the_plan = plan(desired, read_current(iam, desired))
+    if not args.json:
+        _show_plan(the_plan, console, spec.notes)
+    if args.dry_run:
+        if args.json:
+            console.emit_json(_document(the_plan, args, status="planned", calls=()))
+        else:
+            _show_refusals(the_plan, args, console)
+            console.info("Dry run: nothing was written.")
+        return EXIT_OK
+    try:
+        applied = apply(the_plan, iam, force=args.force, allow_risky=args.allow_risky)
+    except (ProvisionRefusedError, ProvisionIncompleteError) as exc:
+        if args.json:
+            status = "refused" if isinstance(exc, ProvisionRefusedError) else "incomplete"
+            document = _document(the_plan, args, status=status, calls=())
+            document["error"] = exc.to_json()
+            console.emit_json(document)
+        raise
+    if args.json:
+        status = "applied" if applied.calls else "unchanged"
+        console.emit_json(_document(the_plan, args, status=status, calls=applied.calls))
+    else:
+        if applied.calls:
+            console.info(f"Applied: {len(applied.calls)} write call(s).")
+        else:
+            console.info("Nothing to change: the account is as planned (no write call).")
+        console.out(the_plan.role_arn)
+    return EXIT_OK
+
+
+def _caller_account(session: boto3.Session) -> tuple[str, str]:
+    """The account and partition of the credentials in use (``sts:GetCallerIdentity`` needs no
+    permission)."""
+    try:
+        identity = clients.client(session, "sts").get_caller_identity()
+    except botocore.exceptions.NoCredentialsError as exc:
+        raise AwsError(
+            "no AWS credentials found for the account to provision",
+            remedy="Set AWS_PROFILE or the AWS_* variables of an identity allowed to manage IAM.",
+        ) from exc
+    except botocore.exceptions.EndpointConnectionError as exc:
+        raise NetworkError(f"cannot reach AWS STS: {exc}") from exc
+    except botocore.exceptions.ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise AwsError(
+            f"sts:GetCallerIdentity failed: {error.get('Code')}: {error.get('Message')}"
+        ) from exc
+    return identity["Account"], identity["Arn"].split(":")[1]
+
+
+def _document(
+    the_plan: Plan, args: argparse.Namespace, *, status: str, calls: tuple[Any, ...]
+) -> dict[str, Any]:
+    return {
+        "status": status,
+        "dry_run": bool(args.dry_run),
+        "plan": the_plan.to_json(force=args.force, allow_risky=args.allow_risky),
+        "calls": [call.operation for call in calls],
+    }
+
+
+def _show_plan(the_plan: Plan, console: Console, notes: tuple[str, ...]) -> None:
+    desired = the_plan.desired
+    console.info(f"Plan for role {desired.role_name} in account {desired.account_id}:")
+    for change in the_plan.changes:
+        console.info(f"  {change.action.value:<10} {change.item.value:<21} {change.summary}")
+        if change.action is not Action.UNCHANGED:
+            for line in change.diff:
+                console.info(f"      {line}")
+        if change.widening is not None:
+            console.info(f"      widens: admits {change.widening.describe()}")
+            console.info(f"      the current trust refuses it: {change.widening.current_reason}")
+    for finding in the_plan.findings:
+        console.info(f"Lint [{finding.severity.value}] {finding.rule}: {finding.message}")
+    for note in the_plan.notes:
+        console.info(f"Note: {note}")
+    for note in notes:
+        console.info(f"Who can assume it: {note}")
+
+
+def _show_refusals(the_plan: Plan, args: argparse.Namespace, console: Console) -> None:
+    for refusal in the_plan.refusals(force=args.force, allow_risky=args.allow_risky):
+        console.info(f"Applying would be refused: {refusal.reason} (pass {refusal.flag})")
