@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import boto3
 import botocore.config
 import botocore.exceptions
+from botocore.credentials import RefreshableCredentials
 
 from keyless.deploy import manifest
 from keyless.deploy.headers import HeaderPolicy, ObjectHeaders
@@ -177,6 +178,8 @@ class DataPlaneConfig:
     endpoint: Endpoint
     bucket: str
     credentials: Callable[[], FrozenCredentials]
+    #: False for fixed keys: read once instead of at every signature.
+    refreshable: bool = True
     concurrency: int
     part_size: int
     ca_bundle: str | None = None
@@ -187,6 +190,7 @@ def crt_data_plane(config: DataPlaneConfig) -> DataPlane:
         endpoint=config.endpoint,
         bucket=config.bucket,
         credentials=config.credentials,
+        refreshable=config.refreshable,
         concurrency=config.concurrency,
         part_size=config.part_size,
         ca_bundle=config.ca_bundle,
@@ -206,22 +210,19 @@ def deploy(
     session = session or boto3.Session()
     progress = progress or _Silent()
     target = request.target
-    # The botocore client resolves the endpoint (AWS_ENDPOINT_URL[_S3], profiles) and region.
-    s3 = _s3_client(session, request.concurrency)
-    s3 = _client_for_bucket_region(session, s3, target.bucket, request.concurrency)
     credentials = session.get_credentials()
     if credentials is None:
         raise AwsError(
             "no AWS credentials found",
             remedy="Run inside 'keyless exec', or set AWS_PROFILE or the AWS_* variables.",
         )
+    control = _Control(session, target.bucket, request.concurrency)
     plane = data_plane(
         DataPlaneConfig(
-            endpoint=Endpoint.from_url(
-                s3.meta.endpoint_url, region=s3.meta.region_name or "us-east-1"
-            ),
+            endpoint=control.endpoint(),
             bucket=target.bucket,
             credentials=credentials.get_frozen_credentials,
+            refreshable=isinstance(credentials, RefreshableCredentials),
             concurrency=request.concurrency,
             part_size=request.part_size,
             ca_bundle=session._session.get_config_variable("ca_bundle"),
@@ -272,9 +273,9 @@ def deploy(
             )
             sent = _record_uploads(data, outcomes, entries, target)
         if copies:
-            _copy_in_place(s3, target, copies, entries, request.concurrency, progress)
+            _copy_in_place(control.client(), target, copies, entries, request.concurrency, progress)
         if plan.deletes:
-            deleted = _delete(s3, target, [d.key for d in plan.deletes], progress)
+            deleted = _delete(control.client(), target, [d.key for d in plan.deletes], progress)
             for d in plan.deletes:
                 entries.pop(d.key.removeprefix(target.prefix), None)
     finally:
@@ -495,36 +496,74 @@ def _control_config(concurrency: int) -> botocore.config.Config:
     )
 
 
-def _s3_client(session: boto3.Session, concurrency: int, region: str | None = None) -> S3Client:
-    return session.client("s3", region_name=region, config=_control_config(concurrency))
+class _Control:
+    """The boto3 side: endpoint and region as botocore resolves them, and a client made only
+    when a deploy needs one (copies, deletes): creating it costs about 0.25 s of CPU."""
+
+    def __init__(self, session: boto3.Session, bucket: str, concurrency: int) -> None:
+        self._session = session
+        self._bucket = bucket
+        self._concurrency = concurrency
+        self._client: S3Client | None = None
+
+    def client(self) -> S3Client:
+        if self._client is None:
+            self._client = self._session.client("s3", config=_control_config(self._concurrency))
+        return self._client
+
+    def endpoint(self) -> Endpoint:
+        configured = _configured_endpoint_url(self._session)
+        if configured:
+            # A custom endpoint (the local stack, moto, MinIO) has one region, and the listing
+            # reports a missing bucket or a denial itself.
+            return Endpoint.from_url(configured, region=self._session.region_name or "us-east-1")
+        s3 = self.client()
+        region = self._bucket_region(s3)
+        if region and region != s3.meta.region_name:
+            self._client = self._session.client(
+                "s3", region_name=region, config=_control_config(self._concurrency)
+            )
+            s3 = self._client
+        return Endpoint.from_url(s3.meta.endpoint_url, region=s3.meta.region_name or "us-east-1")
+
+    def _bucket_region(self, s3: S3Client) -> str | None:
+        """The bucket's own region, so the data plane signs for the right one."""
+        try:
+            response = s3.head_bucket(Bucket=self._bucket)
+        except botocore.exceptions.ClientError as exc:
+            raise _aws_error(exc, f"bucket {self._bucket!r}") from exc
+        except botocore.exceptions.NoCredentialsError as exc:
+            raise AwsError(
+                "no AWS credentials found",
+                remedy="Run inside 'keyless exec', or set AWS_PROFILE or the AWS_* variables.",
+            ) from exc
+        except botocore.exceptions.EndpointConnectionError as exc:
+            raise NetworkError(f"cannot reach S3 for bucket {self._bucket!r}: {exc}") from exc
+        headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        region = headers.get("x-amz-bucket-region")
+        return str(region) if region else None
 
 
-def _client_for_bucket_region(
-    session: boto3.Session, s3: S3Client, bucket: str, concurrency: int
-) -> S3Client:
-    """A client in the bucket's own region, so the data plane signs for the right one.
-
-    Only AWS endpoints need the question; any other endpoint (the local stack, moto, MinIO) has
-    one region, and the listing reports a missing bucket or a denial itself.
-    """
-    if "amazonaws.com" not in s3.meta.endpoint_url:
-        return s3
+def _configured_endpoint_url(session: boto3.Session) -> str | None:
+    """``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL`` or the profile's ``endpoint_url``, resolved
+    by botocore's own provider (the one its clients use), without building a client."""
+    core = session._session
+    if core.get_config_variable("ignore_configured_endpoint_urls"):
+        return None
     try:
-        response = s3.head_bucket(Bucket=bucket)
-    except botocore.exceptions.ClientError as exc:
-        raise _aws_error(exc, f"bucket {bucket!r}") from exc
-    except botocore.exceptions.NoCredentialsError as exc:
-        raise AwsError(
-            "no AWS credentials found",
-            remedy="Run inside 'keyless exec', or set AWS_PROFILE or the AWS_* variables.",
-        ) from exc
-    except botocore.exceptions.EndpointConnectionError as exc:
-        raise NetworkError(f"cannot reach S3 for bucket {bucket!r}: {exc}") from exc
-    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-    region = headers.get("x-amz-bucket-region")
-    if region and region != s3.meta.region_name:
-        return _s3_client(session, concurrency, region)
-    return s3
+        from botocore.configprovider import ConfiguredEndpointProvider
+
+        provider = ConfiguredEndpointProvider(
+            full_config=core.full_config,
+            scoped_config=core.get_scoped_config(),
+            client_name="s3",
+        )
+        url = provider.provide()
+    except (ImportError, TypeError, AttributeError):
+        # botocore marks the provider private: if it changes, build a client as before.
+        url = core.create_client("s3").meta.endpoint_url
+        return url if "amazonaws.com" not in url else None
+    return str(url) if url else None
 
 
 def _aws_error(exc: botocore.exceptions.ClientError, what: str) -> AwsError | AccessDeniedError:

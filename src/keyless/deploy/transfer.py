@@ -177,6 +177,7 @@ class CrtS3:
         bucket: str,
         credentials: Callable[[], FrozenCredentials],
         concurrency: int,
+        refreshable: bool = True,
         part_size: int,
         ca_bundle: str | None = None,
     ) -> None:
@@ -190,7 +191,14 @@ class CrtS3:
                 raise AwsError("the AWS credentials have no access key or secret key")
             return AwsCredentials(frozen.access_key, frozen.secret_key, frozen.token)
 
-        provider = AwsCredentialsProvider.new_delegate(provide)
+        if refreshable:
+            # Called at each signature, so credentials that expire are renewed in flight.
+            provider = AwsCredentialsProvider.new_delegate(provide)
+        else:
+            fixed = provide()
+            provider = AwsCredentialsProvider.new_static(
+                fixed.access_key_id, fixed.secret_access_key, fixed.session_token
+            )
         event_loops = EventLoopGroup()
         bootstrap = ClientBootstrap(event_loops, DefaultHostResolver(event_loops))
         tls_options = None
@@ -243,25 +251,28 @@ class CrtS3:
         query = [("list-type", "2"), ("prefix", prefix), ("max-keys", str(LIST_PAGE_KEYS))]
         # encoding-type=url: keys may hold characters XML 1.0 cannot carry.
         query.append(("encoding-type", "url"))
-        token: str | None = None
-        while True:
-            page = query + ([("continuation-token", token)] if token else [])
-            status, body = self._request("GET", "", page, b"", (), "ListObjectsV2")
+        pending: _Pending | None = self._begin("GET", "", query, b"", (), "ListObjectsV2")
+        while pending is not None:
+            status, body = pending.result()
             if status != 200:
                 raise _failure(status, body, f"listing s3://{self._bucket}/{prefix}")
             # The body comes from the endpoint keyless signs for; expat (>= 2.4) caps entity
             # expansion and ElementTree resolves no external entities.
             root = ElementTree.fromstring(body)  # noqa: S314
             namespace = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+            token = root.findtext(f"{namespace}NextContinuationToken")
+            pending = None
+            if root.findtext(f"{namespace}IsTruncated") == "true" and token:
+                # Ask for the next page before handing out this one: the server lists while
+                # the planner hashes.
+                page = [*query, ("continuation-token", token)]
+                pending = self._begin("GET", "", page, b"", (), "ListObjectsV2")
             for item in root.iter(f"{namespace}Contents"):
                 yield Listed(
                     key=unquote_plus(item.findtext(f"{namespace}Key") or ""),
                     size=int(item.findtext(f"{namespace}Size") or 0),
                     etag=(item.findtext(f"{namespace}ETag") or "").strip('"').lower(),
                 )
-            token = root.findtext(f"{namespace}NextContinuationToken")
-            if root.findtext(f"{namespace}IsTruncated") != "true" or not token:
-                return
 
     def get_object(self, key: str, *, limit: int) -> bytes | None:
         status, body = self._request("GET", key, (), b"", (), "GetObject", limit=limit)
@@ -287,6 +298,20 @@ class CrtS3:
         *,
         limit: int | None = None,
     ) -> tuple[int, bytes]:
+        return self._begin(method, key, query, body, headers, operation, limit=limit).result()
+
+    def _begin(
+        self,
+        method: str,
+        key: str,
+        query: Sequence[tuple[str, str]],
+        body: bytes,
+        headers: Sequence[tuple[str, str]],
+        operation: str,
+        *,
+        limit: int | None = None,
+    ) -> _Pending:
+        """Send one request now; its ``result()`` waits for the answer."""
         pairs = [("Host", self._endpoint.host(self._bucket)), *headers]
         if method == "PUT":
             pairs.append(("Content-Length", str(len(body))))
@@ -294,45 +319,17 @@ class CrtS3:
         request = HttpRequest(
             method, path, HttpHeaders(pairs), io.BytesIO(body) if method == "PUT" else None
         )
-        received = bytearray()
-        state: dict[str, Any] = {}
-
-        def on_body(chunk: bytes, **_: Any) -> None:
-            if limit is None or len(received) <= limit:
-                received.extend(chunk)
-
-        def on_done(
-            error: BaseException | None,
-            status_code: int | None = None,
-            error_body: bytes | None = None,
-            **_: Any,
-        ) -> None:
-            state.update(error=error, status=status_code, error_body=error_body)
-
+        pending = _Pending(netloc=self._endpoint.netloc, limit=limit)
         kind = {"GetObject": S3RequestType.GET_OBJECT, "PutObject": S3RequestType.PUT_OBJECT}
-        checksum = self._checksum if method == "PUT" else None
-        future = self._client.make_request(
+        pending.future = self._client.make_request(
             type=kind.get(operation, S3RequestType.DEFAULT),
             operation_name=None if operation in kind else operation,
             request=request,
-            checksum_config=checksum,
-            on_body=on_body,
-            on_done=on_done,
+            checksum_config=self._checksum if method == "PUT" else None,
+            on_body=pending.on_body,
+            on_done=pending.on_done,
         ).finished_future
-        try:
-            future.result(REQUEST_TIMEOUT_SECONDS)
-        except Exception:  # the outcome is in `state`; the future only repeats it
-            state.setdefault("error", "timeout")
-        status = state.get("status")
-        if state.get("error") is not None and not status:
-            raise NetworkError(
-                f"cannot reach S3 at {self._endpoint.netloc} ({_error_code(state['error'], None)})"
-            )
-        if limit is not None and len(received) > limit:
-            return 413, b""
-        return int(status or 0), bytes(received) if status == 200 else state.get(
-            "error_body"
-        ) or b""
+        return pending
 
     def _start(
         self,
@@ -385,6 +382,45 @@ class CrtS3:
             failed.set()
             outcomes.append(PutOutcome(key=job.key, error=type(exc).__name__))
             slots.release()
+
+
+class _Pending:
+    """One request in flight: its callbacks fill it from a native thread, ``result()`` waits."""
+
+    def __init__(self, *, netloc: str, limit: int | None) -> None:
+        self.future: Any = None
+        self._netloc = netloc
+        self._limit = limit
+        self._received = bytearray()
+        self._state: dict[str, Any] = {}
+
+    def on_body(self, chunk: bytes, **_: Any) -> None:
+        if self._limit is None or len(self._received) <= self._limit:
+            self._received.extend(chunk)
+
+    def on_done(
+        self,
+        error: BaseException | None,
+        status_code: int | None = None,
+        error_body: bytes | None = None,
+        **_: Any,
+    ) -> None:
+        self._state.update(error=error, status=status_code, error_body=error_body)
+
+    def result(self) -> tuple[int, bytes]:
+        try:
+            self.future.result(REQUEST_TIMEOUT_SECONDS)
+        except Exception:  # the outcome is in the state; the future only repeats it
+            self._state.setdefault("error", "timeout")
+        status = self._state.get("status")
+        if self._state.get("error") is not None and not status:
+            code = _error_code(self._state["error"], None)
+            raise NetworkError(f"cannot reach S3 at {self._netloc} ({code})")
+        if self._limit is not None and len(self._received) > self._limit:
+            return 413, b""
+        if status == 200:
+            return 200, bytes(self._received)
+        return int(status or 0), self._state.get("error_body") or b""
 
 
 def _failure(status: int, body: bytes, what: str) -> AwsError | AccessDeniedError:

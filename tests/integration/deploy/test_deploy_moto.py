@@ -235,3 +235,16 @@ def test_killed_part_way_then_run_again_converges(tmp_path: Path, bucket: str) -
     assert again.uploaded == len(new) - 5
     assert again.deleted == len(old)
     assert _remote(bucket, "site/") == new
+
+
+def test_listing_pages_through_continuation_tokens(
+    tmp_path: Path, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keyless.deploy.transfer
+
+    monkeypatch.setattr(keyless.deploy.transfer, "LIST_PAGE_KEYS", 2)
+    files = {f"dir {i}/ü+{i}.txt": bytes([i]) * (i + 1) for i in range(7)}
+    _write(tmp_path, files)
+    assert deploy(_request(tmp_path, bucket)).uploaded == 7
+    again = deploy(_request(tmp_path, bucket, delete=True))
+    assert (again.uploaded, again.deleted, len(again.plan.unchanged)) == (0, 0, 7)
