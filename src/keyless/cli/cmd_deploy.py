@@ -168,22 +168,25 @@ def request_from_args(args: argparse.Namespace) -> DeployRequest:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     request = request_from_args(args)
-    progress: _Progress
-    if args.json:
-        progress = _Quiet()
-    elif _is_terminal(console.stderr):
-        progress = _TerminalProgress(console.stderr)
-    else:
-        progress = _Lines(console.stderr)
+    progress = progress_for(console, json=args.json)
     result = deploy(request, session=session_factory(), progress=progress)
     progress.close()
     if args.json:
         console.emit_json(result.to_json())
     else:
         if request.dry_run:
-            _print_plan(result.plan, console)
+            print_plan(result.plan, console)
         console.info(summary(result))
     return EXIT_OK
+
+
+def progress_for(console: Console, *, json: bool) -> _Progress:
+    """Nothing with --json, a redrawn line on a terminal, plain lines in CI logs."""
+    if json:
+        return _Quiet()
+    if _is_terminal(console.stderr):
+        return _TerminalProgress(console.stderr)
+    return _Lines(console.stderr)
 
 
 def summary(result: DeployResult) -> str:
@@ -209,7 +212,7 @@ def summary(result: DeployResult) -> str:
     return text
 
 
-def _print_plan(plan: Plan, console: Console) -> None:
+def print_plan(plan: Plan, console: Console) -> None:
     for upload in plan.uploads:
         console.info(f"would upload ({upload.reason}) {upload.key}")
     for delete in plan.deletes:

@@ -45,9 +45,9 @@ class _ArgumentError(Exception):
 
 def _command_modules() -> list[CommandModule]:
     # Imported here so that `keyless --version` stays fast and a broken command cannot break others.
-    from keyless.cli import cmd_claims, cmd_deploy, cmd_token, cmd_trust
+    from keyless.cli import cmd_claims, cmd_deploy, cmd_pipe, cmd_provision, cmd_token, cmd_trust
 
-    return [cmd_claims, cmd_deploy, cmd_token, cmd_trust]
+    return [cmd_claims, cmd_deploy, cmd_pipe, cmd_provision, cmd_token, cmd_trust]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,89 @@
+"""``keyless pipe``: run as the Atlassian AWS pipes do, from the same variables, with OIDC only."""
+
+from __future__ import annotations
+
+import argparse
+
+from keyless.cli.console import Console
+from keyless.cli.main import EXIT_OK, Subparsers
+
+_S3_EPILOG = """\
+Variables (as atlassian/aws-s3-deploy): S3_BUCKET (BUCKET or BUCKET/PREFIX) and LOCAL_PATH
+(required); AWS_OIDC_ROLE_ARN, AWS_DEFAULT_REGION, ACL, CACHE_CONTROL, CONTENT_ENCODING, EXPIRES,
+STORAGE_CLASS, DELETE_FLAG (true: --delete, with keyless' delete guard), DEBUG, and EXTRA_ARGS
+with these aws s3 sync options: --exclude, --include, --acl, --cache-control, --content-encoding,
+--content-type, --expires, --storage-class, --metadata, --delete, --dryrun (and --follow-symlinks,
+--no-progress, --only-show-errors, --quiet, which change nothing). Any other option is refused.
+
+With AWS_OIDC_ROLE_ARN the step's OIDC token is exchanged for the role (Bitbucket: the step needs
+`oidc: true`); without a token that is an error, never a fall-back to stored keys.
+
+Exit codes: 0 deployed; 2 refused or failed.
+"""
+
+_CF_EPILOG = """\
+Variables (as atlassian/aws-cloudfront-invalidate): DISTRIBUTION_ID (required), PATHS
+(space-separated, default /*), AWS_OIDC_ROLE_ARN, AWS_DEFAULT_REGION, DEBUG.
+
+Exit codes: 0 invalidation created; 2 refused or failed.
+"""
+
+
+def register(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "pipe",
+        help="run as an Atlassian AWS pipe, from its variables (OIDC only)",
+        description="Run as an Atlassian AWS pipe, reading its variables from the environment.",
+    )
+    pipes = parser.add_subparsers(dest="pipe", metavar="PIPE", parser_class=type(parser))
+    pipes.required = True
+    s3 = pipes.add_parser(
+        "aws-s3-deploy",
+        help="keyless deploy from the atlassian/aws-s3-deploy variables",
+        description="keyless deploy, configured by the atlassian/aws-s3-deploy variables.",
+        epilog=_S3_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s3.set_defaults(handler=run_s3_deploy)
+    cf = pipes.add_parser(
+        "aws-cloudfront-invalidate",
+        help="a CloudFront invalidation from the atlassian/aws-cloudfront-invalidate variables",
+        description="Invalidate CloudFront paths from the aws-cloudfront-invalidate variables.",
+        epilog=_CF_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cf.set_defaults(handler=run_cloudfront_invalidate)
+
+
+def run_s3_deploy(args: argparse.Namespace, console: Console) -> int:
+    from keyless.cli import cmd_deploy
+    from keyless.deploy import pipe
+    from keyless.deploy.apply import deploy
+
+    settings = pipe.settings(console.env)
+    console.verbose = console.verbose or settings.debug
+    request = pipe.s3_deploy_request(console.env)
+    session = pipe.session_for(console.env, settings)
+    progress = cmd_deploy.progress_for(console, json=False)
+    result = deploy(request, session=session, progress=progress)
+    progress.close()
+    if request.dry_run:
+        cmd_deploy.print_plan(result.plan, console)
+    console.info(cmd_deploy.summary(result))
+    return EXIT_OK
+
+
+def run_cloudfront_invalidate(args: argparse.Namespace, console: Console) -> int:
+    from keyless.deploy import pipe
+    from keyless.deploy.apply import invalidate
+
+    settings = pipe.settings(console.env)
+    console.verbose = console.verbose or settings.debug
+    wanted = pipe.invalidation(console.env)
+    session = pipe.session_for(console.env, settings)
+    ident = invalidate(session.client("cloudfront"), wanted.distribution_id, list(wanted.paths))
+    console.info(
+        f"CloudFront invalidation {ident} created for {wanted.distribution_id}: "
+        + " ".join(wanted.paths)
+    )
+    return EXIT_OK

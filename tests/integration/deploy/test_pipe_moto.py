@@ -1,0 +1,99 @@
+"""``keyless pipe`` with the atlassian variables: OIDC through STS (moto), and its refusals."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.cli.helpers import run_cli
+
+pytestmark = pytest.mark.integration
+
+ROLE = "arn:aws:iam::123456789012:role/deploy"
+BITBUCKET = {"BITBUCKET_BUILD_NUMBER": "7", "BITBUCKET_REPO_UUID": "{0000}"}
+
+
+def _fake_jwt() -> str:
+    # moto's STS does not verify tokens (the local stack's gateway does); the shape is what counts.
+    def part(data: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'RS256'})}.{part({'sub': 'x', 'aud': 'a'})}.c2ln"
+
+
+def test_s3_deploy_with_oidc(tmp_path: Path, bucket: str) -> None:
+    (tmp_path / "index.html").write_text("hi")
+    env = {
+        **BITBUCKET,
+        "BITBUCKET_STEP_OIDC_TOKEN": _fake_jwt(),
+        "AWS_OIDC_ROLE_ARN": ROLE,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "S3_BUCKET": f"{bucket}/www",
+        "LOCAL_PATH": str(tmp_path),
+        "CACHE_CONTROL": "no-cache",
+    }
+    result = run_cli(["pipe", "aws-s3-deploy"], env=env)
+    assert result.code == 0, result.stderr
+    assert "uploaded www/index.html" in result.stderr
+    head = boto3.client("s3").head_object(Bucket=bucket, Key="www/index.html")
+    assert head["CacheControl"] == "no-cache"
+    assert _fake_jwt() not in result.stderr
+
+
+def test_role_without_token_is_an_error_with_the_fix(tmp_path: Path, bucket: str) -> None:
+    (tmp_path / "index.html").write_text("hi")
+    env = {
+        **BITBUCKET,
+        "AWS_OIDC_ROLE_ARN": ROLE,
+        "S3_BUCKET": bucket,
+        "LOCAL_PATH": str(tmp_path),
+    }
+    result = run_cli(["pipe", "aws-s3-deploy"], env=env)
+    assert result.code == 2
+    assert "BITBUCKET_STEP_OIDC_TOKEN is not set" in result.stderr
+    assert "oidc: true" in result.stderr
+    assert boto3.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+def test_cloudfront_invalidate_pipe(bucket: str) -> None:
+    cloudfront = boto3.client("cloudfront")
+    distribution = cloudfront.create_distribution(
+        DistributionConfig={
+            "CallerReference": f"pipe-{bucket}",
+            "Comment": "",
+            "Enabled": True,
+            "Origins": {
+                "Quantity": 1,
+                "Items": [
+                    {
+                        "Id": "s3",
+                        "DomainName": f"{bucket}.s3.amazonaws.com",
+                        "S3OriginConfig": {"OriginAccessIdentity": ""},
+                    }
+                ],
+            },
+            "DefaultCacheBehavior": {
+                "TargetOriginId": "s3",
+                "ViewerProtocolPolicy": "allow-all",
+                "MinTTL": 0,
+                "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
+                "TrustedSigners": {"Enabled": False, "Quantity": 0},
+            },
+        }
+    )["Distribution"]["Id"]
+    env = {
+        **BITBUCKET,
+        "BITBUCKET_STEP_OIDC_TOKEN": _fake_jwt(),
+        "AWS_OIDC_ROLE_ARN": ROLE,
+        "DISTRIBUTION_ID": distribution,
+        "PATHS": "/index.html /assets/*",
+    }
+    result = run_cli(["pipe", "aws-cloudfront-invalidate"], env=env)
+    assert result.code == 0, result.stderr
+    assert f"created for {distribution}: /index.html /assets/*" in result.stderr
+    listed = cloudfront.list_invalidations(DistributionId=distribution)["InvalidationList"]
+    assert listed["Quantity"] == 1
