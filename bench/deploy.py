@@ -1,13 +1,15 @@
 """Benchmark ``keyless deploy`` against ``aws s3 sync`` and ``rclone sync --checksum``.
 
-Each tool deploys the same generated site into its own bucket of one local S3 (moto server on
-127.0.0.1, in its own process), over five steps: full upload, no change, rebuild (every file
-rewritten with the same bytes), 1% of the files changed, one file edited keeping its size.
-Every tool runs as a child process; its CPU time (user + system, threads and children included)
-and peak memory come from ``wait4``. Objects and bytes sent are what each tool reports.
+Each tool deploys the same generated site into its own bucket of one local S3 on 127.0.0.1 in
+its own process (s3rver from npm when node is present, as it costs less per request; moto server
+otherwise or with ``--server moto``), over five steps: full upload, no change, rebuild (every
+file rewritten with the same bytes), 1% of the files changed, one file edited keeping its size.
+Every tool runs as a child process: its CPU time (user + system, all threads) comes from
+``wait4``, its peak memory from its ``VmHWM``. Objects and bytes sent are what each tool reports.
 
-    make bench                       # 2,000 files of 1-20 KB + 5 files of 20 MB
-    .venv/bin/python -m bench.deploy --many      # 20,000 files of 1-20 KB
+    make bench                                    # 2,000 files of 1-20 KB + 5 files of 20 MB
+    make bench BENCH_ARGS="--many"                # 20,000 files of 1-20 KB
+    make bench BENCH_ARGS="--server moto"         # against moto instead of s3rver
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +43,10 @@ STEPS = ("full upload", "no change", "rebuild", "1% changed", "same-size edit")
 # Fixed fake credentials for the local server only (moto runs with authentication off).
 FAKE_KEY_ID = "AKIAKEYLESSBENCH0000"
 FAKE_SECRET = "bench-only-not-a-secret"  # noqa: S105
+#: The s3rver release the bench installs (the last one; see s3-client-cpu.md for its quirks).
+S3RVER_VERSION = "3.7.1"
+#: Seconds npm may take to install s3rver before the bench uses moto instead.
+NPM_TIMEOUT_SECONDS = 120
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,27 +106,34 @@ def same_size_edit(root: Path) -> None:
 # --- the local S3 ------------------------------------------------------------------------------
 
 
-class MotoServer:
-    def __init__(self, workdir: Path) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = (workdir / "moto.log").open("wb")
-        self._process = subprocess.Popen(
-            [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class LocalS3:
+    """A local S3 in its own process on 127.0.0.1, stopped by its PID."""
+
+    name = "local S3"
+    key_id = FAKE_KEY_ID
+    secret = FAKE_SECRET
+
+    def __init__(self, workdir: Path, url: str, argv: list[str], probe_path: str) -> None:
+        self.url = url
+        self._log = (workdir / f"{self.name}.log").open("wb")
+        self._process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(self.url + "/moto-api/", timeout=1).close()  # noqa: S310
+                urllib.request.urlopen(self.url + probe_path, timeout=1).close()  # noqa: S310
                 return
+            except urllib.error.HTTPError:
+                return  # it answers
             except OSError:
                 time.sleep(0.2)
         self.stop()
-        raise SystemExit("moto server did not start")
+        raise SystemExit(f"{self.name} did not start")
 
     def create_bucket(self, name: str, env: dict[str, str]) -> None:
         subprocess.run(
@@ -138,6 +152,71 @@ class MotoServer:
             self._process.kill()
             self._process.wait()
         self._log.close()
+
+
+class MotoServer(LocalS3):
+    name = "moto server"
+
+    def __init__(self, workdir: Path) -> None:
+        port = _free_port()
+        argv = [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+        super().__init__(workdir, f"http://127.0.0.1:{port}", argv, "/moto-api/")
+
+
+class S3rverServer(LocalS3):
+    """s3rver (npm), cheaper per request than moto; needs node. No IAM, fixed keys S3RVER."""
+
+    name = "s3rver"
+    key_id = "S3RVER"
+    secret = "S3RVER"  # noqa: S105 (s3rver's fixed, public key)
+
+    def __init__(self, workdir: Path, package: Path) -> None:
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        (workdir / "s3rver-data").mkdir()
+        argv = [
+            "node",
+            # s3rver 3.7 signs continuation tokens with DES, which OpenSSL 3 hides (>1000 keys).
+            "--openssl-legacy-provider",
+            str(package / "node_modules" / "s3rver" / "bin" / "s3rver.js"),
+            "-d",
+            str(workdir / "s3rver-data"),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--silent",
+        ]
+        super().__init__(workdir, url, argv, "/")
+
+
+def s3rver_package() -> Path | None:
+    """s3rver installed with npm into a cache folder, or None (no node, no npm, no network)."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        return None
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "keyless-bench"
+    if (cache / "node_modules" / "s3rver" / "bin" / "s3rver.js").exists():
+        return cache
+    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        subprocess.run(
+            [
+                "npm",
+                "install",
+                "--prefix",
+                str(cache),
+                "--no-audit",
+                "--no-fund",
+                "--silent",
+                f"s3rver@{S3RVER_VERSION}",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=NPM_TIMEOUT_SECONDS,
+        )
+    except (subprocess.SubprocessError, OSError):
+        return None
+    return cache
 
 
 # --- running one tool --------------------------------------------------------------------------
@@ -289,6 +368,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--big", type=int, help="number of 20 MB files (default 5)")
     parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated subset")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--server",
+        choices=["auto", "moto", "s3rver"],
+        default="auto",
+        help="the local S3 (auto: s3rver when node and npm can install it, else moto)",
+    )
     args = parser.parse_args(argv)
     files = args.files if args.files is not None else (20_000 if args.many else 2_000)
     big = args.big if args.big is not None else (0 if args.many else 5)
@@ -306,9 +391,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         tools.remove("aws s3 sync")
 
     workdir = Path(tempfile.mkdtemp(prefix="keyless-bench-"))
-    server = MotoServer(workdir)
+    server: LocalS3
+    package = s3rver_package() if args.server in ("auto", "s3rver") else None
+    if package is not None:
+        server = S3rverServer(workdir, package)
+    elif args.server == "s3rver":
+        raise SystemExit("s3rver needs node and npm (apt-get install -y nodejs npm)")
+    else:
+        server = MotoServer(workdir)
+    print(f"local S3: {server.name} at {server.url}", file=sys.stderr)
     try:
-        env = _environment(server.url, workdir)
+        env = _environment(server, workdir)
         sites: dict[str, Path] = {}
         print(f"generating {files} files of 1-20 KB + {big} x 20 MB ...", file=sys.stderr)
         template = workdir / "template"
@@ -350,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     file=sys.stderr,
                 )
         print(
-            f"\n{files} files of 1-20 KB + {big} x 20 MB, moto server on 127.0.0.1, "
+            f"\n{files} files of 1-20 KB + {big} x 20 MB, {server.name} on 127.0.0.1, "
             f"{os.cpu_count()} cores\n"
         )
         print(table(runs))
@@ -361,12 +454,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _environment(endpoint: str, workdir: Path) -> dict[str, str]:
+def _environment(server: LocalS3, workdir: Path) -> dict[str, str]:
+    endpoint = server.url
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
     env.update(
         AWS_ENDPOINT_URL=endpoint,
-        AWS_ACCESS_KEY_ID=FAKE_KEY_ID,
-        AWS_SECRET_ACCESS_KEY=FAKE_SECRET,
+        AWS_ACCESS_KEY_ID=server.key_id,
+        AWS_SECRET_ACCESS_KEY=server.secret,
         AWS_DEFAULT_REGION="us-east-1",
         AWS_CONFIG_FILE=str(workdir / "aws-config"),
         AWS_SHARED_CREDENTIALS_FILE=str(workdir / "aws-credentials"),
@@ -374,8 +468,8 @@ def _environment(endpoint: str, workdir: Path) -> dict[str, str]:
         RCLONE_CONFIG_BENCH_TYPE="s3",
         RCLONE_CONFIG_BENCH_PROVIDER="Other",
         RCLONE_CONFIG_BENCH_ENDPOINT=endpoint,
-        RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=FAKE_KEY_ID,
-        RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=FAKE_SECRET,
+        RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=server.key_id,
+        RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=server.secret,
         RCLONE_CONFIG_BENCH_REGION="us-east-1",
         RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE="true",
         RCLONE_CONFIG=str(workdir / "rclone.conf"),

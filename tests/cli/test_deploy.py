@@ -57,3 +57,12 @@ def test_terminal_progress_draws_one_line() -> None:
     assert text.startswith("plan: 2 to upload (4.0 kB)")
     assert "\r[###############               ] 1/2 files, 2.0 kB/4.0 kB" in text
     assert text.endswith("2/2 files, 4.0 kB/4.0 kB\n")
+
+
+def test_missing_or_empty_local_dir_is_refused_before_any_aws_call(tmp_path: Path) -> None:
+    missing = run_cli(["deploy", str(tmp_path / "dist"), "s3://site-1", "--delete"])
+    assert missing.code == 2
+    assert f"error: LOCAL_DIR '{tmp_path / 'dist'}' does not exist" in missing.stderr
+    empty = run_cli(["deploy", str(tmp_path), "s3://site-1", "--delete"])
+    assert empty.code == 2
+    assert "error: LOCAL_DIR is empty: refusing to deploy nothing" in empty.stderr

@@ -7,11 +7,13 @@ deploy killed part-way leaves the old objects in place and converges when run ag
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -25,7 +27,7 @@ from botocore.credentials import RefreshableCredentials
 from keyless.deploy import manifest
 from keyless.deploy.headers import HeaderPolicy, ObjectHeaders
 from keyless.deploy.invalidate import invalidation_paths
-from keyless.deploy.local_tree import FileDigests, Filters, walk
+from keyless.deploy.local_tree import FileDigests, Filters, LocalFile, walk
 from keyless.deploy.plan import (
     DEFAULT_MAX_DELETE_PERCENT,
     DEFAULT_PART_SIZE,
@@ -36,6 +38,7 @@ from keyless.deploy.plan import (
     Upload,
     build_plan,
     normalize_prefix,
+    refuse_empty,
 )
 from keyless.deploy.transfer import (
     CrtS3,
@@ -55,6 +58,8 @@ if TYPE_CHECKING:
 DEFAULT_CONCURRENCY = 16
 #: Upper bound of ``--concurrency``.
 MAX_CONCURRENCY = 256
+#: Listed objects whose local MD5 is started before the planner reaches them.
+HASH_AHEAD = 256
 #: DeleteObjects takes at most 1,000 keys per request (S3 API reference).
 DELETE_BATCH = 1000
 #: CopyObject copies at most 5 GiB; bigger objects get their new headers by a re-upload.
@@ -207,6 +212,10 @@ def deploy(
 ) -> DeployResult:
     """Plan and (unless ``dry_run``) apply one deploy; raises ``KeylessError`` on failure."""
     started = clock()
+    # The local side first: a missing or empty LOCAL_DIR is refused before any AWS call.
+    local = list(walk(request.local_dir, request.filters))
+    if all(f.excluded for f in local):
+        refuse_empty(has_excluded=bool(local))
     session = session or boto3.Session()
     progress = progress or _Silent()
     target = request.target
@@ -230,20 +239,24 @@ def deploy(
     )
     old = read_manifest(plane, target)
     listed: set[str] = set()
-    plan = build_plan(
-        walk(request.local_dir, request.filters),
-        list_remote(plane, target, old, listed),
-        options=PlanOptions(
-            prefix=target.prefix,
-            delete=request.delete,
-            max_delete_percent=request.max_delete_percent,
-            force=request.force,
-            filters=request.filters,
-            part_size=request.part_size,
-        ),
-        headers=request.headers,
-        digests=FileDigests(),
-    )
+    digests = _HashAhead(FileDigests(), workers=os.cpu_count() or 1)
+    try:
+        plan = build_plan(
+            local,
+            digests.ahead(list_remote(plane, target, old, listed), local, target.prefix),
+            options=PlanOptions(
+                prefix=target.prefix,
+                delete=request.delete,
+                max_delete_percent=request.max_delete_percent,
+                force=request.force,
+                filters=request.filters,
+                part_size=request.part_size,
+            ),
+            headers=request.headers,
+            digests=digests,
+        )
+    finally:
+        digests.close()
     progress.planned(plan)
     if request.dry_run:
         return DeployResult(plan=plan, dry_run=True, seconds=clock() - started)
@@ -301,6 +314,41 @@ def deploy(
             )
             result = replace(result, invalidation_id=ident, invalidated_paths=tuple(paths))
     return replace(result, seconds=clock() - started)
+
+
+class _HashAhead:
+    """``FileDigests`` that start the MD5s of the next listed objects on a few threads (hashlib
+    releases the GIL), so the planner finds them done: a no-change run is bound by hashing."""
+
+    def __init__(self, inner: FileDigests, *, workers: int) -> None:
+        self._inner = inner
+        self._pool = ThreadPoolExecutor(max_workers=workers)
+        self._started: dict[Path, Future[str]] = {}
+
+    def ahead(
+        self, remote: Iterable[RemoteObject], local: Iterable[LocalFile], prefix: str
+    ) -> Iterator[RemoteObject]:
+        files = {f.key: f for f in local if not f.excluded}
+        window: deque[RemoteObject] = deque()
+        for obj in remote:
+            file = files.get(obj.key[len(prefix) :]) if obj.key.startswith(prefix) else None
+            # Only where the planner will ask for an MD5: same size, not a multipart ETag.
+            if file and file.size == obj.size and ("-" not in obj.etag or obj.md5):
+                self._started[file.path] = self._pool.submit(self._inner.md5, file)
+            window.append(obj)
+            if len(window) > HASH_AHEAD:
+                yield window.popleft()
+        yield from window
+
+    def md5(self, file: LocalFile) -> str:
+        started = self._started.pop(file.path, None)
+        return started.result() if started else self._inner.md5(file)
+
+    def multipart_etags(self, file: LocalFile, part_sizes: Sequence[int]) -> dict[int, str]:
+        return self._inner.multipart_etags(file, part_sizes)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _job(upload: Upload) -> PutJob:

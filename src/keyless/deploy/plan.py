@@ -155,6 +155,15 @@ class DeleteRefusedError(UsageError):
         self.remote = remote
 
 
+def refuse_empty(*, has_excluded: bool) -> None:
+    """The refusal of a LOCAL_DIR with nothing to deploy (a failed build must not empty a site)."""
+    why = "has only excluded files" if has_excluded else "is empty"
+    raise UsageError(
+        f"LOCAL_DIR {why}: refusing to deploy nothing",
+        remedy="Check that the build ran and that LOCAL_DIR points at its output.",
+    )
+
+
 def normalize_prefix(prefix: str) -> str:
     """``site`` and ``/site/`` both mean the keys under ``site/``; empty means the whole bucket."""
     prefix = prefix.strip("/")
@@ -191,11 +200,7 @@ def build_plan(
         else:
             files[file.key] = file
     if not files:
-        why = "has only excluded files" if skipped else "is empty"
-        raise UsageError(
-            f"LOCAL_DIR {why}: refusing to deploy nothing",
-            remedy="Check that the build ran and that LOCAL_DIR points at its output.",
-        )
+        refuse_empty(has_excluded=bool(skipped))
 
     uploads: list[Upload] = []
     deletes: list[Delete] = []
