@@ -44,3 +44,22 @@ AWS_READ_TIMEOUT_SECONDS = 30.0
 AWS_MAX_ATTEMPTS = 3
 #: Region used when none is configured anywhere (STS and IAM answer in every region).
 AWS_DEFAULT_REGION = "us-east-1"
+
+# --- the STS exchange (keyless' own retries; botocore's are switched off for it) ---------------
+#: Attempts in all (first try included) of one STS call that fails transiently (throttling, 5xx,
+#: IDPCommunicationError, connection errors); terminal errors are never retried.
+STS_MAX_ATTEMPTS = 6
+#: Base and cap of the full-jitter exponential backoff between STS attempts, in seconds.
+STS_RETRY_BASE_DELAY_SECONDS = 0.25
+STS_RETRY_MAX_DELAY_SECONDS = 8.0
+#: No STS attempt starts, and no backoff sleeps, past this many seconds after the first attempt.
+STS_RETRY_TOTAL_SECONDS = 45.0
+#: DurationSeconds bounds (botocore STS model: 900..43200), and a chained session's cap (IAM User
+#: Guide, "Role chaining": a session from a role's credentials lasts at most one hour).
+STS_DURATION_MIN_SECONDS = 900
+STS_DURATION_MAX_SECONDS = 43_200
+STS_CHAINED_DURATION_MAX_SECONDS = 3600
+#: Inline session policy length limit (botocore STS model: Policy 1..2048 characters).
+STS_SESSION_POLICY_MAX_CHARS = 2048
+#: Managed session policies per request (botocore STS model: PolicyArns at most 10).
+STS_SESSION_POLICY_ARNS_MAX = 10

@@ -135,6 +135,34 @@ class Provider(Protocol):
         """True when ``issuer`` (a token's ``iss``) has this CI's issuer URL shape."""
         ...
 
+    def session_name(self, env: Mapping[str, str]) -> str | None:
+        """A RoleSessionName naming this job (CI, repository, run), or ``None`` when the
+        environment does not say; built with ``compose_session_name``."""
+        ...
+
+
+#: STS's RoleSessionName: 2 to 64 characters of ``[\w+=,.@-]``, ``\w`` being ASCII (STS model).
+SESSION_NAME_MAX_CHARS = 64
+_SESSION_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_+=,.@-]+")
+
+
+def session_name_part(value: str) -> str:
+    """``value`` with each run of characters STS refuses in a session name made one ``-``."""
+    return _SESSION_NAME_UNSAFE.sub("-", value).strip("-")
+
+
+def compose_session_name(ci: str, repository: str | None, *run: str | None) -> str | None:
+    """``<ci>-<repository>-<run ids>`` within 64 characters, or ``None`` without any run id.
+
+    The repository is shortened first: the run ids are what tell two sessions apart in CloudTrail.
+    """
+    tail = "-".join(part for part in (session_name_part(r) for r in run if r) if part)
+    if not tail:
+        return None
+    room = SESSION_NAME_MAX_CHARS - len(ci) - len(tail) - 2
+    repo = session_name_part(repository or "")[: max(room, 0)].strip("-")
+    return "-".join(part for part in (ci, repo, tail) if part)[:SESSION_NAME_MAX_CHARS]
+
 
 def env_true(env: Mapping[str, str], name: str) -> bool:
     """A CI's "this is a job" flag: ``GITHUB_ACTIONS=true``, ``GITLAB_CI=true``, ..."""

@@ -20,6 +20,7 @@ from keyless.ci.base import (
     TrustCondition,
     TrustSpec,
     checked_token,
+    compose_session_name,
 )
 from keyless.errors import CredentialError, UsageError
 from keyless.http import HttpClient
@@ -139,6 +140,14 @@ class Bitbucket:
 
     def owns_issuer(self, issuer: str) -> bool:
         return _ISSUER.fullmatch(issuer) is not None
+
+    def session_name(self, env: Mapping[str, str]) -> str | None:
+        # The step UUID (braces are not allowed in a session name) tells steps of a build apart.
+        step = env.get("BITBUCKET_STEP_UUID", "").strip("{}")[:8]
+        repository = env.get("BITBUCKET_REPO_SLUG") or env.get("BITBUCKET_REPO_UUID", "")
+        return compose_session_name(
+            "bitbucket", repository.strip("{}"), env.get("BITBUCKET_BUILD_NUMBER"), step
+        )
 
 
 PROVIDER = Bitbucket()

@@ -20,6 +20,7 @@ from keyless.ci.base import (
     TrustCondition,
     TrustSpec,
     checked_token,
+    compose_session_name,
     env_true,
     iam_literal,
     run_helper,
@@ -142,6 +143,15 @@ class Buildkite:
 
     def owns_issuer(self, issuer: str) -> bool:
         return issuer == ISSUER
+
+    def session_name(self, env: Mapping[str, str]) -> str | None:
+        # The job id tells the jobs of one build apart; its first 8 characters are enough.
+        return compose_session_name(
+            "buildkite",
+            env.get("BUILDKITE_PIPELINE_SLUG"),
+            env.get("BUILDKITE_BUILD_NUMBER"),
+            env.get("BUILDKITE_JOB_ID", "")[:8],
+        )
 
 
 PROVIDER = Buildkite()

@@ -20,6 +20,7 @@ from keyless.ci.base import (
     TrustCondition,
     TrustSpec,
     checked_token,
+    compose_session_name,
     env_true,
     run_helper,
 )
@@ -163,6 +164,11 @@ class CircleCI:
 
     def owns_issuer(self, issuer: str) -> bool:
         return _ISSUER.fullmatch(issuer) is not None
+
+    def session_name(self, env: Mapping[str, str]) -> str | None:
+        return compose_session_name(
+            "circleci", env.get("CIRCLE_PROJECT_REPONAME"), env.get("CIRCLE_BUILD_NUM")
+        )
 
 
 PROVIDER = CircleCI()

@@ -24,6 +24,7 @@ from keyless.ci.base import (
     TrustCondition,
     TrustSpec,
     checked_token,
+    compose_session_name,
     env_true,
     iam_literal,
 )
@@ -193,6 +194,16 @@ class GitHub:
 
     def owns_issuer(self, issuer: str) -> bool:
         return _ISSUER.fullmatch(issuer) is not None
+
+    def session_name(self, env: Mapping[str, str]) -> str | None:
+        # configure-aws-credentials uses a constant ("GitHubActions"); the run id and attempt
+        # make each session findable in CloudTrail.
+        return compose_session_name(
+            "github",
+            env.get("GITHUB_REPOSITORY"),
+            env.get("GITHUB_RUN_ID"),
+            env.get("GITHUB_RUN_ATTEMPT"),
+        )
 
     def request_url(self, base: str, audience: str) -> str:
         """``base`` with ``audience`` added to its query (which GitHub's URL already has)."""

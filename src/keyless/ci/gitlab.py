@@ -22,6 +22,7 @@ from keyless.ci.base import (
     TrustCondition,
     TrustSpec,
     checked_token,
+    compose_session_name,
     env_true,
     iam_literal,
 )
@@ -178,6 +179,9 @@ class GitLab:
             and not parts.query
             and (host == "gitlab.com" or host.startswith("gitlab."))
         )
+
+    def session_name(self, env: Mapping[str, str]) -> str | None:
+        return compose_session_name("gitlab", env.get("CI_PROJECT_PATH"), env.get("CI_JOB_ID"))
 
     def _named(self, env: Mapping[str, str], name: str, audience: str | None) -> ObtainedToken:
         if name in DEPRECATED_VARIABLES:

@@ -89,5 +89,9 @@ class TokenFile:
     def owns_issuer(self, issuer: str) -> bool:
         return False
 
+    def session_name(self, env: Mapping[str, str]) -> str | None:
+        # A file says nothing about the run that wrote it.
+        return None
+
 
 PROVIDER = TokenFile()

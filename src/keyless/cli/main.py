@@ -45,9 +45,29 @@ class _ArgumentError(Exception):
 
 def _command_modules() -> list[CommandModule]:
     # Imported here so that `keyless --version` stays fast and a broken command cannot break others.
-    from keyless.cli import cmd_claims, cmd_deploy, cmd_pipe, cmd_provision, cmd_token, cmd_trust
+    from keyless.cli import (
+        cmd_assume,
+        cmd_claims,
+        cmd_deploy,
+        cmd_doctor,
+        cmd_pipe,
+        cmd_provision,
+        cmd_token,
+        cmd_trust,
+        cmd_whoami,
+    )
 
-    return [cmd_claims, cmd_deploy, cmd_pipe, cmd_provision, cmd_token, cmd_trust]
+    return [
+        cmd_assume,
+        cmd_claims,
+        cmd_deploy,
+        cmd_doctor,
+        cmd_pipe,
+        cmd_provision,
+        cmd_token,
+        cmd_trust,
+        cmd_whoami,
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:

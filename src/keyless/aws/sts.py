@@ -1,0 +1,862 @@
+"""The STS exchange: a CI token for a role's temporary credentials (AssumeRoleWithWebIdentity,
+unsigned, regional), an optional second hop, GetCallerIdentity, and retries only where they help.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, NewType
+
+import boto3
+import botocore.session
+from botocore import UNSIGNED
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+    ProfileNotFound,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from keyless.aws.clients import CLIENT_CONFIG, region_from
+from keyless.ci.base import Provider, RawToken, session_name_part
+from keyless.errors import (
+    AccessDeniedError,
+    AwsError,
+    KeylessError,
+    NetworkError,
+    TokenError,
+    TokenVerificationError,
+    UsageError,
+)
+from keyless.limits import (
+    STS_CHAINED_DURATION_MAX_SECONDS,
+    STS_DURATION_MAX_SECONDS,
+    STS_DURATION_MIN_SECONDS,
+    STS_MAX_ATTEMPTS,
+    STS_RETRY_BASE_DELAY_SECONDS,
+    STS_RETRY_MAX_DELAY_SECONDS,
+    STS_RETRY_TOTAL_SECONDS,
+    STS_SESSION_POLICY_ARNS_MAX,
+    STS_SESSION_POLICY_MAX_CHARS,
+    TOKEN_LEEWAY_SECONDS,
+)
+from keyless.tokens import UnverifiedToken, peek
+
+if TYPE_CHECKING:
+    from mypy_boto3_sts import STSClient
+    from mypy_boto3_sts.type_defs import CredentialsTypeDef
+
+__all__ = [
+    "AccountId",
+    "AccountMismatchError",
+    "Assumed",
+    "CallerIdentity",
+    "ExchangeRequest",
+    "RetryPolicy",
+    "RoleArn",
+    "SigningKeys",
+    "Sts",
+    "StsAccessDeniedError",
+    "StsApiError",
+    "TemporaryCredentials",
+    "ambient_session",
+    "check_session_name",
+    "check_token_usable",
+    "derive_session_name",
+    "endpoint_url",
+    "exchange",
+    "exchange_with_keys",
+    "parse_account_id",
+    "parse_role_arn",
+    "retry_reason",
+    "static_keys",
+    "sts_client_factory",
+]
+
+#: An IAM role ARN, checked by ``parse_role_arn``.
+RoleArn = NewType("RoleArn", str)
+#: A 12-digit AWS account id.
+AccountId = NewType("AccountId", str)
+
+_ROLE_ARN: Final = re.compile(
+    r"arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):role/"
+    r"(?:[\w+=,.@-]+/)*(?P<name>[\w+=,.@-]{1,64})",
+    re.ASCII,
+)
+_POLICY_ARN: Final = re.compile(r"arn:aws[a-z-]*:iam::(?:\d{12}|aws):policy/[\w+=,.@/-]+", re.ASCII)
+_ACCOUNT: Final = re.compile(r"\d{12}")
+#: RoleSessionName: 2 to 64 characters of [\w+=,.@-], \w being ASCII (botocore STS model).
+_SESSION_NAME: Final = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
+# Anything token-shaped: STS does not echo tokens, but a message must never carry one.
+_JWT_ANYWHERE: Final = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_.-]*")
+_MESSAGE_MAX_CHARS: Final = 300
+
+# Error codes a retry cannot fix: the token, the trust policy or the request must change first
+# (ci-oidc-facts §9, §14). Everything not listed under retryable is terminal too.
+TERMINAL_CODES: Final = frozenset(
+    {
+        "AccessDenied",
+        "ExpiredTokenException",
+        "IDPRejectedClaim",
+        "InvalidIdentityToken",
+        "InvalidParameterValue",
+        "MalformedPolicyDocument",
+        "PackedPolicyTooLarge",
+        "RegionDisabledException",
+        "ValidationError",
+    }
+)
+# STS says IDPCommunicationError is transient ("retry the request", STS API reference); the
+# throttling codes are botocore's standard-mode list (botocore/retries/standard.py).
+RETRYABLE_CODES: Final = frozenset(
+    {
+        "IDPCommunicationError",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalFailure",
+        "InternalError",
+        "ServiceUnavailable",
+    }
+)
+
+#: Variables that carry static keys; ``exchange_with_keys`` reads them only when asked to.
+STATIC_KEY_VARIABLES: Final = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
+class StsAccessDeniedError(AccessDeniedError):
+    """STS answered ``AccessDenied``; ``code`` and ``sts_message`` keep what it said."""
+
+    def __init__(self, message: str, *, code: str, sts_message: str, remedy: str | None) -> None:
+        super().__init__(message, remedy=remedy)
+        self.code = code
+        self.sts_message = sts_message
+
+
+class StsApiError(AwsError):
+    """STS answered another error code (``code``, ``sts_message``), after any retries."""
+
+    def __init__(self, message: str, *, code: str, sts_message: str, remedy: str | None) -> None:
+        super().__init__(message, remedy=remedy)
+        self.code = code
+        self.sts_message = sts_message
+
+
+class AccountMismatchError(KeylessError):
+    """The credentials belong to another account than ``--expect-account`` names."""
+
+    kind = "account-mismatch"
+
+
+# --- values --------------------------------------------------------------------------------------
+
+
+def parse_role_arn(value: str, *, flag: str = "--role-arn") -> RoleArn:
+    """``value`` as a ``RoleArn``; ``UsageError`` naming it when it is not an IAM role ARN."""
+    if _ROLE_ARN.fullmatch(value.strip()) is None:
+        raise UsageError(
+            f"{flag} {value!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"
+        )
+    return RoleArn(value.strip())
+
+
+def role_account(arn: RoleArn) -> AccountId:
+    match = _ROLE_ARN.fullmatch(arn)
+    assert match is not None  # noqa: S101 - RoleArn values come from parse_role_arn
+    return AccountId(match["account"])
+
+
+def role_name(arn: RoleArn) -> str:
+    match = _ROLE_ARN.fullmatch(arn)
+    assert match is not None  # noqa: S101 - RoleArn values come from parse_role_arn
+    return match["name"]
+
+
+def role_partition(arn: RoleArn) -> str:
+    match = _ROLE_ARN.fullmatch(arn)
+    assert match is not None  # noqa: S101 - RoleArn values come from parse_role_arn
+    return match["partition"]
+
+
+def parse_account_id(value: str) -> AccountId:
+    if _ACCOUNT.fullmatch(value.strip()) is None:
+        raise UsageError(f"--expect-account {value!r} is not a 12-digit AWS account id")
+    return AccountId(value.strip())
+
+
+def check_session_name(value: str) -> str:
+    """A session name given by a person, refused (not rewritten) when STS would refuse it."""
+    if _SESSION_NAME.fullmatch(value) is None:
+        raise UsageError(
+            f"--session-name {value!r} is not valid: STS takes 2 to 64 characters of letters,"
+            " digits and + = , . @ _ -"
+        )
+    return value
+
+
+def derive_session_name(
+    env: Mapping[str, str],
+    provider: Provider | None,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> str:
+    """The session name for this job: the CI's ``session_name`` hook, else ``keyless-<epoch>``
+    (botocore's own default is ``botocore-session-<epoch>``). Always valid for STS."""
+    name = provider.session_name(env) if provider is not None else None
+    name = session_name_part(name or "")[:64]
+    if _SESSION_NAME.fullmatch(name) is None:
+        name = f"keyless-{int(clock())}"
+    return name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SigningKeys:
+    """Keys that sign AWS requests. The secret and the session token never show in ``repr``."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TemporaryCredentials:
+    """A role session's credentials as STS returned them."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str = field(repr=False)
+    expiration: datetime
+    account_id: AccountId | None = None
+
+    def signing_keys(self) -> SigningKeys:
+        return SigningKeys(
+            access_key_id=self.access_key_id,
+            secret_access_key=self.secret_access_key,
+            session_token=self.session_token,
+        )
+
+    def secrets(self) -> tuple[str, str]:
+        """The values that must never appear anywhere but the deliberate outputs."""
+        return (self.secret_access_key, self.session_token)
+
+    @property
+    def expiration_iso(self) -> str:
+        return self.expiration.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallerIdentity:
+    """``GetCallerIdentity``: who a set of credentials is."""
+
+    account: AccountId
+    arn: str
+    user_id: str
+
+    @property
+    def assumed_role(self) -> tuple[str, str] | None:
+        """``(role name, session name)`` for an assumed-role ARN, else ``None``."""
+        resource = self.arn.split(":", 5)[-1]
+        kind, _, rest = resource.partition("/")
+        if kind != "assumed-role" or "/" not in rest:
+            return None
+        role, _, session = rest.rpartition("/")
+        return role, session
+
+    def to_json(self) -> dict[str, str | None]:
+        assumed = self.assumed_role
+        return {
+            "account": self.account,
+            "arn": self.arn,
+            "user_id": self.user_id,
+            "role": assumed[0] if assumed else None,
+            "session": assumed[1] if assumed else None,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExchangeRequest:
+    """What to ask STS for. Session policies apply to the last hop (the credentials handed on)."""
+
+    role_arn: RoleArn
+    session_name: str
+    duration_seconds: int | None = None
+    session_policy: str | None = None
+    session_policy_arns: tuple[str, ...] = ()
+    chain_role_arn: RoleArn | None = None
+    expect_account: AccountId | None = None
+
+    def __post_init__(self) -> None:
+        check_session_name(self.session_name)
+        duration = self.duration_seconds
+        if duration is not None and not (
+            STS_DURATION_MIN_SECONDS <= duration <= STS_DURATION_MAX_SECONDS
+        ):
+            raise UsageError(
+                f"--duration {duration} is out of range: STS takes {STS_DURATION_MIN_SECONDS}"
+                f" to {STS_DURATION_MAX_SECONDS} seconds (and at most the role's"
+                " MaxSessionDuration)"
+            )
+        if (
+            self.chain_role_arn is not None
+            and duration is not None
+            and duration > STS_CHAINED_DURATION_MAX_SECONDS
+        ):
+            # IAM User Guide, "Role chaining": a session made from a role's credentials lasts at
+            # most one hour, and STS refuses a longer DurationSeconds with ValidationError.
+            raise UsageError(
+                f"--duration {duration} with --chain-role-arn: AWS limits a chained session to"
+                f" {STS_CHAINED_DURATION_MAX_SECONDS} seconds; ask for at most that"
+            )
+        if self.session_policy is not None and not (
+            1 <= len(self.session_policy) <= STS_SESSION_POLICY_MAX_CHARS
+        ):
+            raise UsageError(
+                f"the session policy has {len(self.session_policy)} characters; STS takes 1 to"
+                f" {STS_SESSION_POLICY_MAX_CHARS} (remove whitespace, or use managed policies"
+                " with --session-policy-arn)"
+            )
+        if len(self.session_policy_arns) > STS_SESSION_POLICY_ARNS_MAX:
+            raise UsageError(
+                f"{len(self.session_policy_arns)} --session-policy-arn given; STS takes at most"
+                f" {STS_SESSION_POLICY_ARNS_MAX}"
+            )
+        for arn in self.session_policy_arns:
+            if _POLICY_ARN.fullmatch(arn) is None:
+                raise UsageError(
+                    f"--session-policy-arn {arn!r} is not a managed policy ARN"
+                    " (arn:aws:iam::123456789012:policy/NAME)"
+                )
+
+    @property
+    def final_role_arn(self) -> RoleArn:
+        return self.chain_role_arn or self.role_arn
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Assumed:
+    """The outcome of an exchange: credentials of the last hop and who they are."""
+
+    credentials: TemporaryCredentials
+    role_arn: RoleArn
+    session_name: str
+    #: The STS assumed-role ARN of the last hop.
+    assumed_role_arn: str
+    #: The ``sub`` STS read from the token (``None`` after a static-key fallback).
+    subject: str | None
+    identity: CallerIdentity
+    hops: tuple[RoleArn, ...]
+    #: "web-identity", or "static-keys" after an explicit ``--allow-static-fallback``.
+    source: str
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything about the session except its secrets."""
+        return {
+            "role_arn": self.role_arn,
+            "session_name": self.session_name,
+            "assumed_role_arn": self.assumed_role_arn,
+            "subject": self.subject,
+            "hops": list(self.hops),
+            "source": self.source,
+            "expiration": self.credentials.expiration_iso,
+            "access_key_id": self.credentials.access_key_id,
+            "identity": self.identity.to_json(),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """Bounds of keyless' retries of one STS call: attempts, backoff, and total time."""
+
+    max_attempts: int = STS_MAX_ATTEMPTS
+    base_delay: float = STS_RETRY_BASE_DELAY_SECONDS
+    max_delay: float = STS_RETRY_MAX_DELAY_SECONDS
+    total_seconds: float = STS_RETRY_TOTAL_SECONDS
+
+
+# --- endpoints and sessions --------------------------------------------------------------------
+
+
+def endpoint_url(env: Mapping[str, str], service: str) -> str | None:
+    """The configured endpoint for ``service`` from ``env``: ``AWS_ENDPOINT_URL_<SERVICE>``, then
+    ``AWS_ENDPOINT_URL``, unless ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`` is true (the lookup
+    botocore >= 1.31 does on the process environment; done here on the injected one)."""
+    if env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower() == "true":
+        return None
+    specific = env.get(f"AWS_ENDPOINT_URL_{service.upper()}")
+    return specific or env.get("AWS_ENDPOINT_URL") or None
+
+
+def ambient_session(env: Mapping[str, str], *, region: str) -> boto3.Session:
+    """A boto3 session with the credentials ``env`` names: its static keys, else its profile,
+    else boto3's own chain. Raises ``UsageError`` for a profile that does not exist."""
+    key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
+    try:
+        if key and secret:
+            return boto3.Session(
+                region_name=region,
+                aws_access_key_id=key,
+                aws_secret_access_key=secret,
+                aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
+            )
+        return boto3.Session(region_name=region, profile_name=env.get("AWS_PROFILE") or None)
+    except ProfileNotFound as exc:
+        raise UsageError(
+            f"AWS_PROFILE names the profile {env.get('AWS_PROFILE')!r}, which the AWS config"
+            " file does not have"
+        ) from exc
+
+
+def _regional_session(region: str) -> boto3.Session:
+    core = botocore.session.Session()
+    # Regional STS endpoints: the default since boto3 1.40, stated so that an older botocore or an
+    # `AWS_STS_REGIONAL_ENDPOINTS=legacy` cannot send the token to the global endpoint (facts §9).
+    core.set_config_variable("sts_regional_endpoints", "regional")
+    return boto3.Session(botocore_session=core, region_name=region)
+
+
+#: keyless retries STS calls itself (classified, bounded); botocore must not retry underneath.
+_NO_BOTOCORE_RETRIES: Final = Config(retries={"mode": "standard", "total_max_attempts": 1})
+
+#: Makes the STS client: unsigned for ``None`` (AssumeRoleWithWebIdentity needs no credentials),
+#: else signed with the given keys.
+ClientFactory = Callable[[SigningKeys | None], "STSClient"]
+
+
+def sts_client_factory(env: Mapping[str, str], *, region: str) -> ClientFactory:
+    """The production factory: regional endpoint, ``AWS_ENDPOINT_URL(_STS)`` from ``env``, proxies
+    and CA bundle from botocore's usual settings, keyless' timeouts, no botocore retries."""
+    endpoint = endpoint_url(env, "sts")
+
+    def make(keys: SigningKeys | None) -> STSClient:
+        config = CLIENT_CONFIG.merge(_NO_BOTOCORE_RETRIES)
+        session = _regional_session(region)
+        try:
+            if keys is None:
+                return session.client(
+                    "sts",
+                    endpoint_url=endpoint,
+                    config=config.merge(Config(signature_version=UNSIGNED)),
+                )
+            return session.client(
+                "sts",
+                endpoint_url=endpoint,
+                config=config,
+                aws_access_key_id=keys.access_key_id,
+                aws_secret_access_key=keys.secret_access_key,
+                aws_session_token=keys.session_token,
+            )
+        except (BotoCoreError, ValueError) as exc:
+            raise AwsError(f"cannot make an STS client for {region}: {type(exc).__name__}") from exc
+
+    return make
+
+
+# --- retries and errors --------------------------------------------------------------------------
+
+
+def retry_reason(exc: Exception) -> str | None:
+    """Why ``exc`` is worth another attempt, or ``None`` when it is terminal."""
+    if isinstance(exc, ClientError):
+        code = _code(exc)
+        if code in TERMINAL_CODES:
+            return None
+        if code in RETRYABLE_CODES:
+            return code
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if status >= 500:
+            return f"HTTP {status}"
+        return None
+    if isinstance(exc, BotoConnectionError | HTTPClientError):
+        return type(exc).__name__
+    return None
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "")) or "Unknown"
+
+
+def _message(exc: ClientError, secrets: tuple[str, ...]) -> str:
+    text = " ".join(str(exc.response.get("Error", {}).get("Message", "")).split())
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "<redacted>")
+    return _JWT_ANYWHERE.sub("<redacted>", text)[:_MESSAGE_MAX_CHARS]
+
+
+_DOCTOR = "Run `keyless doctor --role-arn {role}` in the same step for a claim-by-claim diagnosis."
+
+
+def _remedy(code: str, message: str, *, operation: str, role: str) -> str:
+    doctor = _DOCTOR.format(role=role)
+    if code == "AccessDenied" and operation == "AssumeRoleWithWebIdentity":
+        return (
+            "The role's trust policy does not admit this token (its `sub` or `aud` does not match a"
+            " condition, the Federated principal names another provider, or the role does not"
+            f" exist).\n{doctor}"
+        )
+    if code == "AccessDenied":
+        return (
+            "The credentials may not sts:AssumeRole this role: its trust policy must name the"
+            " first role (and allow sts:TagSession if tags pass), and the first role's"
+            " permissions must allow sts:AssumeRole on it."
+        )
+    if code == "InvalidIdentityToken" and "provider" in message.lower():
+        return (
+            "Register the token's issuer as an IAM OIDC identity provider in the role's account,"
+            f" with the token's audience as a client ID (keyless provision does both).\n{doctor}"
+        )
+    if code == "InvalidIdentityToken" and "audience" in message.lower():
+        return (
+            "The token's `aud` is not a client ID of the IAM OIDC provider. Add it to the"
+            " provider, or request the audience the provider lists (--audience; Bitbucket and"
+            f" GitLab set it in the pipeline's YAML).\n{doctor}"
+        )
+    if code == "InvalidIdentityToken":
+        return f"STS could not validate the token.\n{doctor}"
+    if code in ("ExpiredTokenException", "IDPRejectedClaim"):
+        return (
+            "The token expired or was refused before STS accepted it: get a fresh token right"
+            " before the exchange (re-run the step; Bitbucket's token lives as long as its step)."
+        )
+    if code in ("MalformedPolicyDocument", "PackedPolicyTooLarge"):
+        return (
+            "Fix or shorten the session policy (--session-policy FILE), or pass fewer"
+            " --session-policy-arn."
+        )
+    if code == "ValidationError":
+        return (
+            "Check --duration against the role's MaxSessionDuration (1 hour unless raised) and"
+            " the other request values."
+        )
+    if code == "RegionDisabledException":
+        return "Activate STS in this region (IAM account settings) or pass another --region."
+    return "If this persists, check the AWS Health Dashboard and re-run the step."
+
+
+def _convert(
+    exc: Exception,
+    *,
+    operation: str,
+    role: str,
+    attempts: int,
+    secrets: tuple[str, ...],
+) -> KeylessError:
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    if isinstance(exc, ClientError):
+        code = _code(exc)
+        message = _message(exc, secrets)
+        text = f"STS {operation} for {role} failed{tries}: {code}: {message}"
+        remedy = _remedy(code, message, operation=operation, role=role)
+        if code == "AccessDenied":
+            return StsAccessDeniedError(text, code=code, sts_message=message, remedy=remedy)
+        return StsApiError(text, code=code, sts_message=message, remedy=remedy)
+    if isinstance(exc, BotoConnectionError | HTTPClientError):
+        # botocore's messages for these name the endpoint URL and the socket error, nothing sent.
+        detail = " ".join(str(exc).split())[:_MESSAGE_MAX_CHARS]
+        return NetworkError(
+            f"STS {operation} for {role} failed{tries}: {type(exc).__name__}: {detail}",
+            remedy="Check the network, proxy settings (HTTPS_PROXY) and AWS_ENDPOINT_URL(_STS).",
+        )
+    if isinstance(exc, NoCredentialsError):
+        return AwsError(f"STS {operation} for {role}: no AWS credentials to sign it")
+    # Other botocore errors (parameter validation, ...) can quote request values: name the type.
+    return AwsError(f"STS {operation} for {role} failed: {type(exc).__name__}")
+
+
+# --- the calls ------------------------------------------------------------------------------------
+
+
+class Sts:
+    """STS calls with keyless' retry policy. Every seam has a production default."""
+
+    def __init__(
+        self,
+        *,
+        client_factory: ClientFactory,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        random: Callable[[], float] = random.random,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
+        self._client_factory = client_factory
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._clock = clock
+        self._random = random
+        self._notify = notify or (lambda _message: None)
+
+    @classmethod
+    def for_environment(
+        cls,
+        env: Mapping[str, str],
+        *,
+        region: str | None = None,
+        notify: Callable[[str], None] | None = None,
+    ) -> Sts:
+        return cls(
+            client_factory=sts_client_factory(env, region=region_from(env, region)),
+            notify=notify,
+        )
+
+    def assume_role_with_web_identity(
+        self,
+        token: RawToken,
+        *,
+        role_arn: RoleArn,
+        session_name: str,
+        duration_seconds: int | None = None,
+        session_policy: str | None = None,
+        session_policy_arns: tuple[str, ...] = (),
+    ) -> tuple[TemporaryCredentials, str, str | None]:
+        """Credentials, assumed-role ARN and the ``sub`` STS read. Unsigned: no keys involved."""
+        client = self._client_factory(None)
+        params: dict[str, Any] = {
+            "RoleArn": role_arn,
+            "RoleSessionName": session_name,
+            "WebIdentityToken": token,
+        }
+        # ProviderId is for OAuth 2.0 providers only; it is never sent for OIDC (STS API reference).
+        params.update(_optional(duration_seconds, session_policy, session_policy_arns))
+        response = self._call(
+            "AssumeRoleWithWebIdentity",
+            role_arn,
+            lambda: client.assume_role_with_web_identity(**params),
+            secrets=(token,),
+        )
+        return (
+            _credentials(response["Credentials"]),
+            response["AssumedRoleUser"]["Arn"],
+            response.get("SubjectFromWebIdentityToken"),
+        )
+
+    def assume_role(
+        self,
+        keys: SigningKeys,
+        *,
+        role_arn: RoleArn,
+        session_name: str,
+        duration_seconds: int | None = None,
+        session_policy: str | None = None,
+        session_policy_arns: tuple[str, ...] = (),
+    ) -> tuple[TemporaryCredentials, str]:
+        """``AssumeRole`` signed with ``keys``: credentials and the assumed-role ARN."""
+        client = self._client_factory(keys)
+        params: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": session_name}
+        params.update(_optional(duration_seconds, session_policy, session_policy_arns))
+        response = self._call(
+            "AssumeRole",
+            role_arn,
+            lambda: client.assume_role(**params),
+            secrets=_key_secrets(keys),
+        )
+        return _credentials(response["Credentials"]), response["AssumedRoleUser"]["Arn"]
+
+    def caller_identity(self, keys: SigningKeys, *, role: str) -> CallerIdentity:
+        """``GetCallerIdentity`` with ``keys`` (needs no permission); ``role`` names them."""
+        client = self._client_factory(keys)
+        response = self._call(
+            "GetCallerIdentity", role, client.get_caller_identity, secrets=_key_secrets(keys)
+        )
+        return CallerIdentity(
+            account=AccountId(response["Account"]),
+            arn=response["Arn"],
+            user_id=response["UserId"],
+        )
+
+    def _call(
+        self, operation: str, role: str, call: Callable[[], Any], *, secrets: tuple[str, ...]
+    ) -> Any:
+        """``call()`` with full-jitter exponential backoff on transient failures only.
+
+        No attempt starts and no sleep ends after ``total_seconds`` from the first attempt.
+        """
+        policy = self._retry
+        deadline = self._clock() + policy.total_seconds
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return call()
+            except (ClientError, BotoCoreError) as exc:
+                reason = retry_reason(exc)
+                if reason is None or attempt >= policy.max_attempts:
+                    raise _convert(
+                        exc, operation=operation, role=role, attempts=attempt, secrets=secrets
+                    ) from _no_secrets(exc)
+                ceiling = min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1))
+                delay = self._random() * ceiling
+                if self._clock() + delay > deadline:
+                    raise _convert(
+                        exc, operation=operation, role=role, attempts=attempt, secrets=secrets
+                    ) from _no_secrets(exc)
+                self._notify(
+                    f"STS {operation} for {role}: {reason} (attempt {attempt} of"
+                    f" {policy.max_attempts}); retrying in {delay:.2f} s"
+                )
+                self._sleep(delay)
+
+
+def _optional(
+    duration_seconds: int | None, session_policy: str | None, session_policy_arns: tuple[str, ...]
+) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if duration_seconds is not None:
+        params["DurationSeconds"] = duration_seconds
+    if session_policy is not None:
+        params["Policy"] = session_policy
+    if session_policy_arns:
+        params["PolicyArns"] = [{"arn": arn} for arn in session_policy_arns]
+    return params
+
+
+def _key_secrets(keys: SigningKeys) -> tuple[str, ...]:
+    return (keys.secret_access_key, keys.session_token or "")
+
+
+def _no_secrets(exc: Exception) -> Exception | None:
+    # A chained ClientError or connection error names codes and endpoints only; any other
+    # botocore error (e.g. ParamValidationError) may quote a parameter, so it is not chained.
+    return exc if isinstance(exc, ClientError | BotoConnectionError | HTTPClientError) else None
+
+
+def _credentials(raw: CredentialsTypeDef) -> TemporaryCredentials:
+    expiration = raw["Expiration"]
+    if expiration.tzinfo is None:
+        expiration = expiration.replace(tzinfo=UTC)
+    return TemporaryCredentials(
+        access_key_id=raw["AccessKeyId"],
+        secret_access_key=raw["SecretAccessKey"],
+        session_token=raw["SessionToken"],
+        expiration=expiration,
+    )
+
+
+# --- the exchange ---------------------------------------------------------------------------------
+
+
+def check_token_usable(
+    token: RawToken, *, source: str, clock: Callable[[], float] = time.time
+) -> UnverifiedToken:
+    """Refuse, before any STS call, a token that is malformed or already expired: STS would only
+    answer InvalidIdentityToken or ExpiredTokenException (ci-oidc-facts §14). Unverified: this
+    decides which message to show, never whom to trust."""
+    try:
+        peeked = peek(token)
+    except TokenError as exc:
+        raise TokenError(f"the token from {source} is malformed: {exc.message}") from None
+    expires = peeked.time_claim("exp")
+    if expires is not None and expires + TOKEN_LEEWAY_SECONDS < clock():
+        at = datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        raise TokenVerificationError(
+            f"the token from {source} expired at {at}",
+            check="expired",
+            remedy="Tokens live minutes: get a fresh one right before the exchange (re-run the"
+            " step; Bitbucket's step token cannot be renewed within the step).",
+        )
+    return peeked
+
+
+def exchange(token: RawToken, request: ExchangeRequest, *, sts: Sts) -> Assumed:
+    """The token for the role's credentials, the optional second hop, then GetCallerIdentity and
+    the account check. Raises ``AccessDeniedError``, ``AwsError``, ``NetworkError`` or
+    ``AccountMismatchError``; never returns unverified credentials."""
+    chained = request.chain_role_arn is not None
+    credentials, assumed_arn, subject = sts.assume_role_with_web_identity(
+        token,
+        role_arn=request.role_arn,
+        session_name=request.session_name,
+        duration_seconds=None if chained else request.duration_seconds,
+        session_policy=None if chained else request.session_policy,
+        session_policy_arns=() if chained else request.session_policy_arns,
+    )
+    return _finish(credentials, assumed_arn, subject, request, sts=sts, source="web-identity")
+
+
+def exchange_with_keys(keys: SigningKeys, request: ExchangeRequest, *, sts: Sts) -> Assumed:
+    """The explicit static-key fallback: ``AssumeRole`` into the role with ``keys``."""
+    chained = request.chain_role_arn is not None
+    credentials, assumed_arn = sts.assume_role(
+        keys,
+        role_arn=request.role_arn,
+        session_name=request.session_name,
+        duration_seconds=None if chained else request.duration_seconds,
+        session_policy=None if chained else request.session_policy,
+        session_policy_arns=() if chained else request.session_policy_arns,
+    )
+    return _finish(credentials, assumed_arn, None, request, sts=sts, source="static-keys")
+
+
+def static_keys(env: Mapping[str, str]) -> SigningKeys | None:
+    """The static keys in ``env``, if both halves are there."""
+    key, secret = (env.get(name, "") for name in STATIC_KEY_VARIABLES)
+    if not (key and secret):
+        return None
+    return SigningKeys(
+        access_key_id=key,
+        secret_access_key=secret,
+        session_token=env.get("AWS_SESSION_TOKEN") or None,
+    )
+
+
+def _finish(
+    credentials: TemporaryCredentials,
+    assumed_arn: str,
+    subject: str | None,
+    request: ExchangeRequest,
+    *,
+    sts: Sts,
+    source: str,
+) -> Assumed:
+    hops = [request.role_arn]
+    if request.chain_role_arn is not None:
+        credentials, assumed_arn = sts.assume_role(
+            credentials.signing_keys(),
+            role_arn=request.chain_role_arn,
+            session_name=request.session_name,
+            duration_seconds=request.duration_seconds,
+            session_policy=request.session_policy,
+            session_policy_arns=request.session_policy_arns,
+        )
+        hops.append(request.chain_role_arn)
+    final = request.final_role_arn
+    identity = sts.caller_identity(credentials.signing_keys(), role=final)
+    if request.expect_account is not None and identity.account != request.expect_account:
+        raise AccountMismatchError(
+            f"the credentials of {final} are in account {identity.account}, not the expected"
+            f" {request.expect_account}",
+            remedy="Check --role-arn (and --chain-role-arn) and --expect-account; no credentials"
+            " were handed on.",
+        )
+    return Assumed(
+        credentials=TemporaryCredentials(
+            access_key_id=credentials.access_key_id,
+            secret_access_key=credentials.secret_access_key,
+            session_token=credentials.session_token,
+            expiration=credentials.expiration,
+            account_id=identity.account,
+        ),
+        role_arn=final,
+        session_name=request.session_name,
+        assumed_role_arn=assumed_arn,
+        subject=subject,
+        identity=identity,
+        hops=tuple(hops),
+        source=source,
+    )

@@ -1,0 +1,431 @@
+"""``keyless assume``, ``keyless exec`` and ``keyless credential-process``: the CI token for a
+role's temporary credentials, handed on as exports, a profile, a child's environment or JSON.
+
+The three commands share their options (``add_exchange_options``) and one exchange (``exchange``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from keyless.aws.clients import region_from
+from keyless.aws.sts import (
+    Assumed,
+    ExchangeRequest,
+    RoleArn,
+    Sts,
+    check_session_name,
+    check_token_usable,
+    derive_session_name,
+    exchange_with_keys,
+    parse_account_id,
+    parse_role_arn,
+    static_keys,
+)
+from keyless.aws.sts import exchange as sts_exchange
+from keyless.ci import CI_PROVIDERS, PROVIDERS, obtain_token
+from keyless.ci.base import ObtainedToken, Provider
+from keyless.cli.console import Console
+from keyless.cli.main import EXIT_OK, Subparsers
+from keyless.credentials import (
+    OutputFormat,
+    child_environment,
+    render,
+    render_process_json,
+    run_command,
+    write_github_env,
+    write_profile,
+)
+from keyless.errors import CredentialError, OutputError, UsageError
+
+#: Seconds since the epoch (token expiry, fallback session names); tests replace it.
+clock: Callable[[], float] = time.time
+
+
+def make_sts(env: Mapping[str, str], region: str, notify: Callable[[str], None]) -> Sts:
+    """The STS seam; tests replace it with one on botocore's Stubber."""
+    return Sts.for_environment(env, region=region, notify=notify)
+
+
+#: Where ``--role-arn`` comes from when it is not given, in this order.
+ROLE_ARN_VARIABLES = ("KEYLESS_ROLE_ARN", "AWS_OIDC_ROLE_ARN")
+
+_SHARED_EPILOG = """\
+The role: --role-arn, else $KEYLESS_ROLE_ARN, else $AWS_OIDC_ROLE_ARN (the Atlassian pipes' name).
+The token: the CI is detected as for `keyless token` (--ci, --audience, --token-file, --token-env).
+The session name: --session-name, else CI, repository and run, e.g. bitbucket-site-42-3f2a9c1d or
+github-acme-site-9876543210-1 (STS allows 2-64 characters of letters, digits and +=,.@_-).
+
+STS is called on the regional endpoint of --region (else AWS_REGION, AWS_DEFAULT_REGION,
+us-east-1), or on AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL when set. Throttling, 5xx answers,
+IDPCommunicationError and connection failures are retried with jittered backoff (at most 6
+attempts, 45 seconds); AccessDenied, InvalidIdentityToken, ExpiredTokenException, malformed
+policies and validation errors fail at once. GetCallerIdentity then checks the credentials, and
+--expect-account refuses any other account.
+
+No OIDC token is an error (exit 2) with the CI's fix, even when static keys (AWS_ACCESS_KEY_ID)
+are set: only --allow-static-fallback uses them, to sts:AssumeRole the same role, with a warning.
+"""
+
+_ASSUME_EPILOG = (
+    _SHARED_EPILOG
+    + """
+Output (stdout, never a terminal):
+  --format env     export lines:  eval "$(keyless assume --role-arn "$AWS_ROLE_ARN")"
+  --format dotenv  NAME=value lines (docker --env-file, dotenv loaders)
+  --format json    the credential_process document (Version 1, ..., Expiration)
+  --format github  appends to $GITHUB_ENV for later steps; ::add-mask:: lines mask the values
+  --profile NAME   no credentials: writes the token to a 0600 file and sets role_arn,
+                   web_identity_token_file, role_session_name and region in profile NAME of the
+                   AWS config file (other profiles untouched; `default` only if named), so the
+                   SDKs assume the role themselves and re-read the file on refresh. They cannot
+                   renew the token: a profile lasts as long as the token (GitHub: 5 minutes;
+                   Bitbucket: the step). Not with --duration, session policies or a chained role.
+  --json           a summary without secrets instead (with --profile, or to check the exchange)
+
+Exit codes: 0 done; 2 no token, STS refused, wrong account, or a usage error.
+"""
+)
+
+_EXEC_EPILOG = (
+    _SHARED_EPILOG
+    + """
+COMMAND runs with the credentials in its environment (never in its argv), without any outer
+AWS_ACCESS_KEY_ID/SECRET/SESSION_TOKEN, AWS_PROFILE or web identity variables. Signals are
+passed on to it. keyless exits with its exit status (128+N when signal N ended it; 127 when
+it does not exist).
+"""
+)
+
+_PROCESS_EPILOG = (
+    _SHARED_EPILOG
+    + """
+For `credential_process` in an AWS config file:
+
+  [profile deploy]
+  credential_process = keyless credential-process --role-arn arn:aws:iam::123456789012:role/deploy
+
+Prints the credential_process document (Version 1, AccessKeyId, SecretAccessKey, SessionToken,
+Expiration, AccountId); the SDK runs the command again when the credentials expire. Each run
+fetches a fresh token where the CI can mint one (GitHub, CircleCI with --audience, Buildkite),
+so long jobs keep working past the first session. Bitbucket's and GitLab's tokens are fixed for
+the step: once the step's token has expired, a refresh fails with the token's expiry time.
+"""
+)
+
+
+def add_exchange_options(parser: argparse.ArgumentParser) -> None:
+    """The options ``assume``, ``exec`` and ``credential-process`` share (the one place)."""
+    role = parser.add_argument_group("role and session")
+    role.add_argument(
+        "--role-arn", metavar="ARN", help="the role to assume (default: $KEYLESS_ROLE_ARN)"
+    )
+    role.add_argument("--session-name", metavar="NAME", help="role session name (default: derived)")
+    role.add_argument(
+        "--duration", metavar="SECONDS", type=int, help="session length, 900-43200 (default 3600)"
+    )
+    role.add_argument(
+        "--session-policy", metavar="FILE", type=Path, help="inline session policy (JSON file)"
+    )
+    role.add_argument(
+        "--session-policy-arn",
+        metavar="ARN",
+        action="append",
+        default=[],
+        help="managed session policy (repeatable, at most 10)",
+    )
+    role.add_argument(
+        "--chain-role-arn", metavar="ARN", help="then sts:AssumeRole into this role (second hop)"
+    )
+    role.add_argument(
+        "--expect-account", metavar="ID", help="refuse credentials of any other account"
+    )
+    role.add_argument("--region", metavar="REGION", help="STS region (default: from environment)")
+    role.add_argument(
+        "--allow-static-fallback",
+        action="store_true",
+        help="without an OIDC token, assume the role with AWS_ACCESS_KEY_ID/SECRET instead",
+    )
+    token = parser.add_argument_group("token")
+    token.add_argument(
+        "--ci",
+        choices=["auto", *PROVIDERS],
+        default="auto",
+        help="where to get the token ('file': a token file; default: auto)",
+    )
+    token.add_argument("--audience", metavar="AUD", help="the audience (aud) the token must have")
+    token.add_argument("--token-file", metavar="PATH", help="read the token from this file")
+    token.add_argument(
+        "--token-env", metavar="NAME", help="GitLab: the id_tokens variable that holds the token"
+    )
+
+
+def register(subparsers: Subparsers) -> None:
+    assume = subparsers.add_parser(
+        "assume",
+        help="trade this job's OIDC token for a role's temporary credentials",
+        description="Trade this CI job's OIDC token for a role's temporary AWS credentials.",
+        epilog=_ASSUME_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_exchange_options(assume)
+    output = assume.add_argument_group("output")
+    output.add_argument(
+        "--format",
+        choices=[f.value for f in OutputFormat],
+        help="how to print the credentials (default: env)",
+    )
+    output.add_argument(
+        "--profile", metavar="NAME", help="write AWS config profile NAME instead (see below)"
+    )
+    output.add_argument(
+        "--json", action="store_true", help="print a summary without secrets instead"
+    )
+    assume.set_defaults(handler=run_assume)
+
+    execute = subparsers.add_parser(
+        "exec",
+        help="run a command with a role's temporary credentials in its environment",
+        description="Run COMMAND with the role's temporary credentials in its environment.",
+        usage="keyless exec [options] -- COMMAND [ARG...]",
+        epilog=_EXEC_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_exchange_options(execute)
+    execute.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")
+    execute.set_defaults(handler=run_exec)
+
+    process = subparsers.add_parser(
+        "credential-process",
+        help="print credentials for credential_process in an AWS config file",
+        description="Print a role's temporary credentials as credential_process JSON.",
+        epilog=_PROCESS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_exchange_options(process)
+    process.set_defaults(handler=run_credential_process)
+
+
+# --- the shared exchange -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Exchanged:
+    assumed: Assumed
+    region: str
+    #: The token (for --profile); ``None`` after a static-key fallback.
+    obtained: ObtainedToken | None
+
+
+def role_arn_from(args: argparse.Namespace, env: Mapping[str, str]) -> RoleArn:
+    if args.role_arn:
+        return parse_role_arn(args.role_arn)
+    for name in ROLE_ARN_VARIABLES:
+        if env.get(name):
+            return parse_role_arn(env[name], flag=name)
+    raise UsageError(
+        "no role to assume: pass --role-arn ARN (or set KEYLESS_ROLE_ARN)",
+        remedy="e.g. keyless assume --role-arn arn:aws:iam::123456789012:role/deploy",
+    )
+
+
+def _session_policy(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--session-policy {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--session-policy {path} is not UTF-8 text") from None
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"--session-policy {path} is not JSON: {exc}") from None
+    # Compact JSON: STS counts every character against its 2048 limit.
+    return json.dumps(document, separators=(",", ":"))
+
+
+def _detected(env: Mapping[str, str], ci: str) -> Provider | None:
+    if ci != "auto":
+        return PROVIDERS.get(ci)
+    found = [p for p in CI_PROVIDERS if p.in_ci(env)]
+    return found[0] if len(found) == 1 else None
+
+
+def exchange(args: argparse.Namespace, console: Console) -> Exchanged:
+    """Options -> token -> STS -> checked credentials; the one path of all three commands."""
+    env = console.env
+    role_arn = role_arn_from(args, env)
+    region = region_from(env, args.region)
+    chain = (
+        parse_role_arn(args.chain_role_arn, flag="--chain-role-arn")
+        if args.chain_role_arn
+        else None
+    )
+    expect = parse_account_id(args.expect_account) if args.expect_account else None
+    if args.session_name is not None:
+        check_session_name(args.session_name)
+    policy = _session_policy(args.session_policy)
+    sts = make_sts(env, region, lambda line: console.info(f"keyless: {line}"))
+
+    try:
+        obtained: ObtainedToken | None = obtain_token(
+            env,
+            ci=args.ci,
+            audience=args.audience,
+            token_file=args.token_file,
+            token_env=args.token_env,
+        )
+    except CredentialError as exc:
+        keys = static_keys(env)
+        if not args.allow_static_fallback:
+            if keys is not None:
+                raise CredentialError(
+                    exc.message,
+                    remedy=(exc.remedy + "\n\n" if exc.remedy else "")
+                    + "Static keys are set (AWS_ACCESS_KEY_ID), but keyless never falls back to"
+                    " them unless --allow-static-fallback is given.",
+                ) from exc
+            raise
+        if keys is None:
+            raise CredentialError(
+                f"{exc.message}; --allow-static-fallback found no AWS_ACCESS_KEY_ID and"
+                " AWS_SECRET_ACCESS_KEY either",
+                remedy=exc.remedy,
+            ) from exc
+        console.info(
+            f"warning: {exc.message}; using the static keys in AWS_ACCESS_KEY_ID to assume"
+            f" {role_arn} (--allow-static-fallback)"
+        )
+        obtained = None
+
+    provider = PROVIDERS.get(obtained.provider) if obtained else _detected(env, args.ci)
+    request = ExchangeRequest(
+        role_arn=role_arn,
+        session_name=args.session_name or derive_session_name(env, provider, clock=clock),
+        duration_seconds=args.duration,
+        session_policy=policy,
+        session_policy_arns=tuple(args.session_policy_arn),
+        chain_role_arn=chain,
+        expect_account=expect,
+    )
+    if obtained is None:
+        keys = static_keys(env)
+        assert keys is not None  # noqa: S101 - checked above
+        assumed = exchange_with_keys(keys, request, sts=sts)
+    else:
+        check_token_usable(obtained.token, source=obtained.source, clock=clock)
+        assumed = sts_exchange(obtained.token, request, sts=sts)
+    return Exchanged(assumed=assumed, region=region, obtained=obtained)
+
+
+def _summary(exchanged: Exchanged) -> str:
+    assumed = exchanged.assumed
+    return (
+        f"keyless: assumed {assumed.identity.arn} (account {assumed.identity.account}) until"
+        f" {assumed.credentials.expiration_iso}"
+    )
+
+
+def _refuse_terminal(console: Console, what: str) -> None:
+    # Checked before the token is fetched: a refusal costs no request and no STS call.
+    if console.stdout_is_terminal():
+        raise OutputError(
+            f"refusing to print {what} to a terminal (they would stay in the scrollback)",
+            remedy=(
+                'Load them into the shell:  eval "$(keyless assume --role-arn ARN)"\n'
+                "Run a command with them:   keyless exec --role-arn ARN -- aws s3 ls\n"
+                "Write a profile:           keyless assume --role-arn ARN --profile deploy"
+            ),
+        )
+
+
+# --- the commands --------------------------------------------------------------------------------
+
+
+def run_assume(args: argparse.Namespace, console: Console) -> int:
+    if args.profile is not None and args.format is not None:
+        raise UsageError("--profile and --format exclude each other: a profile holds no keys")
+    if args.json and args.format is not None:
+        raise UsageError("--json and --format exclude each other: both would use stdout")
+    if args.profile is not None:
+        for flag, value in (
+            ("--duration", args.duration),
+            ("--session-policy", args.session_policy),
+            ("--session-policy-arn", args.session_policy_arn),
+            ("--chain-role-arn", args.chain_role_arn),
+        ):
+            if value:
+                # botocore's web identity provider reads none of these from a profile (facts §13).
+                raise UsageError(
+                    f"--profile cannot carry {flag}: the SDKs' web identity profiles do not"
+                    " support it",
+                    remedy="Use credential_process instead (keyless credential-process --help).",
+                )
+    fmt = OutputFormat(args.format or "env")
+    prints_keys = args.profile is None and not args.json and fmt is not OutputFormat.GITHUB
+    if prints_keys:
+        _refuse_terminal(console, "credentials")
+
+    exchanged = exchange(args, console)
+    assumed = exchanged.assumed
+    explicit_region = args.region
+    written = None
+    if args.profile is not None:
+        if exchanged.obtained is None:
+            raise UsageError("--profile needs an OIDC token; the static-key fallback has none")
+        written = write_profile(
+            profile=args.profile,
+            role_arn=assumed.role_arn,
+            session_name=assumed.session_name,
+            region=exchanged.region,
+            token=exchanged.obtained.token,
+            env=console.env,
+        )
+        console.info(
+            f"keyless: wrote profile {written.profile} in {written.config_file} (token in"
+            f" {written.token_file}); use it with AWS_PROFILE={written.profile}"
+        )
+    elif args.json:
+        pass
+    elif fmt is OutputFormat.GITHUB:
+        path = write_github_env(
+            assumed.credentials, env=console.env, stdout=console.stdout, region=explicit_region
+        )
+        console.info(f"keyless: appended the credentials to {path} for the job's next steps")
+    else:
+        console.stdout.write(render(fmt, assumed.credentials, region=explicit_region))
+        console.stdout.flush()
+    console.info(_summary(exchanged))
+    if args.json:
+        document = assumed.to_json()
+        document["profile"] = written.to_json() if written else None
+        console.emit_json(document)
+    return EXIT_OK
+
+
+def run_exec(args: argparse.Namespace, console: Console) -> int:
+    command = list(args.command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        raise UsageError("no command given: keyless exec [options] -- COMMAND [ARG...]")
+    exchanged = exchange(args, console)
+    if console.verbose:
+        console.info(_summary(exchanged))
+    env = child_environment(console.env, exchanged.assumed.credentials, region=args.region)
+    return run_command(command, env)
+
+
+def run_credential_process(args: argparse.Namespace, console: Console) -> int:
+    _refuse_terminal(console, "credentials")
+    exchanged = exchange(args, console)
+    console.stdout.write(render_process_json(exchanged.assumed.credentials))
+    console.stdout.flush()
+    return EXIT_OK

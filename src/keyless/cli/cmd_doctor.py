@@ -1,0 +1,172 @@
+"""``keyless doctor``: check the whole chain from the CI to the role, step by step, and name the
+cause and the fix of each problem found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from keyless.aws.clients import region_from
+from keyless.aws.sts import Sts, parse_role_arn
+from keyless.ci import PROVIDERS
+from keyless.cli.cmd_assume import ROLE_ARN_VARIABLES
+from keyless.cli.console import Console
+from keyless.cli.main import EXIT_NEGATIVE, EXIT_OK, Subparsers
+from keyless.doctor import DoctorRequest, IamFactory, Report, Status, diagnose, iam_client_for
+from keyless.errors import KeylessError, UsageError
+from keyless.http import HttpClient, UrllibClient
+from keyless.trust.model import loads_policy
+
+#: Seconds since the epoch; tests replace it.
+clock: Callable[[], float] = time.time
+
+
+def make_sts(env: Mapping[str, str], region: str, notify: Callable[[str], None]) -> Sts:
+    """The STS seam; tests replace it."""
+    return Sts.for_environment(env, region=region, notify=notify)
+
+
+def make_iam(env: Mapping[str, str], region: str) -> IamFactory:
+    """The IAM seam: the environment's own credentials, if it has any."""
+    return iam_client_for(env, region=region)
+
+
+def make_http(ca_bundle: Path | None) -> HttpClient:
+    return UrllibClient(ca_bundle=ca_bundle)
+
+
+_EPILOG = """\
+Steps, each ok, problem or skipped (with the reason):
+  ci         which CI this is (from its variables)
+  token      the job's OIDC token, or why there is none (e.g. no `oidc: true` / `id-token: write`)
+  claims     the claims safe to show, and the IAM condition keys they become
+  time       exp / nbf against this machine's clock
+  signature  the token against its issuer's published keys (discovery + JWKS over HTTPS)
+  provider   the IAM OIDC provider for the issuer exists and lists the token's audience
+             (needs credentials that may read IAM; else from --policy, else skipped)
+  trust      the role's trust policy (from IAM, or --policy FILE) evaluated condition by condition
+  exchange   AssumeRoleWithWebIdentity itself (with --role-arn or $KEYLESS_ROLE_ARN)
+  identity   GetCallerIdentity with the credentials STS issued (they are then discarded)
+
+Named causes: oidc-not-enabled, token-expired, issuer-unreachable, signature, provider-missing,
+audience, deployment-environment (a Bitbucket deployment or a GitHub `environment:` changes
+`sub`), pull-request, immutable-subject (GitHub's repo:OWNER@ID/REPO@ID form against a name-only
+pattern), custom-subject (a custom `sub` template), subject, trust-policy.
+
+Nothing secret is printed: no token, no keys. Exit codes: 0 every step ok or skipped; 1 a problem
+was found; 2 a usage error (e.g. an unreadable --policy).
+"""
+
+
+def register(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "doctor",
+        help="check CI, token, IAM provider, trust policy and the exchange, step by step",
+        description="Diagnose why (or check that) this CI job can assume the role.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--role-arn", metavar="ARN", help="the role to check (default: $KEYLESS_ROLE_ARN)"
+    )
+    parser.add_argument(
+        "--policy", metavar="FILE", type=Path, help="the role's trust policy (JSON) to evaluate"
+    )
+    parser.add_argument("--region", metavar="REGION", help="STS region (default: from environment)")
+    parser.add_argument(
+        "--ci",
+        choices=["auto", *PROVIDERS],
+        default="auto",
+        help="where to get the token ('file': a token file; default: auto)",
+    )
+    parser.add_argument("--audience", metavar="AUD", help="the audience (aud) the token must have")
+    parser.add_argument("--token-file", metavar="PATH", help="read the token from this file")
+    parser.add_argument(
+        "--token-env", metavar="NAME", help="GitLab: the id_tokens variable that holds the token"
+    )
+    parser.add_argument(
+        "--ca-bundle",
+        metavar="PEM",
+        type=Path,
+        help="CA certificates to trust for the issuer (e.g. the local stack's)",
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    env = console.env
+    role_arn = None
+    if args.role_arn:
+        role_arn = parse_role_arn(args.role_arn)
+    else:
+        named = next((name for name in ROLE_ARN_VARIABLES if env.get(name)), None)
+        if named is not None:
+            role_arn = parse_role_arn(env[named], flag=named)
+    policy = None
+    if args.policy is not None:
+        try:
+            policy = loads_policy(args.policy.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UsageError(f"--policy {args.policy}: {exc.strerror or exc}") from None
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise UsageError(f"--policy {args.policy} is not a JSON policy: {exc}") from None
+        except KeylessError as exc:
+            raise UsageError(f"--policy {args.policy}: {exc.message}") from exc
+    if args.ca_bundle is not None and not args.ca_bundle.is_file():
+        raise UsageError(f"--ca-bundle {args.ca_bundle} is not a readable file")
+    try:
+        http = make_http(args.ca_bundle)
+    except (ssl.SSLError, OSError) as exc:
+        raise UsageError(f"--ca-bundle {args.ca_bundle} holds no usable certificate") from exc
+    region = region_from(env, args.region)
+    request = DoctorRequest(
+        env=env,
+        ci=args.ci,
+        audience=args.audience,
+        token_file=args.token_file,
+        token_env=args.token_env,
+        role_arn=role_arn,
+        policy=policy,
+        policy_source=f"--policy {args.policy}" if args.policy else None,
+        region=args.region,
+    )
+    report = diagnose(
+        request,
+        http=http,
+        sts=make_sts(env, region, lambda line: console.info(f"keyless: {line}")),
+        iam=make_iam(env, region),
+        clock=clock,
+    )
+    if args.json:
+        console.emit_json(report.to_json())
+    else:
+        for line in _human(report):
+            console.out(line)
+    return EXIT_OK if report.ok else EXIT_NEGATIVE
+
+
+_MARK = {Status.OK: "ok", Status.PROBLEM: "PROBLEM", Status.SKIPPED: "skipped"}
+
+
+def _human(report: Report) -> list[str]:
+    lines: list[str] = []
+    for step in report.steps:
+        lines.append(f"[{_MARK[step.status]:<7}] {step.name:<9}  {step.summary}")
+        lines.extend(f"{'':21}{detail}" for detail in step.details)
+        if step.status is Status.PROBLEM and step.cause:
+            lines.append(f"{'':21}cause: {step.cause.value}")
+        if step.status is Status.PROBLEM and step.fix:
+            fix_lines = step.fix.splitlines() or [""]
+            lines.append(f"{'':21}fix:   {fix_lines[0]}")
+            lines.extend(f"{'':28}{line}" for line in fix_lines[1:])
+    causes = report.causes
+    if report.ok:
+        lines.append("No problem found.")
+    else:
+        lines.append(f"Problem found: {', '.join(cause.value for cause in causes) or 'see above'}.")
+    return lines

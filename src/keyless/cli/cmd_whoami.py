@@ -1,0 +1,95 @@
+"""``keyless whoami``: who the AWS credentials of this environment are (GetCallerIdentity), and for
+an assumed role, the role and the session.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+
+import boto3
+from botocore.exceptions import BotoCoreError
+
+from keyless.aws.clients import region_from
+from keyless.aws.sts import SigningKeys, Sts, ambient_session
+from keyless.cli.console import Console
+from keyless.cli.main import EXIT_OK, Subparsers
+from keyless.errors import CredentialError
+
+
+def make_session(env: Mapping[str, str], region: str) -> boto3.Session:
+    """The credentials seam: the environment's keys, else its profile, else boto3's chain."""
+    return ambient_session(env, region=region)
+
+
+def make_sts(env: Mapping[str, str], region: str, notify: Callable[[str], None]) -> Sts:
+    """The STS seam; tests replace it with one on botocore's Stubber."""
+    return Sts.for_environment(env, region=region, notify=notify)
+
+
+_EPILOG = """\
+Credentials come from where every AWS SDK finds them: AWS_ACCESS_KEY_ID/SECRET/SESSION_TOKEN,
+else the profile AWS_PROFILE names (web identity, credential_process, SSO, keys), else the
+default profile, container or instance credentials. The endpoint follows AWS_ENDPOINT_URL_STS /
+AWS_ENDPOINT_URL. GetCallerIdentity needs no IAM permission.
+
+Exit codes: 0 shown; 2 no credentials, or STS refused them.
+"""
+
+
+def register(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "whoami",
+        help="show who this environment's AWS credentials are",
+        description="Show the account, ARN and user id of this environment's AWS credentials.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--region", metavar="REGION", help="STS region (default: from environment)")
+    parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    region = region_from(console.env, args.region)
+    session = make_session(console.env, region)
+    try:
+        found = session.get_credentials()
+        frozen = found.get_frozen_credentials() if found is not None else None
+    except BotoCoreError as exc:
+        raise CredentialError(
+            f"the AWS credentials of this environment cannot be loaded: {type(exc).__name__}"
+        ) from exc
+    if found is None or frozen is None or not frozen.access_key or not frozen.secret_key:
+        raise CredentialError(
+            "no AWS credentials in this environment",
+            remedy=(
+                "Get a role's credentials first, e.g.\n"
+                '  eval "$(keyless assume --role-arn ARN)"\n'
+                "  keyless exec --role-arn ARN -- keyless whoami"
+            ),
+        )
+    keys = SigningKeys(
+        access_key_id=frozen.access_key,
+        secret_access_key=frozen.secret_key,
+        session_token=frozen.token,
+    )
+    sts = make_sts(console.env, region, lambda line: console.info(f"keyless: {line}"))
+    identity = sts.caller_identity(keys, role="this environment's credentials")
+    source = getattr(found, "method", None) or "unknown"
+    if args.json:
+        console.emit_json({**identity.to_json(), "credential_source": source})
+        return EXIT_OK
+    assumed = identity.assumed_role
+    lines = [
+        ("account", identity.account),
+        ("arn", identity.arn),
+        ("user id", identity.user_id),
+    ]
+    if assumed is not None:
+        lines += [("role", assumed[0]), ("session", assumed[1])]
+    lines.append(("from", source))
+    width = max(len(name) for name, _ in lines)
+    for name, value in lines:
+        console.out(f"{name + ':':<{width + 1}} {value}")
+    return EXIT_OK

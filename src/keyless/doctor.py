@@ -1,0 +1,937 @@
+"""``keyless doctor``: the CI -> token -> IAM -> STS chain checked step by step, each step ok,
+problem or skipped, and a named cause with its fix for every problem found.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from keyless import tokens
+from keyless.aws.clients import CLIENT_CONFIG, region_from
+from keyless.aws.sts import (
+    RoleArn,
+    Sts,
+    StsAccessDeniedError,
+    StsApiError,
+    ambient_session,
+    derive_session_name,
+    endpoint_url,
+    role_account,
+    role_name,
+    role_partition,
+)
+from keyless.ci import CI_PROVIDERS, PROVIDERS, bitbucket, github, obtain_token, provider_for_issuer
+from keyless.ci.base import STANDARD_SAFE_CLAIMS, ObtainedToken, Provider
+from keyless.errors import (
+    CredentialError,
+    IssuerError,
+    KeylessError,
+    NetworkError,
+    TokenError,
+    TokenVerificationError,
+)
+from keyless.http import HttpClient
+from keyless.limits import TOKEN_LEEWAY_SECONDS
+from keyless.trust.evaluate import (
+    ConditionRow,
+    Decision,
+    Evaluation,
+    Outcome,
+    Request,
+    evaluate,
+    issuer_prefix,
+    provider_arn_for,
+)
+from keyless.trust.model import Policy, parse_policy
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+
+__all__ = ["Cause", "DoctorRequest", "Report", "Status", "Step", "diagnose", "iam_client_for"]
+
+
+class Status(StrEnum):
+    OK = "ok"
+    PROBLEM = "problem"
+    SKIPPED = "skipped"
+
+
+class Cause(StrEnum):
+    """The named causes doctor recognises; stable identifiers for ``--json``."""
+
+    NO_CI = "no-ci"
+    SEVERAL_CIS = "several-cis"
+    #: Bitbucket step without `oidc: true`, GitHub job without `id-token: write`
+    OIDC_NOT_ENABLED = "oidc-not-enabled"
+    TOKEN_UNAVAILABLE = "token-unavailable"  # noqa: S105 - a cause name
+    TOKEN_MALFORMED = "token-malformed"  # noqa: S105 - a cause name
+    TOKEN_EXPIRED = "token-expired"  # noqa: S105 - a cause name
+    ISSUER_UNREACHABLE = "issuer-unreachable"
+    SIGNATURE = "signature"
+    #: no IAM OIDC provider for the token's issuer (or the trust policy names another one)
+    PROVIDER_MISSING = "provider-missing"
+    AUDIENCE = "audience"
+    #: a Bitbucket deployment environment or a GitHub `environment:` changes `sub`
+    DEPLOYMENT_ENVIRONMENT = "deployment-environment"
+    PULL_REQUEST = "pull-request"
+    #: GitHub's `repo:OWNER@ID/REPO@ID:...` form against a name-only pattern (or the reverse)
+    IMMUTABLE_SUBJECT = "immutable-subject"
+    CUSTOM_SUBJECT = "custom-subject"
+    SUBJECT = "subject"
+    TRUST_POLICY = "trust-policy"
+    EXCHANGE = "exchange"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Step:
+    name: str
+    status: Status
+    summary: str
+    cause: Cause | None = None
+    fix: str | None = None
+    #: Lines shown under the step (claims, condition rows); never secrets.
+    details: tuple[str, ...] = ()
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "step": self.name,
+            "status": self.status.value,
+            "summary": self.summary,
+            "cause": self.cause.value if self.cause else None,
+            "fix": self.fix,
+            "details": list(self.details),
+            **({"data": dict(self.data)} if self.data else {}),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Report:
+    steps: tuple[Step, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(step.status is not Status.PROBLEM for step in self.steps)
+
+    @property
+    def causes(self) -> tuple[Cause, ...]:
+        found: list[Cause] = []
+        for step in self.steps:
+            if step.status is Status.PROBLEM and step.cause and step.cause not in found:
+                found.append(step.cause)
+        return tuple(found)
+
+    def to_json(self) -> dict[str, Any]:
+        causes = self.causes
+        return {
+            "ok": self.ok,
+            "cause": causes[0].value if causes else None,
+            "causes": [cause.value for cause in causes],
+            "steps": [step.to_json() for step in self.steps],
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DoctorRequest:
+    env: Mapping[str, str]
+    ci: str = "auto"
+    audience: str | None = None
+    token_file: str | None = None
+    token_env: str | None = None
+    role_arn: RoleArn | None = None
+    #: A trust policy given with ``--policy FILE`` (else read from IAM when credentials allow).
+    policy: Policy | None = None
+    policy_source: str | None = None
+    region: str | None = None
+
+
+IamFactory = Callable[[], "IAMClient | None"]
+
+
+def iam_client_for(env: Mapping[str, str], *, region: str | None = None) -> IamFactory:
+    """The production IAM seam: a client with the job's own credentials, or ``None`` when it has
+    none (the usual case in CI, where the exchange itself is the check)."""
+
+    def make() -> IAMClient | None:
+        session = ambient_session(env, region=region_from(env, region))
+        try:
+            if session.get_credentials() is None:
+                return None
+        except BotoCoreError:
+            return None
+        client: IAMClient = session.client(
+            "iam", endpoint_url=endpoint_url(env, "iam"), config=CLIENT_CONFIG
+        )
+        return client
+
+    return make
+
+
+def diagnose(
+    request: DoctorRequest,
+    *,
+    http: HttpClient,
+    sts: Sts,
+    iam: IamFactory,
+    clock: Callable[[], float] = time.time,
+) -> Report:
+    """Run every step that can run; a step whose input is missing is skipped, saying why."""
+    return _Doctor(request, http=http, sts=sts, iam=iam, clock=clock).run()
+
+
+# --- the steps -----------------------------------------------------------------------------------
+
+
+class _Doctor:
+    def __init__(
+        self,
+        request: DoctorRequest,
+        *,
+        http: HttpClient,
+        sts: Sts,
+        iam: IamFactory,
+        clock: Callable[[], float],
+    ) -> None:
+        self.request = request
+        self.env = request.env
+        self.http = http
+        self.sts = sts
+        self.iam_factory = iam
+        self.clock = clock
+        self.steps: list[Step] = []
+        self.provider: Provider | None = None
+        self.obtained: ObtainedToken | None = None
+        self.token: tokens.UnverifiedToken | None = None
+        self.expired = False
+        self.trust: Step | None = None
+        self._iam: IAMClient | None = None
+        self._iam_made = False
+
+    def run(self) -> Report:
+        self.add(self.ci_step())
+        self.add(self.token_step())
+        self.add(self.claims_step())
+        self.add(self.time_step())
+        self.add(self.signature_step())
+        self.add(self.provider_step())
+        self.trust = self.trust_step()
+        self.add(self.trust)
+        exchange, credentials = self.exchange_step()
+        self.add(exchange)
+        self.add(self.identity_step(credentials))
+        return Report(steps=tuple(self.steps))
+
+    def add(self, step: Step) -> None:
+        self.steps.append(step)
+
+    def skipped(self, name: str, why: str) -> Step:
+        return Step(name=name, status=Status.SKIPPED, summary=why)
+
+    def iam(self) -> IAMClient | None:
+        if not self._iam_made:
+            self._iam_made = True
+            try:
+                self._iam = self.iam_factory()
+            except KeylessError:
+                self._iam = None
+        return self._iam
+
+    # --- CI and token -----------------------------------------------------------------------------
+
+    def ci_step(self) -> Step:
+        request = self.request
+        if request.token_file or self.env.get("KEYLESS_TOKEN_FILE"):
+            origin = "--token-file" if request.token_file else "KEYLESS_TOKEN_FILE"
+            return Step(name="ci", status=Status.OK, summary=f"a token file ({origin})")
+        if request.ci != "auto":
+            self.provider = PROVIDERS[request.ci]
+            return Step(
+                name="ci",
+                status=Status.OK,
+                summary=f"{self.provider.display_name} (--ci {request.ci})",
+            )
+        detected = [p for p in CI_PROVIDERS if p.in_ci(self.env)]
+        if len(detected) > 1:
+            names = ", ".join(p.display_name for p in detected)
+            return Step(
+                name="ci",
+                status=Status.PROBLEM,
+                summary=f"the variables of several CIs are set ({names})",
+                cause=Cause.SEVERAL_CIS,
+                fix=f"Choose one with --ci NAME, e.g. --ci {detected[0].name}.",
+            )
+        if detected:
+            self.provider = detected[0]
+            marker = next(m for m in self.provider.markers if self.env.get(m))
+            return Step(
+                name="ci",
+                status=Status.OK,
+                summary=f"{self.provider.display_name} ({marker} is set)",
+            )
+        if self.env.get("AWS_WEB_IDENTITY_TOKEN_FILE"):
+            return Step(
+                name="ci", status=Status.OK, summary="a token file (AWS_WEB_IDENTITY_TOKEN_FILE)"
+            )
+        markers = ", ".join(p.markers[0] for p in CI_PROVIDERS)
+        return Step(
+            name="ci",
+            status=Status.PROBLEM,
+            summary=f"no CI detected: none of {markers} is set",
+            cause=Cause.NO_CI,
+            fix="Run keyless doctor inside the CI step, force a CI with --ci NAME, or pass a"
+            " token with --token-file PATH.",
+        )
+
+    def token_step(self) -> Step:
+        if self.steps[-1].status is Status.PROBLEM:
+            return self.skipped("token", "no CI to get a token from")
+        request = self.request
+        try:
+            self.obtained = obtain_token(
+                self.env,
+                ci=request.ci,
+                audience=request.audience,
+                token_file=request.token_file,
+                token_env=request.token_env,
+                http=self.http,
+            )
+        except (CredentialError, TokenError, NetworkError) as exc:
+            return Step(
+                name="token",
+                status=Status.PROBLEM,
+                summary=exc.message,
+                cause=self._token_cause(exc),
+                fix=exc.remedy,
+            )
+        if self.obtained.provider in PROVIDERS:
+            self.provider = self.provider or PROVIDERS[self.obtained.provider]
+        return Step(name="token", status=Status.OK, summary=f"from {self.obtained.source}")
+
+    def _token_cause(self, exc: KeylessError) -> Cause:
+        # Checked on the environment, not on message texts: the variable is there or not.
+        provider = self.provider.name if self.provider else None
+        if provider == bitbucket.PROVIDER.name and not self.env.get(bitbucket.STEP_VARIABLE):
+            return Cause.OIDC_NOT_ENABLED
+        if provider == github.PROVIDER.name and not (
+            self.env.get(github.REQUEST_URL_VARIABLE)
+            and self.env.get(github.REQUEST_BEARER_VARIABLE)
+        ):
+            return Cause.OIDC_NOT_ENABLED
+        if isinstance(exc, TokenError):
+            return Cause.TOKEN_MALFORMED
+        return Cause.TOKEN_UNAVAILABLE
+
+    def claims_step(self) -> Step:
+        if self.obtained is None:
+            return self.skipped("claims", "no token")
+        try:
+            self.token = tokens.peek(self.obtained.token)
+        except TokenError as exc:
+            return Step(
+                name="claims",
+                status=Status.PROBLEM,
+                summary=f"the token is malformed: {exc.message}",
+                cause=Cause.TOKEN_MALFORMED,
+                fix="The CI handed over something that is not a JWT; check the variable or file.",
+            )
+        if self.provider is None or self.provider.name == "file":
+            self.provider = provider_for_issuer(self.token.issuer or "") or self.provider
+        safe = STANDARD_SAFE_CLAIMS | (self.provider.safe_claims if self.provider else frozenset())
+        shown = {
+            name: tokens.thaw(value) for name, value in self.token.claims.items() if name in safe
+        }
+        hidden = sorted(name for name in self.token.claims if name not in safe)
+        details = [f"{name} = {_show(value)}" for name, value in shown.items()]
+        if hidden:
+            details.append(f"not shown (not known to be safe to print): {', '.join(hidden)}")
+        prefix = issuer_prefix(self.token.issuer or "")
+        return Step(
+            name="claims",
+            status=Status.OK,
+            summary=f"iss {self.token.issuer}, sub {self.token.subject},"
+            f" aud {', '.join(self.token.audience) or 'none'}; IAM condition keys {prefix}:sub"
+            " and :aud",
+            details=tuple(details),
+            data={"claims": shown},
+        )
+
+    def time_step(self) -> Step:
+        if self.token is None:
+            return self.skipped("time", "no readable token")
+        now = self.clock()
+        expires = self.token.time_claim("exp")
+        not_before = self.token.time_claim("nbf")
+        if expires is None:
+            return Step(
+                name="time",
+                status=Status.PROBLEM,
+                summary="the token has no `exp` claim; STS refuses it",
+                cause=Cause.TOKEN_MALFORMED,
+            )
+        if expires + TOKEN_LEEWAY_SECONDS < now:
+            self.expired = True
+            renew = (
+                "Bitbucket's step token cannot be renewed within the step: re-run the step, and"
+                " exchange it early in the step."
+                if self.provider is bitbucket.PROVIDER
+                else "Get a fresh token right before the exchange (keyless assume and"
+                " credential-process do, where the CI allows it)."
+            )
+            return Step(
+                name="time",
+                status=Status.PROBLEM,
+                summary=f"the token expired {_span(now - expires)} ago ({_iso(expires)})",
+                cause=Cause.TOKEN_EXPIRED,
+                fix=renew,
+            )
+        if not_before is not None and not_before - TOKEN_LEEWAY_SECONDS > now:
+            return Step(
+                name="time",
+                status=Status.PROBLEM,
+                summary=f"the token is valid only from {_iso(not_before)}: is this clock right?",
+                cause=Cause.TOKEN_EXPIRED,
+                fix="Synchronise the machine's clock (NTP).",
+            )
+        return Step(
+            name="time",
+            status=Status.OK,
+            summary=f"valid for another {_span(expires - now)} (until {_iso(expires)})",
+        )
+
+    def signature_step(self) -> Step:
+        if self.token is None or self.obtained is None:
+            return self.skipped("signature", "no readable token")
+        issuer = self.token.issuer
+        audiences = self.token.audience
+        if not issuer or not audiences:
+            return Step(
+                name="signature",
+                status=Status.PROBLEM,
+                summary="the token has no `iss` or no `aud`; STS refuses it",
+                cause=Cause.TOKEN_MALFORMED,
+            )
+        # Times are the time step's business: here only the signature, algorithm and issuer.
+        leeway = 10**10 if self.expired else TOKEN_LEEWAY_SECONDS
+        try:
+            verified = tokens.verify(
+                self.obtained.token,
+                issuer=issuer,
+                audience=audiences[0],
+                http=self.http,
+                leeway=leeway,
+            )
+        except IssuerError as exc:
+            return Step(
+                name="signature",
+                status=Status.PROBLEM,
+                summary=f"cannot fetch the keys of {issuer}: {exc.message}",
+                cause=Cause.ISSUER_UNREACHABLE,
+                fix="STS fetches them too and answers InvalidIdentityToken (\"Couldn't retrieve"
+                ' verification key") when it cannot: the issuer must serve its discovery'
+                " document and JWKS over HTTPS (for the local stack, pass --ca-bundle).",
+            )
+        except TokenVerificationError as exc:
+            return Step(
+                name="signature",
+                status=Status.PROBLEM,
+                summary=f"the token fails the {exc.check} check: {exc.message}",
+                cause=Cause.SIGNATURE,
+                fix="The token was not signed by a key its issuer publishes; STS refuses it.",
+            )
+        return Step(
+            name="signature",
+            status=Status.OK,
+            summary=f"signed by {verified.kid} ({verified.algorithm}), a key {issuer} publishes",
+        )
+
+    # --- AWS --------------------------------------------------------------------------------------
+
+    def _provider_arn(self) -> str | None:
+        role = self.request.role_arn
+        if role is None or self.token is None or not self.token.issuer:
+            return None
+        return provider_arn_for(
+            self.token.issuer, role_account(role), partition=role_partition(role)
+        )
+
+    def provider_step(self) -> Step:
+        if self.token is None or not self.token.issuer:
+            return self.skipped("provider", "no readable token")
+        issuer = self.token.issuer
+        arn = self._provider_arn()
+        iam = self.iam() if arn else None
+        if iam is not None and arn is not None:
+            try:
+                found = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code == "NoSuchEntity":
+                    return self._provider_missing(arn, issuer)
+                return self.skipped(
+                    "provider", f"IAM refused iam:GetOpenIDConnectProvider ({code})"
+                )
+            except BotoCoreError as exc:
+                return self.skipped("provider", f"IAM cannot be read ({type(exc).__name__})")
+            client_ids = tuple(found.get("ClientIDList", []))
+            matching = [aud for aud in self.token.audience if aud in client_ids]
+            if not matching:
+                return Step(
+                    name="provider",
+                    status=Status.PROBLEM,
+                    summary=f"the token's aud {', '.join(self.token.audience)} is not a client ID"
+                    f" of {arn} (client IDs: {', '.join(client_ids) or 'none'})",
+                    cause=Cause.AUDIENCE,
+                    fix=_audience_fix(self.provider, self.token.audience, client_ids),
+                )
+            return Step(
+                name="provider",
+                status=Status.OK,
+                summary=f"{arn} exists and lists the audience {matching[0]}",
+            )
+        policy = self.request.policy
+        if policy is not None:
+            prefix = issuer_prefix(issuer)
+            named = [value for statement in policy.statements for value in statement.federated]
+            if named and not any(
+                value.partition(":oidc-provider/")[2] == prefix or value == prefix
+                for value in named
+            ):
+                return Step(
+                    name="provider",
+                    status=Status.PROBLEM,
+                    summary=f"the trust policy trusts {', '.join(named)}, but the token comes"
+                    f" from {issuer}",
+                    cause=Cause.PROVIDER_MISSING,
+                    fix=f"Trust the provider for {issuer} (oidc-provider/{prefix}) in the role,"
+                    " or run the step in the CI/workspace the role was made for.",
+                )
+            return self.skipped(
+                "provider",
+                f"the trust policy names the provider for {issuer}; whether it exists and"
+                " lists the audience needs IAM access (the exchange below checks it)",
+            )
+        why = "no --role-arn" if arn is None else "no AWS credentials to read IAM"
+        return self.skipped("provider", f"{why}; the exchange below checks the provider")
+
+    def _provider_missing(self, arn: str, issuer: str) -> Step:
+        audience = self.token.audience[0] if self.token and self.token.audience else "AUDIENCE"
+        return Step(
+            name="provider",
+            status=Status.PROBLEM,
+            summary=f"there is no IAM OIDC provider {arn}",
+            cause=Cause.PROVIDER_MISSING,
+            fix=f"Register the issuer in the role's account: `keyless provision ...`, or\n"
+            f"  aws iam create-open-id-connect-provider --url {issuer} --client-id-list"
+            f" {audience}",
+        )
+
+    def _policy(self) -> tuple[Policy | None, str]:
+        if self.request.policy is not None:
+            return self.request.policy, self.request.policy_source or "--policy"
+        role = self.request.role_arn
+        if role is None:
+            return None, "no --role-arn and no --policy"
+        iam = self.iam()
+        if iam is None:
+            return None, "no AWS credentials to read the role (pass --policy FILE)"
+        try:
+            document = iam.get_role(RoleName=role_name(role))["Role"]["AssumeRolePolicyDocument"]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            return None, f"IAM refused iam:GetRole ({code}); pass --policy FILE"
+        except BotoCoreError as exc:
+            return None, f"IAM cannot be read ({type(exc).__name__}); pass --policy FILE"
+        try:
+            parsed: object = (
+                json.loads(urllib.parse.unquote(document))
+                if isinstance(document, str)
+                else document
+            )
+            return parse_policy(parsed), f"the trust policy of {role} (from IAM)"
+        except (KeylessError, ValueError) as exc:
+            return None, f"the trust policy of {role} cannot be read: {exc}"
+
+    def trust_step(self) -> Step:
+        if self.token is None or not self.token.issuer:
+            return self.skipped("trust", "no readable token")
+        policy, source = self._policy()
+        if policy is None:
+            return self.skipped("trust", source)
+        request = Request.from_claims(
+            {name: tokens.thaw(value) for name, value in self.token.claims.items()},
+            provider_arn=self._provider_arn(),
+        )
+        try:
+            evaluation = evaluate(policy, request)
+        except KeylessError as exc:
+            return self.skipped("trust", f"{source} cannot be evaluated: {exc.message}")
+        rows = tuple(_row_line(row) for row in evaluation.conditions)
+        if evaluation.allowed:
+            return Step(
+                name="trust",
+                status=Status.OK,
+                summary=f"{source}: {evaluation.reason}",
+                details=rows,
+            )
+        if evaluation.decision is Decision.INDETERMINATE:
+            return Step(
+                name="trust",
+                status=Status.SKIPPED,
+                summary=f"{source}: {evaluation.reason}",
+                details=rows,
+            )
+        cause, fix = self._trust_cause(evaluation)
+        return Step(
+            name="trust",
+            status=Status.PROBLEM,
+            summary=f"{source}: {evaluation.reason}",
+            cause=cause,
+            fix=fix,
+            details=(*rows, evaluation.explanation),
+        )
+
+    def _trust_cause(self, evaluation: Evaluation) -> tuple[Cause, str]:
+        failed = [
+            row
+            for result in evaluation.statements
+            if result.relevant and result.effect.value == "Allow"
+            for row in result.conditions
+            if row.result is Outcome.FAIL
+        ]
+        for row in failed:
+            claim = row.key.rpartition(":")[2].lower()
+            if claim == "aud":
+                return Cause.AUDIENCE, _audience_fix(
+                    self.provider, self.token.audience if self.token else (), row.values
+                )
+        for row in failed:
+            if row.key.rpartition(":")[2].lower() == "sub" and isinstance(row.actual, str):
+                return classify_subject(self._provider_name(), row.actual, row.values)
+        principal_failed = [
+            result
+            for result in evaluation.statements
+            if result.action_matches and result.principal is Outcome.FAIL
+        ]
+        if principal_failed and not any(r.relevant for r in evaluation.statements):
+            note = principal_failed[0].principal_note or ""
+            return Cause.PROVIDER_MISSING, (
+                f"The trust policy's Federated principal does not match this token ({note})."
+                " Trust the provider of the token's issuer."
+            )
+        return Cause.TRUST_POLICY, (
+            "Change the trust policy or the step so that they agree (see the conditions above)."
+        )
+
+    def _provider_name(self) -> str | None:
+        if self.provider is not None and self.provider.name != "file":
+            return self.provider.name
+        subject = self.token.subject if self.token else None
+        if subject and subject.startswith("repo:"):
+            return github.PROVIDER.name
+        if subject and subject.startswith("{"):
+            return bitbucket.PROVIDER.name
+        return None
+
+    def exchange_step(self) -> tuple[Step, Any]:
+        role = self.request.role_arn
+        if role is None:
+            return self.skipped("exchange", "no --role-arn"), None
+        if self.obtained is None:
+            return self.skipped("exchange", "no token"), None
+        session_name = derive_session_name(self.env, self.provider)
+        try:
+            credentials, assumed, _subject = self.sts.assume_role_with_web_identity(
+                self.obtained.token, role_arn=role, session_name=session_name
+            )
+        except StsAccessDeniedError as exc:
+            cause, fix = self._denied_cause()
+            return Step(
+                name="exchange",
+                status=Status.PROBLEM,
+                summary=exc.message,
+                cause=cause,
+                fix=fix,
+            ), None
+        except StsApiError as exc:
+            cause, fix = self._sts_cause(exc)
+            return Step(
+                name="exchange",
+                status=Status.PROBLEM,
+                summary=exc.message,
+                cause=cause,
+                fix=fix,
+            ), None
+        except KeylessError as exc:
+            return Step(
+                name="exchange",
+                status=Status.PROBLEM,
+                summary=exc.message,
+                cause=Cause.EXCHANGE,
+                fix=exc.remedy,
+            ), None
+        return Step(
+            name="exchange",
+            status=Status.OK,
+            summary=f"STS issued credentials for {assumed} until {credentials.expiration_iso}",
+        ), credentials
+
+    def _denied_cause(self) -> tuple[Cause, str]:
+        trust = self.trust
+        if trust is not None and trust.status is Status.PROBLEM and trust.cause:
+            return trust.cause, trust.fix or ""
+        hint = self._likely_cause()
+        certain = trust is not None and trust.status is Status.OK
+        if certain:
+            return Cause.TRUST_POLICY, (
+                "keyless' evaluation allows the token, so STS denied for another reason: the role"
+                " may not exist, or the policy read differs from the role's."
+            )
+        cause, fix = hint
+        return cause, (
+            f"{fix}\nThe trust policy could not be read here; pass --policy FILE (or run with"
+            " credentials that may call iam:GetRole) for a condition-by-condition answer."
+        )
+
+    def _likely_cause(self) -> tuple[Cause, str]:
+        """The likely cause of an AccessDenied from the claims alone (no policy to compare)."""
+        subject = self.token.subject if self.token else None
+        if not subject:
+            return Cause.TRUST_POLICY, "STS denied the token."
+        provider = self._provider_name()
+        if provider == github.PROVIDER.name:
+            parsed = _github_subject(subject)
+            if parsed is None:
+                return _custom_subject(subject)
+            owner_repo, context = parsed
+            if "@" in owner_repo:
+                return Cause.IMMUTABLE_SUBJECT, _IMMUTABLE_FIX.format(subject=subject)
+            if context == "pull_request":
+                return Cause.PULL_REQUEST, _PULL_REQUEST_FIX.format(subject=subject)
+            if context.startswith("environment:"):
+                return Cause.DEPLOYMENT_ENVIRONMENT, _GITHUB_ENVIRONMENT_FIX.format(subject=subject)
+        if provider == bitbucket.PROVIDER.name and subject.count(":") == 2:
+            return Cause.DEPLOYMENT_ENVIRONMENT, _BITBUCKET_ENVIRONMENT_FIX.format(subject=subject)
+        return Cause.TRUST_POLICY, (
+            f"The role's trust policy does not admit sub {subject!r} with aud"
+            f" {', '.join(self.token.audience) if self.token else ''}."
+        )
+
+    def _sts_cause(self, exc: StsApiError) -> tuple[Cause, str]:
+        message = exc.sts_message.lower()
+        if exc.code == "InvalidIdentityToken" and "provider" in message:
+            issuer = self.token.issuer if self.token else "ISSUER"
+            audience = self.token.audience[0] if self.token and self.token.audience else "AUD"
+            return Cause.PROVIDER_MISSING, (
+                f"Register {issuer} as an IAM OIDC provider in the role's account (keyless"
+                f" provision, or aws iam create-open-id-connect-provider --url {issuer}"
+                f" --client-id-list {audience})."
+            )
+        if exc.code == "InvalidIdentityToken" and "audience" in message:
+            return Cause.AUDIENCE, _audience_fix(
+                self.provider, self.token.audience if self.token else (), ()
+            )
+        if exc.code in ("ExpiredTokenException", "IDPRejectedClaim"):
+            return Cause.TOKEN_EXPIRED, exc.remedy or ""
+        if exc.code == "IDPCommunicationError" or "verification key" in message:
+            return Cause.ISSUER_UNREACHABLE, exc.remedy or ""
+        return Cause.EXCHANGE, exc.remedy or ""
+
+    def identity_step(self, credentials: Any) -> Step:
+        if credentials is None:
+            return self.skipped("identity", "no credentials")
+        role = self.request.role_arn or "the role"
+        try:
+            identity = self.sts.caller_identity(credentials.signing_keys(), role=role)
+        except KeylessError as exc:
+            return Step(
+                name="identity",
+                status=Status.PROBLEM,
+                summary=exc.message,
+                cause=Cause.EXCHANGE,
+                fix=exc.remedy,
+            )
+        return Step(
+            name="identity",
+            status=Status.OK,
+            summary=f"account {identity.account}, {identity.arn}",
+            data={"identity": identity.to_json()},
+        )
+
+
+# --- classification of a `sub` that does not match -----------------------------------------------
+
+# repo:OWNER[@ID]/REPO[@ID]:CONTEXT with GitHub's default contexts (facts §2.4); a value's `:` is
+# written %3A, so a further `:` means a custom subject template.
+_GITHUB_SUBJECT: Final = re.compile(
+    r"repo:(?P<repo>[^/:]+/[^:]+):(?P<context>pull_request|environment:[^:]+|ref:[^:]+)"
+)
+
+_IMMUTABLE_FIX = (
+    "The token uses GitHub's immutable subject form ({subject}: owner and repository with @ID,"
+    " the default for repositories created or renamed after 2026-07-15), and the trust policy"
+    " pins the name-only form. Pin repo:OWNER@OWNER_ID/REPO@REPO_ID:... (keyless trust build"
+    " --owner-id N --repository-id N), or keep both forms during a migration."
+)
+_IMMUTABLE_REVERSE_FIX = (
+    "The trust policy pins GitHub's immutable subject form (owner and repository with @ID), and"
+    " this repository's tokens use the name-only form ({subject}). Pin repo:OWNER/REPO:..., or"
+    " opt the repository in to immutable subjects."
+)
+_PULL_REQUEST_FIX = (
+    "The job runs for a pull request, so sub is {subject}; the role pins a branch or an"
+    " environment. Do not let pull requests assume a deploy role: run the deploy on push to the"
+    " branch, or give pull requests their own read-only role trusting ...:pull_request."
+)
+_GITHUB_ENVIRONMENT_FIX = (
+    "The job has `environment:`, which makes sub {subject} instead of ...:ref:refs/heads/BRANCH."
+    " Pin the environment in the trust policy (keyless trust build --environment NAME), or"
+    " drop `environment:` from the job."
+)
+_GITHUB_NO_ENVIRONMENT_FIX = (
+    "The trust policy pins a GitHub environment, and this job has none (sub {subject}). Add"
+    " `environment: NAME` to the job."
+)
+_BITBUCKET_ENVIRONMENT_FIX = (
+    "The step's deployment environment is part of sub ({subject}: repository, environment and"
+    " step UUIDs), and the trust policy pins another one, or none. Pin the step's environment"
+    " (keyless trust build --environment-uuid UUID), or set the step's `deployment:` to the"
+    " environment the role expects."
+)
+_BITBUCKET_NO_ENVIRONMENT_FIX = (
+    "The trust policy pins a deployment environment, and this step has none (sub {subject}:"
+    " repository and step UUIDs only). Add `deployment: NAME` to the step."
+)
+
+
+def _github_subject(subject: str) -> tuple[str, str] | None:
+    match = _GITHUB_SUBJECT.fullmatch(subject)
+    if match is None:
+        return None
+    return match["repo"], match["context"]
+
+
+def _custom_subject(subject: str) -> tuple[Cause, str]:
+    return Cause.CUSTOM_SUBJECT, (
+        f"sub {subject!r} is not in GitHub's default form repo:OWNER/REPO:CONTEXT: the"
+        " organization or repository uses a custom subject template (see GET"
+        " /repos/OWNER/REPO/actions/oidc/customization/sub). Write the trust policy for that"
+        " template, or reset the repository to the default with use_default: true."
+    )
+
+
+def _pattern_repo(pattern: str) -> str | None:
+    """The OWNER/REPO part of a GitHub subject pattern, or ``None`` for another shape."""
+    if not pattern.startswith("repo:"):
+        return None
+    return pattern[len("repo:") :].split(":", 1)[0]
+
+
+def classify_subject(
+    provider: str | None, actual: str, patterns: Sequence[str]
+) -> tuple[Cause, str]:
+    """Why the subject ``actual`` matches none of ``patterns``: a named cause and its fix."""
+    if provider == github.PROVIDER.name:
+        return _classify_github(actual, patterns)
+    if provider == bitbucket.PROVIDER.name:
+        return _classify_bitbucket(actual, patterns)
+    return Cause.SUBJECT, (
+        f"sub {actual!r} matches none of {', '.join(patterns)}: the job runs in another"
+        " repository, branch or context than the role expects."
+    )
+
+
+def _classify_github(actual: str, patterns: Sequence[str]) -> tuple[Cause, str]:
+    parsed = _github_subject(actual)
+    if parsed is None:
+        return _custom_subject(actual)
+    owner_repo, context = parsed
+    repos = [repo for repo in (_pattern_repo(p) for p in patterns) if repo is not None]
+    immutable = "@" in owner_repo
+    if immutable and repos and not any("@" in repo for repo in repos):
+        return Cause.IMMUTABLE_SUBJECT, _IMMUTABLE_FIX.format(subject=actual)
+    if not immutable and repos and all("@" in repo for repo in repos):
+        return Cause.IMMUTABLE_SUBJECT, _IMMUTABLE_REVERSE_FIX.format(subject=actual)
+    if context == "pull_request":
+        return Cause.PULL_REQUEST, _PULL_REQUEST_FIX.format(subject=actual)
+    pinned_environment = any(":environment:" in pattern for pattern in patterns)
+    if context.startswith("environment:") and not pinned_environment:
+        return Cause.DEPLOYMENT_ENVIRONMENT, _GITHUB_ENVIRONMENT_FIX.format(subject=actual)
+    if not context.startswith("environment:") and pinned_environment and patterns:
+        return Cause.DEPLOYMENT_ENVIRONMENT, _GITHUB_NO_ENVIRONMENT_FIX.format(subject=actual)
+    if context.startswith("environment:"):
+        return Cause.DEPLOYMENT_ENVIRONMENT, (
+            f"The job deploys to another environment than the role pins (sub {actual})."
+        )
+    return Cause.SUBJECT, (
+        f"sub {actual!r} matches none of {', '.join(patterns)}: the job runs in another"
+        " repository or on another branch or tag than the role expects."
+    )
+
+
+def _classify_bitbucket(actual: str, patterns: Sequence[str]) -> tuple[Cause, str]:
+    parts = actual.split(":")
+    repository = parts[0]
+    same_repository = [p for p in patterns if p.split(":")[0] in (repository, "*")]
+    if not same_repository:
+        return Cause.SUBJECT, (
+            f"sub {actual!r} names another repository than the role pins"
+            f" ({', '.join(patterns)}); each repository needs its own role or pattern."
+        )
+    if len(parts) == 3:
+        return Cause.DEPLOYMENT_ENVIRONMENT, _BITBUCKET_ENVIRONMENT_FIX.format(subject=actual)
+    return Cause.DEPLOYMENT_ENVIRONMENT, _BITBUCKET_NO_ENVIRONMENT_FIX.format(subject=actual)
+
+
+def _audience_fix(
+    provider: Provider | None, audiences: Sequence[str], expected: Sequence[str]
+) -> str:
+    wanted = ", ".join(expected) if expected else "the provider's client ID"
+    have = ", ".join(audiences) or "none"
+    if provider is bitbucket.PROVIDER:
+        how = (
+            "Bitbucket sets the audience in bitbucket-pipelines.yml (`oidc: {audiences: [...]}`);"
+            " its default is the workspace ARI, ari:cloud:bitbucket::workspace/UUID."
+        )
+    elif provider is github.PROVIDER:
+        how = "GitHub: keyless asks for --audience (default sts.amazonaws.com)."
+    else:
+        how = "Request the audience the IAM provider lists (--audience, or the CI's YAML)."
+    return (
+        f"The token's aud is {have}; IAM expects {wanted}. Add the token's audience to the IAM"
+        f" OIDC provider's client IDs (and the trust policy's :aud), or {how}"
+    )
+
+
+def _row_line(row: ConditionRow) -> str:
+    actual = "absent" if row.actual is None else _show(row.actual)
+    return (
+        f"{row.result.value:<7} {row.operator} {row.key} in [{', '.join(row.values)}];"
+        f" the token has {actual}" + (f" ({row.note})" if row.note else "")
+    )
+
+
+def _show(value: object) -> str:
+    if isinstance(value, str) and value.isprintable():
+        return value
+    return json.dumps(value, sort_keys=True, ensure_ascii=True, default=str)
+
+
+def _iso(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+def _span(seconds: float) -> str:
+    minutes, secs = divmod(int(abs(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
