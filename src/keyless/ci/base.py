@@ -9,15 +9,18 @@ that CI but the token cannot be had. Never fall back silently.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import subprocess
+import urllib.parse
+import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import NewType, Protocol
 
-from keyless.errors import CredentialError, TokenError
+from keyless.errors import CredentialError, TokenError, UsageError
 from keyless.http import HttpClient
 from keyless.limits import CI_HELPER_TIMEOUT_SECONDS, TOKEN_MAX_CHARS
 
@@ -320,3 +323,154 @@ def iam_literal(text: str) -> str:
     and ``?`` written as ``${$}``, ``${*}``, ``${?}`` so a name can never act as a variable or a
     wildcard (IAM User Guide, policy variables: "special characters")."""
     return text.replace("$", "${$}").replace("*", "${*}").replace("?", "${?}")
+
+
+# --- the local stack: what a CI's jobs look like (claims, environment), for emulation -----------
+# Used by keyless.local only; the production path never calls these members.
+
+#: Namespace of the per-run ids a ``JobRun`` derives from its seed.
+_RUN_NAMESPACE = uuid.UUID("0f3c6d2e-4b1a-5e7f-9a8b-6c5d4e3f2a1b")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRun:
+    """One CI job as the local stack emulates it: what the scope leaves open.
+
+    Per-run ids (step UUID, run id, job id, the commit) derive from ``seed``: one seed, one
+    reproducible job; the default seed is random, like a new run.
+    """
+
+    #: The job's branch, or its ``tag``; neither: the scope's ref, else ``main``.
+    branch: str | None = None
+    tag: str | None = None
+    #: Step name (Bitbucket), job name (GitHub, GitLab, CircleCI), step key (Buildkite).
+    step: str = "deploy"
+    build_number: int = 1
+    commit: str | None = None
+    #: Name of the deployment environment (Bitbucket, GitLab); GitHub's is in its scope.
+    deployment: str | None = None
+    #: What started the run: GitHub's ``event_name``, GitLab's ``pipeline_source``.
+    event: str = "push"
+    seed: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def __post_init__(self) -> None:
+        if self.branch is not None and self.tag is not None:
+            raise UsageError("a job runs for a branch or a tag, not both")
+        for what, value in (("branch", self.branch), ("tag", self.tag)):
+            if value is not None and (not value or ":" in value or value.startswith("refs/")):
+                raise UsageError(f"job {what} {value!r} is not a {what} name")
+        if not self.step or self.build_number < 1:
+            raise UsageError("a job needs a step name and a build number of at least 1")
+        if self.commit is not None and not _COMMIT.fullmatch(self.commit):
+            raise UsageError(f"commit {self.commit!r} is not 40 lowercase hex digits")
+
+    def uuid(self, name: str) -> str:
+        """A UUID of this run for ``name`` ("step", "pipeline", ...), lowercase, no braces."""
+        return stable_uuid(f"{self.seed}:{name}")
+
+    def number(self, name: str, *, digits: int = 10) -> str:
+        """A decimal id of this run for ``name`` with ``digits`` digits (no leading zero)."""
+        return stable_number(f"{self.seed}:{name}", digits=digits)
+
+    @property
+    def sha(self) -> str:
+        return self.commit or hashlib.sha1(self.seed.encode(), usedforsecurity=False).hexdigest()
+
+    def ref(self, pinned: str | None = None) -> tuple[str, str]:
+        """``("branch" | "tag", name)`` of this job. ``pinned`` is the scope's full ref
+        (``refs/heads/X``, ``refs/tags/X``); the job's own branch or tag must not contradict it."""
+        own = (
+            f"refs/tags/{self.tag}"
+            if self.tag is not None
+            else f"refs/heads/{self.branch}"
+            if self.branch is not None
+            else None
+        )
+        if pinned is not None and own is not None and own != pinned:
+            raise UsageError(f"the scope pins {pinned}, but the job runs for {own}")
+        full = pinned or own or "refs/heads/main"
+        if full.startswith("refs/tags/"):
+            return "tag", full.removeprefix("refs/tags/")
+        return "branch", full.removeprefix("refs/heads/")
+
+
+def stable_number(text: str, *, digits: int = 10) -> str:
+    """A decimal id with ``digits`` digits (no leading zero) that ``text`` always maps to: ids a
+    CI keeps across runs (repository, project, user) for a name the scope gives."""
+    digest = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8])
+    low = 10 ** (digits - 1)
+    return str(low + digest % (9 * low))
+
+
+def stable_uuid(text: str) -> str:
+    """A UUID that ``text`` always maps to (lowercase, no braces)."""
+    return str(uuid.uuid5(_RUN_NAMESPACE, text))
+
+
+def issuer_path_of(issuer: str) -> str:
+    """The path of an issuer URL: ``/`` for a host's root issuer, else e.g. ``/org/<uuid>``."""
+    return urllib.parse.urlsplit(issuer).path.rstrip("/") or "/"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobClaims:
+    """What a CI puts in one job's token, except ``iss`` and the times, which the issuer adds."""
+
+    claims: Mapping[str, object]
+    #: ``exp - iat``, in seconds.
+    lifetime: int
+    #: Whether the CI sets ``nbf`` (then equal to ``iat``).
+    not_before: bool = True
+
+    def with_audience(self, audience: str) -> JobClaims:
+        """The same token for another audience (what a job asks its CI for at run time)."""
+        return replace(self, claims={**self.claims, "aud": audience})
+
+    def with_lifetime(self, lifetime: int) -> JobClaims:
+        if lifetime <= 0:
+            raise UsageError(f"token lifetime must be positive ({lifetime})")
+        return replace(self, lifetime=lifetime)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenEndpoint:
+    """Where an emulated job asks for tokens (GitHub's request URL, Buildkite's agent API)."""
+
+    url: str
+    bearer: str = field(repr=False)
+
+
+class JobTokens(Protocol):
+    """How the local stack hands an emulated job its tokens, for the issuer of one scope."""
+
+    def sign(self, claims: JobClaims) -> RawToken:
+        """A token with ``claims``, signed by the scope's issuer."""
+        ...
+
+    def endpoint(self, claims: JobClaims) -> TokenEndpoint:
+        """A token endpoint for this job: it mints ``claims`` with the audience (and, where the
+        CI allows it, the lifetime) that the job asks for."""
+        ...
+
+
+class CiProvider(Provider, Protocol):
+    """A CI whose tokens and jobs the local stack can emulate (every provider but token files)."""
+
+    #: Where the issuer's JWKS is served, below the issuer URL.
+    jwks_suffix: str
+
+    def issuer_path(self, scope: Scope) -> str:
+        """The path of ``scope``'s issuer below the CI's host: ``/`` or a per-tenant path."""
+        ...
+
+    def job_claims(self, scope: Scope, run: JobRun, *, audiences: Sequence[str] = ()) -> JobClaims:
+        """The claims this CI mints for ``run`` of ``scope``; ``audiences`` replace the default
+        audience where the CI lets a pipeline choose it (``UsageError`` where it does not)."""
+        ...
+
+    def job_environment(
+        self, scope: Scope, run: JobRun, *, tokens: JobTokens, audiences: Sequence[str] = ()
+    ) -> dict[str, str]:
+        """The variables this CI sets in ``run``'s job, token delivery included."""
+        ...

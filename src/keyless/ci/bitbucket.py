@@ -6,14 +6,18 @@ Facts: ci-oidc-facts §1 (Atlassian: "Integrate Pipelines with resource servers 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from keyless.ci._claims import require_audience
 from keyless.ci.base import (
     STANDARD_SAFE_CLAIMS,
+    JobClaims,
+    JobRun,
+    JobTokens,
     ObtainedToken,
     Runner,
+    Scope,
     SegmentRole,
     SubjectGrammar,
     SubjectSegment,
@@ -21,6 +25,7 @@ from keyless.ci.base import (
     TrustSpec,
     checked_token,
     compose_session_name,
+    issuer_path_of,
 )
 from keyless.errors import CredentialError, UsageError
 from keyless.http import HttpClient
@@ -149,6 +154,22 @@ class Bitbucket:
             "bitbucket", repository.strip("{}"), env.get("BITBUCKET_BUILD_NUMBER"), step
         )
 
+    # --- the local stack (keyless.local): what a step's token and environment look like -------
+
+    #: Bitbucket's API serves the keys at `.../oidc/keys.json` (facts §1.2; jwks_uri UNCONFIRMED).
+    jwks_suffix = "/keys.json"
+
+    def issuer_path(self, scope: Scope) -> str:
+        return issuer_path_of(_own(scope).issuer)
+
+    def job_claims(self, scope: Scope, run: JobRun, *, audiences: Sequence[str] = ()) -> JobClaims:
+        return step_claims(_own(scope), run, audiences=audiences)
+
+    def job_environment(
+        self, scope: Scope, run: JobRun, *, tokens: JobTokens, audiences: Sequence[str] = ()
+    ) -> dict[str, str]:
+        return step_environment(_own(scope), run, tokens=tokens, audiences=audiences)
+
 
 PROVIDER = Bitbucket()
 
@@ -236,3 +257,101 @@ class BitbucketScope:
             ),
             notes=(who,),
         )
+
+
+# --- the local stack: a step's token and environment (facts §1.1-1.4) ---------------------------
+
+#: Atlassian states no lifetime (facts §1.2, UNCONFIRMED): an hour, so a long step's token holds.
+TOKEN_LIFETIME_SECONDS = 3600
+#: A step may name at most 10 audiences of at most 150 characters each (facts §1.1).
+MAX_AUDIENCES = 10
+MAX_AUDIENCE_CHARS = 150
+
+
+def _own(scope: Scope) -> BitbucketScope:
+    if not isinstance(scope, BitbucketScope):
+        raise UsageError(f"Bitbucket needs a Bitbucket scope, not {type(scope).__name__}")
+    return scope
+
+
+def _braced(value: str, what: str) -> str:
+    return "{" + _bare_uuid(value, what) + "}"
+
+
+def _environment_uuid(scope: BitbucketScope, run: JobRun) -> str | None:
+    # A scope without an environment admits every step; a deployment step still has one.
+    if scope.environment_uuid is not None:
+        return _braced(scope.environment_uuid, "deployment environment UUID")
+    if run.deployment is not None:
+        return "{" + run.uuid("deployment environment") + "}"
+    return None
+
+
+def _audience(scope: BitbucketScope, audiences: Sequence[str]) -> str | list[str]:
+    if not audiences:
+        return scope.audience
+    if len(audiences) > MAX_AUDIENCES:
+        raise UsageError(f"Bitbucket: a step has at most {MAX_AUDIENCES} audiences")
+    for audience in audiences:
+        if not audience or len(audience) > MAX_AUDIENCE_CHARS:
+            raise UsageError(
+                f"Bitbucket audience {audience[:40]!r} must have 1 to {MAX_AUDIENCE_CHARS}"
+                " characters"
+            )
+    # Custom audiences are appended to the workspace's, so `aud` becomes a list (OpenFaaS'
+    # reading; Atlassian does not say, facts §1.3).
+    return list(dict.fromkeys((scope.audience, *audiences)))
+
+
+def step_claims(scope: BitbucketScope, run: JobRun, *, audiences: Sequence[str] = ()) -> JobClaims:
+    """The claims of a step's token: brace-wrapped UUIDs, a 2-part `sub`, or a 3-part one in a
+    deployment step (Atlassian's example payload, facts §1.4)."""
+    repository = _braced(scope.repository_uuid, "repository UUID")
+    step = "{" + run.uuid("step") + "}"
+    environment = _environment_uuid(scope, run)
+    subject = f"{repository}:{environment}:{step}" if environment else f"{repository}:{step}"
+    claims: dict[str, object] = {
+        "sub": subject,
+        "aud": _audience(scope, audiences),
+        "stepUuid": step,
+        "repositoryUuid": repository,
+    }
+    kind, name = run.ref()
+    if kind == "branch":
+        # Whether tag pipelines carry branchName is UNCONFIRMED (facts §1.4): left out.
+        claims["branchName"] = name
+    claims["pipelineUuid"] = "{" + run.uuid("pipeline") + "}"
+    claims["workspaceUuid"] = _braced(scope.workspace_uuid, "workspace UUID")
+    if environment is not None:
+        claims["deploymentEnvironmentUuid"] = environment
+    # The example payload has exp and iat, no nbf.
+    return JobClaims(claims=claims, lifetime=TOKEN_LIFETIME_SECONDS, not_before=False)
+
+
+def step_environment(
+    scope: BitbucketScope, run: JobRun, *, tokens: JobTokens, audiences: Sequence[str] = ()
+) -> dict[str, str]:
+    """The variables of a step with `oidc: true`: the token is in the environment from the start."""
+    claims = step_claims(scope, run, audiences=audiences)
+    repository = _braced(scope.repository_uuid, "repository UUID")
+    # The scope knows the repository by UUID only; its slug is made up from it.
+    slug = "repo-" + _bare_uuid(scope.repository_uuid, "repository UUID")[:8]
+    kind, name = run.ref()
+    env = {
+        "CI": "true",
+        "BITBUCKET_BUILD_NUMBER": str(run.build_number),
+        "BITBUCKET_COMMIT": run.sha,
+        "BITBUCKET_WORKSPACE": scope.workspace,
+        "BITBUCKET_REPO_SLUG": slug,
+        "BITBUCKET_REPO_FULL_NAME": f"{scope.workspace}/{slug}",
+        "BITBUCKET_REPO_UUID": repository,
+        "BITBUCKET_PIPELINE_UUID": "{" + run.uuid("pipeline") + "}",
+        "BITBUCKET_STEP_UUID": "{" + run.uuid("step") + "}",
+        "BITBUCKET_BRANCH" if kind == "branch" else "BITBUCKET_TAG": name,
+    }
+    environment = _environment_uuid(scope, run)
+    if environment is not None:
+        env["BITBUCKET_DEPLOYMENT_ENVIRONMENT_UUID"] = environment
+        env["BITBUCKET_DEPLOYMENT_ENVIRONMENT"] = run.deployment or "production"
+    env[STEP_VARIABLE] = tokens.sign(claims)
+    return env

@@ -6,14 +6,18 @@ Facts: ci-oidc-facts §5 (Buildkite "OIDC with AWS", ``buildkite-agent oidc requ
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from keyless.ci.base import (
     DEFAULT_AWS_AUDIENCE,
     STANDARD_SAFE_CLAIMS,
+    JobClaims,
+    JobRun,
+    JobTokens,
     ObtainedToken,
     Runner,
+    Scope,
     SegmentRole,
     SubjectGrammar,
     SubjectSegment,
@@ -23,6 +27,7 @@ from keyless.ci.base import (
     compose_session_name,
     env_true,
     iam_literal,
+    issuer_path_of,
     run_helper,
 )
 from keyless.errors import UsageError
@@ -153,6 +158,21 @@ class Buildkite:
             env.get("BUILDKITE_JOB_ID", "")[:8],
         )
 
+    # --- the local stack (keyless.local): what a job's token and environment look like --------
+
+    jwks_suffix = "/.well-known/jwks"
+
+    def issuer_path(self, scope: Scope) -> str:
+        return issuer_path_of(_own(scope).issuer)
+
+    def job_claims(self, scope: Scope, run: JobRun, *, audiences: Sequence[str] = ()) -> JobClaims:
+        return job_claims(_own(scope), run, audiences=audiences)
+
+    def job_environment(
+        self, scope: Scope, run: JobRun, *, tokens: JobTokens, audiences: Sequence[str] = ()
+    ) -> dict[str, str]:
+        return job_environment(_own(scope), run, tokens=tokens, audiences=audiences)
+
 
 PROVIDER = Buildkite()
 
@@ -205,3 +225,88 @@ class BuildkiteScope:
             ),
             notes=(who, "Request the token with --audience sts.amazonaws.com (keyless does)."),
         )
+
+
+# --- the local stack: a job's token and environment (facts §5) ----------------------------------
+
+#: The default `exp - iat`; `--lifetime` changes it (facts §5).
+TOKEN_LIFETIME_SECONDS = 300
+#: Where the job reaches its agent's API (the agent's default endpoint has this path).
+AGENT_API_PATH = "/v3"
+
+
+def _own(scope: Scope) -> BuildkiteScope:
+    if not isinstance(scope, BuildkiteScope):
+        raise UsageError(f"Buildkite needs a Buildkite scope, not {type(scope).__name__}")
+    return scope
+
+
+def _job_ref(scope: BuildkiteScope, run: JobRun) -> tuple[str, str]:
+    pinned = None
+    if scope.branch is not None:
+        pinned = "refs/heads/" + scope.branch.removeprefix("refs/heads/")
+    return run.ref(pinned)
+
+
+def job_claims(scope: BuildkiteScope, run: JobRun, *, audiences: Sequence[str] = ()) -> JobClaims:
+    """The claims of `buildkite-agent oidc request-token`: `organization:O:pipeline:P:ref:R:
+    commit:C:step:K` and the build's claims; the default audience names the organization."""
+    if len(audiences) > 1:
+        raise UsageError("Buildkite: a token has exactly one audience (--audience)")
+    kind, name = _job_ref(scope, run)
+    ref = f"refs/tags/{name}" if kind == "tag" else f"refs/heads/{name}"
+    claims: dict[str, object] = {
+        "sub": (
+            f"organization:{scope.organization}:pipeline:{scope.pipeline}:ref:{ref}"
+            f":commit:{run.sha}:step:{run.step}"
+        ),
+        "aud": audiences[0] if audiences else f"https://buildkite.com/{scope.organization}",
+        "organization_slug": scope.organization,
+        "pipeline_slug": scope.pipeline,
+        "build_number": run.build_number,
+        # A tag build's branch is the tag's name.
+        "build_branch": name,
+        "build_commit": run.sha,
+        "build_source": "webhook",
+        "step_key": run.step,
+        "job_id": run.uuid("job"),
+        "agent_id": run.uuid("agent"),
+        "runner_environment": "self-hosted",
+    }
+    if kind == "tag":
+        claims["build_tag"] = name
+    return JobClaims(claims=claims, lifetime=TOKEN_LIFETIME_SECONDS)
+
+
+def job_environment(
+    scope: BuildkiteScope, run: JobRun, *, tokens: JobTokens, audiences: Sequence[str] = ()
+) -> dict[str, str]:
+    """The variables of a job: no token, but the agent's endpoint and access token with which
+    `buildkite-agent oidc request-token` asks for one (facts §5)."""
+    if audiences:
+        raise UsageError(
+            "Buildkite: a job asks for its audience when it requests a token"
+            " (buildkite-agent oidc request-token --audience AUD); it is not part of the job"
+        )
+    claims = job_claims(scope, run)
+    endpoint = tokens.endpoint(claims)
+    kind, name = _job_ref(scope, run)
+    env = {
+        "CI": "true",
+        "BUILDKITE": "true",
+        "BUILDKITE_ORGANIZATION_SLUG": scope.organization,
+        "BUILDKITE_PIPELINE_SLUG": scope.pipeline,
+        "BUILDKITE_BRANCH": name,
+        "BUILDKITE_COMMIT": run.sha,
+        "BUILDKITE_BUILD_NUMBER": str(run.build_number),
+        "BUILDKITE_BUILD_ID": run.uuid("build"),
+        "BUILDKITE_JOB_ID": str(claims.claims["job_id"]),
+        "BUILDKITE_STEP_KEY": run.step,
+        "BUILDKITE_AGENT_ID": str(claims.claims["agent_id"]),
+        "BUILDKITE_SOURCE": "webhook",
+        "BUILDKITE_AGENT_ENDPOINT": endpoint.url,
+        "BUILDKITE_AGENT_ACCESS_TOKEN": endpoint.bearer,
+    }
+    if kind == "tag":
+        env["BUILDKITE_TAG"] = name
+    return env

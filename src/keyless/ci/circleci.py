@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from keyless.ci._claims import token_audiences
 from keyless.ci.base import (
     STANDARD_SAFE_CLAIMS,
+    JobClaims,
+    JobRun,
+    JobTokens,
     ObtainedToken,
     Runner,
+    Scope,
     SegmentRole,
     SubjectGrammar,
     SubjectSegment,
@@ -22,7 +27,9 @@ from keyless.ci.base import (
     checked_token,
     compose_session_name,
     env_true,
+    issuer_path_of,
     run_helper,
+    stable_uuid,
 )
 from keyless.errors import CredentialError, UsageError
 from keyless.http import HttpClient
@@ -170,6 +177,21 @@ class CircleCI:
             "circleci", env.get("CIRCLE_PROJECT_REPONAME"), env.get("CIRCLE_BUILD_NUM")
         )
 
+    # --- the local stack (keyless.local): what a job's tokens and environment look like -------
+
+    jwks_suffix = "/.well-known/jwks"
+
+    def issuer_path(self, scope: Scope) -> str:
+        return issuer_path_of(_own(scope).issuer)
+
+    def job_claims(self, scope: Scope, run: JobRun, *, audiences: Sequence[str] = ()) -> JobClaims:
+        return token_claims(_own(scope), run, audiences=audiences)
+
+    def job_environment(
+        self, scope: Scope, run: JobRun, *, tokens: JobTokens, audiences: Sequence[str] = ()
+    ) -> dict[str, str]:
+        return job_environment(_own(scope), run, tokens=tokens, audiences=audiences)
+
 
 PROVIDER = CircleCI()
 
@@ -220,3 +242,79 @@ class CircleCIScope:
                 " forked pull requests do when the project passes secrets to them.",
             ),
         )
+
+
+# --- the local stack: a job's tokens and environment (facts §4) ---------------------------------
+
+#: `exp = iat + 1 h` (facts §4).
+TOKEN_LIFETIME_SECONDS = 3600
+#: The user who started the emulated job.
+_USER = "keyless-local"
+
+
+def _own(scope: Scope) -> CircleCIScope:
+    if not isinstance(scope, CircleCIScope):
+        raise UsageError(f"CircleCI needs a CircleCI scope, not {type(scope).__name__}")
+    return scope
+
+
+def _vcs_origin(scope: CircleCIScope) -> str:
+    # The scope knows the project by id only; its repository name is made up from it.
+    return f"github.com/{_USER}/project-{scope.project_id[:8]}"
+
+
+def token_claims(
+    scope: CircleCIScope, run: JobRun, *, audiences: Sequence[str] = (), version: Literal[1, 2] = 2
+) -> JobClaims:
+    """The claims of ``$CIRCLE_OIDC_TOKEN`` (``version=1``: `org/O/project/P/user/U`) or of
+    ``$CIRCLE_OIDC_TOKEN_V2`` (the V1 subject plus `/vcs-origin/ORIGIN/vcs-ref/REF`); one custom
+    audience as `circleci run oidc get --claims` gives it (facts §4)."""
+    if len(audiences) > 1:
+        raise UsageError("CircleCI: a token has exactly one audience")
+    kind, name = run.ref()
+    vcs_ref = f"refs/tags/{name}" if kind == "tag" else f"refs/heads/{name}"
+    user = stable_uuid(f"circleci user {_USER}")
+    subject = f"org/{scope.org_id}/project/{scope.project_id}/user/{user}"
+    if version == 2:
+        subject += f"/vcs-origin/{_vcs_origin(scope)}/vcs-ref/{vcs_ref}"
+    claims: dict[str, object] = {
+        "sub": subject,
+        "aud": audiences[0] if audiences else scope.audience,
+        "oidc.circleci.com/project-id": scope.project_id,
+        "oidc.circleci.com/context-ids": [],
+        "oidc.circleci.com/vcs-origin": _vcs_origin(scope),
+        "oidc.circleci.com/vcs-ref": vcs_ref,
+        "oidc.circleci.com/ssh-rerun": False,
+    }
+    # CircleCI's claim table lists iss, sub, aud, iat and exp: no nbf.
+    return JobClaims(claims=claims, lifetime=TOKEN_LIFETIME_SECONDS, not_before=False)
+
+
+def job_environment(
+    scope: CircleCIScope, run: JobRun, *, tokens: JobTokens, audiences: Sequence[str] = ()
+) -> dict[str, str]:
+    """The variables of a job: both tokens (V1 and V2 subject) are in the environment."""
+    if audiences:
+        raise UsageError(
+            "CircleCI: the job's tokens have the organization ID as audience; another one"
+            " comes from `circleci run oidc get` at run time, which the local stack lacks"
+        )
+    kind, name = run.ref()
+    origin = _vcs_origin(scope)
+    _, username, reponame = origin.split("/")
+    return {
+        "CI": "true",
+        "CIRCLECI": "true",
+        "CIRCLE_BRANCH" if kind == "branch" else "CIRCLE_TAG": name,
+        "CIRCLE_SHA1": run.sha,
+        "CIRCLE_BUILD_NUM": str(run.build_number),
+        "CIRCLE_JOB": run.step,
+        "CIRCLE_PROJECT_USERNAME": username,
+        "CIRCLE_PROJECT_REPONAME": reponame,
+        "CIRCLE_REPOSITORY_URL": f"https://{origin}",
+        "CIRCLE_WORKFLOW_ID": run.uuid("workflow"),
+        "CIRCLE_WORKFLOW_JOB_ID": run.uuid("job"),
+        "CIRCLE_USERNAME": _USER,
+        ENV_VARIABLES[1]: tokens.sign(token_claims(scope, run, version=1)),
+        ENV_VARIABLES[0]: tokens.sign(token_claims(scope, run, version=2)),
+    }

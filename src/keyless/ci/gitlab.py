@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from keyless.ci._claims import require_audience, token_audiences
 from keyless.ci.base import (
     STANDARD_SAFE_CLAIMS,
+    JobClaims,
+    JobRun,
+    JobTokens,
     ObtainedToken,
     Runner,
+    Scope,
     SegmentRole,
     SubjectGrammar,
     SubjectSegment,
@@ -25,6 +29,8 @@ from keyless.ci.base import (
     compose_session_name,
     env_true,
     iam_literal,
+    issuer_path_of,
+    stable_number,
 )
 from keyless.errors import CredentialError, UsageError
 from keyless.http import HttpClient
@@ -183,6 +189,22 @@ class GitLab:
     def session_name(self, env: Mapping[str, str]) -> str | None:
         return compose_session_name("gitlab", env.get("CI_PROJECT_PATH"), env.get("CI_JOB_ID"))
 
+    # --- the local stack (keyless.local): what a job's token and environment look like --------
+
+    #: GitLab serves its keys here, not below `.well-known` (facts §3).
+    jwks_suffix = "/oauth/discovery/keys"
+
+    def issuer_path(self, scope: Scope) -> str:
+        return issuer_path_of(_own(scope).issuer)
+
+    def job_claims(self, scope: Scope, run: JobRun, *, audiences: Sequence[str] = ()) -> JobClaims:
+        return job_claims(_own(scope), run, audiences=audiences)
+
+    def job_environment(
+        self, scope: Scope, run: JobRun, *, tokens: JobTokens, audiences: Sequence[str] = ()
+    ) -> dict[str, str]:
+        return job_environment(_own(scope), run, tokens=tokens, audiences=audiences)
+
     def _named(self, env: Mapping[str, str], name: str, audience: str | None) -> ObtainedToken:
         if name in DEPRECATED_VARIABLES:
             raise self._deprecated(env, name, audience)
@@ -289,3 +311,119 @@ class GitLabScope:
             ),
             notes=(who,),
         )
+
+
+# --- the local stack: a job's token and environment (facts §3) ----------------------------------
+
+#: `exp` is the job's timeout (facts §3); GitLab's default job timeout is an hour, and the
+#: documented example token lives 3600 s.
+TOKEN_LIFETIME_SECONDS = 3600
+#: The `id_tokens:` variable the emulated job declares: GITLAB_OIDC_TOKEN, GitLab's docs' name.
+ID_TOKEN_VARIABLE = DEFAULT_TOKEN_VARIABLES[1]
+_USER = "keyless-local"
+_TIERS = frozenset({"production", "staging", "testing", "development"})
+
+
+def _own(scope: Scope) -> GitLabScope:
+    if not isinstance(scope, GitLabScope):
+        raise UsageError(f"GitLab needs a GitLab scope, not {type(scope).__name__}")
+    return scope
+
+
+def _job_ref(scope: GitLabScope, run: JobRun) -> tuple[str, str]:
+    """``(ref_type, ref)`` of the job, within what the scope pins."""
+    pinned = None
+    if scope.ref is not None:
+        prefix = "refs/tags/" if scope.ref_type == RefType.TAG else "refs/heads/"
+        pinned = prefix + scope.ref
+    kind, name = run.ref(pinned)
+    if scope.ref_type is not None and kind != scope.ref_type.value:
+        raise UsageError(
+            f"the scope admits {scope.ref_type.value}s only; give the job's"
+            f" {scope.ref_type.value} (the job runs for the {kind} {name!r})"
+        )
+    return kind, name
+
+
+def job_claims(scope: GitLabScope, run: JobRun, *, audiences: Sequence[str] = ()) -> JobClaims:
+    """The claims of an `id_tokens:` token: `project_path:G/P:ref_type:T:ref:R` and GitLab's
+    custom claims, ids and booleans as strings (facts §3)."""
+    kind, name = _job_ref(scope, run)
+    namespace = scope.project.rpartition("/")[0]
+    ref_path = f"refs/tags/{name}" if kind == "tag" else f"refs/heads/{name}"
+    host = scope.issuer.removeprefix("https://")
+    aud: str | list[str] = scope.audience
+    if audiences:
+        # One `aud:` string, or a list of them, per id_tokens entry.
+        aud = audiences[0] if len(audiences) == 1 else list(dict.fromkeys(audiences))
+    claims: dict[str, object] = {
+        "namespace_id": stable_number(f"gitlab namespace {namespace}", digits=8),
+        "namespace_path": namespace,
+        "project_id": stable_number(f"gitlab project {scope.project}", digits=8),
+        "project_path": scope.project,
+        "user_id": stable_number(f"gitlab user {_USER}", digits=7),
+        "user_login": _USER,
+        "user_email": f"{_USER}@example.invalid",
+        "user_access_level": "developer",
+        "pipeline_id": run.number("pipeline", digits=10),
+        "pipeline_source": run.event,
+        "job_id": run.number("job", digits=10),
+        "ref": name,
+        "ref_type": kind,
+        "ref_path": ref_path,
+        "ref_protected": "false",
+    }
+    if run.deployment is not None:
+        claims["environment"] = run.deployment
+        claims["environment_protected"] = "false"
+        claims["deployment_tier"] = run.deployment if run.deployment in _TIERS else "other"
+        claims["environment_action"] = "start"
+    claims |= {
+        "runner_id": stable_number("gitlab runner", digits=8),
+        "runner_environment": "gitlab-hosted",
+        "sha": run.sha,
+        "project_visibility": "private",
+        "ci_config_ref_uri": f"{host}/{scope.project}//.gitlab-ci.yml@{ref_path}",
+        "ci_config_sha": run.sha,
+        "jti": run.uuid("jti"),
+        "sub": f"project_path:{scope.project}:ref_type:{kind}:ref:{name}",
+        "aud": aud,
+    }
+    return JobClaims(claims=claims, lifetime=TOKEN_LIFETIME_SECONDS)
+
+
+def job_environment(
+    scope: GitLabScope, run: JobRun, *, tokens: JobTokens, audiences: Sequence[str] = ()
+) -> dict[str, str]:
+    """The predefined variables of a job, and its `id_tokens:` entry as a variable."""
+    claims = job_claims(scope, run, audiences=audiences)
+    kind, name = _job_ref(scope, run)
+    namespace, _, project_name = scope.project.rpartition("/")
+    env = {
+        "CI": "true",
+        "GITLAB_CI": "true",
+        "CI_SERVER_URL": scope.issuer,
+        "CI_SERVER_HOST": urllib.parse.urlsplit(scope.issuer).netloc,
+        "CI_PROJECT_PATH": scope.project,
+        "CI_PROJECT_ID": str(claims.claims["project_id"]),
+        "CI_PROJECT_NAME": project_name,
+        "CI_PROJECT_NAMESPACE": namespace,
+        "CI_PROJECT_URL": f"{scope.issuer}/{scope.project}",
+        "CI_COMMIT_SHA": run.sha,
+        "CI_COMMIT_SHORT_SHA": run.sha[:8],
+        "CI_COMMIT_REF_NAME": name,
+        "CI_COMMIT_BRANCH" if kind == "branch" else "CI_COMMIT_TAG": name,
+        "CI_COMMIT_REF_PROTECTED": "false",
+        "CI_PIPELINE_ID": str(claims.claims["pipeline_id"]),
+        "CI_PIPELINE_IID": str(run.build_number),
+        "CI_PIPELINE_SOURCE": run.event,
+        "CI_JOB_ID": str(claims.claims["job_id"]),
+        "CI_JOB_NAME": run.step,
+        "GITLAB_USER_LOGIN": _USER,
+        "GITLAB_USER_ID": str(claims.claims["user_id"]),
+    }
+    if run.deployment is not None:
+        env["CI_ENVIRONMENT_NAME"] = run.deployment
+        env["CI_ENVIRONMENT_TIER"] = str(claims.claims["deployment_tier"])
+    env[ID_TOKEN_VARIABLE] = tokens.sign(claims)
+    return env
