@@ -138,6 +138,8 @@ class LocalIssuer:
     ``issuer.ca_bundle`` (e.g. ``UrllibClient(ca_bundle=issuer.ca_bundle)``). With ``state_dir``
     the CA, the TLS certificate and the signing keys are loaded from and saved to that folder
     (keys 0600), so that clients and AWS providers configured once keep working across restarts.
+    ``tls_dir`` puts the CA and TLS certificate elsewhere (default ``state_dir/tls``): servers
+    given the same folder share one CA.
     """
 
     def __init__(
@@ -145,10 +147,13 @@ class LocalIssuer:
         *,
         paths: Sequence[str] = ("/",),
         state_dir: Path | None = None,
+        tls_dir: Path | None = None,
         port: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._state_dir = state_dir
+        # Several issuer servers share one CA when they are given the same tls_dir.
+        self._tls_dir = tls_dir or (state_dir / "tls" if state_dir is not None else None)
         self._requested_port = port
         self._clock = clock
         self._lock = threading.RLock()
@@ -173,8 +178,8 @@ class LocalIssuer:
         with self._lock:
             if self._server is not None:
                 raise UsageError("the local issuer is already running")
-            if self._state_dir is not None:
-                self._pki, self._files = LocalPki.load_or_create(self._state_dir / "tls")
+            if self._tls_dir is not None:
+                self._pki, self._files = LocalPki.load_or_create(self._tls_dir)
             else:
                 # ssl loads certificates only from files: a private folder that stop() removes.
                 self._scratch = Path(tempfile.mkdtemp(prefix="keyless-issuer-"))
@@ -259,6 +264,11 @@ class LocalIssuer:
     def issuers(self) -> tuple[IssuerUrl, ...]:
         with self._lock:
             return tuple(self.issuer_url(path) for path in self._issuers)
+
+    def issuer_paths(self) -> set[str]:
+        """The paths of the issuers served (``/`` for a root issuer)."""
+        with self._lock:
+            return set(self._issuers)
 
     def issuer_url(self, path: str) -> IssuerUrl:
         """The issuer URL (``iss``) of the issuer at ``path``: the base URL for ``/``."""
@@ -368,11 +378,13 @@ class LocalIssuer:
         lifetime: int = DEFAULT_LIFETIME_SECONDS,
         kid: str | None = None,
         headers: Mapping[str, object | None] | None = None,
+        not_before: bool = True,
     ) -> RawToken:
         """A compact JWT with ``claims``, signed RS256 by the issuer's active key (or ``kid``).
 
-        ``iss``, ``iat``, ``nbf`` (= ``iat``) and ``exp`` (= ``iat`` + ``lifetime``) are filled
-        in when ``claims`` lacks them; nothing else is added. ``headers`` overrides header fields
+        ``iss``, ``iat``, ``nbf`` (= ``iat``; not with ``not_before=False``, for CIs that do not
+        set it) and ``exp`` (= ``iat`` + ``lifetime``) are filled in when ``claims`` lacks them;
+        nothing else is added. ``headers`` overrides header fields
         (``None`` removes one); the signature is RS256 whatever the header then says, so that
         tests can forge headers.
         """
@@ -385,7 +397,8 @@ class LocalIssuer:
             payload = dict(claims)
             payload.setdefault("iss", self.issuer_url(state.path))
             payload.setdefault("iat", now)
-            payload.setdefault("nbf", payload["iat"])
+            if not_before:
+                payload.setdefault("nbf", payload["iat"])
             iat = payload["iat"]
             payload.setdefault("exp", (iat if isinstance(iat, int) else now) + lifetime)
             header: dict[str, object] = {"alg": "RS256", "typ": "JWT", "kid": key.kid}

@@ -5,6 +5,8 @@ and the STS gateway in front of it, all on 127.0.0.1 ephemeral ports.
 from __future__ import annotations
 
 import contextlib
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,6 +22,7 @@ from botocore.config import Config
 from keyless.ci.base import RawToken
 from keyless.local.gateway import StsGateway, TokenVerifier, TrustEvaluator
 from keyless.local.issuer import DEFAULT_LIFETIME_SECONDS, LocalIssuer
+from keyless.local.jobs import CiIssuers
 from keyless.local.moto_server import (
     DEFAULT_ACCOUNT_ID,
     DEFAULT_REGION,
@@ -64,6 +67,8 @@ class RunningStack:
     started_in: float
     #: Process id of moto's child process (gone once the stack has stopped).
     moto_pid: int
+    #: One issuer server per emulated CI (``LocalStack(ci_issuers=True)``), with the same CA.
+    ci: CiIssuers | None = None
     _stop: Callable[[], None] = field(repr=False, compare=False)
 
     def mint(
@@ -154,6 +159,9 @@ class LocalStack:
     ``verify`` and ``evaluate`` replace the gateway's token verification and trust evaluation
     (tests of the gateway itself); by default they are ``keyless.tokens.verify`` against the
     local CA and keyless' trust evaluator.
+
+    ``ci_issuers=True`` adds an issuer server per emulated CI (``RunningStack.ci``) with the
+    same CA; with a fixed ``port`` the gateway listens on it and those servers on the next five.
     """
 
     def __init__(
@@ -166,7 +174,9 @@ class LocalStack:
         account_id: str = DEFAULT_ACCOUNT_ID,
         verify: TokenVerifier | None = None,
         evaluate: TrustEvaluator | None = None,
+        ci_issuers: bool = False,
     ) -> None:
+        self._ci_issuers = ci_issuers
         self._issuer_paths = tuple(issuer_paths)
         self._state_dir = state_dir
         self._port = port
@@ -191,8 +201,19 @@ class LocalStack:
             )
             starter.start()
             try:
-                issuer = LocalIssuer(paths=self._issuer_paths, state_dir=self._state_dir)
+                tls_dir = self._tls_dir(exit_stack)
+                issuer = LocalIssuer(
+                    paths=self._issuer_paths, state_dir=self._state_dir, tls_dir=tls_dir
+                )
                 exit_stack.enter_context(issuer)
+                ci = None
+                if tls_dir is not None:
+                    ci = CiIssuers(
+                        tls_dir=tls_dir,
+                        state_dir=self._state_dir / "ci" if self._state_dir else None,
+                        base_port=self._port + 1 if self._port else 0,
+                    )
+                    exit_stack.enter_context(ci)
             finally:
                 starter.join()
             endpoint = moto_result[0]
@@ -221,9 +242,20 @@ class LocalStack:
             issuers=tuple(issuer.issuer_url(path) for path in self._issuer_paths),
             started_in=time.monotonic() - began,
             moto_pid=moto.pid or 0,
+            ci=ci,
             _stop=self.stop,
         )
         return self._running
+
+    def _tls_dir(self, exit_stack: contextlib.ExitStack) -> Path | None:
+        """Where the issuers' CA lives when several servers share it (``ci_issuers``)."""
+        if not self._ci_issuers:
+            return None
+        if self._state_dir is not None:
+            return self._state_dir / "tls"
+        scratch = Path(tempfile.mkdtemp(prefix="keyless-stack-"))
+        exit_stack.callback(shutil.rmtree, scratch, ignore_errors=True)
+        return scratch
 
     def stop(self) -> None:
         exit_stack, self._exit = self._exit, None

@@ -1,0 +1,436 @@
+"""``keyless local serve|token|run``: the local stack in the foreground, a CI's token from it, and
+a command run as that CI's job would run it, against the local stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from keyless import tokens
+from keyless.ci.base import JobRun
+from keyless.cli.console import Console
+from keyless.cli.main import EXIT_OK, Subparsers
+from keyless.cli.scope_args import SCOPE_HELP, add_scope_arguments, scope_from_args
+from keyless.errors import OutputError, UsageError
+from keyless.fsutil import write_secret_file
+from keyless.local.jobs import EMULATED, emulated
+from keyless.local.moto_server import AdminCredentials, LocalStackError
+from keyless.local.run import CA_VARIABLE, JobProcess, job_process_environment
+from keyless.local.served import (
+    STATE_VARIABLE,
+    RemoteTokens,
+    StackInfo,
+    default_state_dir,
+    find_running,
+    served_stack,
+)
+
+#: Ports ``--port N`` takes: N for AWS, then one issuer server per emulated CI.
+_PORTS_USED = 1 + len(EMULATED)
+_SIGNAL_EXIT_BASE = 128
+
+_STATE_HELP = f"""\
+State folder: --state DIR, else ${STATE_VARIABLE}, else $XDG_STATE_HOME/keyless/local
+(~/.local/state/keyless/local). While a stack runs, DIR/stack.json (0600) tells the other
+`keyless local` commands where it is."""
+
+_SERVE_EPILOG = f"""\
+Starts moto (IAM, STS, S3, CloudFront; IAM authentication on), the STS gateway that enforces
+AssumeRoleWithWebIdentity, and one HTTPS issuer server per CI on 127.0.0.1, then prints the
+variables to use it, one `export NAME=value` per line (eval-able): AWS_ENDPOINT_URL, the region,
+the local administrator's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (throwaway keys of the
+emulator, to provision and inspect), the CA bundle and its thumbprint, and the issuer URLs.
+Ctrl-C or SIGTERM stops everything; no process stays behind.
+
+{_STATE_HELP}
+
+What persists in the state folder: the CA and TLS certificate (DIR/tls), each CI's issuers and
+signing keys (DIR/ci/NAME), so the CA thumbprint, the keys and, with the same --port, the issuer
+URLs stay the same across restarts. What does not: everything in moto (OIDC providers, roles,
+buckets), the administrator key, and the request tokens of running jobs.
+
+--port N: AWS on N, the issuer servers of {", ".join(p.name for p in EMULATED)} on N+1 to
+N+{_PORTS_USED - 1}. Without it the ports are ephemeral and the issuer URLs change every start.
+
+Exit codes: 0 stopped by a signal; 2 a port is taken, a stack already runs from DIR, or an error.
+"""
+
+_JOB_HELP = """\
+The job (what the scope leaves open): --job-branch/--job-tag (default: the scope's ref, else
+main), --step (Bitbucket step, GitHub/GitLab/CircleCI job, Buildkite step key), --build-number,
+--commit, --deployment (Bitbucket/GitLab deployment environment name), --event (GitHub
+event_name, GitLab pipeline_source). Per-run ids (step UUID, run id) are fresh for every job."""
+
+_TOKEN_EPILOG = f"""\
+{SCOPE_HELP}
+
+{_JOB_HELP}
+
+The token has the claims that CI mints for such a job and its lifetime (GitHub and Buildkite
+5 minutes, CircleCI and GitLab 1 hour; Bitbucket does not say: 1 hour), signed by the scope's
+issuer on the running stack. --audience replaces the default audience (Bitbucket: appended to the
+workspace's, so `aud` is a list; may be repeated); --lifetime SECONDS overrides the lifetime.
+
+Output: the raw token on standard output, which must not be a terminal, or --write PATH (0600,
+atomic). Its issuer and subject go to standard error.
+
+{_STATE_HELP}
+
+Exit codes: 0 minted; 2 no stack running, a bad scope flag, or an error.
+"""
+
+_RUN_EPILOG = f"""\
+{SCOPE_HELP}
+
+{_JOB_HELP}
+
+COMMAND runs with the variables that CI sets in such a job, token delivery as the CI does it:
+  bitbucket  BITBUCKET_* and BITBUCKET_STEP_OIDC_TOKEN (the step has `oidc: true`; --audience:
+             the step's `oidc: audiences:`)
+  github     GITHUB_* and ACTIONS_ID_TOKEN_REQUEST_URL + ACTIONS_ID_TOKEN_REQUEST_TOKEN; the job
+             asks the stack's emulated token endpoint for each audience
+  gitlab     CI_* and GITLAB_OIDC_TOKEN (one `id_tokens:` entry; --audience: its `aud`)
+  circleci   CIRCLE_* and CIRCLE_OIDC_TOKEN + CIRCLE_OIDC_TOKEN_V2 (audience: the org ID)
+  buildkite  BUILDKITE_*, BUILDKITE_AGENT_ACCESS_TOKEN, and a `buildkite-agent` first on PATH
+             whose `oidc request-token` asks the stack
+plus CI=true, AWS_ENDPOINT_URL, AWS_DEFAULT_REGION/AWS_REGION, AWS_CONFIG_FILE and
+AWS_SHARED_CREDENTIALS_FILE in a private temporary folder (~/.aws is not read), SSL_CERT_FILE (the
+system's CAs plus the local CA), {CA_VARIABLE} and {STATE_VARIABLE}. No AWS key: the job gets
+credentials only through its token. The caller's own CI, AWS_* and KEYLESS_* variables are
+dropped.
+
+Without a running stack (see --state) a temporary one starts for COMMAND and stops after it.
+
+{_STATE_HELP}
+
+Exit codes: COMMAND's exit code (128+N when a signal N ended it); 2 a bad flag, COMMAND not
+found, or an error.
+"""
+
+
+def register(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "local",
+        help="the local stack: CI token issuers and an AWS that enforces web identity",
+        description="Run the local stack, mint CI tokens from it, run commands as CI jobs.",
+    )
+    commands = parser.add_subparsers(
+        dest="local_command", metavar="SUBCOMMAND", parser_class=type(parser)
+    )
+    commands.required = True
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the local stack in the foreground and print the variables to use it",
+        description="Run the local stack in the foreground; print `export` lines to use it.",
+        epilog=_SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_state_argument(serve)
+    serve.add_argument(
+        "--port",
+        metavar="N",
+        type=int,
+        default=0,
+        help=f"AWS on N, issuers on the next {_PORTS_USED - 1} ports (default: ephemeral)",
+    )
+    serve.set_defaults(handler=run_serve)
+
+    token = commands.add_parser(
+        "token",
+        help="mint a CI's token for a scope from the running local stack",
+        description="Mint the token a CI job of the scope would get, from the running stack.",
+        epilog=_TOKEN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_scope_arguments(token)
+    _add_job_arguments(token)
+    token.add_argument(
+        "--lifetime", metavar="SECONDS", type=int, help="exp - iat (default: the CI's)"
+    )
+    token.add_argument(
+        "--write", metavar="PATH", type=Path, help="write the token to PATH (0600, atomic)"
+    )
+    token.set_defaults(handler=run_token)
+
+    run = commands.add_parser(
+        "run",
+        help="run a command with the environment of a CI job, against the local stack",
+        description="Run COMMAND as that CI's job of the scope would run, against the stack.",
+        epilog=_RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="%(prog)s --ci NAME <scope flags> [job flags] [--state DIR] -- COMMAND [ARG...]",
+    )
+    add_scope_arguments(run)
+    _add_job_arguments(run)
+    run.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")
+    run.set_defaults(handler=run_run)
+
+
+def _add_state_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state",
+        metavar="DIR",
+        type=Path,
+        help=f"state folder (default: ${STATE_VARIABLE} or XDG)",
+    )
+
+
+def _add_job_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_state_argument(parser)
+    parser.add_argument(
+        "--audience",
+        metavar="AUD",
+        action="append",
+        help="the token's audience instead of the CI's default (repeatable for Bitbucket)",
+    )
+    job = parser.add_argument_group("the job (what the scope leaves open)")
+    job.add_argument("--job-branch", metavar="NAME", help="branch (default: the scope's, or main)")
+    job.add_argument("--job-tag", metavar="NAME", help="run for this tag instead of a branch")
+    job.add_argument("--step", metavar="NAME", default="deploy", help="step or job name")
+    job.add_argument("--build-number", metavar="N", type=int, default=1, help="build number")
+    job.add_argument("--commit", metavar="SHA", help="commit (default: made up per run)")
+    job.add_argument("--deployment", metavar="NAME", help="deployment environment name")
+    job.add_argument("--event", metavar="NAME", default="push", help="what started the run")
+
+
+def _job_run(args: argparse.Namespace) -> JobRun:
+    return JobRun(
+        branch=args.job_branch,
+        tag=args.job_tag,
+        step=args.step,
+        build_number=args.build_number,
+        commit=args.commit,
+        deployment=args.deployment,
+        event=args.event,
+    )
+
+
+def _state_dir(args: argparse.Namespace, console: Console) -> Path:
+    state: Path | None = args.state
+    return state if state is not None else default_state_dir(console.env)
+
+
+def _running(state_dir: Path) -> StackInfo:
+    info = find_running(state_dir)
+    if info is None:
+        raise LocalStackError(
+            f"no local stack runs from {state_dir}",
+            remedy=f"Start one in another terminal:  keyless local serve --state {state_dir}",
+        )
+    return info
+
+
+# --- serve ---------------------------------------------------------------------------------------
+
+
+def run_serve(args: argparse.Namespace, console: Console) -> int:
+    port: int = args.port
+    if port != 0 and not 1 <= port <= 65535 - _PORTS_USED + 1:
+        raise UsageError(f"--port {port} leaves no room for {_PORTS_USED} ports below 65536")
+    state_dir = _state_dir(args, console)
+    with _signals_interrupt(), served_stack(state_dir=state_dir, port=port) as (stack, info):
+        for name, value in _exports(stack.admin, info):
+            console.out(f"export {name}={shlex.quote(value)}")
+        for ci, urls in info.issuers.items():
+            for url in urls:
+                console.out(f"# {ci} issuer: {url}")
+        console.out(f"# keyless local stack running (pid {info.pid}); Ctrl-C or SIGTERM stops it")
+        console.stdout.flush()
+        console.info(f"keyless local: AWS on {info.endpoint_url}, state in {state_dir}")
+        try:
+            _wait_forever()
+        except KeyboardInterrupt:
+            console.info("keyless local: stopping")
+        finally:
+            _ignore_signals()
+    console.info("keyless local: stopped")
+    return EXIT_OK
+
+
+def _exports(admin: AdminCredentials, info: StackInfo) -> list[tuple[str, str]]:
+    exports = [
+        ("AWS_ENDPOINT_URL", info.endpoint_url),
+        ("AWS_DEFAULT_REGION", info.region),
+        ("AWS_REGION", info.region),
+        # The emulator's own administrator: printing it is what this command is for.
+        ("AWS_ACCESS_KEY_ID", admin.access_key_id),
+        ("AWS_SECRET_ACCESS_KEY", admin.secret_access_key),
+        (STATE_VARIABLE, str(info.state_dir)),
+        (CA_VARIABLE, str(info.ca_bundle)),
+        ("KEYLESS_LOCAL_CA_THUMBPRINT", info.ca_thumbprint),
+    ]
+    for ci, base in info.servers.items():
+        # A root issuer is the server itself; the others live below it, one per tenant.
+        name = "ISSUER" if base in info.issuers.get(ci, ()) else "ISSUER_BASE"
+        exports.append((f"KEYLESS_LOCAL_{ci.upper()}_{name}", base))
+    return exports
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM (and SIGHUP) stop like Ctrl-C does: as ``KeyboardInterrupt``, so that every
+    ``with`` block on the way out stops its part of the stack."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    for sig in saved:
+        signal.signal(sig, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def _ignore_signals() -> None:
+    # A second Ctrl-C while stopping must not leave moto behind half-stopped.
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+
+
+def _wait_forever() -> None:
+    stop = threading.Event()
+    while not stop.wait(3600):
+        pass
+
+
+# --- token ---------------------------------------------------------------------------------------
+
+
+def run_token(args: argparse.Namespace, console: Console) -> int:
+    provider = emulated(args.ci)
+    scope = scope_from_args(args)
+    run = _job_run(args)
+    if args.write is None and console.stdout_is_terminal():
+        raise OutputError(
+            "refusing to print the token to a terminal (it would stay in the scrollback)",
+            remedy="Write it to a file with --write PATH, or pipe it: ... | keyless claims -",
+        )
+    claims = provider.job_claims(scope, run, audiences=args.audience or ())
+    if args.lifetime is not None:
+        claims = claims.with_lifetime(args.lifetime)
+    info = _running(_state_dir(args, console))
+    token = RemoteTokens.of(info, provider, scope).sign(claims)
+    peeked = tokens.peek(token)
+    about = f"{provider.display_name} token from {peeked.issuer}, sub {peeked.subject}"
+    if args.write is not None:
+        written = write_secret_file(args.write, token)
+        console.info(f"wrote a {about} to {written}")
+        return EXIT_OK
+    console.stdout.write(token)
+    console.stdout.flush()
+    console.info(f"printed a {about}")
+    return EXIT_OK
+
+
+# --- run -----------------------------------------------------------------------------------------
+
+
+def run_run(args: argparse.Namespace, console: Console) -> int:
+    command: list[str] = list(args.command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        raise UsageError("give the command to run after --, e.g. -- keyless token --show-claims")
+    provider = emulated(args.ci)
+    scope = scope_from_args(args)
+    run = _job_run(args)
+    state_dir = _state_dir(args, console)
+    with contextlib.ExitStack() as exit_stack:
+        workdir = Path(tempfile.mkdtemp(prefix="keyless-run-"))
+        exit_stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+        info = find_running(state_dir)
+        if info is None:
+            console.info(f"keyless local: no stack runs from {state_dir}; starting a temporary one")
+            _, info = exit_stack.enter_context(served_stack(state_dir=workdir / "state"))
+        job = provider.job_environment(
+            scope, run, tokens=RemoteTokens.of(info, provider, scope), audiences=args.audience or ()
+        )
+        process = JobProcess(
+            workdir=workdir,
+            endpoint_url=info.endpoint_url,
+            region=info.region,
+            ca_bundle=info.ca_bundle,
+            state_dir=info.state_dir,
+            buildkite_agent=provider.name == "buildkite",
+        )
+        env = job_process_environment(console.env, job, process)
+        console.info(
+            f"keyless local: {shlex.join(command)} as a {provider.display_name} job,"
+            f" AWS on {info.endpoint_url}"
+        )
+        return _run_child(command, env, console)
+
+
+def _run_child(command: Sequence[str], env: Mapping[str, str], console: Console) -> int:
+    """Run ``command``; SIGTERM and SIGHUP are passed on to it, Ctrl-C reaches it from the
+    terminal directly. Returns its exit code, 128+N when signal N ended it."""
+    console.stdout.flush()
+    console.stderr.flush()
+    stdout, stderr = _inheritable(console.stdout), _inheritable(console.stderr)
+    try:
+        child = subprocess.Popen(  # noqa: S603 - the user's own command; secrets are in env only
+            list(command),
+            env=dict(env),
+            stdin=subprocess.DEVNULL if stdout is None else None,
+            stdout=stdout or subprocess.PIPE,
+            stderr=stderr or subprocess.PIPE,
+        )
+    except FileNotFoundError:
+        raise UsageError(f"command not found: {command[0]}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot run {command[0]}: {exc.strerror}") from None
+    with _forwarding_signals(child):
+        out, err = child.communicate()
+    if out:
+        console.stdout.write(out.decode("utf-8", "replace"))
+    if err:
+        console.stderr.write(err.decode("utf-8", "replace"))
+    code = child.returncode
+    return code if code >= 0 else _SIGNAL_EXIT_BASE - code
+
+
+def _inheritable(stream: IO[str]) -> IO[str] | None:
+    """``stream`` when the child can write to it directly (it has a file descriptor)."""
+    try:
+        stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return None
+    return stream
+
+
+@contextlib.contextmanager
+def _forwarding_signals(child: subprocess.Popen[bytes]) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        child.send_signal(signum)
+
+    handlers: dict[int, Any] = {
+        signal.SIGTERM: forward,
+        signal.SIGHUP: forward,
+        # The terminal sends Ctrl-C to the whole process group: the child gets it by itself.
+        signal.SIGINT: signal.SIG_IGN,
+    }
+    saved = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)

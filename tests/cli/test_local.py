@@ -1,0 +1,341 @@
+"""``keyless local token|run`` against one running stack (in this process, announced by its stack
+file): the real GitHub client against the emulated endpoint, Bitbucket's claims in a step, and the
+real AWS CLI assuming a role with a Bitbucket token through its web identity provider."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from keyless import tokens
+from keyless.ci.bitbucket import BitbucketScope
+from keyless.local.jobs import emulated
+from keyless.local.served import StackInfo, served_stack
+from keyless.local.stack import RunningStack
+from keyless.trust.evaluate import issuer_prefix
+from tests.cli.helpers import Result, run_cli
+
+pytestmark = pytest.mark.integration
+
+BIN = Path(sys.executable).parent
+KEYLESS = str(BIN / "keyless")
+AWS = str(BIN / "aws")
+WORKSPACE_UUID = "5c0ffee0-0000-4000-8000-000000000001"
+REPO_A = "7a1e0000-0000-4000-8000-00000000000a"
+REPO_B = "7a1e0000-0000-4000-8000-00000000000b"
+BITBUCKET = ["--ci", "bitbucket", "--workspace", "acme", "--workspace-uuid", WORKSPACE_UUID]
+ROLE_NAME = "deploy-repo-a"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Served:
+    stack: RunningStack
+    info: StackInfo
+    role_arn: str
+
+    @property
+    def state(self) -> list[str]:
+        return ["--state", str(self.info.state_dir)]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with served_stack(state_dir=tmp_path_factory.mktemp("state")) as (stack, info):
+        yield Served(stack=stack, info=info, role_arn=_provision(stack))
+
+
+def _provision(stack: RunningStack) -> str:
+    """An OIDC provider for the acme workspace and a role that trusts repository A only."""
+    assert stack.ci is not None
+    scope = BitbucketScope(workspace="acme", workspace_uuid=WORKSPACE_UUID, repository_uuid=REPO_A)
+    issuer = stack.ci.issuer_for(emulated("bitbucket"), scope)
+    provider_arn = stack.register_provider(issuer, client_ids=[scope.audience])
+    prefix = issuer_prefix(issuer)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {f"{prefix}:aud": scope.audience},
+                    "StringLike": {f"{prefix}:sub": scope.subject_pattern()},
+                },
+            }
+        ],
+    }
+    role = stack.iam().create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust))
+    return role["Role"]["Arn"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    # The test process' environment: the conftest fixture already dropped CI and AWS variables.
+    return {**os.environ, **extra}
+
+
+def local(served: Served, command: str, *argv: str, env: dict[str, str] | None = None) -> Result:
+    """``keyless local COMMAND --state <the served stack's> ARGV``."""
+    return run_cli(["local", command, *served.state, *argv], env=env or _env())
+
+
+# --- local token ---------------------------------------------------------------------------------
+
+
+def test_local_token_mints_from_the_running_stack(served: Served) -> None:
+    result = local(served, "token", *BITBUCKET, "--repository-uuid", REPO_A)
+    assert result.code == 0, result.stderr
+    token = tokens.peek(result.stdout)
+    assert token.issuer is not None
+    assert token.issuer.endswith("/2.0/workspaces/acme/pipelines-config/identity/oidc")
+    assert token.subject is not None
+    assert token.subject.startswith("{" + REPO_A + "}:{")
+    assert token.subject in result.stderr  # said where it came from, on stderr
+    assert result.stdout not in result.stderr
+
+
+def test_local_token_refuses_a_terminal_and_needs_a_stack(served: Served, tmp_path: Path) -> None:
+    argv = ["local", "token", *served.state, "--ci", "github", "--repository", "o/r"]
+    refused = run_cli(argv, env=_env(), stdout_is_terminal=True)
+    assert refused.code == 2
+    assert "terminal" in refused.stderr
+    written = run_cli([*argv, "--write", str(tmp_path / "t"), "--lifetime", "60"], env=_env())
+    assert written.code == 0, written.stderr
+    assert (tmp_path / "t").stat().st_mode & 0o777 == 0o600
+    peeked = tokens.peek((tmp_path / "t").read_text())
+    assert peeked.time_claim("exp") == (peeked.time_claim("iat") or 0) + 60
+    none = run_cli(
+        [
+            "local",
+            "token",
+            "--state",
+            str(tmp_path / "none"),
+            "--ci",
+            "github",
+            "--repository",
+            "o/r",
+        ],
+        env=_env(),
+    )
+    assert none.code == 2
+    assert "no local stack runs from" in none.stderr
+
+
+def test_scope_flags_of_another_ci_are_refused(served: Served) -> None:
+    result = local(served, "token", "--ci", "github", "--repository", "o/r", "--workspace", "x")
+    assert result.code == 2
+    assert "--workspace is a bitbucket flag" in result.stderr
+
+
+# --- local run -----------------------------------------------------------------------------------
+
+
+def test_keyless_token_takes_the_real_github_path_against_the_emulated_endpoint(
+    served: Served,
+) -> None:
+    result = local(
+        served,
+        "run",
+        "--ci",
+        "github",
+        "--repository",
+        "acme/site",
+        "--environment",
+        "prod",
+        "--",
+        KEYLESS,
+        "token",
+        "--ci",
+        "github",
+        "--json",
+    )
+    assert result.code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["source"] == "ACTIONS_ID_TOKEN_REQUEST_URL"
+    claims = document["claims"]
+    assert claims["sub"] == "repo:acme/site:environment:prod"
+    assert claims["aud"] == "sts.amazonaws.com"  # keyless asked for it
+    assert claims["iss"] == served.info.servers["github"]
+    assert claims["exp"] - claims["iat"] == 300
+
+
+def test_keyless_token_shows_the_bitbucket_claims_in_a_step(served: Served) -> None:
+    result = local(
+        served,
+        "run",
+        *BITBUCKET,
+        "--repository-uuid",
+        REPO_A,
+        "--deployment",
+        "production",
+        "--",
+        KEYLESS,
+        "token",
+        "--show-claims",
+    )
+    assert result.code == 0, result.stderr
+    assert "provider: bitbucket (Bitbucket Pipelines)" in result.stdout
+    assert "source:   BITBUCKET_STEP_OIDC_TOKEN" in result.stdout
+    lines = dict(
+        line.split(None, 1) for line in result.stdout.splitlines() if line.startswith("  ")
+    )
+    assert lines["sub"].startswith("{" + REPO_A + "}:{")
+    assert lines["sub"].count(":") == 2  # a deployment step: repository, environment, step
+    assert lines["aud"] == f"ari:cloud:bitbucket::workspace/{WORKSPACE_UUID}"
+    assert lines["repositoryUuid"] == "{" + REPO_A + "}"
+    assert lines["workspaceUuid"] == "{" + WORKSPACE_UUID + "}"
+    assert lines["branchName"] == "main"
+    assert "deploymentEnvironmentUuid" in lines
+
+
+def test_the_job_gets_no_aws_key_and_its_own_aws_config(served: Served) -> None:
+    admin = served.stack.admin.access_key_id
+    result = local(
+        served,
+        "run",
+        "--ci",
+        "gitlab",
+        "--project",
+        "g/p",
+        "--",
+        sys.executable,
+        "-c",
+        "import json, os; print(json.dumps(dict(os.environ)))",
+        env=_env(
+            AWS_ACCESS_KEY_ID=admin,
+            AWS_PROFILE="personal",
+            GITHUB_ACTIONS="true",
+            KEYLESS_TOKEN_FILE="/tmp/x",
+        ),
+    )
+    assert result.code == 0, result.stderr
+    env = json.loads(result.stdout)
+    assert admin not in result.stdout
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"} & set(env)
+    assert not {"GITHUB_ACTIONS", "KEYLESS_TOKEN_FILE"} & set(env)
+    assert env["AWS_ENDPOINT_URL"] == served.info.endpoint_url
+    assert env["GITLAB_CI"] == "true"
+    assert env["KEYLESS_LOCAL_STATE"] == str(served.info.state_dir)
+    config = Path(env["AWS_CONFIG_FILE"])
+    assert not config.exists()  # a private folder, removed after the command
+    assert not str(config).startswith(str(Path.home() / ".aws"))
+    assert env["KEYLESS_LOCAL_CA_BUNDLE"] == str(served.info.ca_bundle)
+    assert Path(env["SSL_CERT_FILE"]).parent == config.parent.parent  # the private folder
+
+
+def test_the_commands_exit_code_is_passed_on(served: Served) -> None:
+    argv = ["--ci", "github", "--repository", "o/r", "--"]
+    assert local(served, "run", *argv, "sh", "-c", "exit 7").code == 7
+    assert local(served, "run", *argv, "sh", "-c", "kill -TERM $$").code == 128 + 15
+    missing = local(served, "run", *argv, "no-such-command-anywhere")
+    assert missing.code == 2
+    assert "command not found: no-such-command-anywhere" in missing.stderr
+    assert local(served, "run", "--ci", "github", "--repository", "o/r").code == 2
+
+
+def test_buildkite_agent_on_path_asks_the_stack(served: Served) -> None:
+    result = local(
+        served,
+        "run",
+        "--ci",
+        "buildkite",
+        "--organization",
+        "acme",
+        "--pipeline",
+        "site",
+        "--branch",
+        "main",
+        "--",
+        "sh",
+        "-c",
+        "command -v buildkite-agent >&2 && keyless_out=$(buildkite-agent oidc request-token"
+        ' --audience sts.amazonaws.com) && printf %s "$keyless_out"',
+    )
+    assert result.code == 0, result.stderr
+    token = tokens.peek(result.stdout.strip())
+    assert token.subject is not None
+    assert token.subject.startswith("organization:acme:pipeline:site:ref:refs/heads/main:commit:")
+    assert token.audience == ("sts.amazonaws.com",)
+
+
+# --- the real AWS CLI through its web identity provider ----------------------------------------
+
+_ASSUME = (
+    '{keyless} token --write "$WORK/token" && '
+    'AWS_WEB_IDENTITY_TOKEN_FILE="$WORK/token" AWS_ROLE_ARN="$ROLE" '
+    "AWS_ROLE_SESSION_NAME=pipeline {aws} sts get-caller-identity"
+)
+
+
+def _aws_in_step(served: Served, repository: str, work: Path) -> Result:
+    script = _ASSUME.format(keyless=KEYLESS, aws=AWS)
+    return local(
+        served,
+        "run",
+        *BITBUCKET,
+        "--repository-uuid",
+        repository,
+        "--",
+        "sh",
+        "-c",
+        script,
+        env=_env(WORK=str(work), ROLE=served.role_arn, HOME=str(work), AWS_PAGER=""),
+    )
+
+
+def test_aws_cli_assumes_the_role_with_the_token_of_the_trusted_repository(
+    served: Served, tmp_path: Path
+) -> None:
+    result = _aws_in_step(served, REPO_A, tmp_path)
+    assert result.code == 0, result.stderr
+    identity = json.loads(result.stdout)
+    assert identity["Arn"] == (
+        f"arn:aws:sts::{served.stack.account_id}:assumed-role/{ROLE_NAME}/pipeline"
+    )
+
+
+def test_aws_cli_is_denied_with_the_token_of_another_repository(
+    served: Served, tmp_path: Path
+) -> None:
+    result = _aws_in_step(served, REPO_B, tmp_path)
+    assert result.code != 0
+    assert (
+        "(AccessDenied) when calling the AssumeRoleWithWebIdentity operation:"
+        " Not authorized to perform sts:AssumeRoleWithWebIdentity"
+    ) in result.stderr
+    token = (tmp_path / "token").read_text()
+    assert token not in result.stderr + result.stdout
+
+
+def test_without_a_running_stack_a_temporary_one_serves_the_command(tmp_path: Path) -> None:
+    result = run_cli(
+        [
+            "local",
+            "run",
+            "--state",
+            str(tmp_path / "no-stack-here"),
+            "--ci",
+            "circleci",
+            "--org-id",
+            "6c1e3a3e-2f2a-4f6e-9d3c-2f9a8f1b7c11",
+            "--project-id",
+            "1c1e3a3e-2f2a-4f6e-9d3c-2f9a8f1b7c22",
+            "--",
+            KEYLESS,
+            "token",
+            "--json",
+        ],
+        env=_env(),
+    )
+    assert result.code == 0, result.stderr
+    assert "starting a temporary one" in result.stderr
+    claims = json.loads(result.stdout)["claims"]
+    assert claims["aud"] == "6c1e3a3e-2f2a-4f6e-9d3c-2f9a8f1b7c11"
+    assert "/vcs-origin/" in claims["sub"]
+    assert not (tmp_path / "no-stack-here").exists()
