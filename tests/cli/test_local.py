@@ -313,6 +313,14 @@ def test_aws_cli_is_denied_with_the_token_of_another_repository(
     assert token not in result.stderr + result.stdout
 
 
+def test_a_job_the_ci_would_not_run_is_refused_before_any_stack_starts(tmp_path: Path) -> None:
+    scope = ["--ci", "github", "--repository", "o/r", "--audience", "sts.amazonaws.com"]
+    result = run_cli(["local", "run", "--state", str(tmp_path), *scope, "--", "true"], env=_env())
+    assert result.code == 2
+    assert "asks for its audience when it requests a token" in result.stderr
+    assert "temporary" not in result.stderr
+
+
 def test_without_a_running_stack_a_temporary_one_serves_the_command(tmp_path: Path) -> None:
     result = run_cli(
         [

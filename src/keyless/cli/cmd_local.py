@@ -18,7 +18,7 @@ from types import FrameType
 from typing import IO, Any
 
 from keyless import tokens
-from keyless.ci.base import JobRun
+from keyless.ci.base import JobClaims, JobRun, RawToken, TokenEndpoint
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
 from keyless.cli.scope_args import SCOPE_HELP, add_scope_arguments, scope_from_args
@@ -183,7 +183,7 @@ def _add_state_argument(parser: argparse.ArgumentParser) -> None:
         "--state",
         metavar="DIR",
         type=Path,
-        help=f"state folder (default: ${STATE_VARIABLE} or XDG)",
+        help=f"state folder (default: ${STATE_VARIABLE}, else ~/.local/state/keyless/local)",
     )
 
 
@@ -349,6 +349,9 @@ def run_run(args: argparse.Namespace, console: Console) -> int:
     provider = emulated(args.ci)
     scope = scope_from_args(args)
     run = _job_run(args)
+    audiences = args.audience or ()
+    # Refuse a job the CI would not run before any stack starts for it.
+    provider.job_environment(scope, run, tokens=_Placeholders(), audiences=audiences)
     state_dir = _state_dir(args, console)
     with contextlib.ExitStack() as exit_stack:
         workdir = Path(tempfile.mkdtemp(prefix="keyless-run-"))
@@ -358,7 +361,7 @@ def run_run(args: argparse.Namespace, console: Console) -> int:
             console.info(f"keyless local: no stack runs from {state_dir}; starting a temporary one")
             _, info = exit_stack.enter_context(served_stack(state_dir=workdir / "state"))
         job = provider.job_environment(
-            scope, run, tokens=RemoteTokens.of(info, provider, scope), audiences=args.audience or ()
+            scope, run, tokens=RemoteTokens.of(info, provider, scope), audiences=audiences
         )
         process = JobProcess(
             workdir=workdir,
@@ -374,6 +377,16 @@ def run_run(args: argparse.Namespace, console: Console) -> int:
             f" AWS on {info.endpoint_url}"
         )
         return _run_child(command, env, console)
+
+
+class _Placeholders:
+    """``JobTokens`` that sign nothing: to check a job's flags before a stack exists."""
+
+    def sign(self, claims: JobClaims) -> RawToken:
+        return RawToken("")
+
+    def endpoint(self, claims: JobClaims) -> TokenEndpoint:
+        return TokenEndpoint(url="", bearer="")
 
 
 def _run_child(command: Sequence[str], env: Mapping[str, str], console: Console) -> int:
