@@ -627,9 +627,3 @@ def _aws_error(exc: botocore.exceptions.ClientError, what: str) -> AwsError | Ac
     if code in ("NoSuchBucket", "404") or status == 404:
         return AwsError(f"{what}: no such bucket", remedy="Check the bucket name and the account.")
     return AwsError(f"{what} failed: {code}")
-
-
-def deploy_paths(plan: Plan) -> Iterable[str]:
-    """The keys a deploy changes, for callers that invalidate caches themselves."""
-    yield from (u.key for u in plan.uploads)
-    yield from (d.key for d in plan.deletes)
