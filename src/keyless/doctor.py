@@ -346,9 +346,9 @@ class _Doctor:
         if self.provider is None or self.provider.name == "file":
             self.provider = provider_for_issuer(self.token.issuer or "") or self.provider
         safe = STANDARD_SAFE_CLAIMS | (self.provider.safe_claims if self.provider else frozenset())
-        shown = {
-            name: tokens.thaw(value) for name, value in self.token.claims.items() if name in safe
-        }
+        first = [name for name in _CLAIM_ORDER if name in self.token.claims]
+        ordered = first + sorted(name for name in self.token.claims if name not in _CLAIM_ORDER)
+        shown = {name: tokens.thaw(self.token.claims[name]) for name in ordered if name in safe}
         hidden = sorted(name for name in self.token.claims if name not in safe)
         details = [f"{name} = {_show(value)}" for name, value in shown.items()]
         if hidden:
@@ -357,9 +357,7 @@ class _Doctor:
         return Step(
             name="claims",
             status=Status.OK,
-            summary=f"iss {self.token.issuer}, sub {self.token.subject},"
-            f" aud {', '.join(self.token.audience) or 'none'}; IAM condition keys {prefix}:sub"
-            " and :aud",
+            summary=f"readable; IAM sees them as {prefix}:sub and :aud",
             details=tuple(details),
             data={"claims": shown},
         )
@@ -596,7 +594,8 @@ class _Doctor:
             summary=f"{source}: {evaluation.reason}",
             cause=cause,
             fix=fix,
-            details=(*rows, evaluation.explanation),
+            details=rows,
+            data={"explanation": evaluation.explanation},
         )
 
     def _trust_cause(self, evaluation: Evaluation) -> tuple[Cause, str]:
@@ -697,8 +696,8 @@ class _Doctor:
             )
         cause, fix = hint
         return cause, (
-            f"{fix}\nThe trust policy could not be read here; pass --policy FILE (or run with"
-            " credentials that may call iam:GetRole) for a condition-by-condition answer."
+            f"Likely: {fix}\nThe trust policy could not be read here; pass --policy FILE (or run"
+            " with credentials that may call iam:GetRole) for a condition-by-condition answer."
         )
 
     def _likely_cause(self) -> tuple[Cause, str]:
@@ -765,6 +764,9 @@ class _Doctor:
             summary=f"account {identity.account}, {identity.arn}",
             data={"identity": identity.to_json()},
         )
+
+
+_CLAIM_ORDER: Final = ("iss", "sub", "aud", "iat", "nbf", "exp")
 
 
 # --- classification of a `sub` that does not match -----------------------------------------------

@@ -423,7 +423,9 @@ def ambient_session(env: Mapping[str, str], *, region: str) -> boto3.Session:
 
 
 def _regional_session(region: str) -> boto3.Session:
-    core = botocore.session.Session()
+    # The exchange uses no profile's credentials: AWS_PROFILE is not read, so a profile that does
+    # not exist (or one keyless is about to write) cannot stop it.
+    core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
     # Regional STS endpoints: the default since boto3 1.40, stated so that an older botocore or an
     # `AWS_STS_REGIONAL_ENDPOINTS=legacy` cannot send the token to the global endpoint (facts §9).
     core.set_config_variable("sts_regional_endpoints", "regional")
@@ -445,8 +447,8 @@ def sts_client_factory(env: Mapping[str, str], *, region: str) -> ClientFactory:
 
     def make(keys: SigningKeys | None) -> STSClient:
         config = CLIENT_CONFIG.merge(_NO_BOTOCORE_RETRIES)
-        session = _regional_session(region)
         try:
+            session = _regional_session(region)
             if keys is None:
                 return session.client(
                     "sts",

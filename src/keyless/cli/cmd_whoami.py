@@ -11,7 +11,7 @@ import boto3
 from botocore.exceptions import BotoCoreError
 
 from keyless.aws.clients import region_from
-from keyless.aws.sts import SigningKeys, Sts, ambient_session
+from keyless.aws.sts import STATIC_KEY_VARIABLES, SigningKeys, Sts, ambient_session
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
 from keyless.errors import CredentialError
@@ -76,7 +76,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     )
     sts = make_sts(console.env, region, lambda line: console.info(f"keyless: {line}"))
     identity = sts.caller_identity(keys, role="this environment's credentials")
-    source = getattr(found, "method", None) or "unknown"
+    # ambient_session passes the environment's keys explicitly: name where they came from.
+    from_env = all(console.env.get(name) for name in STATIC_KEY_VARIABLES)
+    source = "env" if from_env else getattr(found, "method", None) or "unknown"
     if args.json:
         console.emit_json({**identity.to_json(), "credential_source": source})
         return EXIT_OK
