@@ -76,7 +76,7 @@ _ASSUME_EPILOG = (
     _SHARED_EPILOG
     + """
 Output (stdout, never a terminal):
-  --format env     export lines:  eval "$(keyless assume --role-arn ARN)"
+  --format env     export lines:  eval "$(keyless assume --role-arn "$AWS_ROLE_ARN")"
   --format dotenv  NAME=value lines (docker --env-file, dotenv loaders)
   --format json    the credential_process document (Version 1, ..., Expiration)
   --format github  appends to $GITHUB_ENV for later steps; ::add-mask:: lines mask the values
