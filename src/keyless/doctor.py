@@ -22,6 +22,7 @@ from keyless.aws.sts import (
     Sts,
     StsAccessDeniedError,
     StsApiError,
+    TemporaryCredentials,
     ambient_session,
     derive_session_name,
     endpoint_url,
@@ -640,7 +641,7 @@ class _Doctor:
             return bitbucket.PROVIDER.name
         return None
 
-    def exchange_step(self) -> tuple[Step, Any]:
+    def exchange_step(self) -> tuple[Step, TemporaryCredentials | None]:
         role = self.request.role_arn
         if role is None:
             return self.skipped("exchange", "no --role-arn"), None
@@ -744,7 +745,7 @@ class _Doctor:
             return Cause.ISSUER_UNREACHABLE, exc.remedy or ""
         return Cause.EXCHANGE, exc.remedy or ""
 
-    def identity_step(self, credentials: Any) -> Step:
+    def identity_step(self, credentials: TemporaryCredentials | None) -> Step:
         if credentials is None:
             return self.skipped("identity", "no credentials")
         role = self.request.role_arn or "the role"

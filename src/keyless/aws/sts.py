@@ -444,11 +444,14 @@ def sts_client_factory(env: Mapping[str, str], *, region: str) -> ClientFactory:
     """The production factory: regional endpoint, ``AWS_ENDPOINT_URL(_STS)`` from ``env``, proxies
     and CA bundle from botocore's usual settings, keyless' timeouts, no botocore retries."""
     endpoint = endpoint_url(env, "sts")
+    sessions: list[boto3.Session] = []  # one per factory: loading botocore's models is slow
 
     def make(keys: SigningKeys | None) -> STSClient:
         config = CLIENT_CONFIG.merge(_NO_BOTOCORE_RETRIES)
         try:
-            session = _regional_session(region)
+            if not sessions:
+                sessions.append(_regional_session(region))
+            session = sessions[0]
             if keys is None:
                 return session.client(
                     "sts",
