@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -27,13 +28,16 @@ PORTS = 6
 
 
 def _free_ports() -> int:
-    """A first port N such that N..N+5 are free on 127.0.0.1 right now."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = int(probe.getsockname()[1])
-        if first + PORTS > 65535:
-            continue
+    """A first port N such that N..N+5 are free on 127.0.0.1 right now, below the ephemeral
+    range, where other processes' servers and connections on this machine do not land."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except OSError:  # not Linux: the IANA dynamic range
+        low, high = 49_152, 65_535
+    top = low if low > 10_000 + PORTS else 65_535
+    bottom = 10_000 if top == low else high + 1
+    for _ in range(200):
+        first = random.randrange(bottom, top - PORTS)  # noqa: S311 - not for security
         with contextlib.ExitStack() as held:
             try:
                 for port in range(first, first + PORTS):
