@@ -78,3 +78,32 @@ def test_a_missing_python_is_reported() -> None:
         MotoServer(python="/nonexistent/python"),
     ):
         pass
+
+
+def test_client_ids_can_be_added_to_and_removed_from_a_provider(
+    moto: tuple[MotoServer, MotoEndpoint],
+) -> None:
+    _, endpoint = moto
+    iam = isolated_session(
+        region=endpoint.region,
+        access_key_id=endpoint.admin.access_key_id,
+        secret_access_key=endpoint.admin.secret_access_key,
+    ).client("iam", endpoint_url=endpoint.url)
+    arn = iam.create_open_id_connect_provider(
+        Url="https://issuer.example/client-ids", ClientIDList=["first"], ThumbprintList=["a" * 40]
+    )["OpenIDConnectProviderArn"]
+    iam.add_client_id_to_open_id_connect_provider(OpenIDConnectProviderArn=arn, ClientID="second")
+    # Adding an ID that is already there changes nothing, as on AWS.
+    iam.add_client_id_to_open_id_connect_provider(OpenIDConnectProviderArn=arn, ClientID="second")
+    listed = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)["ClientIDList"]
+    assert listed == ["first", "second"]
+    iam.remove_client_id_from_open_id_connect_provider(
+        OpenIDConnectProviderArn=arn, ClientID="first"
+    )
+    listed = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)["ClientIDList"]
+    assert listed == ["second"]
+    with pytest.raises(ClientError) as missing:
+        iam.add_client_id_to_open_id_connect_provider(
+            OpenIDConnectProviderArn=arn.replace("client-ids", "nope"), ClientID="x"
+        )
+    assert missing.value.response["Error"]["Code"] == "NoSuchEntity"

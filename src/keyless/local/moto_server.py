@@ -330,6 +330,9 @@ def _child_main(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     )
     from werkzeug.serving import make_server
 
+    from keyless.local import moto_additions
+
+    moto_additions.install()
     server = make_server(
         LOOPBACK,
         0,

@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
-from botocore.compat import HTTPHeaders
 from botocore.exceptions import ClientError
 
 from keyless.cli import cmd_provision
@@ -76,28 +74,7 @@ class Provisioner:
         # A response returned here is used instead of sending the request (botocore before-call).
         if not model.name.startswith(("Get", "List")):
             self.writes.append(model.name)
-        if model.name == "AddClientIDToOpenIDConnectProvider":
-            return self._add_client_id(params)
         return None
-
-    def _add_client_id(self, params: Mapping[str, Any]) -> tuple[AWSResponse, Any]:
-        # moto 5.2 does not implement AddClientIDToOpenIDConnectProvider. This stands in for it
-        # with calls moto has (read, delete, create with one more client ID; the ARN stays the
-        # same), so that everything around it is real: keyless makes the call, and the gateway
-        # then accepts the new audience because the provider lists it.
-        body = params["body"]
-        arn, client_id = body["OpenIDConnectProviderArn"], body["ClientID"]
-        iam = self.stack.iam()
-        current = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
-        iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=arn)
-        iam.create_open_id_connect_provider(
-            Url="https://" + arn.split(":oidc-provider/", 1)[1],
-            ClientIDList=[*current["ClientIDList"], client_id],
-            ThumbprintList=current["ThumbprintList"],
-        )
-        return AWSResponse(arn, 200, HTTPHeaders(), None), {
-            "ResponseMetadata": {"HTTPStatusCode": 200}
-        }
 
     def assume(
         self, role_arn: str, issuer: str, claims: Mapping[str, object]
