@@ -1,17 +1,34 @@
-"""``keyless deploy`` argument errors: one line naming the value, exit code 2, no AWS call."""
+"""``keyless deploy`` argument errors (one line naming the value, exit code 2, no AWS call), and
+``--role-arn``: the exchange of ``keyless assume`` first, with STS on botocore's Stubber."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+import boto3
 import pytest
 
+from keyless.aws.sts import Sts
+from keyless.cli import cmd_assume, cmd_deploy
 from keyless.cli.cmd_deploy import _TerminalProgress
+from keyless.deploy.apply import DeployRequest, DeployResult
 from keyless.deploy.headers import HeaderPolicy
 from keyless.deploy.local_tree import LocalFile
 from keyless.deploy.plan import Plan, Reason, Upload
 from tests.cli.helpers import run_cli
+from tests.cli.test_assume import SESSION, TOKEN
+from tests.sts_stub import (
+    ACCESS_KEY_ID,
+    ROLE_ARN,
+    SECRET_ACCESS_KEY,
+    SESSION_TOKEN,
+    StubbedSts,
+    identity_response,
+    stubbed_sts,
+    web_identity_response,
+)
 
 
 @pytest.mark.parametrize(
@@ -66,3 +83,136 @@ def test_missing_or_empty_local_dir_is_refused_before_any_aws_call(tmp_path: Pat
     empty = run_cli(["deploy", str(tmp_path), "s3://site-1", "--delete"])
     assert empty.code == 2
     assert "error: LOCAL_DIR is empty: refusing to deploy nothing" in empty.stderr
+
+
+# --- --role-arn: the exchange of `keyless assume`, then the deploy with its credentials --------
+
+
+@pytest.fixture
+def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubbedSts]:
+    with stubbed_sts() as stubbed:
+
+        def make_sts(env: Mapping[str, str], region: str, notify: Callable[[str], None]) -> Sts:
+            return stubbed.sts
+
+        monkeypatch.setattr(cmd_assume, "make_sts", make_sts)
+        yield stubbed
+
+
+@pytest.fixture
+def deployed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[DeployRequest, boto3.Session]]:
+    """What ``deploy`` was called with; nothing is sent to S3."""
+    calls: list[tuple[DeployRequest, boto3.Session]] = []
+
+    def fake_deploy(
+        request: DeployRequest, *, session: boto3.Session, progress: object
+    ) -> DeployResult:
+        calls.append((request, session))
+        plan = Plan(uploads=(), deletes=(), unchanged=(), skipped=(), local_count=1, remote_count=1)
+        return DeployResult(plan=plan, dry_run=False)
+
+    monkeypatch.setattr(cmd_deploy, "deploy", fake_deploy)
+    return calls
+
+
+def _bitbucket_env(token: str | None = TOKEN) -> dict[str, str]:
+    env = {
+        "BITBUCKET_BUILD_NUMBER": "42",
+        "BITBUCKET_REPO_SLUG": "site",
+        "BITBUCKET_STEP_UUID": "{3f2a9c1d-0000-4000-8000-000000000001}",
+        # Stored keys of the step: never used once --role-arn is given.
+        "AWS_ACCESS_KEY_ID": "AKIASTOREDKEY0000000",
+        "AWS_SECRET_ACCESS_KEY": "stored-secret-never-used",
+    }
+    if token is not None:
+        env["BITBUCKET_STEP_OIDC_TOKEN"] = token
+    return env
+
+
+def test_role_arn_assumes_first_then_deploys_with_those_credentials(
+    stub: StubbedSts,
+    deployed: list[tuple[DeployRequest, boto3.Session]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As in the exchange, no profile is read: one that does not exist cannot stop the deploy.
+    monkeypatch.setenv("AWS_PROFILE", "does-not-exist")
+    stub.stubber.add_response(
+        "assume_role_with_web_identity",
+        web_identity_response(session=SESSION),
+        {"RoleArn": ROLE_ARN, "RoleSessionName": SESSION, "WebIdentityToken": TOKEN},
+    )
+    stub.stubber.add_response("get_caller_identity", identity_response(session=SESSION))
+    argv = ["deploy", str(tmp_path), "s3://site-1/www", "--role-arn", ROLE_ARN]
+    result = run_cli(
+        [*argv, "--region", "eu-west-1", "--expect-account", "123456789012"], env=_bitbucket_env()
+    )
+    assert result.code == 0, result.stderr
+    assert result.stderr.startswith(
+        f"keyless: assumed arn:aws:sts::123456789012:assumed-role/deploy/{SESSION}"
+        " (account 123456789012) until 2030-01-02T03:04:05Z\n"
+    )
+    [(request, session)] = deployed
+    assert request.target.prefix == "www/"
+    credentials = session.get_credentials()
+    assert credentials is not None
+    frozen = credentials.get_frozen_credentials()
+    assert (frozen.access_key, frozen.secret_key, frozen.token) == (
+        ACCESS_KEY_ID,
+        SECRET_ACCESS_KEY,
+        SESSION_TOKEN,
+    )
+    assert session.region_name == "eu-west-1"
+    assert session.client("s3").meta.region_name == "eu-west-1"
+    for secret in (TOKEN, SECRET_ACCESS_KEY, SESSION_TOKEN):
+        assert secret not in result.stdout + result.stderr
+
+
+def test_role_arn_without_token_is_refused_before_any_deploy(
+    stub: StubbedSts, deployed: list[tuple[DeployRequest, boto3.Session]], tmp_path: Path
+) -> None:
+    argv = ["deploy", str(tmp_path), "s3://site-1", "--role-arn", ROLE_ARN]
+    result = run_cli(argv, env=_bitbucket_env(token=None))
+    assert result.code == 2
+    assert "error: Bitbucket Pipelines: BITBUCKET_STEP_OIDC_TOKEN is not set" in result.stderr
+    assert "never falls back" in result.stderr
+    assert deployed == []
+
+
+def test_expect_account_refuses_other_accounts(
+    stub: StubbedSts, deployed: list[tuple[DeployRequest, boto3.Session]], tmp_path: Path
+) -> None:
+    stub.stubber.add_response(
+        "assume_role_with_web_identity", web_identity_response(session=SESSION)
+    )
+    stub.stubber.add_response("get_caller_identity", identity_response(session=SESSION))
+    argv = ["deploy", str(tmp_path), "s3://site-1", "--role-arn", ROLE_ARN]
+    result = run_cli([*argv, "--expect-account", "999999999999"], env=_bitbucket_env())
+    assert result.code == 2
+    assert "are in account 123456789012, not the expected 999999999999" in result.stderr
+    assert deployed == []
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--audience", "sts.amazonaws.com"],
+        ["--session-name", "x-1"],
+        ["--duration", "900"],
+        ["--expect-account", "123456789012"],
+        ["--ci", "bitbucket"],
+        ["--token-file", "t.jwt"],
+        ["--token-env", "ID_TOKEN"],
+    ],
+)
+def test_exchange_options_need_role_arn(option: list[str], tmp_path: Path) -> None:
+    result = run_cli(["deploy", str(tmp_path), "s3://site-1", *option])
+    assert result.code == 2
+    assert f"error: {option[0]} needs --role-arn" in result.stderr
+
+
+def test_no_session_policies_chaining_or_static_fallback(tmp_path: Path) -> None:
+    for option in ("--chain-role-arn", "--session-policy", "--allow-static-fallback"):
+        result = run_cli(["deploy", str(tmp_path), "s3://site-1", option, "x"])
+        assert result.code == 2
+        assert "unrecognized arguments" in result.stderr

@@ -68,6 +68,7 @@ __all__ = [
     "StsApiError",
     "TemporaryCredentials",
     "ambient_session",
+    "assumed_session",
     "check_session_name",
     "check_token_usable",
     "derive_session_name",
@@ -420,6 +421,20 @@ def ambient_session(env: Mapping[str, str], *, region: str) -> boto3.Session:
             f"AWS_PROFILE names the profile {env.get('AWS_PROFILE')!r}, which the AWS config"
             " file does not have"
         ) from exc
+
+
+def assumed_session(credentials: TemporaryCredentials, *, region: str) -> boto3.Session:
+    """A boto3 session that signs with ``credentials`` in ``region``, for commands that use what
+    they assumed themselves (``deploy``, the pipes). Like the exchange it reads no profile, so
+    AWS_PROFILE cannot swap the credentials; endpoint variables and the CA bundle still apply."""
+    core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+    return boto3.Session(
+        botocore_session=core,
+        region_name=region,
+        aws_access_key_id=credentials.access_key_id,
+        aws_secret_access_key=credentials.secret_access_key,
+        aws_session_token=credentials.session_token,
+    )
 
 
 def _regional_session(region: str) -> boto3.Session:

@@ -119,16 +119,63 @@ the step: once the step's token has expired, a refresh fails with the token's ex
 )
 
 
-def add_exchange_options(parser: argparse.ArgumentParser) -> None:
-    """The options ``assume``, ``exec`` and ``credential-process`` share (the one place)."""
+def add_exchange_options(
+    parser: argparse.ArgumentParser,
+    *,
+    role_help: str = "the role to assume (default: $KEYLESS_ROLE_ARN)",
+    region_help: str = "STS region (default: from environment)",
+    session_options: bool = True,
+) -> None:
+    """The options of every command that exchanges a token (the one place). Without
+    ``session_options`` (``deploy``) there are no session policies, second hop or static-key
+    fallback; ``exchange`` then reads their defaults."""
     role = parser.add_argument_group("role and session")
-    role.add_argument(
-        "--role-arn", metavar="ARN", help="the role to assume (default: $KEYLESS_ROLE_ARN)"
-    )
+    role.add_argument("--role-arn", metavar="ARN", help=role_help)
     role.add_argument("--session-name", metavar="NAME", help="role session name (default: derived)")
     role.add_argument(
         "--duration", metavar="SECONDS", type=int, help="session length, 900-43200 (default 3600)"
     )
+    if session_options:
+        _add_session_options(role)
+    else:
+        parser.set_defaults(
+            session_policy=None,
+            session_policy_arn=[],
+            chain_role_arn=None,
+            allow_static_fallback=False,
+        )
+    role.add_argument(
+        "--expect-account", metavar="ID", help="refuse credentials of any other account"
+    )
+    role.add_argument("--region", metavar="REGION", help=region_help)
+    if session_options:
+        role.add_argument(
+            "--allow-static-fallback",
+            action="store_true",
+            help="without an OIDC token, assume the role with AWS_ACCESS_KEY_ID/SECRET instead",
+        )
+    token = parser.add_argument_group("token")
+    token.add_argument(
+        "--ci",
+        choices=["auto", *PROVIDERS],
+        default="auto",
+        help="where to get the token ('file': a token file; default: auto)",
+    )
+    token.add_argument("--audience", metavar="AUD", help="the audience (aud) the token must have")
+    token.add_argument("--token-file", metavar="PATH", help="read the token from this file")
+    token.add_argument(
+        "--token-env", metavar="NAME", help="GitLab: the id_tokens variable that holds the token"
+    )
+
+
+def exchange_defaults() -> argparse.Namespace:
+    """Every exchange option at its default: for callers without a command line (the pipes)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_exchange_options(parser)
+    return parser.parse_args([])
+
+
+def _add_session_options(role: argparse._ArgumentGroup) -> None:
     role.add_argument(
         "--session-policy", metavar="FILE", type=Path, help="inline session policy (JSON file)"
     )
@@ -141,27 +188,6 @@ def add_exchange_options(parser: argparse.ArgumentParser) -> None:
     )
     role.add_argument(
         "--chain-role-arn", metavar="ARN", help="then sts:AssumeRole into this role (second hop)"
-    )
-    role.add_argument(
-        "--expect-account", metavar="ID", help="refuse credentials of any other account"
-    )
-    role.add_argument("--region", metavar="REGION", help="STS region (default: from environment)")
-    role.add_argument(
-        "--allow-static-fallback",
-        action="store_true",
-        help="without an OIDC token, assume the role with AWS_ACCESS_KEY_ID/SECRET instead",
-    )
-    token = parser.add_argument_group("token")
-    token.add_argument(
-        "--ci",
-        choices=["auto", *PROVIDERS],
-        default="auto",
-        help="where to get the token ('file': a token file; default: auto)",
-    )
-    token.add_argument("--audience", metavar="AUD", help="the audience (aud) the token must have")
-    token.add_argument("--token-file", metavar="PATH", help="read the token from this file")
-    token.add_argument(
-        "--token-env", metavar="NAME", help="GitLab: the id_tokens variable that holds the token"
     )
 
 

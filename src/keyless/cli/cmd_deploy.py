@@ -11,6 +11,8 @@ from typing import TextIO
 
 import boto3
 
+from keyless.aws.sts import assumed_session
+from keyless.cli.cmd_assume import add_exchange_options, exchange
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
 from keyless.deploy.apply import (
@@ -26,8 +28,18 @@ from keyless.deploy.local_tree import Filters
 from keyless.deploy.plan import DEFAULT_MAX_DELETE_PERCENT, Plan, Reason
 from keyless.errors import UsageError
 
-#: Makes the boto3 session (credentials, region, endpoint); tests replace it.
-session_factory: Callable[[], boto3.Session] = boto3.Session
+#: Makes the boto3 session without --role-arn (credentials, region, endpoint); tests replace it.
+session_factory: Callable[..., boto3.Session] = boto3.Session
+#: Exchange options that mean nothing without --role-arn, and their defaults.
+_EXCHANGE_ONLY = {
+    "--session-name": ("session_name", None),
+    "--duration": ("duration", None),
+    "--expect-account": ("expect_account", None),
+    "--ci": ("ci", "auto"),
+    "--audience": ("audience", None),
+    "--token-file": ("token_file", None),
+    "--token-env": ("token_env", None),
+}
 #: Seconds between two redraws of the terminal progress line.
 PROGRESS_INTERVAL_SECONDS = 0.1
 
@@ -48,8 +60,16 @@ last match wins, an empty value removes the header:
   --rule 'assets/*:cache-control=public, max-age=31536000, immutable'
   --rule 'index.html:cache-control=no-cache'
 
-Credentials and endpoint come from the standard AWS configuration (variables, profiles, web
-identity); AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 point it at another S3 (e.g. the local stack).
+Credentials: with --role-arn, this job's OIDC token is first traded for the role's credentials
+exactly as `keyless assume` does it (the token options, session name, retries, --expect-account;
+never a fall-back to stored keys), and the deploy signs with them. Without --role-arn, the
+standard AWS configuration (variables, profiles, web identity). AWS_ENDPOINT_URL /
+AWS_ENDPOINT_URL_S3 point it at another S3 (e.g. the local stack).
+
+Permissions: exactly what `keyless provision --s3-deploy BUCKET/PREFIX [--allow-delete]` grants:
+s3:ListBucket for the prefix (every listing sends prefix=PREFIX/), s3:GetObject, s3:PutObject and
+s3:AbortMultipartUpload under it (s3:DeleteObject with --delete). The bucket's region comes from
+S3's own answer, not from HeadBucket. --acl also needs s3:PutObjectAcl, which the preset leaves out.
 
 Exit codes: 0 deployed (or planned, with --dry-run); 2 refused or failed.
 """
@@ -126,6 +146,13 @@ def register(subparsers: Subparsers) -> None:
         help="with --invalidate: these paths instead of the changed ones",
     )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON document")
+    add_exchange_options(
+        parser,
+        role_help="assume this role first, as keyless assume does (default: the standard AWS"
+        " configuration)",
+        region_help="region of STS and of the first S3 request (default: from environment)",
+        session_options=False,
+    )
     parser.set_defaults(handler=run)
 
 
@@ -166,10 +193,32 @@ def request_from_args(args: argparse.Namespace) -> DeployRequest:
     )
 
 
+def session_for(args: argparse.Namespace, console: Console) -> boto3.Session:
+    """With --role-arn: the role's credentials from this job's token (``keyless assume``'s
+    exchange); without: the standard AWS configuration."""
+    if not args.role_arn:
+        for flag, (dest, default) in _EXCHANGE_ONLY.items():
+            if getattr(args, dest) != default:
+                raise UsageError(
+                    f"{flag} needs --role-arn: without it the deploy uses the standard AWS"
+                    " configuration and exchanges no token"
+                )
+        return session_factory(region_name=args.region) if args.region else session_factory()
+    exchanged = exchange(args, console)
+    assumed = exchanged.assumed
+    if not args.json:
+        console.info(
+            f"keyless: assumed {assumed.identity.arn} (account {assumed.identity.account}) until"
+            f" {assumed.credentials.expiration_iso}"
+        )
+    return assumed_session(assumed.credentials, region=exchanged.region)
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
     request = request_from_args(args)
+    session = session_for(args, console)
     progress = progress_for(console, json=args.json)
-    result = deploy(request, session=session_factory(), progress=progress)
+    result = deploy(request, session=session, progress=progress)
     progress.close()
     if args.json:
         console.emit_json(result.to_json())

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
+
+if TYPE_CHECKING:
+    import boto3
+
+    from keyless.deploy.pipe import PipeSettings
 
 _S3_EPILOG = """\
 Variables (as atlassian/aws-s3-deploy): S3_BUCKET (BUCKET or BUCKET/PREFIX) and LOCAL_PATH
@@ -15,8 +21,9 @@ with these aws s3 sync options: --exclude, --include, --acl, --cache-control, --
 --content-type, --expires, --storage-class, --metadata, --delete, --dryrun (and --follow-symlinks,
 --no-progress, --only-show-errors, --quiet, which change nothing). Any other option is refused.
 
-With AWS_OIDC_ROLE_ARN the step's OIDC token is exchanged for the role (Bitbucket: the step needs
-`oidc: true`); without a token that is an error, never a fall-back to stored keys.
+With AWS_OIDC_ROLE_ARN the step's OIDC token is exchanged for the role as `keyless assume` does
+it (same retries, errors and session name; Bitbucket: the step needs `oidc: true`); without a
+token that is an error, never a fall-back to stored keys.
 
 Exit codes: 0 deployed; 2 refused or failed.
 """
@@ -63,7 +70,7 @@ def run_s3_deploy(args: argparse.Namespace, console: Console) -> int:
     settings = pipe.settings(console.env)
     console.verbose = console.verbose or settings.debug
     request = pipe.s3_deploy_request(console.env)
-    session = pipe.session_for(console.env, settings)
+    session = _session(settings, console)
     progress = cmd_deploy.progress_for(console, json=False)
     result = deploy(request, session=session, progress=progress)
     progress.close()
@@ -80,10 +87,31 @@ def run_cloudfront_invalidate(args: argparse.Namespace, console: Console) -> int
     settings = pipe.settings(console.env)
     console.verbose = console.verbose or settings.debug
     wanted = pipe.invalidation(console.env)
-    session = pipe.session_for(console.env, settings)
+    session = _session(settings, console)
     ident = invalidate(session.client("cloudfront"), wanted.distribution_id, list(wanted.paths))
     console.info(
         f"CloudFront invalidation {ident} created for {wanted.distribution_id}: "
         + " ".join(wanted.paths)
     )
     return EXIT_OK
+
+
+def _session(settings: PipeSettings, console: Console) -> boto3.Session:
+    """``AWS_OIDC_ROLE_ARN``: the role's credentials from the step's token, through the exchange
+    of ``keyless assume`` (token detection, retries, session name, no fall-back to stored keys);
+    else the standard AWS configuration."""
+    from keyless.aws.sts import assumed_session, parse_role_arn
+    from keyless.cli import cmd_assume
+    from keyless.deploy import pipe
+
+    if settings.role_arn is None:
+        return pipe.ambient_session(settings)
+    args = cmd_assume.exchange_defaults()
+    args.role_arn = parse_role_arn(settings.role_arn, flag="AWS_OIDC_ROLE_ARN")
+    args.region = settings.region
+    exchanged = cmd_assume.exchange(args, console)
+    assumed = exchanged.assumed
+    console.info(
+        f"keyless: assumed {assumed.identity.arn} until {assumed.credentials.expiration_iso}"
+    )
+    return assumed_session(assumed.credentials, region=exchanged.region)

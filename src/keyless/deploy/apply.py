@@ -1,8 +1,12 @@
 """Run a deploy: list the bucket, plan, upload, then delete, then remember, then invalidate.
 
-boto3 is the control plane (bucket region, listing, copies in place, deletes, the manifest,
-CloudFront); ``transfer`` is the data plane. Deletes start only after every upload succeeded, so a
+boto3 is the control plane (endpoint, copies in place, deletes, CloudFront); ``transfer`` is the
+data plane (listing, the manifest, uploads). Deletes start only after every upload succeeded, so a
 deploy killed part-way leaves the old objects in place and converges when run again.
+
+Every S3 call stays inside what ``keyless provision --s3-deploy BUCKET/PREFIX`` grants: listings
+carry ``prefix=PREFIX/`` (its ``s3:ListBucket`` has an ``s3:prefix`` condition), the manifest lives
+under the prefix, and the bucket's region comes from S3's answers, never from HeadBucket.
 """
 
 from __future__ import annotations
@@ -47,8 +51,10 @@ from keyless.deploy.transfer import (
     FrozenCredentials,
     PutJob,
     PutOutcome,
+    WrongRegionError,
 )
 from keyless.errors import AccessDeniedError, AwsError, NetworkError, UsageError
+from keyless.limits import AWS_DEFAULT_REGION
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudfront import CloudFrontClient
@@ -226,18 +232,22 @@ def deploy(
             remedy="Run inside 'keyless exec', or set AWS_PROFILE or the AWS_* variables.",
         )
     control = _Control(session, target.bucket, request.concurrency)
-    plane = data_plane(
-        DataPlaneConfig(
-            endpoint=control.endpoint(),
-            bucket=target.bucket,
-            credentials=credentials.get_frozen_credentials,
-            refreshable=isinstance(credentials, RefreshableCredentials),
-            concurrency=request.concurrency,
-            part_size=request.part_size,
-            ca_bundle=session._session.get_config_variable("ca_bundle"),
-        )
+    config = DataPlaneConfig(
+        endpoint=control.endpoint(),
+        bucket=target.bucket,
+        credentials=credentials.get_frozen_credentials,
+        refreshable=isinstance(credentials, RefreshableCredentials),
+        concurrency=request.concurrency,
+        part_size=request.part_size,
+        ca_bundle=session._session.get_config_variable("ca_bundle"),
     )
-    old = read_manifest(plane, target)
+    plane = data_plane(config)
+    try:
+        # The first request tells the bucket's region if it is not the configured one.
+        old = read_manifest(plane, target)
+    except WrongRegionError as moved:
+        plane = data_plane(replace(config, endpoint=control.endpoint(moved.region)))
+        old = read_manifest(plane, target)
     listed: set[str] = set()
     digests = _HashAhead(FileDigests(), workers=os.cpu_count() or 1)
     try:
@@ -546,50 +556,37 @@ def _control_config(concurrency: int) -> botocore.config.Config:
 
 class _Control:
     """The boto3 side: endpoint and region as botocore resolves them, and a client made only
-    when a deploy needs one (copies, deletes): creating it costs about 0.25 s of CPU."""
+    when a deploy needs one (copies, deletes): creating it costs about 0.25 s of CPU.
+
+    The region is the configured one until the data plane learns the bucket's own from S3's
+    answer (``WrongRegionError``); no HeadBucket, which a prefix-limited role may not call.
+    """
 
     def __init__(self, session: boto3.Session, bucket: str, concurrency: int) -> None:
         self._session = session
         self._bucket = bucket
         self._concurrency = concurrency
+        self._region = session.region_name or AWS_DEFAULT_REGION
         self._client: S3Client | None = None
 
     def client(self) -> S3Client:
         if self._client is None:
-            self._client = self._session.client("s3", config=_control_config(self._concurrency))
+            self._client = self._session.client(
+                "s3", region_name=self._region, config=_control_config(self._concurrency)
+            )
         return self._client
 
-    def endpoint(self) -> Endpoint:
+    def endpoint(self, region: str | None = None) -> Endpoint:
+        """Where the data plane sends its requests, for ``region`` (default: the configured)."""
+        if region is not None and region != self._region:
+            self._region = region
+            self._client = None
         configured = _configured_endpoint_url(self._session)
         if configured:
-            # A custom endpoint (the local stack, moto, MinIO) has one region, and the listing
-            # reports a missing bucket or a denial itself.
-            return Endpoint.from_url(configured, region=self._session.region_name or "us-east-1")
+            # A custom endpoint (the local stack, moto, MinIO) serves every bucket it has.
+            return Endpoint.from_url(configured, region=self._region)
         s3 = self.client()
-        region = self._bucket_region(s3)
-        if region and region != s3.meta.region_name:
-            self._client = self._session.client(
-                "s3", region_name=region, config=_control_config(self._concurrency)
-            )
-            s3 = self._client
-        return Endpoint.from_url(s3.meta.endpoint_url, region=s3.meta.region_name or "us-east-1")
-
-    def _bucket_region(self, s3: S3Client) -> str | None:
-        """The bucket's own region, so the data plane signs for the right one."""
-        try:
-            response = s3.head_bucket(Bucket=self._bucket)
-        except botocore.exceptions.ClientError as exc:
-            raise _aws_error(exc, f"bucket {self._bucket!r}") from exc
-        except botocore.exceptions.NoCredentialsError as exc:
-            raise AwsError(
-                "no AWS credentials found",
-                remedy="Run inside 'keyless exec', or set AWS_PROFILE or the AWS_* variables.",
-            ) from exc
-        except botocore.exceptions.EndpointConnectionError as exc:
-            raise NetworkError(f"cannot reach S3 for bucket {self._bucket!r}: {exc}") from exc
-        headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-        region = headers.get("x-amz-bucket-region")
-        return str(region) if region else None
+        return Endpoint.from_url(s3.meta.endpoint_url, region=s3.meta.region_name or self._region)
 
 
 def _configured_endpoint_url(session: boto3.Session) -> str | None:

@@ -1,8 +1,9 @@
 """The variables of the ``atlassian/aws-s3-deploy`` and ``aws-cloudfront-invalidate`` pipes, read
 into keyless requests, so a pipeline swaps the pipe for keyless without renaming anything.
 
-With ``AWS_OIDC_ROLE_ARN`` the credentials come from the step's OIDC token only: a missing token is
-an error with the ``oidc: true`` fix, never a fall-back to stored keys (the pipes fall back).
+With ``AWS_OIDC_ROLE_ARN`` the credentials come from the step's OIDC token only, through the same
+exchange as ``keyless assume`` (``keyless.cli.cmd_pipe``): a missing token is an error with the
+``oidc: true`` fix, never a fall-back to stored keys (the pipes fall back).
 """
 
 from __future__ import annotations
@@ -15,20 +16,13 @@ from pathlib import Path
 from typing import Final
 
 import boto3
-import botocore.exceptions
 import botocore.session
-from botocore.credentials import (
-    AssumeRoleWithWebIdentityCredentialFetcher,
-    CredentialProvider,
-    DeferredRefreshableCredentials,
-)
 
-from keyless.ci import obtain_token
 from keyless.deploy.apply import DeployRequest, Invalidation, Target
 from keyless.deploy.headers import HeaderPolicy, Rule, http_date
 from keyless.deploy.invalidate import MAX_FILE_PATHS
 from keyless.deploy.local_tree import Filters
-from keyless.errors import AccessDeniedError, AwsError, UsageError
+from keyless.errors import UsageError
 
 #: ``aws s3 sync`` options that ``EXTRA_ARGS`` may carry and that take a value.
 _VALUE_OPTIONS: Final = frozenset(
@@ -48,8 +42,6 @@ _VALUE_OPTIONS: Final = frozenset(
 _FLAGS: Final = frozenset(
     {"--delete", "--dryrun", "--follow-symlinks", "--no-progress", "--only-show-errors", "--quiet"}
 )
-#: The role session name keyless uses when the pipeline does not say (STS: 2-64 [\w+=,.@-]).
-SESSION_NAME_PREFIX = "keyless-pipe"
 
 
 def _truthy(value: str | None) -> bool:
@@ -177,45 +169,9 @@ def invalidation(env: Mapping[str, str]) -> Invalidation:
     return Invalidation(distribution_id=distribution, paths=paths)
 
 
-def session_for(env: Mapping[str, str], pipe: PipeSettings) -> boto3.Session:
-    """A boto3 session: the web identity of this step when ``AWS_OIDC_ROLE_ARN`` is set, else the
-    standard AWS configuration (as the pipes do without OIDC)."""
+def ambient_session(pipe: PipeSettings) -> boto3.Session:
+    """Without ``AWS_OIDC_ROLE_ARN``: the standard AWS configuration, as the pipes use it."""
     core = botocore.session.Session()
     if pipe.region:
         core.set_config_variable("region", pipe.region)
-    if pipe.role_arn is None:
-        return boto3.Session(botocore_session=core)
-    # Never a fall-back to stored keys: no token here is an error with the fix (oidc: true).
-    token = obtain_token(env).token
-    build = env.get("BITBUCKET_BUILD_NUMBER", "").strip()
-    name = f"{SESSION_NAME_PREFIX}-{build}" if build.isdigit() else SESSION_NAME_PREFIX
-    fetcher = AssumeRoleWithWebIdentityCredentialFetcher(
-        client_creator=core.create_client,
-        web_identity_token_loader=lambda: str(token),
-        role_arn=pipe.role_arn,
-        extra_args={"RoleSessionName": name},
-    )
-    credentials = DeferredRefreshableCredentials(
-        method="assume-role-with-web-identity", refresh_using=fetcher.fetch_credentials
-    )
-    try:
-        # Exchange now, so a refused token fails here with STS' answer, not mid-upload.
-        credentials.get_frozen_credentials()
-    except botocore.exceptions.ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "Unknown")
-        message = f"STS refused the OIDC token for {pipe.role_arn}: {code}"
-        remedy = "Run 'keyless doctor --role-arn ARN' in this step to see which claim differs."
-        if code in ("AccessDenied", "InvalidIdentityToken", "ExpiredTokenException"):
-            raise AccessDeniedError(message, remedy=remedy) from exc
-        raise AwsError(message, remedy=remedy) from exc
-
-    class _WebIdentity(CredentialProvider):
-        METHOD = "assume-role-with-web-identity"
-        CANONICAL_NAME = "keyless-oidc"
-
-        def load(self) -> DeferredRefreshableCredentials:
-            return credentials
-
-    core.get_component("credential_provider").insert_before("env", _WebIdentity())
     return boto3.Session(botocore_session=core)

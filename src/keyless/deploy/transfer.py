@@ -108,6 +108,19 @@ class Endpoint:
         return self.virtual_hosted and bool(_DNS_BUCKET.match(bucket))
 
 
+class WrongRegionError(AwsError):
+    """S3 answered that the bucket lives in ``region``, not the one the request was signed for.
+
+    Found from the answer itself (``x-amz-bucket-region``, or ``<Region>`` in the error body), not
+    with HeadBucket: that needs ``s3:ListBucket`` without a prefix, which a role limited to one
+    prefix does not have.
+    """
+
+    def __init__(self, message: str, *, region: str) -> None:
+        super().__init__(message, remedy="Pass the bucket's region with --region.")
+        self.region = region
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PutJob:
     key: str
@@ -255,7 +268,7 @@ class CrtS3:
         while pending is not None:
             status, body = pending.result()
             if status != 200:
-                raise _failure(status, body, f"listing s3://{self._bucket}/{prefix}")
+                raise self._failure(pending, status, body, f"listing s3://{self._bucket}/{prefix}")
             # The body comes from the endpoint keyless signs for; expat (>= 2.4) caps entity
             # expansion and ElementTree resolves no external entities.
             root = ElementTree.fromstring(body)  # noqa: S314
@@ -275,30 +288,30 @@ class CrtS3:
                 )
 
     def get_object(self, key: str, *, limit: int) -> bytes | None:
-        status, body = self._request("GET", key, (), b"", (), "GetObject", limit=limit)
+        pending = self._begin("GET", key, (), b"", (), "GetObject", limit=limit)
+        status, body = pending.result()
         if status == 200:
             return body
         if status in (404, 413):
             return None
-        raise _failure(status, body, f"reading s3://{self._bucket}/{key}")
+        raise self._failure(pending, status, body, f"reading s3://{self._bucket}/{key}")
 
     def put_object(self, key: str, body: bytes, headers: Sequence[tuple[str, str]]) -> None:
-        status, answer = self._request("PUT", key, (), body, headers, "PutObject")
+        pending = self._begin("PUT", key, (), body, headers, "PutObject")
+        status, answer = pending.result()
         if status != 200:
-            raise _failure(status, answer, f"writing s3://{self._bucket}/{key}")
+            raise self._failure(pending, status, answer, f"writing s3://{self._bucket}/{key}")
 
-    def _request(
-        self,
-        method: str,
-        key: str,
-        query: Sequence[tuple[str, str]],
-        body: bytes,
-        headers: Sequence[tuple[str, str]],
-        operation: str,
-        *,
-        limit: int | None = None,
-    ) -> tuple[int, bytes]:
-        return self._begin(method, key, query, body, headers, operation, limit=limit).result()
+    def _failure(
+        self, pending: _Pending, status: int, body: bytes, what: str
+    ) -> AwsError | AccessDeniedError:
+        region = _bucket_region(status, body, pending.bucket_region)
+        if region and region != self._endpoint.region:
+            return WrongRegionError(
+                f"{what}: the bucket is in region {region}, not {self._endpoint.region}",
+                region=region,
+            )
+        return _failure(status, body, what)
 
     def _begin(
         self,
@@ -393,6 +406,8 @@ class _Pending:
         self._limit = limit
         self._received = bytearray()
         self._state: dict[str, Any] = {}
+        #: ``x-amz-bucket-region`` of an error answer (redirects and region errors carry it).
+        self.bucket_region: str | None = None
 
     def on_body(self, chunk: bytes, **_: Any) -> None:
         if self._limit is None or len(self._received) <= self._limit:
@@ -403,8 +418,12 @@ class _Pending:
         error: BaseException | None,
         status_code: int | None = None,
         error_body: bytes | None = None,
+        error_headers: Sequence[tuple[str, str]] | None = None,
         **_: Any,
     ) -> None:
+        for name, value in error_headers or ():
+            if name.lower() == "x-amz-bucket-region":
+                self.bucket_region = value.strip()
         self._state.update(error=error, status=status_code, error_body=error_body)
 
     def result(self) -> tuple[int, bytes]:
@@ -434,6 +453,17 @@ def _failure(status: int, body: bytes, what: str) -> AwsError | AccessDeniedErro
     if code == "NoSuchBucket":
         return AwsError(f"{what}: no such bucket", remedy="Check the bucket name and the account.")
     return AwsError(f"{what} failed: {code}")
+
+
+def _bucket_region(status: int, body: bytes, header: str | None) -> str | None:
+    """The bucket's region from a redirect (301, 307) or a region error (400), else None."""
+    if status not in (301, 307, 400):
+        return None
+    if header:
+        return header
+    # AuthorizationHeaderMalformed names the right region in the body only.
+    match = re.search(rb"<Region>([a-z0-9-]{1,32})</Region>", body or b"")
+    return match.group(1).decode("ascii") if match else None
 
 
 def _error_code(error: BaseException | str | None, body: bytes | None) -> str:

@@ -25,10 +25,12 @@ def _fake_jwt() -> str:
     return f"{part({'alg': 'RS256'})}.{part({'sub': 'x', 'aud': 'a'})}.c2ln"
 
 
-def test_s3_deploy_with_oidc(tmp_path: Path, bucket: str) -> None:
+def test_s3_deploy_with_oidc(tmp_path: Path, bucket: str, aws_env: str) -> None:
     (tmp_path / "index.html").write_text("hi")
     env = {
         **BITBUCKET,
+        # The exchange reads the job's environment (here: this mapping), as `keyless assume` does.
+        "AWS_ENDPOINT_URL": aws_env,
         "BITBUCKET_STEP_OIDC_TOKEN": _fake_jwt(),
         "AWS_OIDC_ROLE_ARN": ROLE,
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -39,6 +41,10 @@ def test_s3_deploy_with_oidc(tmp_path: Path, bucket: str) -> None:
     result = run_cli(["pipe", "aws-s3-deploy"], env=env)
     assert result.code == 0, result.stderr
     assert "uploaded www/index.html" in result.stderr
+    # The session is named as `keyless assume` names it, from the step's variables.
+    assert "assumed arn:aws:sts::123456789012:assumed-role/deploy/bitbucket-0000-7 " in (
+        result.stderr
+    )
     head = boto3.client("s3").head_object(Bucket=bucket, Key="www/index.html")
     assert head["CacheControl"] == "no-cache"
     assert _fake_jwt() not in result.stderr
@@ -51,15 +57,27 @@ def test_role_without_token_is_an_error_with_the_fix(tmp_path: Path, bucket: str
         "AWS_OIDC_ROLE_ARN": ROLE,
         "S3_BUCKET": bucket,
         "LOCAL_PATH": str(tmp_path),
+        # Stored keys in the step change nothing: no token is still an error.
+        "AWS_ACCESS_KEY_ID": "AKIAKEYLESSTEST00000",
+        "AWS_SECRET_ACCESS_KEY": "not-a-secret",
     }
     result = run_cli(["pipe", "aws-s3-deploy"], env=env)
     assert result.code == 2
     assert "BITBUCKET_STEP_OIDC_TOKEN is not set" in result.stderr
     assert "oidc: true" in result.stderr
+    assert "never falls back" in result.stderr
     assert boto3.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
 
-def test_cloudfront_invalidate_pipe(bucket: str) -> None:
+def test_bad_role_arn_names_the_variable(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("hi")
+    env = {**BITBUCKET, "AWS_OIDC_ROLE_ARN": "deploy", "S3_BUCKET": "b-1"}
+    result = run_cli(["pipe", "aws-s3-deploy"], env={**env, "LOCAL_PATH": str(tmp_path)})
+    assert result.code == 2
+    assert "error: AWS_OIDC_ROLE_ARN 'deploy' is not an IAM role ARN" in result.stderr
+
+
+def test_cloudfront_invalidate_pipe(bucket: str, aws_env: str) -> None:
     cloudfront = boto3.client("cloudfront")
     distribution = cloudfront.create_distribution(
         DistributionConfig={
@@ -89,6 +107,7 @@ def test_cloudfront_invalidate_pipe(bucket: str) -> None:
         **BITBUCKET,
         "BITBUCKET_STEP_OIDC_TOKEN": _fake_jwt(),
         "AWS_OIDC_ROLE_ARN": ROLE,
+        "AWS_ENDPOINT_URL": aws_env,
         "DISTRIBUTION_ID": distribution,
         "PATHS": "/index.html /assets/*",
     }
