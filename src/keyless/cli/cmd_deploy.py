@@ -206,11 +206,11 @@ def session_for(args: argparse.Namespace, console: Console) -> boto3.Session:
         return session_factory(region_name=args.region) if args.region else session_factory()
     exchanged = exchange(args, console)
     assumed = exchanged.assumed
-    if not args.json:
-        console.info(
-            f"keyless: assumed {assumed.identity.arn} (account {assumed.identity.account}) until"
-            f" {assumed.credentials.expiration_iso}"
-        )
+    # On stderr as `keyless assume` says it, --json or not: a CI log shows who deployed.
+    console.info(
+        f"keyless: assumed {assumed.identity.arn} (account {assumed.identity.account}) until"
+        f" {assumed.credentials.expiration_iso}"
+    )
     return assumed_session(assumed.credentials, region=exchanged.region)
 
 

@@ -397,7 +397,12 @@ def _record_uploads(
         )
         remedy = "Fix the cause and run the same deploy again: it sends only what is missing."
         if first.error in ("AccessDenied", "Forbidden") or first.status == 403:
-            raise AccessDeniedError(message, remedy=remedy)
+            raise AccessDeniedError(
+                message,
+                remedy=f"The credentials need s3:PutObject on {target} (keyless provision"
+                f" --s3-deploy {target.bucket}/{target.prefix.rstrip('/')} grants it, for that"
+                " prefix only). " + remedy,
+            )
         raise AwsError(message, remedy=remedy)
     return sent
 

@@ -1,8 +1,10 @@
-"""IAM operations AWS has and moto 5.2 lacks, added to moto inside the local stack's child process.
+"""What AWS does and moto 5.2 does not, added to moto inside the local stack's child process.
 
 `keyless provision` adds an audience to an existing OIDC provider with
 ``AddClientIDToOpenIDConnectProvider`` (IAM API reference), as one must on AWS; without it, the
-local stack could not exercise that path. Imported only by the moto child process.
+local stack could not exercise that path. ``keyless deploy --delete`` deletes with S3
+``DeleteObjects``, which AWS authorizes as ``s3:DeleteObject`` on each key; moto asks for it on the
+bucket, which a role limited to one prefix never has. Imported only by the moto child process.
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ MAX_CLIENT_IDS = 100
 
 
 def install() -> None:
-    """Teach moto's IAM responder the missing operations (idempotent)."""
+    """Teach moto the missing operations and AWS' authorization of DeleteObjects (idempotent)."""
+    _install_iam()
+    _install_delete_objects()
+
+
+def _install_iam() -> None:
     from moto.core.responses import ActionResult, EmptyResult
     from moto.iam.exceptions import LimitExceededException
     from moto.iam.responses import IamResponse
@@ -55,3 +62,73 @@ def install() -> None:
     }
     for name, method in additions.items():
         setattr(IamResponse, name, method)
+
+
+def _install_delete_objects() -> None:
+    # moto's own XML reader (it ships no type information).
+    import xmltodict  # type: ignore[import-untyped]
+    from moto.core.responses import ActionResult
+    from moto.iam.access_control import PermissionResult
+    from moto.s3.exceptions import S3AccessDeniedError
+    from moto.s3.responses import S3Response
+
+    original = S3Response._bucket_response_post
+    if getattr(original, "keyless_per_key", False):
+        return
+
+    def bucket_post(self: Any, request: Any, bucket_name: str) -> Any:
+        if not request.headers.get("Content-Length"):
+            return original(self, request, bucket_name)
+        self.path = self._get_path(request)
+        if not self.is_delete_keys():
+            return original(self, request, bucket_name)
+        objects = xmltodict.parse(self.body, strip_whitespace=False)["Delete"].get("Object", [])
+        objects = objects if isinstance(objects, list) else [objects]
+        if not objects:
+            return original(self, request, bucket_name)  # moto answers MalformedXML
+        # S3 API reference, DeleteObjects: "you must have the s3:DeleteObject permission" for
+        # each object; a denied key is an error entry, the others are deleted.
+        self.data["Action"] = "DeleteObject"
+        bucket = self.backend.get_bucket(bucket_name)
+        allowed, errors = [], []
+        for item in objects:
+            key = item["Key"]
+            try:
+                self._authenticate_and_authorize_s3_action(bucket_name=bucket_name, key_name=key)
+            except S3AccessDeniedError:
+                errors.append((key, "AccessDenied", "Access Denied"))
+                continue
+            arn = f"arn:aws:s3:::{bucket_name}/{key}"
+            if bucket.get_permission("s3:DeleteObject", arn) == PermissionResult.DENIED:
+                errors.append((key, "AccessDenied", "Access Denied"))
+            else:
+                allowed.append(item)
+        bypass = self.headers.get("x-amz-bypass-governance-retention", "").lower() == "true"
+        deleted, locked = self.backend.delete_objects(bucket_name, allowed, bypass)
+        errors.extend(
+            (key, "AccessDenied", "Access Denied because object protected by object lock.")
+            for key in locked
+        )
+        self.data["Action"] = "DeleteObjects"
+        return self.serialized(
+            ActionResult(
+                {
+                    "Deleted": [
+                        {
+                            "Key": key,
+                            "VersionId": version or None,
+                            "DeleteMarkerVersionId": marker or None,
+                            "DeleteMarker": True if marker else None,
+                        }
+                        for key, version, marker in deleted
+                    ],
+                    "Errors": [
+                        {"Key": key, "Code": code, "Message": message}
+                        for key, code, message in errors
+                    ],
+                }
+            )
+        )
+
+    bucket_post.keyless_per_key = True  # type: ignore[attr-defined]
+    S3Response._bucket_response_post = bucket_post  # type: ignore[method-assign]
