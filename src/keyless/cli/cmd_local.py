@@ -1,5 +1,5 @@
-"""``keyless local serve|token|run``: the local stack in the foreground, a CI's token from it, and
-a command run as that CI's job would run it, against the local stack.
+"""``keyless local serve|token|run|pipeline``: the local stack in the foreground, a CI's token from
+it, a command run as that CI's job would run it, and a Bitbucket pipeline's steps, against it.
 """
 
 from __future__ import annotations
@@ -119,6 +119,48 @@ found, or an error.
 """
 
 
+_PIPELINE_EPILOG = f"""\
+Which steps: the pipeline Bitbucket would run for --branch B (default: the branch checked out in
+the file's folder, else main): under `branches:` an exact name first, then glob patterns in file
+order, else `default:`; --custom NAME runs `custom: NAME` instead. --step NAME runs only the
+steps so named, --deployment ENV only those that deploy to ENV. Steps run one after another
+(`parallel:` ones too); the first step that fails stops the pipeline.
+
+A step runs its `script:` lines in one bash session in the file's folder (the working tree as it
+is), with a fresh HOME, each command echoed before it runs, then its `after-script:` with
+BITBUCKET_EXIT_CODE. It has Bitbucket's variables (BITBUCKET_BRANCH, BITBUCKET_COMMIT,
+BITBUCKET_BUILD_NUMBER, BITBUCKET_REPO_SLUG, BITBUCKET_REPO_UUID, BITBUCKET_WORKSPACE,
+BITBUCKET_STEP_UUID, BITBUCKET_PIPELINE_UUID, BITBUCKET_CLONE_DIR,
+BITBUCKET_DEPLOYMENT_ENVIRONMENT and its _UUID, ...), those of --variables FILE, and
+BITBUCKET_STEP_OIDC_TOKEN only with `oidc: true` (`oidc: audiences:` adds audiences to the
+workspace's; `deployment:` puts the environment's UUID in `sub`). AWS is the local stack, as for
+`keyless local run`: no AWS key, only the token. YAML anchors and `<<:` merges work; images,
+services and caches are not used.
+
+Pipes: atlassian/aws-s3-deploy and atlassian/aws-cloudfront-invalidate run as `keyless pipe ...`
+with their `variables:` ($NAME taken from the step) and Bitbucket's variables; any other pipe
+fails the step with "pipe NAME is not emulated".
+
+--variables FILE (YAML): `workspace:`, `repository:` and `deployments: {{ENV: ...}}`, each a
+mapping of NAME: value; deployment variables win over repository ones, which win over
+workspace ones.
+
+Identities: the workspace (slug and UUID), each repository (--repository SLUG, default: the name
+of the file's folder) and each of its deployment environments get a UUID on first use, kept in
+--identities FILE (default: bitbucket-identities.json in the state folder), so that a role
+provisioned for them keeps working. --print-scope prints their scope flags for `keyless
+provision` (with --issuer while a stack runs) and runs nothing.
+
+The log (each step's setup, commands, output with the token masked, PASSED or FAILED) goes to
+standard output. Without a running stack a temporary one starts for the pipeline.
+
+{_STATE_HELP}
+
+Exit codes: 0 every step passed; else the exit code of the first command that failed; 2 an
+unusable file, selection or flag.
+"""
+
+
 def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "local",
@@ -176,6 +218,36 @@ def register(subparsers: Subparsers) -> None:
     _add_job_arguments(run)
     run.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")
     run.set_defaults(handler=run_run)
+
+    pipeline = commands.add_parser(
+        "pipeline",
+        help="run a Bitbucket pipeline's steps here, against the local stack",
+        description="Run the steps of a bitbucket-pipelines.yml here, as Bitbucket would.",
+        epilog=_PIPELINE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pipeline.add_argument("file", metavar="bitbucket-pipelines.yml", type=Path)
+    only = pipeline.add_mutually_exclusive_group()
+    only.add_argument("--step", metavar="NAME", help="run only the step(s) with this name")
+    only.add_argument("--deployment", metavar="ENV", help="run only the step(s) deploying to ENV")
+    pipeline.add_argument(
+        "--branch", metavar="B", help="the branch (default: the checked-out one, else main)"
+    )
+    pipeline.add_argument("--custom", metavar="NAME", help="run the custom pipeline NAME")
+    pipeline.add_argument(
+        "--variables", metavar="FILE", type=Path, help="repository and deployment variables (YAML)"
+    )
+    pipeline.add_argument(
+        "--repository", metavar="SLUG", help="the repository (default: the file's folder name)"
+    )
+    pipeline.add_argument(
+        "--identities", metavar="FILE", type=Path, help="UUIDs of workspace, repositories, ..."
+    )
+    pipeline.add_argument(
+        "--print-scope", action="store_true", help="print the scope flags for provisioning"
+    )
+    _add_state_argument(pipeline)
+    pipeline.set_defaults(handler=run_pipeline)
 
 
 def _add_state_argument(parser: argparse.ArgumentParser) -> None:
@@ -335,6 +407,48 @@ def run_token(args: argparse.Namespace, console: Console) -> int:
     console.stdout.flush()
     console.info(f"printed a {about}")
     return EXIT_OK
+
+
+# --- pipeline ------------------------------------------------------------------------------------
+
+
+def run_pipeline(args: argparse.Namespace, console: Console) -> int:
+    # Imported here: YAML parsing is needed by this command only.
+    from keyless.local import pipeline as bitbucket_pipeline
+
+    state_dir = _state_dir(args, console)
+    identities: Path = args.identities or state_dir / bitbucket_pipeline.IDENTITIES_FILE
+    plan = bitbucket_pipeline.plan_pipeline(
+        args.file,
+        identities=identities,
+        step=args.step,
+        deployment=args.deployment,
+        branch=args.branch,
+        custom=args.custom,
+        repository=args.repository,
+        variables=args.variables,
+    )
+    if args.print_scope:
+        deployments = (args.deployment,) if args.deployment else ()
+        identity = bitbucket_pipeline.resolve_identity(
+            identities, repository=plan.repository, deployments=deployments
+        )
+        info = find_running(state_dir)
+        issuer = bitbucket_pipeline.local_issuer(info, identity) if info is not None else None
+        flags = bitbucket_pipeline.scope_flags(identity, deployment=args.deployment, issuer=issuer)
+        console.out(shlex.join(flags))
+        return EXIT_OK
+    with contextlib.ExitStack() as exit_stack:
+        info = find_running(state_dir)
+        if info is None:
+            console.info(f"keyless local: no stack runs from {state_dir}; starting a temporary one")
+            scratch = Path(tempfile.mkdtemp(prefix="keyless-pipeline-"))
+            exit_stack.callback(shutil.rmtree, scratch, ignore_errors=True)
+            _, info = exit_stack.enter_context(served_stack(state_dir=scratch / "state"))
+        result = bitbucket_pipeline.run_pipeline(
+            plan, stack=info, base_env=console.env, log=console.stdout
+        )
+    return result.exit_code
 
 
 # --- run -----------------------------------------------------------------------------------------
