@@ -1,4 +1,6 @@
 # keyless: every command a person needs.
+#   make demo   bootstrap if needed, then keyless demo: provision, deploy from a Bitbucket pipeline,
+#               be refused from another repository and told why, all on the local stack
 #   make dev    create .venv from requirements.lock (hash-pinned); quick when up to date
 #   make test   bootstrap if needed, then lint (ruff), types (mypy --strict) and the whole test suite
 #   make lint   ruff check + ruff format --check + mypy --strict
@@ -11,7 +13,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint lock readme clean bench
+.PHONY: demo dev test lint lock readme clean bench
 
 dev: $(STAMP)
 
@@ -20,6 +22,9 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
+
+demo: dev
+	$(BIN)/keyless demo
 
 lint: dev
 	$(BIN)/ruff check

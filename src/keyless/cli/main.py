@@ -48,6 +48,7 @@ def _command_modules() -> list[CommandModule]:
     from keyless.cli import (
         cmd_assume,
         cmd_claims,
+        cmd_demo,
         cmd_deploy,
         cmd_doctor,
         cmd_local,
@@ -61,6 +62,7 @@ def _command_modules() -> list[CommandModule]:
     return [
         cmd_assume,
         cmd_claims,
+        cmd_demo,
         cmd_deploy,
         cmd_doctor,
         cmd_local,
