@@ -351,7 +351,8 @@ def exchange(args: argparse.Namespace, console: Console) -> Exchanged:
     return Exchanged(assumed=assumed, region=region, obtained=obtained)
 
 
-def _summary(exchanged: Exchanged) -> str:
+def assumed_line(exchanged: Exchanged) -> str:
+    """The one line every command that exchanged a token prints on stderr."""
     assumed = exchanged.assumed
     return (
         f"keyless: assumed {assumed.identity.arn} (account {assumed.identity.account}) until"
@@ -428,7 +429,7 @@ def run_assume(args: argparse.Namespace, console: Console) -> int:
     else:
         console.stdout.write(render(fmt, assumed.credentials, region=explicit_region))
         console.stdout.flush()
-    console.info(_summary(exchanged))
+    console.info(assumed_line(exchanged))
     if args.json:
         document = assumed.to_json()
         document["profile"] = written.to_json() if written else None
@@ -444,7 +445,7 @@ def run_exec(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("no command given: keyless exec [options] -- COMMAND [ARG...]")
     exchanged = exchange(args, console)
     if console.verbose:
-        console.info(_summary(exchanged))
+        console.info(assumed_line(exchanged))
     env = child_environment(console.env, exchanged.assumed.credentials, region=args.region)
     return run_command(command, env)
 

@@ -12,7 +12,7 @@ from typing import TextIO
 import boto3
 
 from keyless.aws.sts import assumed_session
-from keyless.cli.cmd_assume import add_exchange_options, exchange
+from keyless.cli.cmd_assume import add_exchange_options, assumed_line, exchange
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
 from keyless.deploy.apply import (
@@ -205,13 +205,9 @@ def session_for(args: argparse.Namespace, console: Console) -> boto3.Session:
                 )
         return session_factory(region_name=args.region) if args.region else session_factory()
     exchanged = exchange(args, console)
-    assumed = exchanged.assumed
     # On stderr as `keyless assume` says it, --json or not: a CI log shows who deployed.
-    console.info(
-        f"keyless: assumed {assumed.identity.arn} (account {assumed.identity.account}) until"
-        f" {assumed.credentials.expiration_iso}"
-    )
-    return assumed_session(assumed.credentials, region=exchanged.region)
+    console.info(assumed_line(exchanged))
+    return assumed_session(exchanged.assumed.credentials, region=exchanged.region)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

@@ -110,8 +110,5 @@ def _session(settings: PipeSettings, console: Console) -> boto3.Session:
     args.role_arn = parse_role_arn(settings.role_arn, flag="AWS_OIDC_ROLE_ARN")
     args.region = settings.region
     exchanged = cmd_assume.exchange(args, console)
-    assumed = exchanged.assumed
-    console.info(
-        f"keyless: assumed {assumed.identity.arn} until {assumed.credentials.expiration_iso}"
-    )
-    return assumed_session(assumed.credentials, region=exchanged.region)
+    console.info(cmd_assume.assumed_line(exchanged))
+    return assumed_session(exchanged.assumed.credentials, region=exchanged.region)
