@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import re
@@ -964,134 +965,145 @@ class _NoTokens:
 def _run_step(
     job: _StepJob, *, stack: StackInfo, base_env: Mapping[str, str], log: TextIO, tokens: JobTokens
 ) -> StepResult:
-    step, plan, identity = job.step, job.plan, job.identity
+    step = job.step
     title = f"Step {job.number}/{job.total}: {step.name}"
     if step.deployment:
         title += f" (deployment: {step.deployment})"
     _say(log, f"=== {title} " + "=" * max(3, 95 - len(title)))
     began = time.monotonic()
-    scope = identity.scope(step.deployment)
-    run = JobRun(
-        branch=plan.branch,
-        step=step.name,
-        build_number=identity.build_number,
-        commit=plan.commit,
-        deployment=step.deployment,
-    )
-    signer = _PipelineTokens(tokens, job.pipeline_uuid) if step.oidc else _NoTokens()
-    bitbucket_env = bitbucket.step_environment(scope, run, tokens=signer, audiences=step.audiences)
-    token = bitbucket_env.pop(bitbucket.STEP_VARIABLE, "")
-    slug = identity.repository
-    bitbucket_env.update(
-        BITBUCKET_REPO_SLUG=slug,
-        BITBUCKET_REPO_FULL_NAME=f"{identity.workspace}/{slug}",
-        BITBUCKET_REPO_OWNER=identity.workspace,
-        BITBUCKET_REPO_IS_PRIVATE="true",
-        BITBUCKET_PIPELINE_UUID="{" + job.pipeline_uuid + "}",
-        BITBUCKET_CLONE_DIR=str(plan.clone_dir),
-    )
-    if job.parallel is not None:
-        bitbucket_env["BITBUCKET_PARALLEL_STEP"] = str(job.parallel[0] - 1)
-        bitbucket_env["BITBUCKET_PARALLEL_STEP_COUNT"] = str(job.parallel[1])
-    if step.oidc:
-        bitbucket_env[bitbucket.STEP_VARIABLE] = token
+    variables, claims = _step_variables(job, tokens)
     _say(log, "Build setup")
-    if step.image:
-        _say(log, f"  image {step.image}: not pulled, the step runs on this machine")
-    for note in step.notes:
-        _say(log, f"  {note}")
-    if step.deployment:
-        _say(
-            log,
-            f"  deployment environment {step.deployment}"
-            f" {{{identity.environments[step.deployment]}}}",
-        )
-    subject = None
-    if isinstance(signer, _PipelineTokens) and signer.claims is not None:
-        subject = str(signer.claims.get("sub"))
-        audience = signer.claims.get("aud")
-        shown = ", ".join(audience) if isinstance(audience, list) else str(audience)
-        _say(log, f"  OIDC: {bitbucket.STEP_VARIABLE} with sub {subject}, aud {shown}")
-    else:
-        _say(log, "  OIDC: no token (the step has no `oidc: true`)")
+    for line in _setup_lines(job, claims):
+        _say(log, "  " + line)
+    token = variables.get(bitbucket.STEP_VARIABLE, "")
+    masks = {token: f"${bitbucket.STEP_VARIABLE}"} if token else {}
     with tempfile.TemporaryDirectory(prefix="keyless-step-") as scratch:
         workdir = Path(scratch)
-        home = workdir / "home"
-        home.mkdir(mode=0o700)
-        variables = plan.variables.for_step(step.deployment)
-        env = job_process_environment(
-            base_env,
-            {**variables, **bitbucket_env, "HOME": str(home)},
-            JobProcess(
-                workdir=workdir,
-                endpoint_url=stack.endpoint_url,
-                region=stack.region,
-                ca_bundle=stack.ca_bundle,
-                state_dir=stack.state_dir,
-            ),
+        env = _process_environment(workdir, variables, stack=stack, base_env=base_env)
+        run = functools.partial(
+            _run_commands, env=env, workdir=workdir, cwd=job.plan.clone_dir, log=log, masks=masks
         )
-        # The keyless that runs this pipeline is the one the steps find first (`keyless ...` in a
-        # script, and the emulated pipes).
-        env["PATH"] = os.pathsep.join(p for p in (str(_keyless_bin()), env.get("PATH")) if p)
-        masks = {token: f"${bitbucket.STEP_VARIABLE}"} if token else {}
-        code, at, output, timed_out = _run_commands(
-            step.script,
-            env=env,
-            workdir=workdir,
-            cwd=plan.clone_dir,
-            log=log,
-            masks=masks,
-            max_seconds=step.max_time_minutes * _SECONDS_PER_MINUTE
-            if step.max_time_minutes
-            else None,
+        minutes = step.max_time_minutes
+        code, at, output, timed_out = run(
+            step.script, max_seconds=minutes * _SECONDS_PER_MINUTE if minutes else None
         )
         if step.after_script:
             _say(log, "After script")
-            after_env = {**env, "BITBUCKET_EXIT_CODE": str(code)}
-            after_code, _, after_output, _ = _run_commands(
-                step.after_script,
-                env=after_env,
-                workdir=workdir,
-                cwd=plan.clone_dir,
-                log=log,
-                masks=masks,
-                max_seconds=None,
+            after_code, _, after_output, _ = run(
+                step.after_script, env={**env, "BITBUCKET_EXIT_CODE": str(code)}, max_seconds=None
             )
             output += after_output
             if after_code != 0:
                 _say(log, f"  after-script exited with {after_code} (the step's result stands)")
     seconds = time.monotonic() - began
-    if code == 0:
-        _say(log, f"Step {step.name!r} PASSED in {seconds:.1f} s")
-        return StepResult(
-            name=step.name,
-            deployment=step.deployment,
-            status=StepStatus.PASSED,
-            exit_code=0,
-            seconds=seconds,
-            subject=subject,
-            output=output,
-        )
-    command = step.script[at] if at is not None and at < len(step.script) else None
-    reason = f"exit code {code}"
-    if timed_out:
-        reason = f"max-time of {step.max_time_minutes} minutes reached"
-    elif isinstance(command, PipeCall) and command.emulated is None:
-        reason = f"pipe {command.name} is not emulated"
-    elif command is not None:
-        reason = f"`{_first_line(_shown(command))}` exited with {code}"
-    _say(log, f"Step {step.name!r} FAILED in {seconds:.1f} s: {reason}")
-    return StepResult(
+    subject = str(claims["sub"]) if claims is not None else None
+    result = StepResult(
         name=step.name,
         deployment=step.deployment,
-        status=StepStatus.FAILED,
-        exit_code=code,
-        failed_command=_shown(command) if command is not None else None,
-        reason=reason,
+        status=StepStatus.PASSED,
+        exit_code=0,
         seconds=seconds,
         subject=subject,
         output=output,
     )
+    if code == 0:
+        _say(log, f"Step {step.name!r} PASSED in {seconds:.1f} s")
+        return result
+    command = step.script[at] if at is not None and at < len(step.script) else None
+    reason = _failure_reason(step, command, code, timed_out=timed_out)
+    _say(log, f"Step {step.name!r} FAILED in {seconds:.1f} s: {reason}")
+    return replace(
+        result,
+        status=StepStatus.FAILED,
+        exit_code=code,
+        failed_command=_shown(command) if command is not None else None,
+        reason=reason,
+    )
+
+
+def _step_variables(
+    job: _StepJob, tokens: JobTokens
+) -> tuple[dict[str, str], Mapping[str, object] | None]:
+    """The step's variables (the file's, then Bitbucket's, the token only with `oidc: true`) and
+    the claims of its token."""
+    step, identity = job.step, job.identity
+    run = JobRun(
+        branch=job.plan.branch,
+        step=step.name,
+        build_number=identity.build_number,
+        commit=job.plan.commit,
+        deployment=step.deployment,
+    )
+    signer = _PipelineTokens(tokens, job.pipeline_uuid) if step.oidc else _NoTokens()
+    scope = identity.scope(step.deployment)
+    own = bitbucket.step_environment(scope, run, tokens=signer, audiences=step.audiences)
+    if not step.oidc:
+        del own[bitbucket.STEP_VARIABLE]
+    slug = identity.repository
+    own.update(
+        BITBUCKET_REPO_SLUG=slug,
+        BITBUCKET_REPO_FULL_NAME=f"{identity.workspace}/{slug}",
+        BITBUCKET_REPO_OWNER=identity.workspace,
+        BITBUCKET_REPO_IS_PRIVATE="true",
+        BITBUCKET_PIPELINE_UUID="{" + job.pipeline_uuid + "}",
+        BITBUCKET_CLONE_DIR=str(job.plan.clone_dir),
+    )
+    if job.parallel is not None:
+        own["BITBUCKET_PARALLEL_STEP"] = str(job.parallel[0] - 1)
+        own["BITBUCKET_PARALLEL_STEP_COUNT"] = str(job.parallel[1])
+    claims = signer.claims if isinstance(signer, _PipelineTokens) else None
+    # Bitbucket's own variables cannot be overridden by the settings' ones.
+    return {**job.plan.variables.for_step(step.deployment), **own}, claims
+
+
+def _setup_lines(job: _StepJob, claims: Mapping[str, object] | None) -> list[str]:
+    step = job.step
+    lines = []
+    if step.image:
+        lines.append(f"image {step.image}: not pulled, the step runs on this machine")
+    lines.extend(step.notes)
+    if step.deployment:
+        environment = job.identity.environments[step.deployment]
+        lines.append(f"deployment environment {step.deployment} {{{environment}}}")
+    if claims is None:
+        lines.append("OIDC: no token (the step has no `oidc: true`)")
+    else:
+        audience = claims.get("aud")
+        shown = ", ".join(audience) if isinstance(audience, list) else str(audience)
+        lines.append(f"OIDC: {bitbucket.STEP_VARIABLE} with sub {claims.get('sub')}, aud {shown}")
+    return lines
+
+
+def _process_environment(
+    workdir: Path, variables: Mapping[str, str], *, stack: StackInfo, base_env: Mapping[str, str]
+) -> dict[str, str]:
+    """What the step's bash gets: the job's variables, a fresh HOME, AWS on the local stack."""
+    home = workdir / "home"
+    home.mkdir(mode=0o700)
+    env = job_process_environment(
+        base_env,
+        {**variables, "HOME": str(home)},
+        JobProcess(
+            workdir=workdir,
+            endpoint_url=stack.endpoint_url,
+            region=stack.region,
+            ca_bundle=stack.ca_bundle,
+            state_dir=stack.state_dir,
+        ),
+    )
+    # The keyless running this pipeline is the one a step finds first (scripts, emulated pipes).
+    env["PATH"] = os.pathsep.join(p for p in (str(_keyless_bin()), env.get("PATH")) if p)
+    return env
+
+
+def _failure_reason(step: Step, command: Command | None, code: int, *, timed_out: bool) -> str:
+    if timed_out:
+        return f"max-time of {step.max_time_minutes} minutes reached"
+    if isinstance(command, PipeCall) and command.emulated is None:
+        return f"pipe {command.name} is not emulated"
+    if command is not None:
+        return f"`{_first_line(_shown(command))}` exited with {code}"
+    return f"exit code {code}"
 
 
 def _first_line(text: str) -> str:
