@@ -32,6 +32,7 @@ from keyless.ci import CI_PROVIDERS, PROVIDERS, obtain_token
 from keyless.ci.base import ObtainedToken, Provider
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
+from keyless.cli.token_args import add_token_source_arguments
 from keyless.credentials import (
     OutputFormat,
     child_environment,
@@ -155,17 +156,7 @@ def add_exchange_options(
             help="without an OIDC token, assume the role with AWS_ACCESS_KEY_ID/SECRET instead",
         )
     token = parser.add_argument_group("token")
-    token.add_argument(
-        "--ci",
-        choices=["auto", *PROVIDERS],
-        default="auto",
-        help="where to get the token ('file': a token file; default: auto)",
-    )
-    token.add_argument("--audience", metavar="AUD", help="the audience (aud) the token must have")
-    token.add_argument("--token-file", metavar="PATH", help="read the token from this file")
-    token.add_argument(
-        "--token-env", metavar="NAME", help="GitLab: the id_tokens variable that holds the token"
-    )
+    add_token_source_arguments(token)
 
 
 def exchange_defaults() -> argparse.Namespace:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from keyless.aws.clients import region_from
 from keyless.aws.sts import Sts, parse_role_arn
-from keyless.ci import PROVIDERS
 from keyless.cli.cmd_assume import ROLE_ARN_VARIABLES
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_NEGATIVE, EXIT_OK, Subparsers
+from keyless.cli.token_args import add_token_source_arguments
 from keyless.doctor import DoctorRequest, IamFactory, Report, Status, diagnose, iam_client_for
 from keyless.errors import KeylessError, UsageError
 from keyless.http import HttpClient, UrllibClient
@@ -77,17 +77,7 @@ def register(subparsers: Subparsers) -> None:
         "--policy", metavar="FILE", type=Path, help="the role's trust policy (JSON) to evaluate"
     )
     parser.add_argument("--region", metavar="REGION", help="STS region (default: from environment)")
-    parser.add_argument(
-        "--ci",
-        choices=["auto", *PROVIDERS],
-        default="auto",
-        help="where to get the token ('file': a token file; default: auto)",
-    )
-    parser.add_argument("--audience", metavar="AUD", help="the audience (aud) the token must have")
-    parser.add_argument("--token-file", metavar="PATH", help="read the token from this file")
-    parser.add_argument(
-        "--token-env", metavar="NAME", help="GitLab: the id_tokens variable that holds the token"
-    )
+    add_token_source_arguments(parser)
     parser.add_argument(
         "--ca-bundle",
         metavar="PEM",

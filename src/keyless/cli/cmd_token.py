@@ -16,6 +16,7 @@ from keyless.ci import PROVIDERS, obtain_token, provider_for_issuer
 from keyless.ci.base import STANDARD_SAFE_CLAIMS, ObtainedToken
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
+from keyless.cli.token_args import add_token_source_arguments
 from keyless.errors import OutputError, TokenError, TokenVerificationError
 from keyless.fsutil import write_secret_file
 from keyless.limits import TOKEN_LEEWAY_SECONDS
@@ -58,17 +59,7 @@ def register(subparsers: Subparsers) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--ci",
-        choices=["auto", *PROVIDERS],
-        default="auto",
-        help="where to get the token ('file': a token file; default: auto)",
-    )
-    parser.add_argument("--audience", metavar="AUD", help="the audience (aud) the token must have")
-    parser.add_argument("--token-file", metavar="PATH", help="read the token from this file")
-    parser.add_argument(
-        "--token-env", metavar="NAME", help="GitLab: the id_tokens variable that holds the token"
-    )
+    add_token_source_arguments(parser)
     parser.add_argument(
         "--write", metavar="PATH", type=Path, help="write the token to PATH (0600, atomic)"
     )
