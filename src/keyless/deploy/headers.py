@@ -5,6 +5,7 @@ ACL, Expires, storage class and metadata, with a stable digest so a header chang
 from __future__ import annotations
 
 import email.utils
+import functools
 import hashlib
 import json
 import re
@@ -180,8 +181,14 @@ class ObjectHeaders:
 
     def digest(self) -> str:
         """A short stable fingerprint; equal digests mean equal headers."""
-        canonical = json.dumps(self.http(), separators=(",", ":"), ensure_ascii=True)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        return _digest(self)
+
+
+@functools.lru_cache(maxsize=1024)
+def _digest(headers: ObjectHeaders) -> str:
+    # A site has a handful of distinct header sets, and a deploy asks once per object.
+    canonical = json.dumps(headers.http(), separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -84,7 +84,7 @@ def _walk(
     except OSError as exc:
         raise UsageError(f"cannot read folder {str(directory)!r}: {exc.strerror}") from exc
     for entry in entries:
-        key = _key(rel + entry.name, Path(entry.path))
+        key = _key(rel + entry.name, entry.path)
         if entry.is_symlink():
             if filters.prunes(key):
                 continue
@@ -129,12 +129,12 @@ def _file(key: str, path: Path, size: int, filters: Filters) -> LocalFile:
     return LocalFile(key=key, path=path, size=size, excluded=filters.excluded(key))
 
 
-def _key(rel: str, path: Path) -> str:
+def _key(rel: str, path: str) -> str:
     try:
         encoded = rel.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise UsageError(
-            f"file name {str(path)!r} is not valid UTF-8, so it cannot be an S3 key",
+            f"file name {path!r} is not valid UTF-8, so it cannot be an S3 key",
             remedy="Rename the file, or --exclude it.",
         ) from exc
     if len(encoded) > S3_MAX_KEY_BYTES:
@@ -148,9 +148,16 @@ class FileDigests:
 
     def md5(self, file: LocalFile) -> str:
         digest = hashlib.md5(usedforsecurity=False)
-        with file.path.open("rb") as handle:
-            while chunk := handle.read(READ_CHUNK_BYTES):
+        # Plain descriptor reads (no buffered file object): a small file is read in one call of
+        # its walked size + 1 and confirmed at its end by an empty read of the same size (so a
+        # file that grew since the walk is still hashed whole); big ones in chunks.
+        want = min(file.size + 1, READ_CHUNK_BYTES)
+        fd = os.open(file.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            while chunk := os.read(fd, want):
                 digest.update(chunk)
+        finally:
+            os.close(fd)
         return digest.hexdigest()
 
     def multipart_etags(self, file: LocalFile, part_sizes: Sequence[int]) -> dict[int, str]:

@@ -108,3 +108,13 @@ def test_digests(tmp_path: Path) -> None:
     assert digests.multipart_etags(file, sizes) == {s: multipart_etag(data, s) for s in sizes}
     assert digests.multipart_etags(file, [1 << 20])[1 << 20].endswith("-4")
     assert digests.multipart_etags(file, [5 << 20])[5 << 20].endswith("-1")
+
+
+@pytest.mark.parametrize("walked", [0, 5, 100, 4096])
+def test_md5_reads_the_whole_file_whatever_size_the_walk_saw(tmp_path: Path, walked: int) -> None:
+    # The walked size only sizes the reads: a file that grew or shrank since is hashed whole.
+    data = os.urandom(3000)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    file = LocalFile(key="f", path=path, size=walked)
+    assert FileDigests().md5(file) == hashlib.md5(data, usedforsecurity=False).hexdigest()
