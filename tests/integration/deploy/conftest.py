@@ -40,3 +40,32 @@ def bucket(aws_env: str) -> str:
     name = f"site-{next(_buckets)}"
     boto3.client("s3").create_bucket(Bucket=name)
     return name
+
+
+def create_distribution(bucket: str, *, reference: str) -> str:
+    """A CloudFront distribution in front of ``bucket`` on moto; returns its id."""
+    distribution = boto3.client("cloudfront").create_distribution(
+        DistributionConfig={
+            "CallerReference": reference,
+            "Comment": "keyless test",
+            "Enabled": True,
+            "Origins": {
+                "Quantity": 1,
+                "Items": [
+                    {
+                        "Id": "s3",
+                        "DomainName": f"{bucket}.s3.amazonaws.com",
+                        "S3OriginConfig": {"OriginAccessIdentity": ""},
+                    }
+                ],
+            },
+            "DefaultCacheBehavior": {
+                "TargetOriginId": "s3",
+                "ViewerProtocolPolicy": "redirect-to-https",
+                "MinTTL": 0,
+                "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
+                "TrustedSigners": {"Enabled": False, "Quantity": 0},
+            },
+        }
+    )["Distribution"]
+    return distribution["Id"]

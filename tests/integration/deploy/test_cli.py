@@ -9,6 +9,7 @@ import boto3
 import pytest
 
 from tests.cli.helpers import run_cli
+from tests.integration.deploy.conftest import create_distribution
 
 pytestmark = pytest.mark.integration
 
@@ -78,31 +79,7 @@ def test_empty_folder_is_refused(tmp_path: Path, bucket: str) -> None:
 
 
 def test_invalidate_changed_paths(tmp_path: Path, bucket: str) -> None:
-    cloudfront = boto3.client("cloudfront")
-    distribution = cloudfront.create_distribution(
-        DistributionConfig={
-            "CallerReference": bucket,
-            "Comment": "keyless test",
-            "Enabled": True,
-            "Origins": {
-                "Quantity": 1,
-                "Items": [
-                    {
-                        "Id": "s3",
-                        "DomainName": f"{bucket}.s3.amazonaws.com",
-                        "S3OriginConfig": {"OriginAccessIdentity": ""},
-                    }
-                ],
-            },
-            "DefaultCacheBehavior": {
-                "TargetOriginId": "s3",
-                "ViewerProtocolPolicy": "redirect-to-https",
-                "MinTTL": 0,
-                "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
-                "TrustedSigners": {"Enabled": False, "Quantity": 0},
-            },
-        }
-    )["Distribution"]["Id"]
+    distribution = create_distribution(bucket, reference=bucket)
     (tmp_path / "index.html").write_text("home")
     result = run_cli(
         ["deploy", str(tmp_path), f"s3://{bucket}", "--invalidate", distribution, "--json"]
@@ -110,5 +87,7 @@ def test_invalidate_changed_paths(tmp_path: Path, bucket: str) -> None:
     assert result.code == 0, result.stderr
     invalidation = json.loads(result.stdout)["invalidation"]
     assert sorted(invalidation["paths"]) == ["/", "/index.html"]
-    listed = cloudfront.list_invalidations(DistributionId=distribution)["InvalidationList"]
+    listed = boto3.client("cloudfront").list_invalidations(DistributionId=distribution)[
+        "InvalidationList"
+    ]
     assert [item["Id"] for item in listed["Items"]] == [invalidation["id"]]

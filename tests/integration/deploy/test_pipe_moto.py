@@ -10,6 +10,7 @@ import boto3
 import pytest
 
 from tests.cli.helpers import run_cli
+from tests.integration.deploy.conftest import create_distribution
 
 pytestmark = pytest.mark.integration
 
@@ -78,31 +79,7 @@ def test_bad_role_arn_names_the_variable(tmp_path: Path) -> None:
 
 
 def test_cloudfront_invalidate_pipe(bucket: str, aws_env: str) -> None:
-    cloudfront = boto3.client("cloudfront")
-    distribution = cloudfront.create_distribution(
-        DistributionConfig={
-            "CallerReference": f"pipe-{bucket}",
-            "Comment": "",
-            "Enabled": True,
-            "Origins": {
-                "Quantity": 1,
-                "Items": [
-                    {
-                        "Id": "s3",
-                        "DomainName": f"{bucket}.s3.amazonaws.com",
-                        "S3OriginConfig": {"OriginAccessIdentity": ""},
-                    }
-                ],
-            },
-            "DefaultCacheBehavior": {
-                "TargetOriginId": "s3",
-                "ViewerProtocolPolicy": "allow-all",
-                "MinTTL": 0,
-                "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
-                "TrustedSigners": {"Enabled": False, "Quantity": 0},
-            },
-        }
-    )["Distribution"]["Id"]
+    distribution = create_distribution(bucket, reference=f"pipe-{bucket}")
     env = {
         **BITBUCKET,
         "BITBUCKET_STEP_OIDC_TOKEN": _fake_jwt(),
@@ -114,5 +91,7 @@ def test_cloudfront_invalidate_pipe(bucket: str, aws_env: str) -> None:
     result = run_cli(["pipe", "aws-cloudfront-invalidate"], env=env)
     assert result.code == 0, result.stderr
     assert f"created for {distribution}: /index.html /assets/*" in result.stderr
-    listed = cloudfront.list_invalidations(DistributionId=distribution)["InvalidationList"]
+    listed = boto3.client("cloudfront").list_invalidations(DistributionId=distribution)[
+        "InvalidationList"
+    ]
     assert listed["Quantity"] == 1
