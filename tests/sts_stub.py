@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 ACCOUNT = "123456789012"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/deploy"
 OTHER_ROLE_ARN = "arn:aws:iam::210987654321:role/prod-deploy"
-EXPIRATION = dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+EXPIRATION = dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
 ACCESS_KEY_ID = "ASIAKEYLESSTEST00001"
 SECRET_ACCESS_KEY = "sEcReT/KeY+ThatMustNeverBePrinted0000000"
 SESSION_TOKEN = "SeSsIoNtOkEn//ThatMustNeverBePrinted+AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="

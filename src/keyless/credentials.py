@@ -14,12 +14,12 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Final, Protocol, TextIO
 
 from keyless.aws.sts import RoleArn, TemporaryCredentials
 from keyless.ci.base import RawToken
+from keyless.compat import StrEnum
 from keyless.errors import KeylessError, OutputError, UsageError
 from keyless.fsutil import write_secret_file
 

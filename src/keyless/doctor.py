@@ -10,7 +10,6 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -32,6 +31,7 @@ from keyless.aws.sts import (
 )
 from keyless.ci import CI_PROVIDERS, PROVIDERS, bitbucket, github, obtain_token, provider_for_issuer
 from keyless.ci.base import STANDARD_SAFE_CLAIMS, ObtainedToken, Provider
+from keyless.compat import StrEnum
 from keyless.errors import (
     CredentialError,
     IssuerError,

@@ -40,7 +40,7 @@ CREDENTIALS = TemporaryCredentials(
     access_key_id="ASIAKEYLESSTEST00001",
     secret_access_key="wJalr/K7MDENG+bPxRfi'CY$EXAMPLEKEY",
     session_token="IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJ=",
-    expiration=dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+    expiration=dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
     account_id=AccountId("123456789012"),
 )
 ROLE = RoleArn("arn:aws:iam::123456789012:role/deploy")

@@ -12,10 +12,10 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import replace
-from enum import StrEnum
 from typing import Any
 
 from keyless.aws.provision import DEFAULT_MAX_SESSION_SECONDS, Desired
+from keyless.compat import StrEnum
 from keyless.trust.build import _hcl, _hcl_string, _Raw
 from keyless.trust.evaluate import issuer_prefix
 from keyless.trust.model import to_document

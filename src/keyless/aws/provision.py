@@ -12,13 +12,13 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NewType
 
 import botocore.exceptions
 
 from keyless.aws.thumbprint import Thumbprint
 from keyless.aws.widening import Widening, find_widening
+from keyless.compat import StrEnum
 from keyless.errors import AccessDeniedError, AwsError, KeylessError, PolicyError, UsageError
 from keyless.trust.evaluate import provider_arn_for
 from keyless.trust.lint import Finding, Severity, lint

@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, NewType
 
 import boto3
@@ -27,6 +27,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from keyless.aws.clients import CLIENT_CONFIG, region_from
 from keyless.ci.base import Provider, RawToken, session_name_part
+from keyless.compat import UTC
 from keyless.errors import (
     AccessDeniedError,
     AwsError,

@@ -17,9 +17,9 @@ import urllib.parse
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from typing import NewType, Protocol
 
+from keyless.compat import StrEnum
 from keyless.errors import CredentialError, TokenError, UsageError
 from keyless.http import HttpClient
 from keyless.limits import CI_HELPER_TIMEOUT_SECONDS, TOKEN_MAX_CHARS
@@ -398,7 +398,7 @@ class JobRun:
 def stable_number(text: str, *, digits: int = 10) -> str:
     """A decimal id with ``digits`` digits (no leading zero) that ``text`` always maps to: ids a
     CI keeps across runs (repository, project, user) for a name the scope gives."""
-    digest = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8])
+    digest = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
     low = 10 ** (digits - 1)
     return str(low + digest % (9 * low))
 

@@ -9,7 +9,6 @@ import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 from keyless.ci._claims import require_audience, token_audiences
 from keyless.ci.base import (
@@ -32,6 +31,7 @@ from keyless.ci.base import (
     issuer_path_of,
     stable_number,
 )
+from keyless.compat import StrEnum
 from keyless.errors import CredentialError, UsageError
 from keyless.http import HttpClient
 

@@ -11,10 +11,11 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Final
 
+from keyless.compat import UTC
 from keyless.errors import UsageError
 
 DEFAULT_CONTENT_TYPE: Final = "application/octet-stream"

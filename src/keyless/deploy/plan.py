@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Protocol
 
+from keyless.compat import StrEnum
 from keyless.deploy.headers import HeaderPolicy, ObjectHeaders
 from keyless.deploy.local_tree import Filters, LocalFile
 from keyless.deploy.manifest import MANIFEST_NAME

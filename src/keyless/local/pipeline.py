@@ -21,7 +21,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, TextIO, TypeAlias
 
@@ -30,6 +29,7 @@ import yaml
 from keyless.ci import bitbucket
 from keyless.ci.base import JobClaims, JobRun, JobTokens, RawToken, TokenEndpoint
 from keyless.ci.bitbucket import BitbucketScope
+from keyless.compat import StrEnum
 from keyless.errors import UsageError
 from keyless.local.pki import write_atomic
 from keyless.local.run import JobProcess, job_process_environment

@@ -39,7 +39,7 @@ Clock = Callable[[], datetime.datetime]
 
 
 def _utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

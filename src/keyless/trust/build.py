@@ -11,11 +11,11 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, NewType
 
 from keyless.ci import get_provider
 from keyless.ci.base import Scope, TrustSpec
+from keyless.compat import StrEnum
 from keyless.errors import UsageError
 from keyless.trust.evaluate import WEB_IDENTITY_ACTION, issuer_prefix, provider_arn_for
 from keyless.trust.model import Policy, dumps_policy, parse_policy, to_document

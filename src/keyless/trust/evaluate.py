@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from keyless.ci import provider_for_issuer
+from keyless.compat import StrEnum
 from keyless.errors import AccessDeniedError, TokenError
 from keyless.trust.model import Condition, Effect, Policy, Statement
 from keyless.trust.operators import (

@@ -11,11 +11,11 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from keyless.ci import provider_for_issuer
 from keyless.ci.base import Provider, SegmentRole, SubjectGrammar, SubjectSegment
+from keyless.compat import StrEnum
 from keyless.trust.evaluate import (
     SET_SOURCE_IDENTITY,
     TAG_SESSION,

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
+from keyless.compat import StrEnum
 from keyless.errors import PolicyError
 from keyless.trust.operators import Operator, parse_operator
 

@@ -17,11 +17,11 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
 from typing import Any
 
+from keyless.compat import UTC, StrEnum
 from keyless.errors import PolicyError
 
 __all__ = [

@@ -254,13 +254,13 @@ def test_an_unreadable_state_dir_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_pki_reuses_its_ca_and_renews_an_expiring_server_certificate(tmp_path: Path) -> None:
-    long_ago = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+    long_ago = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
     pki, files = LocalPki.load_or_create(tmp_path, clock=lambda: long_ago)
-    assert pki.server_not_after < datetime.datetime.now(datetime.UTC)
+    assert pki.server_not_after < datetime.datetime.now(datetime.timezone.utc)
     renewed, files_again = LocalPki.load_or_create(tmp_path)
     assert renewed.ca_cert_pem == pki.ca_cert_pem
     assert renewed.server_cert_pem != pki.server_cert_pem
-    assert renewed.server_not_after > datetime.datetime.now(datetime.UTC)
+    assert renewed.server_not_after > datetime.datetime.now(datetime.timezone.utc)
     assert files_again == files
     assert "KEY" not in repr(renewed)
 
