@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import sys
 
 UTC = datetime.timezone.utc
 
@@ -20,3 +21,13 @@ class StrEnum(str, enum.Enum):
 
     def __format__(self, format_spec: str) -> str:
         return str(self.value).__format__(format_spec)
+
+
+def fromisoformat(text: str) -> datetime.datetime:
+    """``datetime.fromisoformat`` with 3.11's acceptance of a trailing ``Z`` (UTC) on 3.10.
+
+    Python 3.10 parses only what ``isoformat()`` writes; IAM's and S3's dates end in ``Z``.
+    """
+    if sys.version_info < (3, 11) and text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    return datetime.datetime.fromisoformat(text)

@@ -21,7 +21,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from keyless.compat import UTC, StrEnum
+from keyless.compat import UTC, StrEnum, fromisoformat
 from keyless.errors import PolicyError
 
 __all__ = [
@@ -204,7 +204,7 @@ def _date(text: str) -> datetime | None:
         except (OverflowError, OSError, ValueError):
             return None
     try:
-        parsed = datetime.fromisoformat(text)
+        parsed = fromisoformat(text)
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
