@@ -16,6 +16,7 @@ from typing import Any
 from keyless.ci import provider_for_issuer
 from keyless.compat import StrEnum
 from keyless.errors import AccessDeniedError, TokenError
+from keyless.trust.glob import compile_glob
 from keyless.trust.model import Condition, Effect, Policy, Statement
 from keyless.trust.operators import (
     UNKNOWN,
@@ -26,7 +27,6 @@ from keyless.trust.operators import (
     Truth,
     Unknown,
     all3,
-    glob_regex,
     literal_pattern,
     test_condition,
 )
@@ -435,10 +435,7 @@ def _expand(text: str, ctx: _Context, *, wildcards: bool) -> Expanded:
 
 def _action_matches(patterns: Sequence[str], action: str) -> bool:
     # Action names are case-insensitive and take `*` and `?` (IAM JSON policy elements: Action).
-    return any(
-        glob_regex(literal_pattern(pattern.lower())).fullmatch(action.lower()) is not None
-        for pattern in patterns
-    )
+    return any(compile_glob(pattern.lower()).match(action.lower()) for pattern in patterns)
 
 
 def _principal(statement: Statement, ctx: _Context) -> tuple[Truth, str | None]:
