@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from typing import Any
 
 import pytest
@@ -15,11 +16,13 @@ from hypothesis import strategies as st
 
 from keyless.errors import KeylessError
 from keyless.limits import JSON_MAX_DEPTH, POLICY_VALUE_MAX_CHARS
-from keyless.trust.evaluate import Request, evaluate
+from keyless.local.pipeline import _glob as branch_glob
+from keyless.trust.evaluate import Request, evaluate, variable_default
 from keyless.trust.glob import Glob, compile_glob
 from keyless.trust.lint import lint
 from keyless.trust.model import loads_policy
 from keyless.trust.operators import OPERATORS
+from tests.hang_guard import within_guard
 from tests.unit.fuzz import fuzz
 from tests.unit.trust.test_glob import reference
 
@@ -148,3 +151,58 @@ def test_any_depth_is_a_policy_or_a_policy_error(depth: int, bracket: str) -> No
     inner = '{"a":' * depth + "1" + "}" * depth if bracket == "{" else "[" * depth + "]" * depth
     with pytest.raises(KeylessError):
         loads_policy(inner)
+
+
+_DEFAULT_REGEX = re.compile(r"\s*([^,]+?)\s*,\s*'([^']*)'\s*")
+
+
+@fuzz
+@given(st.text(alphabet=" \t\u2003,'ab", max_size=12))
+def test_variable_default_reads_like_the_regex_it_replaces(inner: str) -> None:
+    match = _DEFAULT_REGEX.fullmatch(inner)
+    assert variable_default(inner) == (match.groups() if match else None)
+
+
+def test_a_variable_of_5000_spaces_is_read_in_linear_time() -> None:
+    # The regex took cubic time here (2,000 spaces: 11 s; 5,000: minutes).
+    assert within_guard(lambda: variable_default(" " * 5000 + ", 'x'")) == (" ", "x")
+    assert within_guard(lambda: variable_default(" " * 5000)) is None
+
+
+def _branch_regex(pattern: str) -> re.Pattern[str]:
+    """The regex the pipeline runner used for branch globs (reference on short inputs)."""
+    out, index = [], 0
+    while index < len(pattern):
+        if pattern.startswith("**", index):
+            out.append(".*")
+            index += 2
+            continue
+        char = pattern[index]
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "{" and "}" in pattern[index:]:
+            end = pattern.index("}", index)
+            out.append("(?:" + "|".join(map(re.escape, pattern[index + 1 : end].split(","))) + ")")
+            index = end
+        else:
+            out.append(re.escape(char))
+        index += 1
+    return re.compile("".join(out))
+
+
+branch_pattern = st.lists(
+    st.sampled_from(["a", "b", "/", "*", "**", "?", "{a,b}", "{,a/}", "{", "}", ","]), max_size=6
+).map("".join)
+
+
+@fuzz
+@given(branch_pattern, st.text(alphabet="ab/", max_size=8))
+def test_branch_globs_match_like_the_regex(pattern: str, branch: str) -> None:
+    assert branch_glob(pattern).fullmatch(branch) is bool(_branch_regex(pattern).fullmatch(branch))
+
+
+def test_a_hostile_branch_glob_is_matched_in_bounded_time() -> None:
+    # `*a` ten times then `b` against 40 characters: the regex took 39 s.
+    assert within_guard(lambda: branch_glob("*a" * 200 + "b").fullmatch("a" * 2000)) is False
