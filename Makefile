@@ -5,13 +5,15 @@
 #   make test   bootstrap if needed, then lint (ruff), types (mypy --strict) and the whole test suite
 #   make lint   ruff check + ruff format --check + mypy --strict
 #   make readme refresh the --help blocks in README.md from the CLI
-#   make bench  keyless deploy vs aws s3 sync vs rclone on a local S3 (BENCH_ARGS=--many: 20,000 files)
+#   make bench  keyless deploy vs aws s3 sync vs rclone on a local S3 (BENCH_ARGS=--many: 20,000 files);
+#               BENCH=matcher: IAM wildcard matching, old regex vs keyless' matcher
 #   make lock   re-resolve pyproject.toml into requirements.lock (needs network to the package index)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH ?= deploy
 
 .PHONY: demo dev test lint lock readme clean bench
 
@@ -38,7 +40,7 @@ readme: dev
 	$(BIN)/python -m tools.readme_help
 
 bench: dev
-	$(BIN)/python -m bench.deploy $(BENCH_ARGS)
+	$(BIN)/python -m bench.$(BENCH) $(BENCH_ARGS)
 
 lock:
 	@test -x $(BIN)/uv || { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); $(BIN)/python -m pip install --quiet uv; }

@@ -13,8 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote
 
+from keyless.trust.glob import compile_glob
 from keyless.trust.model import Effect, Policy, Statement
-from keyless.trust.operators import glob_regex, literal_pattern, test_condition
+from keyless.trust.operators import literal_pattern, test_condition
 
 #: Headers that make S3 authorize more than the operation's own action.
 _ACL_HEADERS = (
@@ -163,7 +164,7 @@ def _matches(patterns: Sequence[str], value: str, *, case_sensitive: bool) -> bo
     if not case_sensitive:
         value = value.lower()
         patterns = [pattern.lower() for pattern in patterns]
-    return any(glob_regex(literal_pattern(p)).fullmatch(value) for p in patterns)
+    return any(compile_glob(p).match(value) for p in patterns)
 
 
 def _applies(statement: Statement, permission: Permission) -> bool | None:

@@ -41,6 +41,7 @@ from keyless.errors import (
     TokenVerificationError,
 )
 from keyless.http import HttpClient
+from keyless.jsonlimits import loads_bounded
 from keyless.limits import TOKEN_LEEWAY_SECONDS
 from keyless.trust.evaluate import (
     ConditionRow,
@@ -551,7 +552,7 @@ class _Doctor:
             return None, f"IAM cannot be read ({type(exc).__name__}); pass --policy FILE"
         try:
             parsed: object = (
-                json.loads(urllib.parse.unquote(document))
+                loads_bounded(urllib.parse.unquote(document))
                 if isinstance(document, str)
                 else document
             )

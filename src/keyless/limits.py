@@ -63,3 +63,28 @@ STS_CHAINED_DURATION_MAX_SECONDS = 3600
 STS_SESSION_POLICY_MAX_CHARS = 2048
 #: Managed session policies per request (botocore STS model: PolicyArns at most 10).
 STS_SESSION_POLICY_ARNS_MAX = 10
+
+# --- JSON documents keyless parses (policies, claims files, token parts) -----------------------
+#: Largest policy or claims document keyless reads, in characters. IAM's own quotas are far
+#: smaller (IAM User Guide, "IAM and AWS STS quotas": a role trust policy 2,048 characters by
+#: default and a few thousand at most, a managed policy 6,144), so this only stops a runaway file.
+DOCUMENT_MAX_CHARS = 1_000_000
+#: Deepest nesting of arrays and objects keyless parses. A policy nests seven levels (document,
+#: Statement list, statement, Condition, operator, key, value list); real token claims fewer.
+#: Python's json recurses once per level, so without this a deep document is a RecursionError.
+JSON_MAX_DEPTH = 64
+
+# --- policies and the wildcard matcher ---------------------------------------------------------
+#: Statements in one policy. A trust policy within IAM's quota holds at most a few dozen; a
+#: thousand leaves room for generated identity policies keyless lints.
+POLICY_MAX_STATEMENTS = 1000
+#: Values under one condition key, and patterns in one Action/NotAction list.
+POLICY_MAX_VALUES = 1000
+#: Characters in one condition value or action pattern: more than IAM's whole policy quotas,
+#: since one value can never be longer than the policy that holds it.
+POLICY_VALUE_MAX_CHARS = 10_000
+#: Characters in one request value the wildcard matcher compares: a claim comes from a token,
+#: and STS refuses tokens longer than TOKEN_MAX_CHARS, so no real claim is longer.
+#: `StringLike` work is at most (pattern tokens + 1) * (value length + 1) steps
+#: (keyless.trust.glob), so these two limits bound one comparison.
+MATCH_TEXT_MAX_CHARS = TOKEN_MAX_CHARS

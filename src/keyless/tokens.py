@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 import threading
 import time
@@ -24,6 +23,7 @@ from jwt.types import Options
 
 from keyless.errors import IssuerError, KeylessError, TokenVerificationError, UsageError
 from keyless.http import HttpClient, UrllibClient
+from keyless.jsonlimits import JsonLimitError, loads_bounded
 from keyless.limits import (
     JWKS_CACHE_TTL_SECONDS,
     JWKS_MAX_KEYS,
@@ -213,6 +213,8 @@ def _json_object(data: bytes, part: str) -> dict[str, object]:
         raise TokenVerificationError(
             f"token {part} has the member {_show(exc.name)} more than once", check="format"
         ) from None
+    except JsonLimitError as exc:
+        raise TokenVerificationError(f"token {part} {exc}", check="format") from None
     except (ValueError, RecursionError):
         raise TokenVerificationError(f"token {part} is not JSON", check="format") from None
     if not isinstance(parsed, dict):
@@ -240,9 +242,11 @@ def _no_constants(name: str) -> object:
 
 
 def strict_json_loads(data: bytes | str) -> object:
-    """``json.loads`` that refuses duplicate member names, NaN/Infinity and invalid UTF-8."""
+    """``json.loads`` that refuses duplicate member names, NaN/Infinity, invalid UTF-8 and
+    documents over keyless' depth and size limits (``JsonLimitError``, a ``ValueError``)."""
     text = data.decode("utf-8") if isinstance(data, bytes) else data
-    return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    # Depth and size first: json recurses per level, and so does freezing the result.
+    return loads_bounded(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
 
 
 def _check_header_shape(header: Mapping[str, object]) -> None:

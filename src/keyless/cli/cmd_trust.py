@@ -17,7 +17,8 @@ from keyless.cli.console import Console
 from keyless.cli.main import EXIT_NEGATIVE, EXIT_OK, Subparsers
 from keyless.cli.scope_args import SCOPE_HELP, add_scope_arguments, scope_from_args
 from keyless.errors import PolicyError, UsageError
-from keyless.limits import TOKEN_MAX_CHARS
+from keyless.jsonlimits import JsonLimitError, loads_bounded
+from keyless.limits import DOCUMENT_MAX_CHARS, TOKEN_MAX_CHARS
 from keyless.trust.build import ACCOUNT_PLACEHOLDER, OutputFormat, account_id, build, render
 from keyless.trust.evaluate import ConditionRow, Evaluation, Outcome, Request, evaluate
 from keyless.trust.lint import Finding, LintedFile, Severity, line_of, lint, sarif
@@ -26,7 +27,7 @@ from keyless.trust.model import Policy, loads_policy, parse_policy
 #: Lint exits 1 when a finding is at least this severe, unless --fail-on says otherwise.
 DEFAULT_FAIL_ON = Severity.MEDIUM
 #: Policy and claims files larger than this are refused before parsing.
-MAX_DOCUMENT_BYTES = 1_000_000
+MAX_DOCUMENT_BYTES = DOCUMENT_MAX_CHARS
 
 _PROVIDER_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:oidc-provider/.+")
 
@@ -199,8 +200,8 @@ def _read_policy(path: str) -> tuple[str, Policy]:
 def _get_role_document(text: str) -> object | None:
     """The trust policy inside `aws iam get-role` output, or ``None``."""
     try:
-        document = json.loads(text)
-    except ValueError:
+        document = loads_bounded(text)
+    except ValueError:  # JsonLimitError included
         return None
     if isinstance(document, Mapping):
         role = document.get("Role")
@@ -223,6 +224,8 @@ def _read_claims(args: argparse.Namespace, stdin: TextIO) -> Mapping[str, Any]:
     text = _read_text(args.claims, "claims file", stdin)
     try:
         document = tokens.strict_json_loads(text)
+    except JsonLimitError as exc:
+        raise UsageError(f"claims file {args.claims} {exc}") from None
     except ValueError as exc:
         where = ""
         if isinstance(exc, json.JSONDecodeError):

@@ -16,6 +16,7 @@ from typing import Any
 from keyless.ci import provider_for_issuer
 from keyless.compat import StrEnum
 from keyless.errors import AccessDeniedError, TokenError
+from keyless.trust.glob import compile_glob
 from keyless.trust.model import Condition, Effect, Policy, Statement
 from keyless.trust.operators import (
     UNKNOWN,
@@ -26,7 +27,6 @@ from keyless.trust.operators import (
     Truth,
     Unknown,
     all3,
-    glob_regex,
     literal_pattern,
     test_condition,
 )
@@ -384,7 +384,22 @@ def _session_tags(
 # --- policy variables ----------------------------------------------------------------------------
 
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
-_DEFAULT = re.compile(r"\s*([^,]+?)\s*,\s*'([^']*)'\s*")
+
+
+def variable_default(inner: str) -> tuple[str, str] | None:
+    """``key, 'default'`` inside ``${...}`` as (key, default), or ``None`` without a default.
+
+    The same reading as the regex ``\\s*([^,]+?)\\s*,\\s*'([^']*)'\\s*`` (a key without
+    commas, then one quoted default), done by splitting: that regex backtracks in cubic time
+    on a long run of spaces."""
+    head, comma, tail = inner.partition(",")
+    if not comma or not head:
+        return None
+    quoted = tail.strip()
+    if len(quoted) < 2 or quoted[0] != "'" or quoted[-1] != "'" or "'" in quoted[1:-1]:
+        return None
+    # An all-space key: the regex's lazy group keeps the last character.
+    return head.strip() or head[-1], quoted[1:-1]
 
 
 def _expand(text: str, ctx: _Context, *, wildcards: bool) -> Expanded:
@@ -404,10 +419,10 @@ def _expand(text: str, ctx: _Context, *, wildcards: bool) -> Expanded:
             chunks.append(Chunk(inner, active=False))
             continue
         default: str | None = None
-        with_default = _DEFAULT.fullmatch(inner)
+        with_default = variable_default(inner)
         key = inner.strip()
         if with_default:
-            key, default = with_default.group(1), with_default.group(2)
+            key, default = with_default
         resolved = ctx.resolve(key).actual
         if resolved is None and default is not None:
             resolved = default
@@ -435,10 +450,7 @@ def _expand(text: str, ctx: _Context, *, wildcards: bool) -> Expanded:
 
 def _action_matches(patterns: Sequence[str], action: str) -> bool:
     # Action names are case-insensitive and take `*` and `?` (IAM JSON policy elements: Action).
-    return any(
-        glob_regex(literal_pattern(pattern.lower())).fullmatch(action.lower()) is not None
-        for pattern in patterns
-    )
+    return any(compile_glob(pattern.lower()).match(action.lower()) for pattern in patterns)
 
 
 def _principal(statement: Statement, ctx: _Context) -> tuple[Truth, str | None]:

@@ -23,11 +23,11 @@ from keyless.trust.evaluate import (
     Exposure,
     exposure_for,
 )
+from keyless.trust.glob import Glob, compile_glob
 from keyless.trust.model import Condition, Effect, Policy, Statement
 from keyless.trust.operators import (
     Category,
     Qualifier,
-    glob_regex,
     literal_pattern,
     test_condition,
 )
@@ -156,14 +156,13 @@ class _Document:
 
 def _covers_web_identity(statement: Statement) -> bool:
     if statement.action is not None:
-        return any(_glob(p).fullmatch(WEB_IDENTITY_ACTION.lower()) for p in statement.action)
-    return not any(
-        _glob(p).fullmatch(WEB_IDENTITY_ACTION.lower()) for p in statement.not_action or ()
-    )
+        return any(_glob(p).match(WEB_IDENTITY_ACTION.lower()) for p in statement.action)
+    return not any(_glob(p).match(WEB_IDENTITY_ACTION.lower()) for p in statement.not_action or ())
 
 
-def _glob(pattern: str) -> re.Pattern[str]:
-    return glob_regex(literal_pattern(pattern.lower()))
+def _glob(pattern: str) -> Glob:
+    # Action names are case-insensitive (IAM JSON policy elements: Action).
+    return compile_glob(pattern.lower())
 
 
 def _provider_prefixes(statement: Statement) -> list[str]:
@@ -306,7 +305,7 @@ def subject_shape(
     """Where the first wildcard of ``value`` falls in the CI's subject grammar, and so how wide it
     is. Wildcards over opaque per-run values (step UUID, user id, commit) are passed over; any other
     wildcard decides, because an attacker chooses what it matches (security §1.2 items 3-6)."""
-    if wildcards and glob_regex(literal_pattern(value)).fullmatch(grammar.example()) is not None:
+    if wildcards and compile_glob(value).match(grammar.example()):
         return _Shape(breadth=Breadth.ALL)
     segments = grammar.segments
     if not segments:
@@ -1003,9 +1002,9 @@ def _allowed_actions(doc: _Document, prefix: str, action: str) -> bool:
         if statement.effect is not Effect.ALLOW or prefix not in _provider_prefixes(statement):
             continue
         if statement.action is not None:
-            if any(_glob(p).fullmatch(action.lower()) for p in statement.action):
+            if any(_glob(p).match(action.lower()) for p in statement.action):
                 return True
-        elif not any(_glob(p).fullmatch(action.lower()) for p in statement.not_action or ()):
+        elif not any(_glob(p).match(action.lower()) for p in statement.not_action or ()):
             return True
     return False
 

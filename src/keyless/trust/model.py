@@ -13,6 +13,8 @@ from typing import Any
 
 from keyless.compat import StrEnum
 from keyless.errors import PolicyError
+from keyless.jsonlimits import JsonLimitError, loads_bounded
+from keyless.limits import POLICY_MAX_STATEMENTS, POLICY_MAX_VALUES, POLICY_VALUE_MAX_CHARS
 from keyless.trust.operators import Operator, parse_operator
 
 __all__ = [
@@ -157,12 +159,19 @@ def _pairs(pairs: list[tuple[str, Any]]) -> _Object:
 def loads_policy(text: str) -> Policy:
     """Parse a policy from JSON text; a syntax error names its line and column."""
     try:
-        document = json.loads(text, object_pairs_hook=_pairs)
+        document = loads_bounded(text, object_pairs_hook=_pairs)
+    except JsonLimitError as exc:
+        raise PolicyError(f"the document {exc}", remedy=_SPLIT) from None
     except json.JSONDecodeError as exc:
         raise PolicyError(
             f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
+    except ValueError as exc:  # e.g. an integer longer than Python converts
+        raise PolicyError(f"not valid JSON: {exc}") from None
     return parse_policy(document)
+
+
+_SPLIT = "IAM's own quotas are far smaller; check the file is the policy you meant."
 
 
 def parse_policy(document: object) -> Policy:
@@ -186,14 +195,21 @@ def parse_policy(document: object) -> Policy:
     if isinstance(raw_statements, Mapping):
         statements.append(_statement(raw_statements, 0, "Statement"))
     elif isinstance(raw_statements, list):
+        if len(raw_statements) > POLICY_MAX_STATEMENTS:
+            raise PolicyError(
+                f"Statement: {len(raw_statements)} statements, more than the"
+                f" {POLICY_MAX_STATEMENTS} keyless reads in one policy",
+                remedy=_SPLIT,
+            )
         for index, item in enumerate(raw_statements):
             statements.append(_statement(item, index, f"Statement[{index}]"))
     else:
         raise PolicyError("Statement: must be an object or a list of objects")
-    sids = [s.sid for s in statements if s.sid]
-    for sid in sids:
-        if sids.count(sid) > 1:
+    seen: set[str] = set()
+    for sid in (s.sid for s in statements if s.sid):
+        if sid in seen:
             raise PolicyError(f"Statement: Sid {sid!r} is used more than once")
+        seen.add(sid)
     return Policy(version=version, id=policy_id, statements=tuple(statements))
 
 
@@ -240,15 +256,36 @@ def _optional_string(obj: Mapping[str, Any], key: str, where: str) -> str | None
     return value
 
 
+def _check_count(items: Sequence[Any], where: str) -> None:
+    if len(items) > POLICY_MAX_VALUES:
+        raise PolicyError(
+            f"{where}: {len(items)} values, more than the {POLICY_MAX_VALUES} keyless reads"
+            " in one list",
+            remedy=_SPLIT,
+        )
+
+
+def _check_length(text: str, at: str) -> None:
+    # Bounds the wildcard matcher's work on this value (keyless.trust.glob).
+    if len(text) > POLICY_VALUE_MAX_CHARS:
+        raise PolicyError(
+            f"{at}: a value of {len(text)} characters, more than the {POLICY_VALUE_MAX_CHARS}"
+            " keyless reads",
+            remedy=_SPLIT,
+        )
+
+
 def _strings(value: object, where: str) -> tuple[str, ...]:
     items = value if isinstance(value, list) else [value]
     if not items:
         raise PolicyError(f"{where}: an empty list matches nothing; name at least one value")
+    _check_count(items, where)
     result: list[str] = []
     for position, item in enumerate(items):
+        at = f"{where}[{position}]" if isinstance(value, list) else where
         if not isinstance(item, str) or not item:
-            at = f"{where}[{position}]" if isinstance(value, list) else where
             raise PolicyError(f"{at}: must be a non-empty string, not {_json_type(item)}")
+        _check_length(item, at)
         result.append(item)
     return tuple(result)
 
@@ -345,12 +382,15 @@ def _values(raw: object, where: str) -> tuple[ConditionValue, ...]:
     items = raw if isinstance(raw, list) else [raw]
     if not items:
         raise PolicyError(f"{where}: an empty list of values matches nothing")
+    _check_count(items, where)
     result: list[ConditionValue] = []
     for position, item in enumerate(items):
+        at = f"{where}[{position}]" if isinstance(raw, list) else where
         if isinstance(item, str | bool | int | float):
+            if isinstance(item, str):
+                _check_length(item, at)
             result.append(item)
             continue
-        at = f"{where}[{position}]" if isinstance(raw, list) else where
         raise PolicyError(f"{at}: a condition value must be a string, number or boolean")
     return tuple(result)
 

@@ -23,6 +23,8 @@ from typing import Any
 
 from keyless.compat import UTC, StrEnum, fromisoformat
 from keyless.errors import PolicyError
+from keyless.limits import MATCH_TEXT_MAX_CHARS
+from keyless.trust.glob import Glob, compile_glob, glob_of
 
 __all__ = [
     "OPERATORS",
@@ -40,6 +42,7 @@ __all__ = [
     "any3",
     "literal_pattern",
     "parse_operator",
+    "pattern_glob",
     "test_condition",
 ]
 
@@ -157,28 +160,29 @@ def _string_equals_ignore_case(pattern: Pattern, actual: str) -> Truth:
     return _joined(pattern).lower() == actual.lower()
 
 
+def pattern_glob(pattern: Pattern) -> Glob:
+    """IAM's ``StringLike`` glob for a policy value: ``*`` and ``?`` are wildcards in text the
+    policy wrote and literal in a variable's value (keyless.trust.glob matches in bounded time;
+    a regex would backtrack exponentially)."""
+    if len(pattern) == 1 and pattern[0].active:
+        return compile_glob(pattern[0].text)
+    return _chunks_glob(pattern)
+
+
 @functools.lru_cache(maxsize=4096)
-def glob_regex(pattern: Pattern) -> re.Pattern[str]:
-    """IAM's ``StringLike`` glob as a regex: ``*`` any run (also ``/``, ``:``, ``@``), ``?`` one
-    character, anchored at both ends, case-sensitive. Hand-written rather than ``fnmatch``, which
-    would add ``[...]`` classes IAM does not have."""
-    parts: list[str] = []
-    for chunk in pattern:
-        if not chunk.active:
-            parts.append(re.escape(chunk.text))
-            continue
-        for char in chunk.text:
-            if char == "*":
-                parts.append(".*")
-            elif char == "?":
-                parts.append(".")
-            else:
-                parts.append(re.escape(char))
-    return re.compile("".join(parts), re.DOTALL)
+def _chunks_glob(pattern: Pattern) -> Glob:
+    return glob_of((chunk.text, chunk.active) for chunk in pattern)
+
+
+def _glob_match(pattern: Pattern, actual: str) -> Truth:
+    if len(actual) > MATCH_TEXT_MAX_CHARS:
+        # No token STS accepts carries such a value, so IAM never compares one.
+        return None
+    return pattern_glob(pattern).match(actual)
 
 
 def _string_like(pattern: Pattern, actual: str) -> Truth:
-    return glob_regex(pattern).fullmatch(actual) is not None
+    return _glob_match(pattern, actual)
 
 
 _NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
@@ -283,12 +287,13 @@ def _arn_like(pattern: Pattern, actual: str) -> Truth:
     if len(expected) != 6:
         # IAM documents ARN operators for six-component values only.
         return None
+    if len(actual) > MATCH_TEXT_MAX_CHARS:
+        return None  # as in _glob_match: no token carries it
     parts = actual.split(":", 5)
     if len(parts) != 6:
         return False
-    return all(
-        glob_regex(component).fullmatch(part) is not None
-        for component, part in zip(expected, parts, strict=True)
+    return all3(
+        _glob_match(component, part) for component, part in zip(expected, parts, strict=True)
     )
 
 

@@ -1,0 +1,104 @@
+"""``keyless trust lint|check`` and ``doctor --policy`` on hostile inputs from the adversarial
+review: wildcard runs that made the regex matcher backtrack for minutes, and documents nested
+100,000 deep. Each finishes normally (a hang guard, no timing) with its usual exit code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from keyless.limits import JSON_MAX_DEPTH
+from tests.cli.helpers import Result, run_cli
+from tests.hang_guard import within_guard
+
+GH = "token.actions.githubusercontent.com"
+CLAIMS = {"iss": f"https://{GH}", "aud": "sts.amazonaws.com", "sub": "repo:" + "b" * 400}
+
+
+def _policy(sub: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": f"arn:aws:iam::123456789012:oidc-provider/{GH}"},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {f"{GH}:aud": "sts.amazonaws.com"},
+                    "StringLike": {f"{GH}:sub": sub},
+                },
+            }
+        ],
+    }
+
+
+def _write(tmp_path: Path, name: str, content: Any) -> str:
+    path = tmp_path / name
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return str(path)
+
+
+def _run(argv: list[str]) -> Result:
+    return within_guard(lambda: run_cli(argv))
+
+
+def test_lint_of_5000_stars_reports_the_wildcard(tmp_path: Path) -> None:
+    policy = _write(tmp_path, "p.json", _policy("repo:" + "*" * 5000 + "a"))
+    result = _run(["trust", "lint", policy])
+    assert result.code == 1
+    assert "subject-wildcard-tenant" in result.stdout
+
+
+def test_check_of_five_stars_against_a_405_character_subject_denies(tmp_path: Path) -> None:
+    policy = _write(tmp_path, "p.json", _policy("repo:*****a"))
+    claims = _write(tmp_path, "c.json", CLAIMS)
+    result = _run(["trust", "check", "--policy", policy, "--claims", claims])
+    assert result.code == 1
+    assert "implicit-deny" in result.stdout
+
+
+def test_check_of_five_stars_that_match_allows(tmp_path: Path) -> None:
+    policy = _write(tmp_path, "p.json", _policy("repo:*****b"))
+    claims = _write(tmp_path, "c.json", CLAIMS)
+    assert _run(["trust", "check", "--policy", policy, "--claims", claims]).code == 0
+
+
+def _deep(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def _one_line_error(result: Result, needle: str) -> None:
+    assert result.code == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    assert needle in lines[0]
+    assert "internal error" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_lint_and_check_of_a_100k_deep_policy_name_the_limit(tmp_path: Path) -> None:
+    policy = _write(tmp_path, "deep.json", _deep(100_000))
+    claims = _write(tmp_path, "c.json", CLAIMS)
+    limit = f"more than {JSON_MAX_DEPTH} levels"
+    _one_line_error(_run(["trust", "lint", policy]), limit)
+    _one_line_error(_run(["trust", "check", "--policy", policy, "--claims", claims]), limit)
+
+
+def test_check_of_100k_deep_claims_names_the_limit(tmp_path: Path) -> None:
+    policy = _write(tmp_path, "p.json", _policy("repo:*"))
+    claims = _write(tmp_path, "c.json", '{"sub": ' + _deep(100_000) + "}")
+    result = _run(["trust", "check", "--policy", policy, "--claims", claims])
+    _one_line_error(result, f"more than {JSON_MAX_DEPTH} levels")
+
+
+def test_doctor_with_a_100k_deep_policy_names_the_limit(tmp_path: Path) -> None:
+    policy = _write(tmp_path, "deep.json", _deep(100_000))
+    result = _run(["doctor", "--policy", policy])
+    _one_line_error(result, f"more than {JSON_MAX_DEPTH} levels")
+
+
+def test_a_policy_one_level_within_the_limit_reaches_the_grammar(tmp_path: Path) -> None:
+    policy = _write(tmp_path, "p.json", _deep(JSON_MAX_DEPTH))
+    result = _run(["trust", "lint", policy])
+    _one_line_error(result, "must be a JSON object")
