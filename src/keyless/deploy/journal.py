@@ -18,9 +18,8 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from keyless.deploy.local_tree import FileDigests
 from keyless.deploy.manifest import Entry
-from keyless.deploy.plan import Upload
+from keyless.deploy.plan import Digests, Upload
 from keyless.errors import KeylessError
 from keyless.limits import (
     MANIFEST_AHEAD_FIRST_BATCH,
@@ -119,7 +118,7 @@ def ahead_jobs(
     *,
     prefix: str,
     single_part_max: int,
-    digests: FileDigests,
+    digests: Digests,
     workers: int,
 ) -> Iterator[Upload]:
     """``uploads`` in order, each batch's early entries stored before its first upload starts.
@@ -148,7 +147,7 @@ def ahead_jobs(
 
 
 def _early_entries(
-    batch: Sequence[Upload], prefix: str, single_part_max: int, digests: FileDigests
+    batch: Sequence[Upload], prefix: str, single_part_max: int, digests: Digests
 ) -> dict[str, Entry]:
     found: dict[str, Entry] = {}
     for upload in batch:

@@ -90,13 +90,13 @@ def decode(
     data: bytes,
     *,
     max_expanded: int = MANIFEST_MAX_EXPANDED_BYTES,
-    inflater: Callable[[], Inflater] = gzip_inflater,
+    inflater: Callable[[], Inflater] | None = None,
 ) -> dict[str, Entry]:
     """Entries from a stored manifest; raises ``ManifestUnreadable`` for anything else."""
-    text = inflate(data, max_expanded=max_expanded, inflater=inflater)
+    text = inflate(data, max_expanded=max_expanded, inflater=inflater or gzip_inflater)
     depth = json_depth(text, MANIFEST_MAX_DEPTH)
     if depth is None:
-        raise ManifestUnreadable(f"nested deeper than {MANIFEST_MAX_DEPTH} levels")
+        raise ManifestUnreadable(f"nested deeper than {MANIFEST_MAX_DEPTH} levels, or unbalanced")
     try:
         document = json.loads(text)
     except (ValueError, RecursionError) as exc:
