@@ -33,7 +33,7 @@ from keyless.deploy import manifest
 from keyless.deploy.headers import HeaderPolicy, ObjectHeaders
 from keyless.deploy.invalidate import invalidation_paths
 from keyless.deploy.journal import Journal, ahead_jobs
-from keyless.deploy.local_tree import FileDigests, Filters, LocalFile, walk
+from keyless.deploy.local_tree import FileDigests, FileVanishedError, Filters, LocalFile, walk
 from keyless.deploy.plan import (
     DEFAULT_MAX_DELETE_PERCENT,
     DEFAULT_PART_SIZE,
@@ -414,7 +414,7 @@ class _HashAhead:
         for file in files:
             try:
                 found.append(self._inner.md5(file))
-            except OSError:
+            except (OSError, UsageError):
                 found.append(None)
         return found
 
@@ -469,6 +469,10 @@ def _record_uploads(
             entries[rel] = _entry(upload, outcome.etag)
     if failures:
         first = failures[0]
+        gone = next((o for o in failures if not by_key[o.key].file.path.is_file()), None)
+        if gone is not None:
+            # The client's own error for a missing file says nothing useful (RuntimeError).
+            raise FileVanishedError(gone.key.removeprefix(target.prefix))
         message = (
             f"upload of {first.key!r} failed: {first.error}"
             + (f" (HTTP {first.status})" if first.status else "")
