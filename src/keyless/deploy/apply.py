@@ -630,8 +630,9 @@ def write_manifest(plane: DataPlane, target: Target, entries: Mapping[str, manif
             manifest.encode(entries),
             [("Content-Type", "application/gzip"), ("Cache-Control", "no-store")],
         )
-    except (AwsError, NetworkError):
-        # Losing the manifest costs a re-check next time, not correctness.
+    except (AwsError, AccessDeniedError, NetworkError):
+        # Losing the manifest costs a re-check next time, not correctness; a denied PutObject
+        # is reported by the uploads themselves, naming the object.
         return
 
 
