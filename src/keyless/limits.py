@@ -88,3 +88,30 @@ POLICY_VALUE_MAX_CHARS = 10_000
 #: `StringLike` work is at most (pattern tokens + 1) * (value length + 1) steps
 #: (keyless.trust.glob), so these two limits bound one comparison.
 MATCH_TEXT_MAX_CHARS = TOKEN_MAX_CHARS
+
+# --- the deploy manifest (PREFIX/.keyless-manifest.json.gz) -------------------------------------
+# It is read from the bucket, where anyone with s3:PutObject on the prefix can replace it: every
+# bound below holds for hostile bytes, and a manifest beyond one costs a re-check, not the deploy.
+#: Objects a manifest may describe; a deploy of more still works, comparing the rest by content.
+MANIFEST_MAX_OBJECTS = 1_000_000
+#: Budget per object of the expanded JSON: key (60 bytes on average on real sites), ETag, MD5
+#: and header digest take about 150; 200 leaves room for long keys.
+MANIFEST_ENTRY_BUDGET_BYTES = 200
+#: Largest manifest read from S3, compressed (keyless' entries compress to about 50 bytes).
+MANIFEST_MAX_COMPRESSED_BYTES = 64 << 20
+#: Largest manifest expanded: decompression stops here (a 2 MB gzip can expand to 2 GB).
+MANIFEST_MAX_EXPANDED_BYTES = MANIFEST_MAX_OBJECTS * MANIFEST_ENTRY_BUDGET_BYTES
+#: Nesting of the manifest's JSON ({"objects": {key: [etag, md5, headers]}} is 3 deep); deeper
+#: is refused before parsing (the parser recurses once per level).
+MANIFEST_MAX_DEPTH = 3
+#: Bytes inflated per step, so no single step holds more than this beyond what was kept.
+MANIFEST_INFLATE_STEP_BYTES = 1 << 20
+#: Files whose manifest entries are written ahead, before the first of them is uploaded; the
+#: batches grow fourfold up to the cap (few manifest writes for big deploys, an early start).
+MANIFEST_AHEAD_FIRST_BATCH = 64
+MANIFEST_AHEAD_MAX_BATCH = 4096
+#: What the manifest cannot know ahead (multipart uploads, copies in place) is written after at
+#: least this many such changes, or this many seconds after the first unwritten one: a deploy
+#: killed at any point redoes at most that much on the next run.
+MANIFEST_FLUSH_CHANGES = 256
+MANIFEST_FLUSH_SECONDS = 5.0

@@ -43,6 +43,23 @@ from tests.sts_stub import (
         (["site", "s3://b-1", "--concurrency", "0"], "--concurrency 0 is out of range"),
         (["site", "s3://b-1", "--max-delete", "150"], "--max-delete 150 is not a percentage"),
         (["site", "s3://b-1", "--paths", "/x"], "--paths needs --invalidate"),
+        # Header values: a control character is named with its flag before any request.
+        (
+            ["site", "s3://b-1", "--metadata", "build=1\r\nX-Evil: 1"],
+            "--metadata build='1\\r\\nX-Evil: 1' holds the control character '\\r'",
+        ),
+        (
+            ["site", "s3://b-1", "--cache-control", "no-cache\nSet-Cookie: a=b"],
+            "--cache-control 'no-cache\\nSet-Cookie: a=b' holds the control character '\\n'",
+        ),
+        (
+            ["site", "s3://b-1", "--content-encoding", "gzip\x00"],
+            "--content-encoding 'gzip\\x00' holds the control character '\\x00'",
+        ),
+        (
+            ["site", "s3://b-1", "--rule", "*.html:cache-control=a\r\nb"],
+            "rule '*.html:cache-control=a\\r\\nb' holds the control character '\\r'",
+        ),
     ],
 )
 def test_bad_arguments(argv: list[str], message: str) -> None:
@@ -216,3 +233,24 @@ def test_no_session_policies_chaining_or_static_fallback(tmp_path: Path) -> None
         result = run_cli(["deploy", str(tmp_path), "s3://site-1", option, "x"])
         assert result.code == 2
         assert "unrecognized arguments" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda root: (root / "a").symlink_to("b") or (root / "b").symlink_to("a"),
+            "symlink 'a' is a symlink loop",
+        ),
+        (lambda root: (root / "gone").symlink_to("nowhere"), "symlink 'gone' is dangling"),
+    ],
+    ids=["loop", "dangling"],
+)
+def test_broken_symlinks_are_named_before_any_aws_call(
+    tmp_path: Path, make: Callable[[Path], object], message: str
+) -> None:
+    (tmp_path / "index.html").write_text("home")
+    make(tmp_path)
+    result = run_cli(["deploy", str(tmp_path), "s3://site-1"])
+    assert result.code == 2
+    assert result.stderr.startswith(f"error: {message}")

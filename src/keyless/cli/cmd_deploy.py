@@ -27,6 +27,7 @@ from keyless.deploy.headers import HeaderPolicy, Rule, http_date
 from keyless.deploy.local_tree import Filters
 from keyless.deploy.plan import DEFAULT_MAX_DELETE_PERCENT, Plan, Reason
 from keyless.errors import UsageError
+from keyless.textsafe import escape, safe_lines
 
 #: Makes the boto3 session without --role-arn (credentials, region, endpoint); tests replace it.
 session_factory: Callable[..., boto3.Session] = boto3.Session
@@ -228,7 +229,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
 def progress_for(console: Console, *, json: bool) -> _Progress:
     """Nothing with --json, a redrawn line on a terminal, plain lines in CI logs."""
     if json:
-        return _Quiet()
+        return _Quiet(console.stderr)
     if _is_terminal(console.stderr):
         return _TerminalProgress(console.stderr)
     return _Lines(console.stderr)
@@ -259,9 +260,9 @@ def summary(result: DeployResult) -> str:
 
 def print_plan(plan: Plan, console: Console) -> None:
     for upload in plan.uploads:
-        console.info(f"would upload ({upload.reason}) {upload.key}")
+        console.info(f"would upload ({upload.reason}) {escape(upload.key)}")
     for delete in plan.deletes:
-        console.info(f"would delete {delete.key}")
+        console.info(f"would delete {escape(delete.key)}")
 
 
 def _size(count: int) -> str:
@@ -279,8 +280,15 @@ def _is_terminal(stream: TextIO) -> bool:
 
 
 class _Progress:
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
     def planned(self, plan: Plan) -> None:
         pass
+
+    def notice(self, text: str) -> None:
+        # On stderr in every mode (--json too): stdout stays the document.
+        self._stream.write(safe_lines(escape(text)) + "\n")
 
     def done(self, action: str, key: str, size: int, ok: bool) -> None:
         pass
@@ -290,14 +298,14 @@ class _Progress:
 
 
 class _Quiet(_Progress):
-    pass
+    """--json: no progress lines, only notices."""
 
 
 class _Lines(_Progress):
     """CI logs: one plain line per object, written as each one finishes."""
 
     def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
+        super().__init__(stream)
         self._lock = threading.Lock()
 
     def planned(self, plan: Plan) -> None:
@@ -306,14 +314,14 @@ class _Lines(_Progress):
     def done(self, action: str, key: str, size: int, ok: bool) -> None:
         verb = {"upload": "uploaded", "copy": "headers", "delete": "deleted"}.get(action, action)
         with self._lock:
-            self._stream.write(f"{verb if ok else 'FAILED ' + action} {key}\n")
+            self._stream.write(safe_lines(f"{verb if ok else 'FAILED ' + action} {escape(key)}\n"))
 
 
 class _TerminalProgress(_Progress):
     """A terminal: one line redrawn in place with files and bytes done."""
 
     def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
-        self._stream = stream
+        super().__init__(stream)
         self._clock = clock
         self._lock = threading.Lock()
         self._files = self._bytes = self._total_files = self._total_bytes = 0

@@ -9,13 +9,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from keyless.textsafe import safe_lines
+
 
 @dataclass(kw_only=True)
 class Console:
     """Where a command reads and writes.
 
     Human text goes to ``stderr`` (so that ``stdout`` stays clean for data such as ``--json``
-    documents or a raw token piped to another program).
+    documents or a raw token piped to another program), through ``safe_lines``: a file name or a
+    claim value quoted in it can neither drive the terminal nor issue a CI log command.
     """
 
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
@@ -29,8 +32,8 @@ class Console:
         print(text, file=self.stdout)
 
     def info(self, text: str = "") -> None:
-        """Human-readable text for stderr."""
-        print(text, file=self.stderr)
+        """Human-readable text for stderr, control characters escaped."""
+        print(safe_lines(text), file=self.stderr)
 
     def emit_json(self, document: Any) -> None:
         """One JSON document on stdout, stable key order for diffs and tests."""

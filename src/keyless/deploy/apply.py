@@ -2,7 +2,8 @@
 
 boto3 is the control plane (endpoint, copies in place, deletes, CloudFront); ``transfer`` is the
 data plane (listing, the manifest, uploads). Deletes start only after every upload succeeded, so a
-deploy killed part-way leaves the old objects in place and converges when run again.
+deploy killed part-way leaves the old objects in place and converges when run again; the manifest
+is kept current as the deploy goes (``deploy.journal``), so that run repeats no upload or copy.
 
 Every S3 call stays inside what ``keyless provision --s3-deploy BUCKET/PREFIX`` grants: listings
 carry ``prefix=PREFIX/`` (its ``s3:ListBucket`` has an ``s3:prefix`` condition), the manifest lives
@@ -31,7 +32,8 @@ from botocore.credentials import RefreshableCredentials
 from keyless.deploy import manifest
 from keyless.deploy.headers import HeaderPolicy, ObjectHeaders
 from keyless.deploy.invalidate import invalidation_paths
-from keyless.deploy.local_tree import FileDigests, Filters, LocalFile, walk
+from keyless.deploy.journal import Journal, ahead_jobs
+from keyless.deploy.local_tree import FileDigests, FileVanishedError, Filters, LocalFile, walk
 from keyless.deploy.plan import (
     DEFAULT_MAX_DELETE_PERCENT,
     DEFAULT_PART_SIZE,
@@ -177,9 +179,16 @@ class Progress(Protocol):
 
     def done(self, action: str, key: str, size: int, ok: bool) -> None: ...
 
+    def notice(self, text: str) -> None:
+        """One line worth telling that does not stop the deploy."""
+        ...
+
 
 class _Silent:
     def planned(self, plan: Plan) -> None:
+        pass
+
+    def notice(self, text: str) -> None:
         pass
 
     def done(self, action: str, key: str, size: int, ok: bool) -> None:
@@ -246,11 +255,17 @@ def deploy(
     plane = data_plane(config)
     try:
         # The first request tells the bucket's region if it is not the configured one.
-        old = read_manifest(plane, target)
+        old, unreadable = read_manifest(plane, target)
     except WrongRegionError as moved:
         plane = data_plane(replace(config, endpoint=control.endpoint(moved.region)))
-        old = read_manifest(plane, target)
-    listed: set[str] = set()
+        old, unreadable = read_manifest(plane, target)
+    if unreadable:
+        progress.notice(
+            f"notice: ignoring the manifest s3://{target.bucket}/{target.prefix}"
+            f"{manifest.MANIFEST_NAME} ({unreadable}): every object is compared by content,"
+            " and the manifest is written anew"
+        )
+    listed: dict[str, str] = {}
     digests = _HashAhead(FileDigests(), workers=os.cpu_count() or 1)
     try:
         digests.known(local, old)
@@ -274,7 +289,8 @@ def deploy(
     if request.dry_run:
         return DeployResult(plan=plan, dry_run=True, seconds=clock() - started)
 
-    before = {k: e for k, e in old.items() if target.prefix + k in listed}
+    # Only entries of objects still there with the same ETag: stale ones are dropped.
+    before = {k: e for k, e in old.items() if listed.get(target.prefix + k) == e.etag}
     entries = dict(before)
     entries.update(
         {
@@ -291,23 +307,44 @@ def deploy(
         u for u in plan.uploads if u.reason is Reason.HEADERS and u.file.size <= COPY_MAX_BYTES
     ]
     sent = deleted = 0
+    journal = Journal(
+        entries,
+        stored=None if unreadable else old,
+        write=lambda known: write_manifest(plane, target, known),
+        clock=clock,
+    )
+    by_key = {u.key: u for u in data}
+
+    def uploaded(outcome: PutOutcome, size: int) -> None:
+        upload = by_key.get(outcome.key)
+        if upload is not None and outcome.error is None and outcome.etag:
+            journal.confirm(outcome.key.removeprefix(target.prefix), _entry(upload, outcome.etag))
+        progress.done("upload", outcome.key, size, outcome.error is None)
+
     try:
         if data:
-            outcomes = plane.put_all(
-                (_job(u) for u in data),
-                on_done=lambda o, n: progress.done("upload", o.key, n, o.error is None),
+            feed = ahead_jobs(
+                data,
+                journal,
+                prefix=target.prefix,
+                single_part_max=request.part_size,
+                digests=FileDigests(),
+                workers=os.cpu_count() or 1,
             )
+            outcomes = plane.put_all((_job(u) for u in feed), on_done=uploaded)
             sent = _record_uploads(data, outcomes, entries, target)
         if copies:
-            _copy_in_place(control.client(), target, copies, entries, request.concurrency, progress)
+            _copy_in_place(control.client(), target, copies, journal, request.concurrency, progress)
+        # Deletes only now, after every upload and copy succeeded, and with the manifest stored:
+        # a deploy killed from here on repeats no upload.
+        journal.flush()
         if plan.deletes:
             deleted = _delete(control.client(), target, [d.key for d in plan.deletes], progress)
             for d in plan.deletes:
                 entries.pop(d.key.removeprefix(target.prefix), None)
     finally:
         # Even after a failure: what did succeed is remembered, so the next run redoes less.
-        if entries != old:
-            write_manifest(plane, target, entries)
+        journal.flush()
     result = DeployResult(
         plan=plan,
         dry_run=False,
@@ -377,7 +414,7 @@ class _HashAhead:
         for file in files:
             try:
                 found.append(self._inner.md5(file))
-            except OSError:
+            except (OSError, UsageError):
                 found.append(None)
         return found
 
@@ -410,6 +447,11 @@ def _job(upload: Upload) -> PutJob:
     )
 
 
+def _entry(upload: Upload, etag: str) -> manifest.Entry:
+    md5 = upload.md5 if upload.md5 != etag else None
+    return manifest.Entry(etag=etag, md5=md5, headers=upload.headers.digest())
+
+
 def _record_uploads(
     data: list[Upload],
     outcomes: list[PutOutcome],
@@ -424,12 +466,13 @@ def _record_uploads(
         rel = outcome.key.removeprefix(target.prefix)
         if outcome.error is None and outcome.etag:
             sent += upload.file.size
-            md5 = upload.md5 if upload.md5 != outcome.etag else None
-            entries[rel] = manifest.Entry(
-                etag=outcome.etag, md5=md5, headers=upload.headers.digest()
-            )
+            entries[rel] = _entry(upload, outcome.etag)
     if failures:
         first = failures[0]
+        gone = next((o for o in failures if not by_key[o.key].file.path.is_file()), None)
+        if gone is not None:
+            # The client's own error for a missing file says nothing useful (RuntimeError).
+            raise FileVanishedError(gone.key.removeprefix(target.prefix))
         message = (
             f"upload of {first.key!r} failed: {first.error}"
             + (f" (HTTP {first.status})" if first.status else "")
@@ -451,7 +494,7 @@ def _copy_in_place(
     s3: S3Client,
     target: Target,
     copies: list[Upload],
-    entries: dict[str, manifest.Entry],
+    journal: Journal,
     concurrency: int,
     progress: Progress,
 ) -> None:
@@ -476,9 +519,7 @@ def _copy_in_place(
 
     with ThreadPoolExecutor(max_workers=min(concurrency, DEFAULT_CONCURRENCY)) as pool:
         for upload, etag in pool.map(copy, copies):
-            rel = upload.key.removeprefix(target.prefix)
-            md5 = upload.md5 if upload.md5 != etag else None
-            entries[rel] = manifest.Entry(etag=etag, md5=md5, headers=upload.headers.digest())
+            journal.set(upload.key.removeprefix(target.prefix), _entry(upload, etag))
 
 
 def _copy_args(headers: ObjectHeaders) -> dict[str, Any]:
@@ -546,12 +587,13 @@ def list_remote(
     plane: DataPlane,
     target: Target,
     known: Mapping[str, manifest.Entry],
-    listed: set[str] | None = None,
+    listed: dict[str, str] | None = None,
 ) -> Iterator[RemoteObject]:
-    """Every object under the prefix, page by page, with what the manifest knows of its ETag."""
+    """Every object under the prefix, page by page, with what the manifest knows of its ETag;
+    ``listed`` collects each key's ETag."""
     for item in plane.list_objects(target.prefix):
         if listed is not None:
-            listed.add(item.key)
+            listed[item.key] = item.etag
         entry = known.get(item.key.removeprefix(target.prefix))
         if entry is not None and entry.etag != item.etag:
             entry = None  # rewritten since keyless saw it: what it knew no longer holds
@@ -564,15 +606,21 @@ def list_remote(
         )
 
 
-def read_manifest(plane: DataPlane, target: Target) -> dict[str, manifest.Entry]:
-    """What keyless wrote last time; missing, unreadable or denied means "nothing known"."""
+def read_manifest(plane: DataPlane, target: Target) -> tuple[dict[str, manifest.Entry], str | None]:
+    """What keyless wrote last time, and why it cannot be used if it cannot: missing or denied
+    means "nothing known" (no reason), an unusable one costs a re-check, never the deploy."""
     try:
         data = plane.get_object(
             target.prefix + manifest.MANIFEST_NAME, limit=manifest.MANIFEST_MAX_BYTES
         )
     except AccessDeniedError:
-        return {}
-    return manifest.decode(data) if data else {}
+        return {}, None
+    if not data:
+        return {}, None
+    try:
+        return manifest.decode(data), None
+    except manifest.ManifestUnreadable as exc:
+        return {}, str(exc)
 
 
 def write_manifest(plane: DataPlane, target: Target, entries: Mapping[str, manifest.Entry]) -> None:
@@ -582,8 +630,9 @@ def write_manifest(plane: DataPlane, target: Target, entries: Mapping[str, manif
             manifest.encode(entries),
             [("Content-Type", "application/gzip"), ("Cache-Control", "no-store")],
         )
-    except (AwsError, NetworkError):
-        # Losing the manifest costs a re-check next time, not correctness.
+    except (AwsError, AccessDeniedError, NetworkError):
+        # Losing the manifest costs a re-check next time, not correctness; a denied PutObject
+        # is reported by the uploads themselves, naming the object.
         return
 
 

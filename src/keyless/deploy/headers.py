@@ -125,6 +125,9 @@ STORAGE_CLASSES: Final = frozenset(
     }
 )
 _META_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+# A control character an HTTP field value may not hold: RFC 9110 section 5.5 (field-value is
+# VCHAR, SP, HTAB and obs-text; CR, LF and NUL must be rejected), as RFC 7230 section 3.2 before.
+_FIELD_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def content_type(key: str) -> tuple[str, str | None]:
@@ -219,6 +222,7 @@ class Rule:
             _check_meta_name(header.removeprefix("x-amz-meta-"))
         if header == "expires" and value:
             value = http_date(value)
+        check_field_value(f"rule {text!r}", value)
         return cls(glob=glob, header=header, value=value.strip())
 
 
@@ -245,8 +249,16 @@ class HeaderPolicy:
                 f"--storage-class {self.storage_class!r} is not an S3 storage class",
                 remedy="Use one of: " + ", ".join(sorted(STORAGE_CLASSES)) + ".",
             )
-        for name in self.metadata:
+        for name, meta in self.metadata.items():
             _check_meta_name(name)
+            check_field_value(f"--metadata {name}={meta!r}", meta)
+        for flag, value in (
+            ("--cache-control", self.cache_control),
+            ("--content-encoding", self.content_encoding),
+            ("--expires", self.expires),
+        ):
+            if value is not None:
+                check_field_value(f"{flag} {value!r}", value)
 
     def for_key(self, key: str) -> ObjectHeaders:
         """The headers of the object whose path relative to the prefix is ``key``."""
@@ -287,6 +299,19 @@ def _apply(headers: ObjectHeaders, rule: Rule) -> ObjectHeaders:
     if rule.header == "content-language":
         return replace(headers, content_language=value)
     return replace(headers, expires=value)
+
+
+def check_field_value(what: str, value: str) -> None:
+    """Refuse a header value with a control character up front, naming where it came from
+    (``what``): S3 would refuse the request at upload time, unnamed, or worse, a proxy could
+    split it into two headers."""
+    found = _FIELD_CONTROL.search(value)
+    if found:
+        raise UsageError(
+            f"{what} holds the control character {found.group()!r}, which an HTTP header value"
+            " cannot carry",
+            remedy="Remove the line break or control character from the value.",
+        )
 
 
 def _check_meta_name(name: str) -> None:

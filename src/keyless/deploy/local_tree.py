@@ -4,6 +4,7 @@ content digests computed only when the planner asks for them.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -88,10 +89,11 @@ def _walk(
         if entry.is_symlink():
             if filters.prunes(key):
                 continue
-            target = os.path.realpath(entry.path)
-            if filters.excluded(key) and not os.path.isdir(target):
-                # Excluded paths are never touched, so an excluded link is not even resolved.
+            if filters.excluded(key):
+                # Excluded paths are never touched, so an excluded link (to a file or a folder,
+                # as the errors below suggest) is not even resolved.
                 continue
+            target = os.path.realpath(entry.path)
             if os.path.commonpath([real_root, target]) != real_root:
                 raise UsageError(
                     f"symlink {key!r} points outside LOCAL_DIR (to {target!r})",
@@ -100,7 +102,15 @@ def _walk(
             try:
                 mode = os.stat(target).st_mode
             except OSError as exc:
-                raise UsageError(f"symlink {key!r} is dangling (to {target!r})") from exc
+                if exc.errno == errno.ELOOP:
+                    raise UsageError(
+                        f"symlink {key!r} is a symlink loop (it never reaches a file or folder)",
+                        remedy="Fix or remove the link, or --exclude it.",
+                    ) from exc
+                raise UsageError(
+                    f"symlink {key!r} is dangling (to {target!r})",
+                    remedy="Fix or remove the link, or --exclude it.",
+                ) from exc
             if stat.S_ISDIR(mode):
                 if target in ancestors:
                     raise UsageError(
@@ -143,10 +153,39 @@ def _key(rel: str, path: str) -> str:
     return unicodedata.normalize("NFC", rel)
 
 
+class FileVanishedError(UsageError):
+    """A file of the walk was deleted (or replaced by a non-file) while the deploy ran."""
+
+    kind = "file-vanished"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"file {key!r} vanished during the deploy (deleted after LOCAL_DIR was read);"
+            " nothing was deleted from S3",
+            remedy="Let the build finish before deploying, then run the same deploy again.",
+        )
+
+
+def _readable(file: LocalFile, exc: OSError) -> UsageError:
+    if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+        return FileVanishedError(file.key)
+    return UsageError(f"cannot read file {file.key!r}: {exc.strerror}")
+
+
 class FileDigests:
-    """Content digests read from disk in chunks; the planner calls it only for same-size pairs."""
+    """Content digests read from disk in chunks; the planner calls it only for same-size pairs.
+
+    A file that cannot be read is a ``UsageError`` naming it (``FileVanishedError`` when it is
+    gone), not an ``OSError``.
+    """
 
     def md5(self, file: LocalFile) -> str:
+        try:
+            return self._md5(file)
+        except OSError as exc:
+            raise _readable(file, exc) from exc
+
+    def _md5(self, file: LocalFile) -> str:
         digest = hashlib.md5(usedforsecurity=False)
         # Plain descriptor reads (no buffered file object): a small file is read in one call of
         # its walked size + 1 and confirmed at its end by an empty read of the same size (so a
@@ -162,7 +201,10 @@ class FileDigests:
 
     def multipart_etags(self, file: LocalFile, part_sizes: Sequence[int]) -> dict[int, str]:
         """S3's multipart ETag (MD5 of the parts' MD5s, ``-N``) for each part size, in one read."""
-        return multipart_etags_of_chunks(_chunks(file.path), part_sizes)
+        try:
+            return multipart_etags_of_chunks(_chunks(file.path), part_sizes)
+        except OSError as exc:
+            raise _readable(file, exc) from exc
 
 
 def _chunks(path: Path) -> Iterator[bytes]:

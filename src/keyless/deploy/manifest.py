@@ -3,21 +3,71 @@
 S3's listing gives key, size and ETag but neither headers nor, for multipart or SSE-KMS objects, a
 content MD5. The manifest records both per key, bound to the ETag it saw: an entry counts only
 while the listed ETag is the same, so an object rewritten by any other tool is simply unknown again.
+
+The stored manifest is untrusted input (anyone who may write the prefix may replace it), so it is
+read within bounds: decompressed in steps up to ``MANIFEST_MAX_EXPANDED_BYTES``, its nesting
+checked before the JSON parser sees it, every entry checked against the schema. A manifest that
+fails any of these is not used at all: every object is then compared by content, as if there
+were none (``ManifestUnreadable`` says why, in one line).
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Mapping
+import re
+import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
+
+from keyless.limits import (
+    MANIFEST_INFLATE_STEP_BYTES,
+    MANIFEST_MAX_COMPRESSED_BYTES,
+    MANIFEST_MAX_DEPTH,
+    MANIFEST_MAX_EXPANDED_BYTES,
+    MANIFEST_MAX_OBJECTS,
+)
 
 #: The manifest's key under the deploy prefix; the planner never uploads or deletes it.
 MANIFEST_NAME = ".keyless-manifest.json.gz"
 #: Format version; an unknown version is ignored, which costs one re-check, never a wrong skip.
 MANIFEST_VERSION = 1
-#: Largest manifest read (about 50 bytes an entry compressed: room for millions of objects).
-MANIFEST_MAX_BYTES = 64 << 20
+#: Largest manifest read, compressed (see ``keyless.limits``).
+MANIFEST_MAX_BYTES = MANIFEST_MAX_COMPRESSED_BYTES
+
+# A JSON string (escapes included), matched without backtracking: the unrolled-loop form.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+# An ETag or MD5 as keyless stores them: lower-case hex, a multipart ETag with "-N".
+_HEX_TAG = re.compile(r"^[0-9a-f]{32}(-[0-9]{1,5})?$")
+_DIGEST = re.compile(r"^[0-9a-f]{16,64}$")
+#: S3 ETags are 32 hex digits, with "-N" for multipart: 128 is room to spare.
+_MAX_ETAG_CHARS = 128
+
+
+class ManifestUnreadable(Exception):
+    """The stored manifest cannot be used; ``str()`` says why in a few words."""
+
+
+class Inflater(Protocol):
+    """The part of ``zlib.decompressobj()`` the reader uses (a seam for tests that count)."""
+
+    @property
+    def eof(self) -> bool: ...
+
+    @property
+    def unconsumed_tail(self) -> bytes: ...
+
+    @property
+    def unused_data(self) -> bytes: ...
+
+    def decompress(self, data: bytes, max_length: int = ..., /) -> bytes: ...
+
+
+def gzip_inflater() -> Inflater:
+    # wbits 16 + MAX_WBITS: a gzip member (header and CRC32/size trailer checked by zlib).
+    return zlib.decompressobj(16 + zlib.MAX_WBITS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,15 +86,84 @@ def encode(entries: Mapping[str, Entry]) -> bytes:
     return gzip.compress(json.dumps(document, separators=(",", ":")).encode(), mtime=0)
 
 
-def decode(data: bytes) -> dict[str, Entry]:
-    """Entries from a stored manifest; anything unreadable yields no entries (never an error)."""
+def decode(
+    data: bytes,
+    *,
+    max_expanded: int = MANIFEST_MAX_EXPANDED_BYTES,
+    inflater: Callable[[], Inflater] | None = None,
+) -> dict[str, Entry]:
+    """Entries from a stored manifest; raises ``ManifestUnreadable`` for anything else."""
+    text = inflate(data, max_expanded=max_expanded, inflater=inflater or gzip_inflater)
+    depth = json_depth(text, MANIFEST_MAX_DEPTH)
+    if depth is None:
+        raise ManifestUnreadable(f"nested deeper than {MANIFEST_MAX_DEPTH} levels, or unbalanced")
     try:
-        document = json.loads(gzip.decompress(data))
-        if document.get("version") != MANIFEST_VERSION:
-            return {}
-        return {
-            str(key): Entry(etag=str(etag), md5=str(md5) if md5 else None, headers=str(headers))
-            for key, (etag, md5, headers) in document["objects"].items()
-        }
-    except (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError):
-        return {}
+        document = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ManifestUnreadable("not JSON") from exc
+    if not isinstance(document, dict) or document.get("version") != MANIFEST_VERSION:
+        raise ManifestUnreadable(f"not version {MANIFEST_VERSION}")
+    objects = document.get("objects")
+    if not isinstance(objects, dict):
+        raise ManifestUnreadable("no objects")
+    if len(objects) > MANIFEST_MAX_OBJECTS:
+        raise ManifestUnreadable(f"more than {MANIFEST_MAX_OBJECTS} objects")
+    entries: dict[str, Entry] = {}
+    for key, value in objects.items():
+        entry = _entry(value)
+        if entry is None:
+            raise ManifestUnreadable("an entry is not [etag, md5, headers]")
+        entries[key] = entry
+    return entries
+
+
+def _entry(value: object) -> Entry | None:
+    if not isinstance(value, list) or len(value) != 3:
+        return None
+    etag, md5, headers = value
+    # The ETag is compared as S3 lists it (whatever its form), so only its size is bounded.
+    if not isinstance(etag, str) or not 0 < len(etag) <= _MAX_ETAG_CHARS:
+        return None
+    if md5 is not None and (not isinstance(md5, str) or not _HEX_TAG.match(md5)):
+        return None
+    if not isinstance(headers, str) or not _DIGEST.match(headers):
+        return None
+    return Entry(etag=etag, md5=md5, headers=headers)
+
+
+def inflate(data: bytes, *, max_expanded: int, inflater: Callable[[], Inflater]) -> bytes:
+    """One gzip member, decompressed in steps: never more than ``max_expanded`` + 1 bytes are
+    asked of the decompressor in all, whatever the input claims."""
+    decompressor = inflater()
+    out = bytearray()
+    pending = data
+    try:
+        while not decompressor.eof:
+            room = max_expanded + 1 - len(out)
+            if room <= 0:
+                raise ManifestUnreadable(f"expands to more than {max_expanded} bytes")
+            chunk = decompressor.decompress(pending, min(room, MANIFEST_INFLATE_STEP_BYTES))
+            pending = decompressor.unconsumed_tail
+            if not chunk and not pending:
+                raise ManifestUnreadable("truncated")
+            out += chunk
+    except zlib.error as exc:
+        raise ManifestUnreadable("not gzip") from exc
+    if len(out) > max_expanded:
+        raise ManifestUnreadable(f"expands to more than {max_expanded} bytes")
+    if decompressor.unused_data:
+        raise ManifestUnreadable("trailing bytes after the gzip member")
+    return bytes(out)
+
+
+def json_depth(text: bytes, limit: int) -> int | None:
+    """The nesting depth of a JSON text if it is at most ``limit``, else None (also for
+    unbalanced brackets). Strings are blanked first; each round then removes the innermost
+    bracket pairs, in C-speed passes (never a recursion, never more than ``limit`` passes)."""
+    skeleton = _JSON_STRING.sub(b"", text).translate(None, _NOT_BRACKETS)
+    for depth in range(limit + 1):
+        if not skeleton:
+            return depth
+        # "()" marks this round's pairs so that the round removes exactly one level.
+        skeleton = skeleton.replace(b"[]", b"()").replace(b"{}", b"()").replace(b"()", b"")
+    return None

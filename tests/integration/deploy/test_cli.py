@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -91,3 +92,101 @@ def test_invalidate_changed_paths(tmp_path: Path, bucket: str) -> None:
         "InvalidationList"
     ]
     assert [item["Id"] for item in listed["Items"]] == [invalidation["id"]]
+
+
+# --- hostile file names: escaped in every human line, exact in --json ---------------------------
+
+HOSTILE = {
+    "\x1b[31mred.html": "\\x1b[31mred.html",
+    "two\nwould delete index.html": "two\\x0awould delete index.html",
+    "cr\rover.html": "cr\\x0dover.html",
+    "::add-mask::secret.html": "::add-mask::secret.html",
+    "\u202eevil.html": "\\u202eevil.html",
+}
+
+
+def _assert_clean(text: str) -> None:
+    assert not any(ch in text for ch in "\x1b\r\u202e\u2028")
+    for line in text.splitlines():
+        assert not line.lstrip().startswith("::"), line
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "real"])
+def test_hostile_file_names_are_escaped_in_human_output(
+    tmp_path: Path, bucket: str, dry_run: bool
+) -> None:
+    # moto cannot store a key with a line feed (S3 can): that one is planned only.
+    names = {k: v for k, v in HOSTILE.items() if dry_run or "\n" not in k}
+    for name in names:
+        (tmp_path / name).write_text("x")
+    argv = ["deploy", str(tmp_path), f"s3://{bucket}"] + (["--dry-run"] if dry_run else [])
+    result = run_cli(argv)
+    assert result.code == 0, result.stderr
+    _assert_clean(result.stderr)
+    lines = result.stderr.splitlines()
+    verb = "would upload (new)" if dry_run else "uploaded"
+    assert {f"{verb} {shown}" for shown in names.values()} <= set(lines)
+    assert sum(line.startswith(f"{verb} ") for line in lines) == len(names) + (not dry_run)
+    assert not any(line.startswith("would delete") for line in lines)
+    # The same names, exact, in --json (JSON escapes them itself).
+    again = run_cli([*argv, "--json"])
+    keys = {u["key"] for u in json.loads(again.stdout)["plan"]["uploads"]}
+    assert keys == (set(names) if dry_run else set())
+    if not dry_run:
+        assert set(_keys(bucket)) == {*names, ".keyless-manifest.json.gz"}
+
+
+def test_hostile_name_in_an_error_is_escaped(tmp_path: Path, bucket: str) -> None:
+    (tmp_path / "index.html").write_text("home")
+    (tmp_path / "::warning::\x1b[2J").symlink_to("nowhere")
+    result = run_cli(["deploy", str(tmp_path), f"s3://{bucket}"])
+    assert result.code == 2
+    _assert_clean(result.stderr)
+    assert result.stderr.startswith("error: symlink '::warning::\\x1b[2J' is dangling")
+
+
+# --- errors a deploy can meet: one line naming the value -----------------------------------------
+
+
+def test_excluding_a_linked_folder_deploys_without_it(tmp_path: Path, bucket: str) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("home")
+    (site / "linkdir").symlink_to(outside, target_is_directory=True)
+    refused = run_cli(["deploy", str(site), f"s3://{bucket}"])
+    assert refused.code == 2
+    assert "--exclude the link" in refused.stderr
+    result = run_cli(["deploy", str(site), f"s3://{bucket}", "--exclude", "linkdir"])
+    assert result.code == 0, result.stderr
+    assert _keys(bucket) == [".keyless-manifest.json.gz", "index.html"]
+
+
+def test_a_file_deleted_mid_deploy_is_named_and_nothing_is_deleted(
+    tmp_path: Path, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keyless.deploy.apply as apply
+
+    _site(tmp_path, 2)
+    run_cli(["deploy", str(tmp_path), f"s3://{bucket}"])
+    (tmp_path / "page1.html").unlink()
+    (tmp_path / "gone.html").write_text("soon gone")
+    from keyless.deploy.plan import build_plan as planner
+
+    def plan_then_lose_a_file(*args: Any, **kwargs: Any) -> Any:
+        plan = planner(*args, **kwargs)
+        (tmp_path / "gone.html").unlink()  # the build's cleanup racing the deploy
+        return plan
+
+    monkeypatch.setattr(apply, "build_plan", plan_then_lose_a_file)
+    result = run_cli(["deploy", str(tmp_path), f"s3://{bucket}", "--delete", "--force"])
+    assert result.code == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: file 'gone.html' vanished during the deploy (deleted after LOCAL_DIR was read);"
+        " nothing was deleted from S3"
+    ]
+    assert "RuntimeError" not in result.stderr
+    assert "page1.html" in _keys(bucket)

@@ -118,3 +118,35 @@ def test_md5_reads_the_whole_file_whatever_size_the_walk_saw(tmp_path: Path, wal
     path.write_bytes(data)
     file = LocalFile(key="f", path=path, size=walked)
     assert FileDigests().md5(file) == hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def test_excluding_a_linked_folder_excludes_it_unresolved(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("home")
+    (site / "linkdir").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(UsageError, match="symlink 'linkdir' points outside"):
+        list(walk(site))
+    # What the message suggests works for a linked folder too.
+    assert set(_keys(site, Filters(exclude=("linkdir",)))) == {"index.html"}
+
+
+def test_symlink_cycle_is_called_a_loop_not_dangling(tmp_path: Path) -> None:
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a")
+    with pytest.raises(UsageError, match="symlink 'a' is a symlink loop") as raised:
+        list(walk(tmp_path))
+    assert "dangling" not in str(raised.value)
+
+
+def test_a_file_that_vanished_is_named(tmp_path: Path) -> None:
+    (tmp_path / "gone.html").write_text("x")
+    (file,) = list(walk(tmp_path))
+    (tmp_path / "gone.html").unlink()
+    with pytest.raises(UsageError, match=r"file 'gone\.html' vanished during the deploy"):
+        FileDigests().md5(file)
+    with pytest.raises(UsageError, match=r"file 'gone\.html' vanished during the deploy"):
+        FileDigests().multipart_etags(file, [5 << 20])
