@@ -54,7 +54,7 @@ from keyless.deploy.transfer import (
     WrongRegionError,
 )
 from keyless.errors import AccessDeniedError, AwsError, NetworkError, UsageError
-from keyless.limits import AWS_DEFAULT_REGION
+from keyless.limits import AWS_DEFAULT_REGION, S3_CONTROL_MAX_ATTEMPTS
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudfront import CloudFrontClient
@@ -75,8 +75,6 @@ COPY_MAX_BYTES = 5 << 30
 #: Seconds for a control-plane connection and for each of its reads.
 CONTROL_CONNECT_TIMEOUT_SECONDS = 10.0
 CONTROL_READ_TIMEOUT_SECONDS = 60.0
-#: Attempts (first included) of each control-plane call, with botocore's standard backoff.
-CONTROL_MAX_ATTEMPTS = 5
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -594,7 +592,8 @@ def _control_config(concurrency: int) -> botocore.config.Config:
     return botocore.config.Config(
         connect_timeout=CONTROL_CONNECT_TIMEOUT_SECONDS,
         read_timeout=CONTROL_READ_TIMEOUT_SECONDS,
-        retries={"mode": "standard", "max_attempts": CONTROL_MAX_ATTEMPTS},
+        # total_max_attempts counts the first try; botocore's max_attempts would not.
+        retries={"mode": "standard", "total_max_attempts": S3_CONTROL_MAX_ATTEMPTS},
         max_pool_connections=max(10, min(concurrency, DEFAULT_CONCURRENCY)),
     )
 
