@@ -11,7 +11,8 @@ from typing import TextIO
 
 import boto3
 
-from keyless.aws.sts import assumed_session
+from keyless.aws.renew import RenewingSession
+from keyless.aws.sts import TemporaryCredentials
 from keyless.cli.cmd_assume import add_exchange_options, assumed_line, exchange
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
@@ -207,7 +208,17 @@ def session_for(args: argparse.Namespace, console: Console) -> boto3.Session:
     exchanged = exchange(args, console)
     # On stderr as `keyless assume` says it, --json or not: a CI log shows who deployed.
     console.info(assumed_line(exchanged))
-    return assumed_session(exchanged.assumed.credentials, region=exchanged.region)
+
+    def renew() -> TemporaryCredentials:
+        # The whole exchange again, a fresh token from the same source included.
+        again = exchange(args, console)
+        console.info("keyless: renewed: " + assumed_line(again).removeprefix("keyless: "))
+        return again.assumed.credentials
+
+    renewing = RenewingSession(
+        exchanged.assumed.credentials, renew, role=exchanged.assumed.role_arn
+    )
+    return renewing.session(region=exchanged.region)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

@@ -11,6 +11,7 @@ under the prefix, and the bucket's region comes from S3's answers, never from He
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -28,6 +29,7 @@ import botocore.config
 import botocore.exceptions
 from botocore.credentials import RefreshableCredentials
 
+from keyless.aws.renew import usable
 from keyless.deploy import manifest
 from keyless.deploy.headers import HeaderPolicy, ObjectHeaders
 from keyless.deploy.invalidate import invalidation_paths
@@ -53,7 +55,7 @@ from keyless.deploy.transfer import (
     PutOutcome,
     WrongRegionError,
 )
-from keyless.errors import AccessDeniedError, AwsError, NetworkError, UsageError
+from keyless.errors import AccessDeniedError, AwsError, KeylessError, NetworkError, UsageError
 from keyless.limits import AWS_DEFAULT_REGION, S3_CONTROL_MAX_ATTEMPTS
 
 if TYPE_CHECKING:
@@ -235,7 +237,7 @@ def deploy(
     config = DataPlaneConfig(
         endpoint=control.endpoint(),
         bucket=target.bucket,
-        credentials=credentials.get_frozen_credentials,
+        credentials=_signing(credentials),
         refreshable=isinstance(credentials, RefreshableCredentials),
         concurrency=request.concurrency,
         part_size=request.part_size,
@@ -289,16 +291,38 @@ def deploy(
         u for u in plan.uploads if u.reason is Reason.HEADERS and u.file.size <= COPY_MAX_BYTES
     ]
     sent = deleted = 0
+    # Credentials that end mid-deploy are renewed before a request needs them, or the deploy
+    # stops before they expire (before the deletes, then): checked before each upload and step.
+    ended: list[KeylessError] = []
+
+    def jobs() -> Iterator[PutJob]:
+        for upload in data:
+            reason = usable(credentials)
+            if reason is not None:
+                ended.append(reason)
+                return
+            yield _job(upload)
+
     try:
         if data:
             outcomes = plane.put_all(
-                (_job(u) for u in data),
-                on_done=lambda o, n: progress.done("upload", o.key, n, o.error is None),
+                jobs(), on_done=lambda o, n: progress.done("upload", o.key, n, o.error is None)
             )
-            sent = _record_uploads(data, outcomes, entries, target)
+            try:
+                sent = _record_uploads(data, outcomes, entries, target)
+            except KeylessError as failed:
+                # An upload refused for expired credentials: the credentials are the cause.
+                reason = ended[0] if ended else usable(credentials)
+                if reason is not None:
+                    raise reason from failed
+                raise
+            if ended:
+                raise ended[0]
         if copies:
+            _stop_if_ended(credentials)
             _copy_in_place(control.client(), target, copies, entries, request.concurrency, progress)
         if plan.deletes:
+            _stop_if_ended(credentials)
             deleted = _delete(control.client(), target, [d.key for d in plan.deletes], progress)
             for d in plan.deletes:
                 entries.pop(d.key.removeprefix(target.prefix), None)
@@ -397,6 +421,26 @@ class _HashAhead:
 def _by_key(file: LocalFile) -> str:
     # Code point order is UTF-8 byte order, the order of S3's listing.
     return file.key
+
+
+def _signing(credentials: Any) -> Callable[[], FrozenCredentials]:
+    """What the native client calls at each signature: the credentials, renewed when due. An
+    exception there cannot reach keyless (awscrt reports it as unraisable), so a renewal that
+    fails leaves the last good credentials in use; ``usable`` stops the deploy before they end."""
+    last: list[FrozenCredentials] = [credentials.get_frozen_credentials()]
+
+    def frozen() -> FrozenCredentials:
+        with contextlib.suppress(Exception):  # see above
+            last[0] = credentials.get_frozen_credentials()
+        return last[0]
+
+    return frozen
+
+
+def _stop_if_ended(credentials: object) -> None:
+    reason = usable(credentials)
+    if reason is not None:
+        raise reason
 
 
 def _job(upload: Upload) -> PutJob:
