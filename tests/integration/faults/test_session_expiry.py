@@ -10,76 +10,23 @@ line naming them and how to get longer sessions, and deletes nothing.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
-from keyless.local.stack import LocalStack, RunningStack
-from keyless.trust.evaluate import issuer_prefix
+from keyless.local.stack import RunningStack
 from tests import faultproxy as fp
 from tests.cli.helpers import Result, run_cli
+from tests.integration.faults.conftest import BUCKET, SESSION_SECONDS, Scene, token
 
 pytestmark = pytest.mark.integration
 
-SESSION_SECONDS = 4.0
 #: Each upload is held this long at the proxy: 30 of them, one at a time, outlast a session.
 UPLOAD_DELAY_SECONDS = 0.2
 FILES = {f"page{i:02d}.html": f"<p>page {i}</p>".encode() for i in range(30)}
-BUCKET = "expiring-site"
-SUBJECT = "repo:acme/site:ref:refs/heads/main"
-AUDIENCE = "sts.amazonaws.com"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Scene:
-    stack: RunningStack
-    role_arn: str
-
-
-@pytest.fixture(scope="module")
-def scene() -> Iterator[Scene]:
-    with LocalStack(test_only_session_seconds=SESSION_SECONDS) as stack:
-        issuer = stack.issuers[0]
-        provider = stack.register_provider(issuer)
-        prefix = issuer_prefix(issuer)
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Federated": provider},
-                    "Action": "sts:AssumeRoleWithWebIdentity",
-                    "Condition": {
-                        "StringEquals": {f"{prefix}:aud": AUDIENCE, f"{prefix}:sub": SUBJECT}
-                    },
-                }
-            ],
-        }
-        permissions = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Action": "s3:*",
-                    "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"],
-                }
-            ],
-        }
-        iam = stack.iam()
-        role = iam.create_role(RoleName="deploy", AssumeRolePolicyDocument=json.dumps(trust))
-        iam.put_role_policy(
-            RoleName="deploy", PolicyName="s3", PolicyDocument=json.dumps(permissions)
-        )
-        stack.admin_session().client("s3", endpoint_url=stack.endpoint_url).create_bucket(
-            Bucket=BUCKET
-        )
-        yield Scene(stack=stack, role_arn=role["Role"]["Arn"])
 
 
 def _stored(stack: RunningStack, prefix: str) -> dict[str, bytes]:
@@ -90,11 +37,6 @@ def _stored(stack: RunningStack, prefix: str) -> dict[str, bytes]:
         for item in listed
         if not item["Key"].endswith(".keyless-manifest.json.gz")
     }
-
-
-def _token(scene: Scene, **times: int) -> str:
-    claims: dict[str, object] = {"sub": SUBJECT, "aud": AUDIENCE, **times}
-    return scene.stack.mint(claims, lifetime=600)
 
 
 def _deploy(
@@ -154,7 +96,7 @@ def test_a_deploy_longer_than_its_session_renews_it_and_converges(
     scene: Scene, tmp_path: Path
 ) -> None:
     token_file = tmp_path / "token"
-    token_file.write_text(_token(scene))
+    token_file.write_text(token(scene))
     site = _site(tmp_path / "site")
     with fp.FaultProxy(scene.stack.endpoint_url) as proxy:
         proxy.add(_slow_uploads("renew"))
@@ -178,10 +120,10 @@ def test_a_session_that_cannot_be_renewed_stops_before_it_expires(
     for key, data in old.items():
         s3.put_object(Bucket=BUCKET, Key=key, Body=data)
     token_file = tmp_path / "token"
-    token_file.write_text(_token(scene))
+    token_file.write_text(token(scene))
     now = int(time.time())
     # The step's token expires while the deploy runs: a fixed token file cannot be renewed.
-    expired = _token(scene, iat=now - 900, nbf=now - 900, exp=now - 300)
+    expired = token(scene, iat=now - 900, nbf=now - 900, exp=now - 300)
     site = _site(tmp_path / "site")
     with fp.FaultProxy(scene.stack.endpoint_url) as proxy:
         proxy.add(_slow_uploads("stale", on_first=lambda: token_file.write_text(expired)))
@@ -206,7 +148,7 @@ def test_a_session_that_cannot_be_renewed_stops_before_it_expires(
 def test_the_gateway_refuses_expired_session_credentials_as_aws_does(scene: Scene) -> None:
     stack = scene.stack
     answer = stack.sts().assume_role_with_web_identity(
-        RoleArn=scene.role_arn, RoleSessionName="expiry", WebIdentityToken=_token(scene)
+        RoleArn=scene.role_arn, RoleSessionName="expiry", WebIdentityToken=token(scene)
     )
     credentials = answer["Credentials"]
     left = credentials["Expiration"].timestamp() - time.time()
