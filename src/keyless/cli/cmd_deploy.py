@@ -63,7 +63,10 @@ last match wins, an empty value removes the header:
 
 Credentials: with --role-arn, this job's OIDC token is first traded for the role's credentials
 exactly as `keyless assume` does it (the token options, session name, retries, --expect-account;
-never a fall-back to stored keys), and the deploy signs with them. Without --role-arn, the
+never a fall-back to stored keys), and the deploy signs with them. A deploy that outlasts the
+session renews it by exchanging a fresh token from the same source; when it cannot (a fixed
+token that has expired), it stops before the credentials expire, deletes nothing, and says so
+(--duration asks for a longer session). Without --role-arn, the
 standard AWS configuration (variables, profiles, web identity). AWS_ENDPOINT_URL /
 AWS_ENDPOINT_URL_S3 point it at another S3 (e.g. the local stack).
 
