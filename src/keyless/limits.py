@@ -45,6 +45,29 @@ AWS_MAX_ATTEMPTS = 3
 #: Region used when none is configured anywhere (STS and IAM answer in every region).
 AWS_DEFAULT_REGION = "us-east-1"
 
+# --- S3 deploys ----------------------------------------------------------------------------------
+#: Attempts in all (first included) of one S3 request of the deploy's data plane (listing pages,
+#: the manifest, each upload and part); the native client retries 5xx, 503 SlowDown, connection
+#: resets and short bodies, never 4xx such as AccessDenied.
+S3_MAX_ATTEMPTS = 5
+#: Base (milliseconds) and cap (seconds) of its full-jitter exponential backoff: at most 3.75 s of
+#: sleeping across the four retries of one request.
+S3_RETRY_BASE_DELAY_MS = 250
+S3_RETRY_MAX_DELAY_SECONDS = 5
+#: Attempts in all (first included) of one control-plane call (copies, deletes, CloudFront), with
+#: botocore's standard mode (which retries throttling codes, 5xx and connection errors).
+S3_CONTROL_MAX_ATTEMPTS = 5
+
+# --- role sessions that outlive their credentials (deploy --role-arn) ---------------------------
+#: A session is renewed (the token exchanged again) once it has less than this left...
+CREDENTIAL_REFRESH_MARGIN_SECONDS = 300.0
+#: ...or less than this share of its lifetime, whichever is shorter (a 900 s session, STS' minimum,
+#: is renewed 225 s before it ends, not at once).
+CREDENTIAL_REFRESH_MARGIN_SHARE = 0.25
+#: When renewing failed, no new request starts on credentials with less than this share of the
+#: margin left: the deploy stops with an error before they expire mid-request.
+CREDENTIAL_STOP_SHARE = 0.5
+
 # --- the STS exchange (keyless' own retries; botocore's are switched off for it) ---------------
 #: Attempts in all (first try included) of one STS call that fails transiently (throttling, 5xx,
 #: IDPCommunicationError, connection errors); terminal errors are never retried.

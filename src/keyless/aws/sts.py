@@ -24,6 +24,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.parsers import ResponseParserError
 
 from keyless.aws.clients import CLIENT_CONFIG, region_from
 from keyless.ci.base import Provider, RawToken, session_name_part
@@ -505,6 +506,9 @@ def retry_reason(exc: Exception) -> str | None:
         return None
     if isinstance(exc, BotoConnectionError | HTTPClientError):
         return type(exc).__name__
+    if isinstance(exc, ResponseParserError):
+        # An answer cut short or garbled in transit (not a botocore error class: it escaped).
+        return "unreadable answer"
     return None
 
 
@@ -592,6 +596,13 @@ def _convert(
         detail = " ".join(str(exc).split())[:_MESSAGE_MAX_CHARS]
         return NetworkError(
             f"STS {operation} for {role} failed{tries}: {type(exc).__name__}: {detail}",
+            remedy="Check the network, proxy settings (HTTPS_PROXY) and AWS_ENDPOINT_URL(_STS).",
+        )
+    if isinstance(exc, ResponseParserError):
+        # Its text quotes the raw answer; only the fact is kept.
+        return NetworkError(
+            f"STS {operation} for {role} failed{tries}: the answer could not be read"
+            " (ResponseParserError: cut short or garbled in transit)",
             remedy="Check the network, proxy settings (HTTPS_PROXY) and AWS_ENDPOINT_URL(_STS).",
         )
     if isinstance(exc, NoCredentialsError):
@@ -715,7 +726,7 @@ class Sts:
             attempt += 1
             try:
                 return call()
-            except (ClientError, BotoCoreError) as exc:
+            except (ClientError, BotoCoreError, ResponseParserError) as exc:
                 reason = retry_reason(exc)
                 if reason is None or attempt >= policy.max_attempts:
                     raise _convert(

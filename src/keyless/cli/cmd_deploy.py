@@ -11,7 +11,8 @@ from typing import TextIO
 
 import boto3
 
-from keyless.aws.sts import assumed_session
+from keyless.aws.renew import RenewingSession
+from keyless.aws.sts import TemporaryCredentials
 from keyless.cli.cmd_assume import add_exchange_options, assumed_line, exchange
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
@@ -63,7 +64,10 @@ last match wins, an empty value removes the header:
 
 Credentials: with --role-arn, this job's OIDC token is first traded for the role's credentials
 exactly as `keyless assume` does it (the token options, session name, retries, --expect-account;
-never a fall-back to stored keys), and the deploy signs with them. Without --role-arn, the
+never a fall-back to stored keys), and the deploy signs with them. A deploy that outlasts the
+session renews it by exchanging a fresh token from the same source; when it cannot (a fixed
+token that has expired), it stops before the credentials expire, deletes nothing, and says so
+(--duration asks for a longer session). Without --role-arn, the
 standard AWS configuration (variables, profiles, web identity). AWS_ENDPOINT_URL /
 AWS_ENDPOINT_URL_S3 point it at another S3 (e.g. the local stack).
 
@@ -208,7 +212,17 @@ def session_for(args: argparse.Namespace, console: Console) -> boto3.Session:
     exchanged = exchange(args, console)
     # On stderr as `keyless assume` says it, --json or not: a CI log shows who deployed.
     console.info(assumed_line(exchanged))
-    return assumed_session(exchanged.assumed.credentials, region=exchanged.region)
+
+    def renew() -> TemporaryCredentials:
+        # The whole exchange again, a fresh token from the same source included.
+        again = exchange(args, console)
+        console.info("keyless: renewed: " + assumed_line(again).removeprefix("keyless: "))
+        return again.assumed.credentials
+
+    renewing = RenewingSession(
+        exchanged.assumed.credentials, renew, role=exchanged.assumed.role_arn
+    )
+    return renewing.session(region=exchanged.region)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

@@ -12,6 +12,7 @@ under the prefix, and the bucket's region comes from S3's answers, never from He
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -29,6 +30,7 @@ import botocore.config
 import botocore.exceptions
 from botocore.credentials import RefreshableCredentials
 
+from keyless.aws.renew import usable
 from keyless.deploy import manifest
 from keyless.deploy.headers import HeaderPolicy, ObjectHeaders
 from keyless.deploy.invalidate import invalidation_paths
@@ -55,8 +57,8 @@ from keyless.deploy.transfer import (
     PutOutcome,
     WrongRegionError,
 )
-from keyless.errors import AccessDeniedError, AwsError, NetworkError, UsageError
-from keyless.limits import AWS_DEFAULT_REGION
+from keyless.errors import AccessDeniedError, AwsError, KeylessError, NetworkError, UsageError
+from keyless.limits import AWS_DEFAULT_REGION, S3_CONTROL_MAX_ATTEMPTS
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudfront import CloudFrontClient
@@ -77,8 +79,6 @@ COPY_MAX_BYTES = 5 << 30
 #: Seconds for a control-plane connection and for each of its reads.
 CONTROL_CONNECT_TIMEOUT_SECONDS = 10.0
 CONTROL_READ_TIMEOUT_SECONDS = 60.0
-#: Attempts (first included) of each control-plane call, with botocore's standard backoff.
-CONTROL_MAX_ATTEMPTS = 5
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -246,7 +246,7 @@ def deploy(
     config = DataPlaneConfig(
         endpoint=control.endpoint(),
         bucket=target.bucket,
-        credentials=credentials.get_frozen_credentials,
+        credentials=_signing(credentials),
         refreshable=isinstance(credentials, RefreshableCredentials),
         concurrency=request.concurrency,
         part_size=request.part_size,
@@ -321,6 +321,18 @@ def deploy(
             journal.confirm(outcome.key.removeprefix(target.prefix), _entry(upload, outcome.etag))
         progress.done("upload", outcome.key, size, outcome.error is None)
 
+    # Credentials that end mid-deploy are renewed before a request needs them, or the deploy
+    # stops before they expire (before the deletes, then): checked before each upload and step.
+    ended: list[KeylessError] = []
+
+    def jobs(feed: Iterable[Upload]) -> Iterator[PutJob]:
+        for upload in feed:
+            reason = usable(credentials)
+            if reason is not None:
+                ended.append(reason)
+                return
+            yield _job(upload)
+
     try:
         if data:
             feed = ahead_jobs(
@@ -331,14 +343,25 @@ def deploy(
                 digests=FileDigests(),
                 workers=os.cpu_count() or 1,
             )
-            outcomes = plane.put_all((_job(u) for u in feed), on_done=uploaded)
-            sent = _record_uploads(data, outcomes, entries, target)
+            outcomes = plane.put_all(jobs(feed), on_done=uploaded)
+            try:
+                sent = _record_uploads(data, outcomes, entries, target)
+            except KeylessError as failed:
+                # An upload refused for expired credentials: the credentials are the cause.
+                reason = ended[0] if ended else usable(credentials)
+                if reason is not None:
+                    raise reason from failed
+                raise
+            if ended:
+                raise ended[0]
         if copies:
+            _stop_if_ended(credentials)
             _copy_in_place(control.client(), target, copies, journal, request.concurrency, progress)
         # Deletes only now, after every upload and copy succeeded, and with the manifest stored:
         # a deploy killed from here on repeats no upload.
         journal.flush()
         if plan.deletes:
+            _stop_if_ended(credentials)
             deleted = _delete(control.client(), target, [d.key for d in plan.deletes], progress)
             for d in plan.deletes:
                 entries.pop(d.key.removeprefix(target.prefix), None)
@@ -436,6 +459,26 @@ class _HashAhead:
 def _by_key(file: LocalFile) -> str:
     # Code point order is UTF-8 byte order, the order of S3's listing.
     return file.key
+
+
+def _signing(credentials: Any) -> Callable[[], FrozenCredentials]:
+    """What the native client calls at each signature: the credentials, renewed when due. An
+    exception there cannot reach keyless (awscrt reports it as unraisable), so a renewal that
+    fails leaves the last good credentials in use; ``usable`` stops the deploy before they end."""
+    last: list[FrozenCredentials] = [credentials.get_frozen_credentials()]
+
+    def frozen() -> FrozenCredentials:
+        with contextlib.suppress(Exception):  # see above
+            last[0] = credentials.get_frozen_credentials()
+        return last[0]
+
+    return frozen
+
+
+def _stop_if_ended(credentials: object) -> None:
+    reason = usable(credentials)
+    if reason is not None:
+        raise reason
 
 
 def _job(upload: Upload) -> PutJob:
@@ -643,7 +686,8 @@ def _control_config(concurrency: int) -> botocore.config.Config:
     return botocore.config.Config(
         connect_timeout=CONTROL_CONNECT_TIMEOUT_SECONDS,
         read_timeout=CONTROL_READ_TIMEOUT_SECONDS,
-        retries={"mode": "standard", "max_attempts": CONTROL_MAX_ATTEMPTS},
+        # total_max_attempts counts the first try; botocore's max_attempts would not.
+        retries={"mode": "standard", "total_max_attempts": S3_CONTROL_MAX_ATTEMPTS},
         max_pool_connections=max(10, min(concurrency, DEFAULT_CONCURRENCY)),
     )
 

@@ -42,10 +42,13 @@ from awscrt.s3 import (  # type: ignore[import-untyped]
     S3Client,
     S3RequestTlsMode,
     S3RequestType,
+    S3RetryConfig,
+    S3RetryMode,
     create_default_s3_signing_config,
 )
 
 from keyless.errors import AccessDeniedError, AwsError, NetworkError
+from keyless.limits import S3_MAX_ATTEMPTS, S3_RETRY_BASE_DELAY_MS, S3_RETRY_MAX_DELAY_SECONDS
 
 #: Milliseconds to wait for a TCP (and TLS) connection to S3.
 CONNECT_TIMEOUT_MS = 10_000
@@ -233,6 +236,14 @@ class CrtS3:
             memory_limit=CRT_MEMORY_LIMIT_BYTES,
             max_active_connections_override=concurrency,
             connect_timeout_ms=CONNECT_TIMEOUT_MS,
+            # Stated rather than the client's defaults (6 attempts, 0.5 s base, 20 s cap), so
+            # that a fault that persists fails the deploy after a known number of attempts.
+            retry_config=S3RetryConfig(
+                max_retries=S3_MAX_ATTEMPTS - 1,
+                backoff_scale_factor_ms=S3_RETRY_BASE_DELAY_MS,
+                max_backoff_secs=S3_RETRY_MAX_DELAY_SECONDS,
+                retry_mode=S3RetryMode.EXPONENTIAL_BACKOFF,
+            ),
         )
         # CRC32 in a header: S3 recomputes it and rejects a body that does not match (BadDigest).
         self._checksum = S3ChecksumConfig(

@@ -128,6 +128,11 @@ _HOP_BY_HOP: Final = frozenset(
 _ACTION: Final = "AssumeRoleWithWebIdentity"
 _T = TypeVar("_T")
 
+_ACCESS_KEY_ID: Final = re.compile(rb"<AccessKeyId>([A-Z0-9]{16,128})</AccessKeyId>")
+_EXPIRATION: Final = re.compile(rb"<Expiration>[^<]{1,64}</Expiration>")
+#: The access key id in a SigV4 Authorization header: ``Credential=AKID/DATE/REGION/...``.
+_CREDENTIAL_KEY: Final = re.compile(r"Credential=([A-Z0-9]{16,128})/")
+
 
 # --- seams: what verification and trust evaluation take and give ------------------------------
 
@@ -683,10 +688,15 @@ class StsGateway:
         directory: Directory | None = None,
         port: int = 0,
         clock: Callable[[], float] = time.time,
+        test_only_session_seconds: float | None = None,
     ) -> None:
         """``verify`` defaults to ``keyless.tokens.verify`` fetching JWKS over HTTPS that trusts
         ``ca_bundle`` (the local CA; the system store when None), ``evaluate`` to keyless' trust
-        evaluator, ``directory`` to moto's IAM with the administrator key."""
+        evaluator, ``directory`` to moto's IAM with the administrator key.
+
+        ``test_only_session_seconds`` (tests of expiring credentials only): the sessions this
+        gateway issues expire after that many seconds instead of their DurationSeconds (STS never
+        issues one under 900 s). Only a constructor sets it, never a request."""
         parts = urlsplit(upstream_url)
         if parts.scheme != "http" or not parts.hostname or not parts.port:
             raise LocalStackError(f"upstream {upstream_url!r} is not http://HOST:PORT")
@@ -702,6 +712,12 @@ class StsGateway:
             clock=clock,
         )
         self._port = port
+        self._clock = clock
+        self._test_only_session_seconds = test_only_session_seconds
+        #: When each session this gateway issued expires, by access key id: AWS refuses a request
+        #: signed with expired session credentials (ExpiredToken); moto does not.
+        self._session_expiry: dict[str, float] = {}
+        self._session_lock = threading.Lock()
         self._server: _GatewayServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -755,6 +771,32 @@ class StsGateway:
 
     def decide(self, params: Mapping[str, str]) -> AllowedExchange:
         return self._exchange.decide(params)
+
+    def issued(self, allowed: AllowedExchange, body: bytes) -> bytes:
+        """Remember when the session in moto's answer ``body`` expires; with short test-only
+        sessions, the answer's ``Expiration`` is rewritten to match."""
+        key = _ACCESS_KEY_ID.search(body)
+        if key is None:
+            return body
+        lifetime = self._test_only_session_seconds or float(allowed.duration_seconds)
+        expires = self._clock() + lifetime
+        with self._session_lock:
+            self._session_expiry[key.group(1).decode("ascii")] = expires
+        if self._test_only_session_seconds is None:
+            return body
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(expires))
+        stamp += f".{int(expires % 1 * 1000):03d}Z"
+        return _EXPIRATION.sub(f"<Expiration>{stamp}</Expiration>".encode(), body, count=1)
+
+    def expired(self, authorization: str) -> bool:
+        """Whether a request's Authorization header is signed with a session this gateway issued
+        that has expired."""
+        match = _CREDENTIAL_KEY.search(authorization)
+        if match is None:
+            return False
+        with self._session_lock:
+            expires = self._session_expiry.get(match.group(1))
+        return expires is not None and self._clock() >= expires
 
     def upstream(self) -> http.client.HTTPConnection:
         host, port = self._upstream
@@ -864,6 +906,17 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         signed = "Authorization" in self.headers
+        if signed and self.server.gateway.expired(self.headers["Authorization"]):
+            self.close_connection = True  # its body stays unread
+            # As AWS answers it: S3 (any path) 400, the query protocol (STS, IAM) 403.
+            logger.info("refused %s %s: expired session credentials", self.command, path)
+            if path.strip("/"):
+                self._send_error_xml(400, "ExpiredToken", "The provided token has expired.")
+            else:
+                self._send_error_xml(
+                    403, "ExpiredToken", "The security token included in the request is expired"
+                )
+            return
         if path.strip("/"):
             # Not a query-protocol request (those all go to "/"): relay, streaming the body.
             if not signed:
@@ -962,7 +1015,7 @@ class _Handler(BaseHTTPRequestHandler):
             f"<Provider>{escape(allowed.provider_arn)}</Provider>"
             f"<Audience>{escape(allowed.audience)}</Audience>"
         ).encode()
-        enriched = moto_body.replace(closing, extra + closing)
+        enriched = self.server.gateway.issued(allowed, moto_body).replace(closing, extra + closing)
         headers_out = [
             (k, v) for k, v in _end_to_end(moto_headers) if k.lower() != "content-length"
         ]

@@ -162,6 +162,9 @@ class LocalStack:
 
     ``ci_issuers=True`` adds an issuer server per emulated CI (``RunningStack.ci``) with the
     same CA; with a fixed ``port`` the gateway listens on it and those servers on the next five.
+
+    ``test_only_session_seconds``: the gateway's sessions expire after that many seconds (tests of
+    credentials that expire mid-deploy; see ``StsGateway``).
     """
 
     def __init__(
@@ -175,8 +178,10 @@ class LocalStack:
         verify: TokenVerifier | None = None,
         evaluate: TrustEvaluator | None = None,
         ci_issuers: bool = False,
+        test_only_session_seconds: float | None = None,
     ) -> None:
         self._ci_issuers = ci_issuers
+        self._test_only_session_seconds = test_only_session_seconds
         self._issuer_paths = tuple(issuer_paths)
         self._state_dir = state_dir
         self._port = port
@@ -228,6 +233,7 @@ class LocalStack:
                 evaluate=self._evaluate,
                 ca_bundle=issuer.ca_bundle,
                 port=self._port,
+                test_only_session_seconds=self._test_only_session_seconds,
             )
             exit_stack.enter_context(gateway)
             self._exit = exit_stack.pop_all()
