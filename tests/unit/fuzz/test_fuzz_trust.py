@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from keyless.errors import KeylessError
@@ -35,7 +35,34 @@ short_text = st.text(alphabet="ab", max_size=10)
 
 @fuzz
 @given(short_pattern, short_text)
+@example("ab*ba", "aba")  # the first and last segments would overlap
+@example("*", "")
+@example("a?*?a", "aaa")
+@example("*ab*ab*", "aab")  # adjacent segments
 def test_matcher_agrees_with_the_reference(pattern: str, text: str) -> None:
+    glob = compile_glob(pattern)
+    matched, steps = glob.match_counted(text)
+    assert matched is reference(pattern, text)
+    assert steps <= glob.bound(len(text))
+
+
+# Patterns built from segments (with and without `?`) and texts built from pieces of them, so
+# that segments often occur, overlap, sit next to each other or just fail to fit.
+segment = st.text(alphabet="ab?", max_size=4)
+segmented_pattern = st.builds(
+    lambda parts, head, tail: ("*" if head else "") + "*".join(parts) + ("*" if tail else ""),
+    st.lists(segment, max_size=5),
+    st.booleans(),
+    st.booleans(),
+)
+piece_text = st.builds(
+    "".join, st.lists(st.sampled_from(["", "a", "b", "ab", "ba", "aab"]), max_size=8)
+)
+
+
+@fuzz
+@given(segmented_pattern, piece_text)
+def test_segmented_patterns_agree_with_the_reference(pattern: str, text: str) -> None:
     glob = compile_glob(pattern)
     matched, steps = glob.match_counted(text)
     assert matched is reference(pattern, text)

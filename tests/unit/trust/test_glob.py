@@ -47,6 +47,29 @@ def reference(pattern: str, text: str) -> bool:
         ("*a", "A", False),  # case-sensitive
         ("a*b*c", "a/b:c", True),  # `*` crosses / and :
         ("**", "anything", True),
+        ("**", "", True),
+        # The first and last segments are anchored and may not overlap.
+        ("ab*ba", "aba", False),
+        ("ab*ba", "abba", True),
+        ("ab*ba", "ababa", True),
+        ("a*a", "a", False),
+        ("a*a", "aa", True),
+        ("?*?", "a", False),
+        ("?*?", "ab", True),
+        ("a?*?a", "aaa", False),
+        ("a?*?a", "aaaa", True),
+        # Middle segments in order, each after the previous one.
+        ("*ab*ab*", "abab", True),
+        ("*ab*ab*", "aab", False),
+        ("*ab*ba*", "aba", False),
+        ("*ab*ba*", "abba", True),
+        ("x*a?c*c?a*y", "xabcbay", False),
+        ("x*a?c*c?a*y", "xabccbay", True),
+        ("*?b?*", "ab", False),
+        ("*?b?*", "abc", True),
+        ("*??*", "a", False),
+        ("*a??b*", "abba", False),
+        ("*a??b*", "aaabb", True),
     ],
 )
 def test_matches_like_iam(pattern: str, text: str, expected: bool) -> None:
@@ -145,6 +168,40 @@ def test_a_request_value_longer_than_any_token_is_not_knowable() -> None:
     assert not evaluate(policy, Request.from_claims(claims)).allowed
     claims["sub"] = "repo:" + "a" * (MATCH_TEXT_MAX_CHARS - 5)
     assert evaluate(policy, Request.from_claims(claims)).allowed
+
+
+def test_a_literal_nul_star_is_not_a_wildcard() -> None:
+    # The tokens "\x00" and "*" of a variable's value are two characters, never STAR.
+    glob = glob_of((("\x00*", False), ("?", True)))
+    assert glob.match("\x00*x")
+    assert not glob.match("\x00yx")
+    assert not glob.match("\x00*")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text"),
+    [
+        ("*" + "a" * 5000 + "b", "a" * 10_000),  # 25 million steps before segments were found
+        ("*" + "a" * 5000 + "b*", "a" * 10_000),  # by str.find
+        ("a" * 5000 + "*b", "a" * 10_000),
+        ("*" + "a" * 2499 + "?" + "a" * 2500 + "b*", "a" * 10_000),  # by its longest run
+        ("*a*a*a*a*a*a*a*a*b", "a" * 2000),
+    ],
+)
+def test_segments_without_short_runs_take_linear_steps(pattern: str, text: str) -> None:
+    glob = compile_glob(pattern)
+    matched, steps = within_guard(lambda: glob.match_counted(text))
+    assert matched is False
+    assert steps <= 2 * (len(glob.tokens) + len(text) + 1)
+
+
+def test_a_segment_of_one_character_runs_stays_within_the_bound() -> None:
+    # Every `a` is a candidate for `a?a?...b`; each is checked, counted, and the bound holds.
+    glob = compile_glob("*" + "a?" * 250 + "b*")
+    matched, steps = within_guard(lambda: glob.match_counted("a" * 1000))
+    assert matched is False
+    assert 250 * 250 < steps <= glob.bound(1000)
+    assert glob.match("a" * 600 + "b" + "a" * 10)
 
 
 def test_glob_of_keeps_inactive_stars() -> None:
