@@ -204,7 +204,8 @@ def _date(text: str) -> datetime | None:
         except (OverflowError, OSError, ValueError):
             return None
     try:
-        parsed = datetime.fromisoformat(text)
+        # Python 3.10's fromisoformat does not read a trailing "Z" (3.11 does): UTC either way.
+        parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" else text)
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
