@@ -2,7 +2,12 @@
 #   make demo   bootstrap if needed, then keyless demo: provision, deploy from a Bitbucket pipeline,
 #               be refused from another repository and told why, all on the local stack
 #   make dev    create .venv from requirements.lock (hash-pinned); quick when up to date
-#   make test   bootstrap if needed, then lint (ruff), types (mypy --strict) and the whole test suite
+#   make test   bootstrap if needed, then lint (ruff), types (mypy --strict), the whole test suite on
+#               the default Python, and the version-sensitive part on Python 3.10, 3.12 and 3.13
+#               (each in its own .venv-X.Y from requirements.lock; a Python that is absent is
+#               skipped with a loud message)
+#   make dist   build the wheel and the sdist into dist/ (offline: the locked hatchling) and check
+#               them with twine
 #   make lint   ruff check + ruff format --check + mypy --strict
 #   make readme refresh the --help blocks in README.md from the CLI
 #   make bench  keyless deploy vs aws s3 sync vs rclone on a local S3 (BENCH_ARGS=--many: 20,000 files);
@@ -15,7 +20,19 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH ?= deploy
 
-.PHONY: demo dev test lint lock readme clean bench
+.PHONY: demo dev test lint lock readme clean bench dist test-versions
+
+# The other CPythons keyless supports, found under pyenv's versions (CI and this machine have them).
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
+OTHER_PYTHONS := 3.10 3.12 3.13
+python_for = $(firstword $(wildcard $(PYENV_ROOT)/versions/$(1).*/bin/python))
+# The part of the suite that exercises version-specific code: keyless.compat (StrEnum, UTC) and
+# its users (trust, tokens, CI providers, deploy planning, credentials and STS, the emitted
+# templates), TLS on the local issuer (3.13 verifies certificates strictly), and the CLI.
+VERSION_TESTS := tests/unit/test_compat.py tests/unit/trust tests/unit/test_tokens.py \
+	tests/unit/ci tests/unit/deploy tests/unit/aws tests/unit/test_credentials.py \
+	tests/unit/test_sts.py tests/unit/local/test_issuer.py tests/cli/test_main.py \
+	tests/cli/test_trust.py tests/cli/test_action.py
 
 dev: $(STAMP)
 
@@ -35,6 +52,30 @@ lint: dev
 
 test: lint
 	$(BIN)/pytest -q
+	$(MAKE) --no-print-directory test-versions
+
+test-versions: $(addprefix test-,$(OTHER_PYTHONS))
+
+test-%:
+	@python="$(call python_for,$*)"; \
+	if [ -z "$$python" ]; then \
+		echo "*** SKIPPED: no CPython $* under $(PYENV_ROOT)/versions; its tests did not run ***"; \
+	else \
+		$(MAKE) --no-print-directory .venv-$*/.installed PYTHON_X="$$python" && \
+		.venv-$*/bin/pytest -q -p no:cacheprovider $(VERSION_TESTS); \
+	fi
+
+.venv-%/.installed: requirements.lock pyproject.toml
+	@test -n "$(PYTHON_X)" || { echo "run: make test-$*"; exit 2; }
+	@test -x .venv-$*/bin/python || $(PYTHON_X) -m venv .venv-$*
+	.venv-$*/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	.venv-$*/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+dist: dev
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 readme: dev
 	$(BIN)/python -m tools.readme_help
@@ -49,4 +90,4 @@ lock:
 	rm -f uv.lock
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.* dist .mypy_cache .pytest_cache .ruff_cache

@@ -111,7 +111,9 @@ def _terraform(desired: Desired, notes: tuple[str, ...]) -> str:
         "  required_providers {",
         "    aws = {",
         '      source  = "hashicorp/aws"',
-        '      version = ">= 5.0"',
+        # thumbprint_list is optional from 5.81.0 on (hashicorp/terraform-provider-aws#37255);
+        # earlier releases require it, and the template leaves it out unless one is given.
+        '      version = ">= 5.81.0"',
         "    }",
         "  }",
         "}",
@@ -134,9 +136,9 @@ def _terraform(desired: Desired, notes: tuple[str, ...]) -> str:
     lines += _tf_variable(
         "oidc_thumbprints",
         "list(string)",
-        list(desired.thumbprints),
+        list(desired.thumbprints) if desired.thumbprints else None,
         "SHA-1 of the top certificate the issuer's key host presents (IAM uses them only for"
-        " issuers whose certificate is not from a CA AWS trusts).",
+        " issuers whose certificate is not from a CA AWS trusts); null: IAM retrieves it.",
     )
     lines += _tf_variable(
         "max_session_duration",

@@ -687,11 +687,21 @@ class Sts:
         duration_seconds: int | None = None,
         session_policy: str | None = None,
         session_policy_arns: tuple[str, ...] = (),
+        tags: tuple[tuple[str, str], ...] = (),
+        transitive_tag_keys: tuple[str, ...] = (),
+        external_id: str | None = None,
     ) -> tuple[TemporaryCredentials, str]:
-        """``AssumeRole`` signed with ``keys``: credentials and the assumed-role ARN."""
+        """``AssumeRole`` signed with ``keys``: credentials and the assumed-role ARN. Session tags
+        and an external ID exist for AssumeRole only (not for the web identity call)."""
         client = self._client_factory(keys)
         params: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": session_name}
         params.update(_optional(duration_seconds, session_policy, session_policy_arns))
+        if tags:
+            params["Tags"] = [{"Key": key, "Value": value} for key, value in tags]
+        if transitive_tag_keys:
+            params["TransitiveTagKeys"] = list(transitive_tag_keys)
+        if external_id is not None:
+            params["ExternalId"] = external_id
         response = self._call(
             "AssumeRole",
             role_arn,

@@ -16,7 +16,7 @@ Stages, each checked (nothing outside a temporary folder is touched, no network 
   provision  `keyless provision` creates the identity provider and a role pinned to repository
              site's production deployment environment, with S3 deploy permissions; the trust
              policy is shown
-  deploy     examples/bitbucket/bitbucket-pipelines.yml runs through `keyless local pipeline`
+  deploy     bitbucket/bitbucket-pipelines.yml runs through `keyless local pipeline`
              as repository site: its atlassian/aws-s3-deploy step deploys the site
   whoami     `keyless whoami` in the production step shows the assumed-role ARN
   refused    the same pipeline from another repository of the workspace: STS refuses the step
@@ -43,7 +43,8 @@ def register(subparsers: Subparsers) -> None:
         "--examples",
         metavar="DIR",
         type=Path,
-        help="the examples folder (default: ./examples, else the checkout's)",
+        help="a folder with bitbucket/bitbucket-pipelines.yml and bitbucket/site/ (default: the"
+        " copy shipped with keyless, the same as the repository's examples/)",
     )
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     parser.set_defaults(handler=run)

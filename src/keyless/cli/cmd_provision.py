@@ -79,12 +79,15 @@ cloudfront:CreateInvalidation on the one distribution given with --cloudfront-di
 --policy FILE writes a permission policy of your own instead (checked as IAM checks one).
 
 --emit terraform|cloudformation prints the same provider, role, trust and permissions as a
-template and touches no account: variables/parameters hold the role name, whether the provider
-already exists, thumbprints, session length, boundary and tags.
+template and touches no account, offline: variables/parameters hold the role name, whether the
+provider already exists, thumbprints, session length, boundary and tags. It has no thumbprint
+unless --thumbprint HEX is given (IAM retrieves one when it creates the provider); the Terraform
+needs AWS provider 5.81.0 or later, where thumbprint_list is optional.
 
-The thumbprint is the SHA-1 of the top certificate the host of the issuer's keys presents (IAM
-User Guide); --thumbprint HEX gives it instead, --ca-bundle PEM trusts a private CA while reading
-it. --issuer URL replaces the CI's public issuer (GitHub Enterprise Server, the local stack).
+Applied, the provider is created with a thumbprint: the SHA-1 of the top certificate the host
+of the issuer's keys presents (IAM User Guide); --thumbprint HEX gives it instead, --ca-bundle
+PEM trusts a private CA while reading it. --issuer URL replaces the CI's public issuer (GitHub
+Enterprise Server, the local stack).
 
 Credentials and endpoint come from the standard AWS configuration; AWS_ENDPOINT_URL points it at
 another IAM (e.g. the local stack). On success the role ARN is printed on standard output.
@@ -180,6 +183,11 @@ def _check_combinations(args: argparse.Namespace) -> None:
         ):
             if given:
                 raise UsageError(f"--emit prints a template and touches no account; drop {flag}")
+        if args.ca_bundle is not None:
+            raise UsageError(
+                "--emit reads no certificate (it works offline); drop --ca-bundle, or give"
+                " --thumbprint HEX to put a thumbprint in the template"
+            )
 
 
 def _issuer(text: str) -> str:
@@ -287,8 +295,18 @@ def run(args: argparse.Namespace, console: Console) -> int:
     spec = trust_spec(args)
     # Everything that can be refused offline is refused before the network is touched.
     desired_state(args, spec=spec, account="000000000000", partition="aws", prints=())
-    prints = thumbprints(args, spec.issuer)
     if args.emit is not None:
+        # Offline: a template carries a thumbprint only when one is given. Without one, IAM
+        # retrieves it when the provider is created (CreateOpenIDConnectProvider: ThumbprintList
+        # is optional) and verifies the key-set endpoint against its own trusted CAs.
+        prints: tuple[Thumbprint, ...] = (
+            (parse_thumbprint(args.thumbprint),) if args.thumbprint is not None else ()
+        )
+        if not prints:
+            console.info(
+                "notice: the template has no thumbprint (IAM retrieves it when it creates the"
+                " provider); --thumbprint HEX puts one in"
+            )
         template = desired_state(
             args, spec=spec, account=ACCOUNT_TOKEN, partition=PARTITION_TOKEN, prints=prints
         )
@@ -297,6 +315,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             console.info(f"Who can assume it: {note}")
         return EXIT_OK
 
+    prints = thumbprints(args, spec.issuer)
     session = session_factory(clients.region_from(console.env))
     account, partition = _caller_account(session)
     desired = desired_state(args, spec=spec, account=account, partition=partition, prints=prints)

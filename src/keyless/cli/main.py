@@ -46,6 +46,7 @@ class _ArgumentError(Exception):
 def _command_modules() -> list[CommandModule]:
     # Imported here so that `keyless --version` stays fast and a broken command cannot break others.
     from keyless.cli import (
+        cmd_action,
         cmd_assume,
         cmd_claims,
         cmd_demo,
@@ -60,6 +61,7 @@ def _command_modules() -> list[CommandModule]:
     )
 
     return [
+        cmd_action,
         cmd_assume,
         cmd_claims,
         cmd_demo,

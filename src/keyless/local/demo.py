@@ -39,7 +39,7 @@ from keyless.local.run import JobProcess, job_process_environment
 from keyless.local.served import StackInfo, served_stack
 from keyless.local.stack import RunningStack
 
-__all__ = ["STAGES", "DemoResult", "Stage", "find_examples", "run_demo"]
+__all__ = ["PACKAGED_EXAMPLES", "STAGES", "DemoResult", "Stage", "find_examples", "run_demo"]
 
 BUCKET: Final = "keyless-demo-site"
 PREFIX: Final = "site"
@@ -111,17 +111,20 @@ class _Failed(Exception):
     """A stage whose expectation did not hold; the message says what was found instead."""
 
 
+#: The demo's pipeline and site as shipped in the package (an installed wheel has no checkout);
+#: examples/bitbucket in the repository holds the same files for people to read and copy.
+PACKAGED_EXAMPLES: Final = Path(__file__).resolve().parent / "demo_assets"
+
+
 def find_examples(given: Path | None = None) -> Path:
-    """The examples folder: ``given``, else ``./examples``, else the one of this checkout."""
-    checkout = Path(__file__).resolve().parents[3] / "examples"
-    candidates = (given,) if given is not None else (Path.cwd() / "examples", checkout)
-    for candidate in candidates:
-        if (candidate / PIPELINE_FILE).is_file():
-            return candidate
-    where = given or checkout
+    """The examples folder: ``given``, else the copy shipped in the package."""
+    where = PACKAGED_EXAMPLES if given is None else given
+    if (where / PIPELINE_FILE).is_file():
+        return where
     raise UsageError(
         f"no examples folder with {PIPELINE_FILE} at {where}",
-        remedy="Run `make demo` in a keyless checkout, or pass --examples DIR.",
+        remedy="Pass --examples DIR with that file (and its site/ beside it), or leave --examples"
+        " out to run the pipeline shipped with keyless.",
     )
 
 

@@ -65,4 +65,4 @@ def test_without_examples_the_demo_says_where_to_run_it(tmp_path: Path) -> None:
     assert f"no examples folder with bitbucket/bitbucket-pipelines.yml at {tmp_path}" in (
         result.stderr
     )
-    assert "make demo" in result.stderr
+    assert "leave --examples out" in result.stderr

@@ -263,3 +263,68 @@ def test_emit_refuses_flags_that_apply_to_an_account(flag: str) -> None:
     assert result.code == 2
     assert f"drop {flag}" in result.stderr
     assert result.stdout == ""
+
+
+# --- offline: no thumbprint unless given -------------------------------------------------------
+
+
+def _offline_argv() -> list[str]:
+    return ["provision", *SCENARIOS["bitbucket-repository"], "--role-name", "ci-deploy"]
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Any attempt to read the issuer's certificate is recorded and fails."""
+    attempts: list[str] = []
+
+    def refuse(issuer: str, **_: object) -> str:
+        attempts.append(issuer)
+        raise AssertionError("--emit read the issuer's certificate")
+
+    monkeypatch.setattr(cmd_provision, "issuer_thumbprint", refuse)
+    return attempts
+
+
+@pytest.mark.parametrize("output", ["terraform", "cloudformation"])
+def test_emit_without_thumbprint_works_offline_and_says_so(
+    output: str, no_network: list[str]
+) -> None:
+    result = run_cli([*_offline_argv(), "--emit", output])
+    assert result.code == 0, result.stderr
+    assert no_network == []
+    assert "the template has no thumbprint" in result.stderr
+    assert "--thumbprint HEX" in result.stderr
+    assert "9999" not in result.stdout
+
+
+def test_terraform_without_thumbprint_leaves_it_to_iam_and_pins_the_provider(
+    no_network: list[str],
+) -> None:
+    result = run_cli([*_offline_argv(), "--emit", "terraform"])
+    parsed = hcl2.loads(result.stdout, serialization_options=_HCL_OPTIONS)
+    variables = _merged(parsed["variable"])
+    assert variables["oidc_thumbprints"]["default"] is None
+    (required,) = _merged(parsed["terraform"])["required_providers"]
+    # thumbprint_list became optional in the AWS provider 5.81.0; older ones would refuse null.
+    assert required["aws"]["version"] == ">= 5.81.0"
+
+
+def test_cloudformation_without_thumbprint_has_no_thumbprint_list_and_lints_clean(
+    no_network: list[str],
+) -> None:
+    result = run_cli([*_offline_argv(), "--emit", "cloudformation"])
+    matches = cfnlint_api.lint_all(result.stdout)
+    assert [str(m) for m in matches if m.rule.id[:1] in ("E", "W")] == []
+    template, problems = cfnlint_decode.decode_str(result.stdout)
+    assert not problems
+    assert "ThumbprintList" not in template["Resources"]["OidcProvider"]["Properties"]
+    assert "OidcThumbprints" not in template["Parameters"]
+
+
+def test_emit_refuses_a_ca_bundle_since_it_reads_no_certificate(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    result = run_cli([*_offline_argv(), "--emit", "terraform", "--ca-bundle", str(bundle)])
+    assert result.code == 2
+    assert "drop --ca-bundle" in result.stderr
+    assert result.stdout == ""
