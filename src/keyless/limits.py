@@ -63,3 +63,8 @@ STS_CHAINED_DURATION_MAX_SECONDS = 3600
 STS_SESSION_POLICY_MAX_CHARS = 2048
 #: Managed session policies per request (botocore STS model: PolicyArns at most 10).
 STS_SESSION_POLICY_ARNS_MAX = 10
+
+# --- keyless pipe ------------------------------------------------------------------------------
+#: Seconds PRE_EXECUTION_SCRIPT may run: a Bitbucket step's default max-time is 120 minutes
+#: (Bitbucket Pipelines docs, "Step options": max-time), and the script cannot outlive its step.
+PIPE_PRE_EXECUTION_TIMEOUT_SECONDS = 120 * 60
