@@ -138,3 +138,8 @@ MANIFEST_AHEAD_MAX_BATCH = 4096
 #: killed at any point redoes at most that much on the next run.
 MANIFEST_FLUSH_CHANGES = 256
 MANIFEST_FLUSH_SECONDS = 5.0
+
+# --- keyless pipe ------------------------------------------------------------------------------
+#: Seconds PRE_EXECUTION_SCRIPT may run: a Bitbucket step's default max-time is 120 minutes
+#: (Bitbucket Pipelines docs, "Step options": max-time), and the script cannot outlive its step.
+PIPE_PRE_EXECUTION_TIMEOUT_SECONDS = 120 * 60

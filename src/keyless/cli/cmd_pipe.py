@@ -16,10 +16,14 @@ if TYPE_CHECKING:
 _S3_EPILOG = """\
 Variables (as atlassian/aws-s3-deploy): S3_BUCKET (BUCKET or BUCKET/PREFIX) and LOCAL_PATH
 (required); AWS_OIDC_ROLE_ARN, AWS_DEFAULT_REGION, ACL, CACHE_CONTROL, CONTENT_ENCODING, EXPIRES,
-STORAGE_CLASS, DELETE_FLAG (true: --delete, with keyless' delete guard), DEBUG, and EXTRA_ARGS
+STORAGE_CLASS, DELETE_FLAG (true: --delete, with keyless' delete guard), DEBUG (true/false),
+PRE_EXECUTION_SCRIPT (run with bash before the deploy; its failure fails the pipe), and EXTRA_ARGS
 with these aws s3 sync options: --exclude, --include, --acl, --cache-control, --content-encoding,
 --content-type, --expires, --storage-class, --metadata, --delete, --dryrun (and --follow-symlinks,
 --no-progress, --only-show-errors, --quiet, which change nothing). Any other option is refused.
+keyless only: MAX_DELETE_PERCENT (the delete guard, default 50) and FORCE_DELETE (true: past it).
+Without AWS_OIDC_ROLE_ARN, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are read as the AWS CLI
+reads them.
 
 With AWS_OIDC_ROLE_ARN the step's OIDC token is exchanged for the role as `keyless assume` does
 it (same retries, errors and session name; Bitbucket: the step needs `oidc: true`); without a
@@ -66,14 +70,27 @@ def run_s3_deploy(args: argparse.Namespace, console: Console) -> int:
     from keyless.cli import cmd_deploy
     from keyless.deploy import pipe
     from keyless.deploy.apply import deploy
+    from keyless.deploy.plan import DeleteRefusedError
 
-    settings = pipe.settings(console.env)
+    # Every variable is read (and a bad one refused) before anything runs.
+    settings = pipe.settings(console.env, pipe.S3_PIPE)
     console.verbose = console.verbose or settings.debug
     request = pipe.s3_deploy_request(console.env)
-    session = _session(settings, console)
+    script = pipe.pre_execution_script(console.env)
+    if script is not None:
+        console.info(f"keyless: running PRE_EXECUTION_SCRIPT {script}")
+        pipe.run_pre_execution_script(script, console.env)
+    notice = pipe.unused_keys_notice(console.env, settings)
+    if notice:
+        console.info(notice)
+    session = _session(settings, console, pipe.S3_PIPE)
     progress = cmd_deploy.progress_for(console, json=False)
-    result = deploy(request, session=session, progress=progress)
-    progress.close()
+    try:
+        result = deploy(request, session=session, progress=progress)
+    except DeleteRefusedError as exc:
+        raise pipe.delete_refused(exc) from None
+    finally:
+        progress.close()
     if request.dry_run:
         cmd_deploy.print_plan(result.plan, console)
     console.info(cmd_deploy.summary(result))
@@ -84,10 +101,10 @@ def run_cloudfront_invalidate(args: argparse.Namespace, console: Console) -> int
     from keyless.deploy import pipe
     from keyless.deploy.apply import invalidate
 
-    settings = pipe.settings(console.env)
+    settings = pipe.settings(console.env, pipe.CLOUDFRONT_PIPE)
     console.verbose = console.verbose or settings.debug
     wanted = pipe.invalidation(console.env)
-    session = _session(settings, console)
+    session = _session(settings, console, pipe.CLOUDFRONT_PIPE)
     ident = invalidate(session.client("cloudfront"), wanted.distribution_id, list(wanted.paths))
     console.info(
         f"CloudFront invalidation {ident} created for {wanted.distribution_id}: "
@@ -96,19 +113,26 @@ def run_cloudfront_invalidate(args: argparse.Namespace, console: Console) -> int
     return EXIT_OK
 
 
-def _session(settings: PipeSettings, console: Console) -> boto3.Session:
+def _session(settings: PipeSettings, console: Console, name: str) -> boto3.Session:
     """``AWS_OIDC_ROLE_ARN``: the role's credentials from the step's token, through the exchange
     of ``keyless assume`` (token detection, retries, session name, no fall-back to stored keys);
     else the standard AWS configuration."""
     from keyless.aws.sts import assumed_session, parse_role_arn
     from keyless.cli import cmd_assume
     from keyless.deploy import pipe
+    from keyless.errors import CredentialError
 
     if settings.role_arn is None:
-        return pipe.ambient_session(settings)
+        ambient = pipe.ambient_session(settings)
+        if ambient.get_credentials() is None:
+            raise pipe.no_credentials_error(name)
+        return ambient
     args = cmd_assume.exchange_defaults()
     args.role_arn = parse_role_arn(settings.role_arn, flag="AWS_OIDC_ROLE_ARN")
     args.region = settings.region
-    exchanged = cmd_assume.exchange(args, console)
+    try:
+        exchanged = cmd_assume.exchange(args, console)
+    except CredentialError as exc:
+        raise pipe.token_error(exc, name) from None
     console.info(cmd_assume.assumed_line(exchanged))
     return assumed_session(exchanged.assumed.credentials, region=exchanged.region)

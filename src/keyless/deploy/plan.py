@@ -153,6 +153,7 @@ class DeleteRefusedError(UsageError):
         )
         self.would_delete = would_delete
         self.remote = remote
+        self.limit = limit
 
 
 def refuse_empty(*, has_excluded: bool) -> None:
