@@ -26,13 +26,14 @@ BENCH ?= deploy
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 OTHER_PYTHONS := 3.10 3.12 3.13
 python_for = $(firstword $(wildcard $(PYENV_ROOT)/versions/$(1).*/bin/python))
-# The part of the suite that exercises version-specific code: keyless.compat (StrEnum, UTC) and
-# its users (trust, tokens, CI providers, deploy planning, credentials and STS, the emitted
-# templates), TLS on the local issuer (3.13 verifies certificates strictly), and the CLI.
+# The part of the suite that exercises version-specific code: keyless.compat (StrEnum, UTC,
+# fromisoformat) and its users (trust evaluation of dates, tokens' time claims, CI providers,
+# header dates, credentials' expiry), TLS on the local issuer (3.13 verifies certificates
+# strictly), and the CLI's parser.
 VERSION_TESTS := tests/unit/test_compat.py tests/unit/trust tests/unit/test_tokens.py \
-	tests/unit/ci tests/unit/deploy tests/unit/aws tests/unit/test_credentials.py \
+	tests/unit/ci tests/unit/deploy/test_headers.py tests/unit/test_credentials.py \
 	tests/unit/test_sts.py tests/unit/local/test_issuer.py tests/cli/test_main.py \
-	tests/cli/test_trust.py tests/cli/test_action.py
+	tests/cli/test_trust.py
 
 dev: $(STAMP)
 
@@ -65,11 +66,11 @@ test-%:
 		.venv-$*/bin/pytest -q -p no:cacheprovider $(VERSION_TESTS); \
 	fi
 
-.venv-%/.installed: requirements.lock pyproject.toml
+.venv-%/.installed: $(STAMP) requirements.lock pyproject.toml
 	@test -n "$(PYTHON_X)" || { echo "run: make test-$*"; exit 2; }
-	@test -x .venv-$*/bin/python || $(PYTHON_X) -m venv .venv-$*
-	.venv-$*/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
-	.venv-$*/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@test -x .venv-$*/bin/python || $(PYTHON_X) -m venv --without-pip .venv-$*
+	$(BIN)/uv pip install --quiet --python .venv-$*/bin/python --require-hashes --no-deps -r requirements.lock
+	$(BIN)/uv pip install --quiet --python .venv-$*/bin/python --no-deps --no-build-isolation -e .
 	@touch $@
 
 dist: dev
