@@ -61,7 +61,7 @@ class _Deadline:
         """Seconds left; ``DeadlineExceeded`` once none are."""
         left = self._end - self._clock()
         if left <= 0:
-            raise DeadlineExceeded(f"no complete answer within {self.seconds:g} s")
+            raise DeadlineExceeded(f"no complete answer within {round(self.seconds, 1):g} s")
         return left
 
 
