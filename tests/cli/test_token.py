@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from keyless.cli import cmd_token
+from keyless.limits import TOKEN_REQUEST_MAX_ATTEMPTS
 from tests.cli.helpers import Result, run_cli
 from tests.github_endpoint import Reply, serve, token_reply
 from tests.jwt_factory import make_token
@@ -252,7 +253,7 @@ def test_github_endpoint_dripping_bytes_is_a_network_error_within_the_budget(
     assert line.startswith("error: GitHub Actions: the ID token endpoint"), line
     assert "no complete answer within" in line
     # Bounded by construction: a few attempts, none of them allowed to run on byte by byte.
-    assert 1 <= server.connections <= github.TOKEN_REQUEST_MAX_ATTEMPTS
+    assert 1 <= server.connections <= TOKEN_REQUEST_MAX_ATTEMPTS
     assert sent < server.max_bytes // 2
     if attempt_seconds > budget_seconds:
         assert server.connections == 1  # the budget ended the one attempt it had started
