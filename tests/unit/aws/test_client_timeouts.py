@@ -38,6 +38,7 @@ def test_every_boto3_client_is_built_with_a_config() -> None:
 
 
 def test_the_shared_config_sets_timeouts_and_attempts() -> None:
-    assert CLIENT_CONFIG.connect_timeout == AWS_CONNECT_TIMEOUT_SECONDS
-    assert CLIENT_CONFIG.read_timeout == AWS_READ_TIMEOUT_SECONDS
-    assert CLIENT_CONFIG.retries == {"mode": "standard", "total_max_attempts": AWS_MAX_ATTEMPTS}
+    config = vars(CLIENT_CONFIG)  # botocore's stubs do not declare the options as attributes
+    assert config["connect_timeout"] == AWS_CONNECT_TIMEOUT_SECONDS
+    assert config["read_timeout"] == AWS_READ_TIMEOUT_SECONDS
+    assert config["retries"] == {"mode": "standard", "total_max_attempts": AWS_MAX_ATTEMPTS}
