@@ -53,6 +53,7 @@ from keyless.trust.evaluate import (
     provider_arn_for,
 )
 from keyless.trust.model import Policy, parse_policy
+from keyless.urls import shown_url
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -354,7 +355,8 @@ class _Doctor:
         details = [f"{name} = {_show(value)}" for name, value in shown.items()]
         if hidden:
             details.append(f"not shown (not known to be safe to print): {', '.join(hidden)}")
-        prefix = issuer_prefix(self.token.issuer or "")
+        # The prefix has no scheme left, so the console's URL redaction would not see user info.
+        prefix = issuer_prefix(shown_url(self.token.issuer or ""))
         return Step(
             name="claims",
             status=Status.OK,

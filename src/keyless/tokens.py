@@ -33,6 +33,7 @@ from keyless.limits import (
     TOKEN_LEEWAY_SECONDS,
     TOKEN_MAX_CHARS,
 )
+from keyless.urls import has_userinfo, shown_url
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
@@ -522,9 +523,16 @@ def _b64_int(value: object) -> int:
 
 def _check_issuer_url(issuer: str) -> None:
     # OIDC Core §2: an issuer is an https URL with no query and no fragment.
-    if not issuer.startswith("https://") or "?" in issuer or "#" in issuer or len(issuer) < 9:
+    if (
+        not issuer.startswith("https://")
+        or "?" in issuer
+        or "#" in issuer
+        or len(issuer) < 9
+        or has_userinfo(issuer)
+    ):
         raise IssuerError(
-            f"issuer {_show(issuer)} is not an https URL without query or fragment",
+            f"issuer {_show(shown_url(issuer))} is not an https URL without user info, query or"
+            " fragment",
             remedy="Use the issuer URL exactly as the CI documents it, e.g. "
             "https://token.actions.githubusercontent.com",
         )

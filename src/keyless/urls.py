@@ -8,9 +8,10 @@ exception or a log line goes through ``shown_url``.
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 
-__all__ = ["has_userinfo", "shown_url"]
+__all__ = ["has_userinfo", "redact_urls", "shown_url"]
 
 #: Stands in for a removed user info or query, so the reader sees that something was there.
 REDACTED = "***"
@@ -27,6 +28,19 @@ def shown_url(url: str) -> str:
     netloc = f"{REDACTED}@{host}" if at else host
     query = f"?{REDACTED}" if parts.query else ""
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", "")) + query
+
+
+# scheme "://" then a user info without '/', whitespace, quotes or '@' itself, then '@'. No
+# nested quantifier: linear in the text's length.
+_USERINFO_IN_TEXT = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@\"'<>]+@")
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with the user info of every URL in it replaced by ``***``: the last line of
+    defence for what reaches the terminal (botocore and argparse quote URLs too)."""
+    if "://" not in text:
+        return text
+    return _USERINFO_IN_TEXT.sub(rf"\1{REDACTED}@", text)
 
 
 def has_userinfo(url: str) -> bool:

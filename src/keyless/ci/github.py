@@ -43,7 +43,7 @@ from keyless.limits import (
     RETRY_TOTAL_BUDGET_SECONDS,
     TOKEN_REQUEST_MAX_ATTEMPTS,
 )
-from keyless.urls import shown_url
+from keyless.urls import has_userinfo, shown_url
 
 REQUEST_URL_VARIABLE = "ACTIONS_ID_TOKEN_REQUEST_URL"
 REQUEST_BEARER_VARIABLE = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
@@ -231,6 +231,11 @@ class GitHub:
         """``base`` with ``audience`` added to its query (which GitHub's URL already has)."""
         parts = urllib.parse.urlsplit(base)
         local = parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS
+        if has_userinfo(base):
+            raise CredentialError(
+                f"{self.display_name}: {REQUEST_URL_VARIABLE} has user info ({_origin(base)});"
+                " refusing to send the request token with it"
+            )
         if parts.scheme != "https" and not local:
             raise CredentialError(
                 f"{self.display_name}: {REQUEST_URL_VARIABLE} is not an https URL"

@@ -45,6 +45,7 @@ from keyless.errors import AwsError, NetworkError, UsageError
 from keyless.trust.build import AccountId, trust_policy
 from keyless.trust.evaluate import provider_arn_for
 from keyless.trust.model import Policy, parse_policy, to_document
+from keyless.urls import has_userinfo, shown_url
 
 
 def _session(region: str) -> boto3.Session:
@@ -184,8 +185,16 @@ def _check_combinations(args: argparse.Namespace) -> None:
 
 def _issuer(text: str) -> str:
     parts = urllib.parse.urlsplit(text)
-    if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
-        raise UsageError(f"--issuer {text!r} is not an https URL without query or fragment")
+    if (
+        parts.scheme != "https"
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or has_userinfo(text)
+    ):
+        raise UsageError(
+            f"--issuer {shown_url(text)} is not an https URL without user info, query or fragment"
+        )
     return text
 
 

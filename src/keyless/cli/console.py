@@ -9,13 +9,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from keyless.urls import redact_urls
+
 
 @dataclass(kw_only=True)
 class Console:
     """Where a command reads and writes.
 
     Human text goes to ``stderr`` (so that ``stdout`` stays clean for data such as ``--json``
-    documents or a raw token piped to another program).
+    documents or a raw token piped to another program). No URL's ``user:password@`` reaches
+    either stream through these methods.
     """
 
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
@@ -26,15 +29,16 @@ class Console:
 
     def out(self, text: str = "") -> None:
         """Data for stdout."""
-        print(text, file=self.stdout)
+        print(redact_urls(text), file=self.stdout)
 
     def info(self, text: str = "") -> None:
         """Human-readable text for stderr."""
-        print(text, file=self.stderr)
+        print(redact_urls(text), file=self.stderr)
 
     def emit_json(self, document: Any) -> None:
         """One JSON document on stdout, stable key order for diffs and tests."""
-        self.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+        text = json.dumps(document, indent=2, sort_keys=True, default=str)
+        self.stdout.write(redact_urls(text) + "\n")
 
     def stdout_is_terminal(self) -> bool:
         isatty = getattr(self.stdout, "isatty", None)
