@@ -132,6 +132,8 @@ def issuer_thumbprint(
         document = strict_json_loads(response.body)
     except (ValueError, RecursionError):
         raise IssuerError(f"discovery document of {issuer} is not valid JSON") from None
+    if isinstance(document, dict):
+        check_issuer_matches(issuer, document.get("issuer"))
     jwks_uri = document.get("jwks_uri") if isinstance(document, dict) else None
     if not isinstance(jwks_uri, str):
         raise IssuerError(f"discovery document of {issuer} has no jwks_uri", remedy=_REMEDY)
@@ -145,3 +147,27 @@ def issuer_thumbprint(
 
 
 _REMEDY = "Check the issuer URL, or give the thumbprint with --thumbprint HEX."
+
+
+def check_issuer_matches(issuer: str, named: object) -> None:
+    """Refuse ``issuer`` unless it is byte for byte the ``issuer`` its discovery document names.
+
+    IAM registers the provider under the URL given and matches each token's ``iss`` against it
+    exactly (its condition keys are that URL without ``https://``); OIDC Discovery §4.3 requires
+    the document's ``issuer`` to be identical to the URL it was fetched for. A provider made for
+    ``https://host/`` when tokens say ``https://host`` is a second provider no token matches.
+    """
+    if named == issuer:
+        return
+    if not isinstance(named, str):
+        raise IssuerError(f"discovery document of {issuer} names no issuer", remedy=_REMEDY)
+    if named.rstrip("/") == issuer.rstrip("/"):
+        raise UsageError(
+            f"issuer {issuer} differs by a trailing '/' from {named}, the issuer its discovery"
+            f" document names and its tokens carry; pass exactly {named}"
+        )
+    raise IssuerError(
+        f"discovery document of {issuer} names another issuer, {named!r}; an IAM provider for"
+        f" {issuer} would match no token",
+        remedy="Pass the issuer URL exactly as its tokens carry it in `iss`.",
+    )

@@ -198,6 +198,21 @@ def _issuer(text: str) -> str:
     return text
 
 
+def _offline_issuer(spec: TrustSpec, console: Console) -> TrustSpec:
+    """With --thumbprint no discovery document is read to compare --issuer with, so a trailing
+    '/' is dropped, with a notice: no CI keyless knows has one in its issuer (``iss``), and IAM
+    would register a second provider, matched by no token, for the URL with it."""
+    issuer = spec.issuer
+    stripped = issuer.rstrip("/")
+    if stripped == issuer or not urllib.parse.urlsplit(stripped).hostname:
+        return spec
+    console.info(
+        f"note: --issuer {issuer}: using {stripped} (the CI's tokens carry no trailing '/'"
+        " in iss, and IAM matches the provider URL byte for byte)"
+    )
+    return dataclasses.replace(spec, issuer=stripped)
+
+
 def trust_spec(args: argparse.Namespace) -> TrustSpec:
     spec = scope_from_args(args).trust_spec()
     if args.issuer is not None:
@@ -294,6 +309,8 @@ def desired_state(
 def run(args: argparse.Namespace, console: Console) -> int:
     _check_combinations(args)
     spec = trust_spec(args)
+    if args.thumbprint is not None and args.issuer is not None:
+        spec = _offline_issuer(spec, console)
     # Everything that can be refused offline is refused before the network is touched.
     desired_state(args, spec=spec, account="000000000000", partition="aws", prints=())
     prints = thumbprints(args, spec.issuer)
