@@ -30,7 +30,14 @@ from keyless.aws.sts import (
     role_partition,
 )
 from keyless.ci import CI_PROVIDERS, PROVIDERS, bitbucket, github, obtain_token, provider_for_issuer
-from keyless.ci.base import STANDARD_SAFE_CLAIMS, ObtainedToken, Provider
+from keyless.ci.base import (
+    STANDARD_SAFE_CLAIMS,
+    ObtainedToken,
+    Provider,
+    SegmentRole,
+    SubjectGrammar,
+    SubjectSegment,
+)
 from keyless.compat import StrEnum
 from keyless.errors import (
     CredentialError,
@@ -54,6 +61,7 @@ from keyless.trust.evaluate import (
     provider_arn_for,
 )
 from keyless.trust.model import Policy, parse_policy
+from keyless.urls import shown_url
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -82,6 +90,12 @@ class Cause(StrEnum):
     #: no IAM OIDC provider for the token's issuer (or the trust policy names another one)
     PROVIDER_MISSING = "provider-missing"
     AUDIENCE = "audience"
+    #: `sub` names another organization / owner / workspace / group than the role trusts
+    ORGANIZATION = "organization"
+    #: `sub` names another repository / project / pipeline of the same organization
+    REPOSITORY = "repository"
+    #: `sub` names another branch, tag or ref than the role pins
+    REF = "ref"
     #: a Bitbucket deployment environment or a GitHub `environment:` changes `sub`
     DEPLOYMENT_ENVIRONMENT = "deployment-environment"
     PULL_REQUEST = "pull-request"
@@ -355,7 +369,8 @@ class _Doctor:
         details = [f"{name} = {_show(value)}" for name, value in shown.items()]
         if hidden:
             details.append(f"not shown (not known to be safe to print): {', '.join(hidden)}")
-        prefix = issuer_prefix(self.token.issuer or "")
+        # The prefix has no scheme left, so the console's URL redaction would not see user info.
+        prefix = issuer_prefix(shown_url(self.token.issuer or ""))
         return Step(
             name="claims",
             status=Status.OK,
@@ -842,14 +857,148 @@ def _pattern_repo(pattern: str) -> str | None:
 def classify_subject(
     provider: str | None, actual: str, patterns: Sequence[str]
 ) -> tuple[Cause, str]:
-    """Why the subject ``actual`` matches none of ``patterns``: a named cause and its fix."""
+    """Why the subject ``actual`` matches none of ``patterns``: a named cause and its fix.
+
+    The cause is the first component of the CI's subject grammar (organization, repository,
+    then ref or environment...) in which ``actual`` differs from the closest pattern.
+    """
     if provider == github.PROVIDER.name:
         return _classify_github(actual, patterns)
     if provider == bitbucket.PROVIDER.name:
         return _classify_bitbucket(actual, patterns)
+    known = PROVIDERS.get(provider) if provider is not None else None
+    grammar = known.subject_grammar if known is not None else None
+    differing = _first_difference(grammar, actual, patterns) if grammar else None
+    if differing is not None:
+        return _segment_cause(differing, actual)
     return Cause.SUBJECT, (
         f"sub {actual!r} matches none of {', '.join(patterns)}: the job runs in another"
         " repository, branch or context than the role expects."
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Difference:
+    segment: SubjectSegment
+    actual: str
+    expected: str
+    pattern: str
+
+
+def _split_subject(grammar: SubjectGrammar, text: str) -> list[str | None] | None:
+    """The values of ``grammar``'s segments in ``text`` (a subject or a pattern), in order.
+
+    A segment whose literal does not follow is ``None``: in a pattern, a trailing ``*`` has taken
+    it (``repo:acme/*``). ``None`` for a text that does not start with the first literal.
+    """
+    segments = grammar.segments
+    values: list[str | None] = []
+    rest = text
+    for index, segment in enumerate(segments):
+        if not rest.startswith(segment.literal):
+            if not values:
+                return None
+            return values + [None] * (len(segments) - index)
+        rest = rest[len(segment.literal) :]
+        following = segments[index + 1].literal if index + 1 < len(segments) else ""
+        cut = rest.find(following) if following else -1
+        if cut < 0:
+            values.append(rest)
+            return values + [None] * (len(segments) - index - 1)
+        values.append(rest[:cut])
+        rest = rest[cut:]
+    return values
+
+
+def _first_difference(
+    grammar: SubjectGrammar, actual: str, patterns: Sequence[str]
+) -> _Difference | None:
+    """The first segment in which ``actual`` differs from the pattern that agrees with it
+    longest (the role's closest pattern); ``None`` when the grammar cannot tell."""
+    have = _split_subject(grammar, actual)
+    if have is None:
+        return None
+    best: tuple[int, _Difference] | None = None
+    for pattern in patterns:
+        want = _split_subject(grammar, pattern)
+        if want is None:
+            continue
+        for index, (segment, value, expected) in enumerate(
+            zip(grammar.segments, have, want, strict=True)
+        ):
+            if expected is None:
+                continue
+            # The pattern's last value may span what follows (`ref:refs/heads/main:*`): it is
+            # matched against the rest of the subject from this segment on.
+            last = all(later is None for later in want[index + 1 :])
+            if _glob_match(expected, _tail(grammar, have, index) if last else value or ""):
+                continue
+            if best is None or index > best[0]:
+                difference = _Difference(
+                    segment=segment, actual=value or "", expected=expected, pattern=pattern
+                )
+                best = (index, difference)
+            break
+    return best[1] if best else None
+
+
+def _tail(grammar: SubjectGrammar, values: Sequence[str | None], index: int) -> str:
+    """The subject from segment ``index`` on (its value, then each later literal and value)."""
+    later = zip(grammar.segments[index + 1 :], values[index + 1 :], strict=True)
+    return (values[index] or "") + "".join(
+        segment.literal + value for segment, value in later if value is not None
+    )
+
+
+def _glob_match(pattern: str, text: str) -> bool:
+    """IAM's StringLike: ``*`` any run, ``?`` one character; the classic two-pointer match,
+    linear in practice and never exponential (no backtracking regex)."""
+    p = t = 0
+    star, mark = -1, 0
+    while t < len(text):
+        if p < len(pattern) and pattern[p] in ("?", text[t]):
+            p, t = p + 1, t + 1
+        elif p < len(pattern) and pattern[p] == "*":
+            star, mark, p = p, t, p + 1
+        elif star >= 0:
+            p, mark = star + 1, mark + 1
+            t = mark
+        else:
+            return False
+    while p < len(pattern) and pattern[p] == "*":
+        p += 1
+    return p == len(pattern)
+
+
+def _segment_cause(difference: _Difference, actual: str) -> tuple[Cause, str]:
+    segment, have, want = difference.segment, difference.actual, difference.expected
+    role = segment.role
+    if role is SegmentRole.PATH:
+        # GitLab's project path: the first component is the top-level group (the tenant).
+        group, wanted_group = have.split("/", 1)[0], want.split("/", 1)[0]
+        role = SegmentRole.REPOSITORY
+        if "*" not in wanted_group and "?" not in wanted_group and group != wanted_group:
+            role = SegmentRole.TENANT
+    if role is SegmentRole.TENANT:
+        return Cause.ORGANIZATION, (
+            f"sub {actual!r} is of another {segment.field} ({have}) than the role trusts"
+            f" ({want}, in {difference.pattern}): this job belongs to someone else, or the role"
+            " was made for another organization. Use a role of this organization."
+        )
+    if role is SegmentRole.REPOSITORY:
+        return Cause.REPOSITORY, (
+            f"sub {actual!r} names another {segment.field} ({have}) than the role trusts"
+            f" ({want}, in {difference.pattern}): each repository needs its own role or its"
+            " own pattern in the trust (keyless trust build for this one)."
+        )
+    if role is SegmentRole.CONTEXT:
+        return Cause.REF, (
+            f"sub {actual!r} has {segment.field} {have!r}; the role pins {want!r}"
+            f" ({difference.pattern}). Run the deploy from {want}, or pin this ref in the trust."
+        )
+    return Cause.SUBJECT, (
+        f"sub {actual!r} has {segment.field} {have!r} where the role expects {want!r}"
+        f" ({difference.pattern})."
     )
 
 
@@ -864,6 +1013,9 @@ def _classify_github(actual: str, patterns: Sequence[str]) -> tuple[Cause, str]:
         return Cause.IMMUTABLE_SUBJECT, _IMMUTABLE_FIX.format(subject=actual)
     if not immutable and repos and all("@" in repo for repo in repos):
         return Cause.IMMUTABLE_SUBJECT, _IMMUTABLE_REVERSE_FIX.format(subject=actual)
+    differing = _first_difference(github.SUBJECT_GRAMMAR, actual, patterns)
+    if differing is not None and differing.segment.role is not SegmentRole.CONTEXT:
+        return _segment_cause(differing, actual)  # the owner or the repository differs
     if context == "pull_request":
         return Cause.PULL_REQUEST, _PULL_REQUEST_FIX.format(subject=actual)
     pinned_environment = any(":environment:" in pattern for pattern in patterns)
@@ -875,6 +1027,8 @@ def _classify_github(actual: str, patterns: Sequence[str]) -> tuple[Cause, str]:
         return Cause.DEPLOYMENT_ENVIRONMENT, (
             f"The job deploys to another environment than the role pins (sub {actual})."
         )
+    if differing is not None:
+        return _segment_cause(differing, actual)  # another branch or tag
     return Cause.SUBJECT, (
         f"sub {actual!r} matches none of {', '.join(patterns)}: the job runs in another"
         " repository or on another branch or tag than the role expects."
@@ -884,9 +1038,9 @@ def _classify_github(actual: str, patterns: Sequence[str]) -> tuple[Cause, str]:
 def _classify_bitbucket(actual: str, patterns: Sequence[str]) -> tuple[Cause, str]:
     parts = actual.split(":")
     repository = parts[0]
-    same_repository = [p for p in patterns if p.split(":")[0] in (repository, "*")]
+    same_repository = [p for p in patterns if _glob_match(p.split(":")[0], repository)]
     if not same_repository:
-        return Cause.SUBJECT, (
+        return Cause.REPOSITORY, (
             f"sub {actual!r} names another repository than the role pins"
             f" ({', '.join(patterns)}); each repository needs its own role or pattern."
         )

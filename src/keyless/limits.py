@@ -6,8 +6,20 @@ Each constant cites where its value comes from when an outside system sets it.
 from __future__ import annotations
 
 # --- network -----------------------------------------------------------------------------------
-#: Seconds to wait for a TCP connect plus the response of one HTTP request.
+#: Default deadline of one HTTP request, in seconds: connect, TLS handshake, sending and every
+#: read of the status line, headers and body together (not per read: a server dripping one byte
+#: at a time cannot stretch it).
 HTTP_TIMEOUT_SECONDS = 10.0
+#: Deadline of one fetch of an issuer's discovery document (OIDC Discovery §4), all of it.
+OIDC_DISCOVERY_REQUEST_SECONDS = 10.0
+#: Deadline of one fetch of an issuer's JWKS (the discovery document's jwks_uri), all of it.
+JWKS_REQUEST_SECONDS = 10.0
+#: Deadline of one attempt at GitHub's ID token request endpoint; RETRY_TOTAL_BUDGET_SECONDS
+#: bounds all attempts together, the one in flight included.
+GITHUB_TOKEN_REQUEST_SECONDS = 10.0
+#: Deadline of the TCP connect plus TLS handshake that reads an issuer's certificate chain for
+#: IAM's thumbprint.
+TLS_CHAIN_REQUEST_SECONDS = 10.0
 #: Largest HTTP response body keyless reads (discovery documents, JWKS, token responses).
 HTTP_MAX_BODY_BYTES = 1_000_000
 
@@ -29,7 +41,8 @@ TOKEN_REQUEST_MAX_ATTEMPTS = 5
 #: Base and cap of the full-jitter exponential backoff between attempts, in seconds.
 RETRY_BASE_DELAY_SECONDS = 0.2
 RETRY_MAX_DELAY_SECONDS = 5.0
-#: Total time budget for all attempts of one request, in seconds.
+#: Total time budget for all attempts of one request, in seconds: no attempt runs past it (each
+#: attempt's deadline is cut to what is left) and no backoff sleeps past it.
 RETRY_TOTAL_BUDGET_SECONDS = 30.0
 
 # --- CI helper programs (buildkite-agent, circleci) ----------------------------------------------

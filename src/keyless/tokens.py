@@ -28,9 +28,12 @@ from keyless.limits import (
     JWKS_CACHE_TTL_SECONDS,
     JWKS_MAX_KEYS,
     JWKS_REFRESH_MIN_INTERVAL_SECONDS,
+    JWKS_REQUEST_SECONDS,
+    OIDC_DISCOVERY_REQUEST_SECONDS,
     TOKEN_LEEWAY_SECONDS,
     TOKEN_MAX_CHARS,
 )
+from keyless.urls import has_userinfo, shown_url
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
@@ -424,7 +427,13 @@ def discovery_url(issuer: str) -> str:
 def fetch_jwks(issuer: IssuerUrl, *, http: HttpClient) -> Mapping[str, VerificationKey]:
     """Discovery, then the JWKS it names: the usable keys of ``issuer`` by ``kid``."""
     _check_issuer_url(issuer)
-    document = _get_json(http, discovery_url(issuer), what="discovery document", issuer=issuer)
+    document = _get_json(
+        http,
+        discovery_url(issuer),
+        what="discovery document",
+        issuer=issuer,
+        timeout=OIDC_DISCOVERY_REQUEST_SECONDS,
+    )
     # OIDC Discovery §4.3: the document's issuer must be identical to the one configured before
     # anything else in it is trusted; otherwise one issuer could vouch for another's keys.
     if document.get("issuer") != issuer:
@@ -437,7 +446,7 @@ def fetch_jwks(issuer: IssuerUrl, *, http: HttpClient) -> Mapping[str, Verificat
     jwks_uri = document.get("jwks_uri")
     if not isinstance(jwks_uri, str) or not jwks_uri.startswith("https://"):
         raise IssuerError(f"discovery document of {issuer} has no https jwks_uri")
-    jwks = _get_json(http, jwks_uri, what="JWKS", issuer=issuer)
+    jwks = _get_json(http, jwks_uri, what="JWKS", issuer=issuer, timeout=JWKS_REQUEST_SECONDS)
     raw_keys = jwks.get("keys")
     if not isinstance(raw_keys, list):
         raise IssuerError(f"JWKS of {issuer} has no 'keys' list")
@@ -457,9 +466,11 @@ def fetch_jwks(issuer: IssuerUrl, *, http: HttpClient) -> Mapping[str, Verificat
     return MappingProxyType(keys)
 
 
-def _get_json(http: HttpClient, url: str, *, what: str, issuer: str) -> dict[str, object]:
+def _get_json(
+    http: HttpClient, url: str, *, what: str, issuer: str, timeout: float
+) -> dict[str, object]:
     try:
-        response = http.get(url, headers={"Accept": "application/json"})
+        response = http.get(url, headers={"Accept": "application/json"}, timeout=timeout)
     except KeylessError as exc:
         raise IssuerError(f"cannot fetch the {what} of {issuer}: {exc.message}") from exc
     if response.status != 200:
@@ -516,9 +527,16 @@ def _b64_int(value: object) -> int:
 
 def _check_issuer_url(issuer: str) -> None:
     # OIDC Core §2: an issuer is an https URL with no query and no fragment.
-    if not issuer.startswith("https://") or "?" in issuer or "#" in issuer or len(issuer) < 9:
+    if (
+        not issuer.startswith("https://")
+        or "?" in issuer
+        or "#" in issuer
+        or len(issuer) < 9
+        or has_userinfo(issuer)
+    ):
         raise IssuerError(
-            f"issuer {_show(issuer)} is not an https URL without query or fragment",
+            f"issuer {_show(shown_url(issuer))} is not an https URL without user info, query or"
+            " fragment",
             remedy="Use the issuer URL exactly as the CI documents it, e.g. "
             "https://token.actions.githubusercontent.com",
         )

@@ -15,6 +15,7 @@ from keyless.cli import cmd_claims
 from keyless.local.issuer import LocalIssuer
 from tests.cli.helpers import Result, run_cli
 from tests.fixtures.issuer import BITBUCKET_PATH
+from tests.slow_server import drip, tls_files
 
 AUDIENCE = "ari:cloud:bitbucket::workspace/0f5e3c0e-4f5e-4d4a-9f0e-2b1d8d9c7a11"
 PRIVATE_VALUE = "jane.doe@example.test"
@@ -242,6 +243,26 @@ def test_unreachable_issuer_is_exit_2(local_issuer: LocalIssuer, tmp_path: Path)
     result = run(["claims", str(path), "--verify", "--audience", AUDIENCE])
     assert result.code == 2
     assert "cannot fetch the discovery document" in one_line(result.stderr)
+
+
+def test_issuer_dripping_bytes_is_exit_2_within_the_deadline(
+    local_issuer: LocalIssuer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keyless import tokens
+
+    monkeypatch.setattr(tokens, "OIDC_DISCOVERY_REQUEST_SECONDS", 0.5)
+    files = tls_files(tmp_path / "tls")
+    with drip(tls=files) as server:
+        path = write_token(tmp_path, mint(local_issuer, iss=server.url))
+        argv = ["claims", str(path), "--verify", "--audience", AUDIENCE]
+        result = run([*argv, "--ca-bundle", str(files.ca_bundle)])
+        sent = server.most_sent
+    assert result.code == 2
+    line = one_line(result.stderr)
+    assert "cannot fetch the discovery document" in line
+    assert "no complete answer within 0.5 s" in line
+    assert server.connections == 1
+    assert sent < server.max_bytes // 2
 
 
 def test_missing_ca_bundle_is_exit_2(local_issuer: LocalIssuer, tmp_path: Path) -> None:

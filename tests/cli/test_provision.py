@@ -10,7 +10,9 @@ import pytest
 from botocore.exceptions import NoCredentialsError
 
 from keyless.cli import cmd_provision
+from keyless.local.issuer import LocalIssuer
 from tests.cli.helpers import run_cli
+from tests.fixtures.issuer import BITBUCKET_PATH
 
 UUID = "0d9b4a1e-7f3c-4c2a-9b1e-5a6f7c8d9e01"
 SCOPE = ["--ci", "bitbucket", "--workspace", "acme", "--workspace-uuid", UUID]
@@ -95,3 +97,32 @@ def test_help_names_the_refusals_and_the_preset(capsys: pytest.CaptureFixture[st
     printed = capsys.readouterr().out  # argparse prints --help itself
     for text in ("--force", "--allow-risky", "s3:prefix", "--emit", "--dry-run"):
         assert text in printed
+
+
+# --- the issuer URL: exactly the one its tokens carry ---------------------------------------------
+
+
+def test_an_issuer_with_a_trailing_slash_is_refused_naming_the_exact_value(
+    local_issuer: LocalIssuer,
+) -> None:
+    issuer = local_issuer.issuer_url(BITBUCKET_PATH)
+    argv = [*BASE[:-2], "--s3-deploy", "b-1", "--emit", "terraform"]
+    argv += ["--ca-bundle", str(local_issuer.ca_bundle), "--issuer", f"{issuer}/"]
+    result = run_cli(argv)
+    assert result.code == 2, result.stderr
+    assert result.stdout == ""
+    line = result.stderr.splitlines()[0]
+    assert f"issuer {issuer}/ differs by a trailing '/' from {issuer}" in line
+    assert line.endswith(f"pass exactly {issuer}")
+    exact = run_cli([*argv[:-1], issuer])
+    assert exact.code == 0, exact.stderr
+    assert issuer in exact.stdout
+
+
+def test_offline_a_trailing_slash_is_dropped_with_a_notice() -> None:
+    argv = [*BASE, "--s3-deploy", "b-1", "--emit", "terraform"]
+    result = run_cli([*argv, "--issuer", "https://ghes.example/_services/token/"])
+    assert result.code == 0, result.stderr
+    assert "using https://ghes.example/_services/token (" in result.stderr
+    assert "https://ghes.example/_services/token/" not in result.stdout
+    assert "ghes.example/_services/token" in result.stdout

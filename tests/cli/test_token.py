@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from keyless.cli import cmd_token
+from keyless.limits import TOKEN_REQUEST_MAX_ATTEMPTS
 from tests.cli.helpers import Result, run_cli
 from tests.github_endpoint import Reply, serve, token_reply
 from tests.jwt_factory import make_token
+from tests.slow_server import drip
 
 ISSUER = "https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc"
 REPO = "{7a1e0000-0000-4000-8000-00000000000a}"
@@ -226,6 +228,35 @@ def test_github_401_is_exit_2_after_one_request() -> None:
     assert result.code == 2
     assert len(endpoint.requests) == 1
     assert "HTTP 401" in result.stderr
+    _assert_nowhere(result, REQUEST_TOKEN)
+
+
+@pytest.mark.parametrize(
+    ("attempt_seconds", "budget_seconds"),
+    [(0.3, 1.0), (10.0, 0.6)],
+    ids=["attempts-by-their-deadline", "attempt-in-flight-cut-by-the-budget"],
+)
+def test_github_endpoint_dripping_bytes_is_a_network_error_within_the_budget(
+    monkeypatch: pytest.MonkeyPatch, attempt_seconds: float, budget_seconds: float
+) -> None:
+    from keyless.ci import github
+
+    monkeypatch.setattr(github, "GITHUB_TOKEN_REQUEST_SECONDS", attempt_seconds)
+    monkeypatch.setattr(github, "RETRY_TOTAL_BUDGET_SECONDS", budget_seconds)
+    with drip() as server:
+        result = run_cli(
+            ["token", "--ci", "github"], env=_github_env(server.url + "/idtoken?api-version=2.0")
+        )
+        sent = server.most_sent
+    assert result.code == 2
+    line = result.stderr.splitlines()[0]
+    assert line.startswith("error: GitHub Actions: the ID token endpoint"), line
+    assert "no complete answer within" in line
+    # Bounded by construction: a few attempts, none of them allowed to run on byte by byte.
+    assert 1 <= server.connections <= TOKEN_REQUEST_MAX_ATTEMPTS
+    assert sent < server.max_bytes // 2
+    if attempt_seconds > budget_seconds:
+        assert server.connections == 1  # the budget ended the one attempt it had started
     _assert_nowhere(result, REQUEST_TOKEN)
 
 

@@ -47,7 +47,7 @@ BB_STEP = "{5e000000-0000-4000-8000-000000000005}"
             Cause.CUSTOM_SUBJECT,
         ),
         ("repository_owner_id:1:repo:acme/site", ["repo:acme/site:*"], Cause.CUSTOM_SUBJECT),
-        ("repo:acme/other:ref:refs/heads/main", ["repo:acme/site:*"], Cause.SUBJECT),
+        ("repo:acme/other:ref:refs/heads/main", ["repo:acme/site:*"], Cause.REPOSITORY),
     ],
 )
 def test_github_subjects(actual: str, patterns: list[str], cause: Cause) -> None:
@@ -65,12 +65,132 @@ def test_github_subjects(actual: str, patterns: list[str], cause: Cause) -> None
             Cause.DEPLOYMENT_ENVIRONMENT,
         ),
         (f"{BB_REPO}:{BB_STEP}", [f"{BB_REPO}:{BB_PROD}:*"], Cause.DEPLOYMENT_ENVIRONMENT),
-        ("{00000000-0000-4000-8000-000000000000}:" + BB_STEP, [f"{BB_REPO}:*"], Cause.SUBJECT),
+        ("{00000000-0000-4000-8000-000000000000}:" + BB_STEP, [f"{BB_REPO}:*"], Cause.REPOSITORY),
     ],
 )
 def test_bitbucket_subjects(actual: str, patterns: list[str], cause: Cause) -> None:
     found, _fix = classify_subject("bitbucket", actual, patterns)
     assert found is cause
+
+
+# --- the first differing component of each CI's subject grammar names the cause ---------------
+# One trust per CI for one scope; each token differs from it in exactly one component.
+
+GH_ROLE = "repo:octo-org/site:environment:production"
+GL_ROLE = "project_path:acme/site:ref_type:branch:ref:main"
+CC_ORG, CC_PROJECT, CC_USER = (f"0000000{n}-0000-4000-8000-000000000000" for n in (1, 2, 3))
+CC_OTHER = "0000000f-0000-4000-8000-000000000000"
+CC_ROLE = f"org/{CC_ORG}/project/{CC_PROJECT}/user/*/vcs-origin/*/vcs-ref/refs/heads/main"
+CC_SUB = f"org/{CC_ORG}/project/{CC_PROJECT}/user/{CC_USER}/vcs-origin/github.com/a/b/vcs-ref/"
+BK_ROLE = "organization:acme:pipeline:site:ref:refs/heads/main:*"
+BK_RUN = ":commit:" + "a" * 40 + ":step:deploy"
+ONE_COMPONENT = [
+    # GitHub: owner, repository, then the context (environment / ref / pull request)
+    ("github", "repo:evil-org/site:environment:production", GH_ROLE, Cause.ORGANIZATION),
+    ("github", "repo:octo-org/other:environment:production", GH_ROLE, Cause.REPOSITORY),
+    ("github", "repo:octo-org/site:environment:staging", GH_ROLE, Cause.DEPLOYMENT_ENVIRONMENT),
+    (
+        "github",
+        "repo:evil-org/site:ref:refs/heads/main",
+        "repo:octo-org/site:*",
+        Cause.ORGANIZATION,
+    ),
+    ("github", "repo:octo-org/other:ref:refs/heads/main", "repo:octo-org/*", None),
+    (
+        "github",
+        "repo:octo-org/site:ref:refs/heads/dev",
+        "repo:octo-org/site:ref:refs/heads/main",
+        Cause.REF,
+    ),
+    # Bitbucket: {repository}:{environment}:{step} (the workspace is in the issuer)
+    (
+        "bitbucket",
+        "{00000000-0000-4000-8000-0000000000ff}:" + f"{BB_PROD}:{BB_STEP}",
+        f"{BB_REPO}:{BB_PROD}:*",
+        Cause.REPOSITORY,
+    ),
+    (
+        "bitbucket",
+        f"{BB_REPO}:{BB_STAGING}:{BB_STEP}",
+        f"{BB_REPO}:{BB_PROD}:*",
+        Cause.DEPLOYMENT_ENVIRONMENT,
+    ),
+    # GitLab: project_path (top-level group, then project), ref_type, ref
+    ("gitlab", "project_path:evil/site:ref_type:branch:ref:main", GL_ROLE, Cause.ORGANIZATION),
+    ("gitlab", "project_path:acme/other:ref_type:branch:ref:main", GL_ROLE, Cause.REPOSITORY),
+    ("gitlab", "project_path:acme/site:ref_type:tag:ref:main", GL_ROLE, Cause.REF),
+    ("gitlab", "project_path:acme/site:ref_type:branch:ref:dev", GL_ROLE, Cause.REF),
+    # CircleCI: org/ID/project/ID/user/ID/vcs-origin/.../vcs-ref/...
+    ("circleci", CC_SUB.replace(CC_ORG, CC_OTHER) + "refs/heads/main", CC_ROLE, Cause.ORGANIZATION),
+    (
+        "circleci",
+        CC_SUB.replace(CC_PROJECT, CC_OTHER) + "refs/heads/main",
+        CC_ROLE,
+        Cause.REPOSITORY,
+    ),
+    ("circleci", CC_SUB + "refs/heads/dev", CC_ROLE, Cause.REF),
+    # Buildkite: organization, pipeline, ref, commit, step
+    (
+        "buildkite",
+        "organization:evil:pipeline:site:ref:refs/heads/main" + BK_RUN,
+        BK_ROLE,
+        Cause.ORGANIZATION,
+    ),
+    (
+        "buildkite",
+        "organization:acme:pipeline:other:ref:refs/heads/main" + BK_RUN,
+        BK_ROLE,
+        Cause.REPOSITORY,
+    ),
+    (
+        "buildkite",
+        "organization:acme:pipeline:site:ref:refs/heads/dev" + BK_RUN,
+        BK_ROLE,
+        Cause.REF,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("ci", "actual", "pattern", "cause"),
+    ONE_COMPONENT,
+    ids=[f"{row[0]}-{row[3] or 'match'}-{n}" for n, row in enumerate(ONE_COMPONENT)],
+)
+def test_the_first_differing_component_names_the_cause(
+    ci: str, actual: str, pattern: str, cause: Cause | None
+) -> None:
+    from keyless.doctor import _glob_match
+
+    if cause is None:  # the control: the pattern admits the subject, nothing to classify
+        assert _glob_match(pattern, actual)
+        return
+    assert not _glob_match(pattern, actual)
+    found, fix = classify_subject(ci, actual, [pattern])
+    assert found is cause, fix
+    assert actual in fix or cause is Cause.DEPLOYMENT_ENVIRONMENT
+
+
+def test_the_closest_pattern_decides() -> None:
+    # Two patterns: the one with the same repository is the closest, so the ref is the cause.
+    patterns = ["repo:other-org/x:*", "repo:octo-org/site:ref:refs/heads/main"]
+    found, _fix = classify_subject("github", "repo:octo-org/site:ref:refs/heads/dev", patterns)
+    assert found is Cause.REF
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "matches"),
+    [
+        ("*", "", True),
+        ("a*b?c", "axxbyc", True),
+        ("a*b?c", "axxbc", False),
+        ("*" * 5000 + "b", "a" * 5000, False),  # bounded: no backtracking blow-up
+        ("repo:*:ref:*", "repo:a/b:ref:refs/heads/x", True),
+    ],
+)
+def test_glob_match(pattern: str, text: str, matches: bool) -> None:
+    from keyless.doctor import _glob_match
+
+    assert _glob_match(pattern, text) is matches
 
 
 def test_other_cis_get_the_generic_cause() -> None:

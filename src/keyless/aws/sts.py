@@ -51,6 +51,7 @@ from keyless.limits import (
     TOKEN_LEEWAY_SECONDS,
 )
 from keyless.tokens import UnverifiedToken, peek
+from keyless.urls import has_userinfo, shown_url
 
 if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
@@ -401,8 +402,17 @@ def endpoint_url(env: Mapping[str, str], service: str) -> str | None:
     botocore >= 1.31 does on the process environment; done here on the injected one)."""
     if env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower() == "true":
         return None
-    specific = env.get(f"AWS_ENDPOINT_URL_{service.upper()}")
-    return specific or env.get("AWS_ENDPOINT_URL") or None
+    name = f"AWS_ENDPOINT_URL_{service.upper()}"
+    if not env.get(name):
+        name = "AWS_ENDPOINT_URL"
+    value = env.get(name) or None
+    if value is not None and has_userinfo(value):
+        # botocore would quote it in every connection error; AWS endpoints take no user info.
+        raise UsageError(
+            f"{name} {shown_url(value)} has user info (user:password@)",
+            remedy=f"Set {name} to the endpoint without it, e.g. https://host:port.",
+        )
+    return value
 
 
 def ambient_session(env: Mapping[str, str], *, region: str) -> boto3.Session:

@@ -8,6 +8,7 @@ import hashlib
 import re
 import socket
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NewType
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 
 from keyless.errors import IssuerError, NetworkError, UsageError
 from keyless.http import HttpClient, UrllibClient
-from keyless.limits import HTTP_TIMEOUT_SECONDS
+from keyless.limits import OIDC_DISCOVERY_REQUEST_SECONDS, TLS_CHAIN_REQUEST_SECONDS
 from keyless.tokens import discovery_url, strict_json_loads
 
 __all__ = [
@@ -56,7 +57,7 @@ def thumbprint_of(der: bytes) -> Thumbprint:
 
 
 def presented_chain(
-    host: str, port: int, ca_bundle: Path | None, timeout: float = HTTP_TIMEOUT_SECONDS
+    host: str, port: int, ca_bundle: Path | None, timeout: float = TLS_CHAIN_REQUEST_SECONDS
 ) -> tuple[bytes, ...]:
     """The certificates ``host:port`` presents in its TLS handshake (DER, leaf first).
 
@@ -64,12 +65,14 @@ def presented_chain(
     unverified connection could be an attacker's.
     """
     context = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
+    deadline = time.monotonic() + timeout
     try:
-        with (
-            socket.create_connection((host, port), timeout=timeout) as raw,
-            context.wrap_socket(raw, server_hostname=host) as tls,
-        ):
-            return _unverified_chain(tls)
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            # One deadline for connect and handshake together (the handshake has one of its own
+            # in CPython's ssl module): give it only what the connect left.
+            raw.settimeout(max(deadline - time.monotonic(), 0.001))
+            with context.wrap_socket(raw, server_hostname=host) as tls:
+                return _unverified_chain(tls)
     except ssl.SSLCertVerificationError as exc:
         raise NetworkError(
             f"TLS certificate of {host}:{port} is not trusted: {exc.verify_message}",
@@ -103,7 +106,7 @@ def issuer_thumbprint(
     http: HttpClient | None = None,
     ca_bundle: Path | None = None,
     fetch_chain: ChainFetcher = presented_chain,
-    timeout: float = HTTP_TIMEOUT_SECONDS,
+    timeout: float = OIDC_DISCOVERY_REQUEST_SECONDS,
 ) -> Thumbprint:
     """The thumbprint IAM expects for ``issuer``.
 
@@ -129,6 +132,8 @@ def issuer_thumbprint(
         document = strict_json_loads(response.body)
     except (ValueError, RecursionError):
         raise IssuerError(f"discovery document of {issuer} is not valid JSON") from None
+    if isinstance(document, dict):
+        check_issuer_matches(issuer, document.get("issuer"))
     jwks_uri = document.get("jwks_uri") if isinstance(document, dict) else None
     if not isinstance(jwks_uri, str):
         raise IssuerError(f"discovery document of {issuer} has no jwks_uri", remedy=_REMEDY)
@@ -142,3 +147,27 @@ def issuer_thumbprint(
 
 
 _REMEDY = "Check the issuer URL, or give the thumbprint with --thumbprint HEX."
+
+
+def check_issuer_matches(issuer: str, named: object) -> None:
+    """Refuse ``issuer`` unless it is byte for byte the ``issuer`` its discovery document names.
+
+    IAM registers the provider under the URL given and matches each token's ``iss`` against it
+    exactly (its condition keys are that URL without ``https://``); OIDC Discovery §4.3 requires
+    the document's ``issuer`` to be identical to the URL it was fetched for. A provider made for
+    ``https://host/`` when tokens say ``https://host`` is a second provider no token matches.
+    """
+    if named == issuer:
+        return
+    if not isinstance(named, str):
+        raise IssuerError(f"discovery document of {issuer} names no issuer", remedy=_REMEDY)
+    if named.rstrip("/") == issuer.rstrip("/"):
+        raise UsageError(
+            f"issuer {issuer} differs by a trailing '/' from {named}, the issuer its discovery"
+            f" document names and its tokens carry; pass exactly {named}"
+        )
+    raise IssuerError(
+        f"discovery document of {issuer} names another issuer, {named!r}; an IAM provider for"
+        f" {issuer} would match no token",
+        remedy="Pass the issuer URL exactly as its tokens carry it in `iss`.",
+    )

@@ -37,12 +37,13 @@ from keyless.ci.base import (
 from keyless.errors import CredentialError, NetworkError, UsageError
 from keyless.http import HttpClient, HttpResponse
 from keyless.limits import (
-    HTTP_TIMEOUT_SECONDS,
+    GITHUB_TOKEN_REQUEST_SECONDS,
     RETRY_BASE_DELAY_SECONDS,
     RETRY_MAX_DELAY_SECONDS,
     RETRY_TOTAL_BUDGET_SECONDS,
     TOKEN_REQUEST_MAX_ATTEMPTS,
 )
+from keyless.urls import has_userinfo, shown_url
 
 REQUEST_URL_VARIABLE = "ACTIONS_ID_TOKEN_REQUEST_URL"
 REQUEST_BEARER_VARIABLE = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
@@ -230,6 +231,11 @@ class GitHub:
         """``base`` with ``audience`` added to its query (which GitHub's URL already has)."""
         parts = urllib.parse.urlsplit(base)
         local = parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS
+        if has_userinfo(base):
+            raise CredentialError(
+                f"{self.display_name}: {REQUEST_URL_VARIABLE} has user info ({_origin(base)});"
+                " refusing to send the request token with it"
+            )
         if parts.scheme != "https" and not local:
             raise CredentialError(
                 f"{self.display_name}: {REQUEST_URL_VARIABLE} is not an https URL"
@@ -254,9 +260,14 @@ class GitHub:
                 if self._clock() + delay > deadline:
                     break
                 self._sleep(delay)
+            left = deadline - self._clock()
+            if left <= 0:
+                break
             attempts += 1
             try:
-                response = http.get(url, headers=headers, timeout=HTTP_TIMEOUT_SECONDS)
+                # The attempt in flight is inside the budget too: its deadline is what is left.
+                timeout = min(GITHUB_TOKEN_REQUEST_SECONDS, left)
+                response = http.get(url, headers=headers, timeout=timeout)
             except NetworkError as exc:
                 # UrllibClient's message names the URL without its query; never the headers.
                 last = exc.message
@@ -303,10 +314,8 @@ def _retry_after(response: HttpResponse) -> float:
 
 
 def _origin(url: str) -> str:
-    """Scheme, host and path of ``url``: no query, no user info (either might carry a secret)."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+    """``url`` for a message: no query, no user info (either might carry a secret)."""
+    return shown_url(url)
 
 
 PROVIDER = GitHub()

@@ -53,8 +53,10 @@ Steps, each ok, problem or skipped (with the reason):
   identity   GetCallerIdentity with the credentials STS issued (they are then discarded)
 
 Named causes: oidc-not-enabled, token-expired, issuer-unreachable, signature, provider-missing,
-audience, deployment-environment (a Bitbucket deployment or a GitHub `environment:` changes
-`sub`), pull-request, immutable-subject (GitHub's repo:OWNER@ID/REPO@ID form against a name-only
+audience; for a `sub` the role does not admit, its first component that differs: organization
+(owner, workspace, group, organization), repository (repository, project, pipeline), ref (branch
+or tag), deployment-environment (a Bitbucket deployment or a GitHub `environment:` changes `sub`),
+pull-request; immutable-subject (GitHub's repo:OWNER@ID/REPO@ID form against a name-only
 pattern), custom-subject (a custom `sub` template), subject, trust-policy.
 
 Nothing secret is printed: no token, no keys. Exit codes: 0 every step ok or skipped; 1 a problem

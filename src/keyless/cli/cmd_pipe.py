@@ -98,6 +98,7 @@ def run_s3_deploy(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_cloudfront_invalidate(args: argparse.Namespace, console: Console) -> int:
+    from keyless.aws import clients
     from keyless.deploy import pipe
     from keyless.deploy.apply import invalidate
 
@@ -105,7 +106,9 @@ def run_cloudfront_invalidate(args: argparse.Namespace, console: Console) -> int
     console.verbose = console.verbose or settings.debug
     wanted = pipe.invalidation(console.env)
     session = _session(settings, console, pipe.CLOUDFRONT_PIPE)
-    ident = invalidate(session.client("cloudfront"), wanted.distribution_id, list(wanted.paths))
+    # keyless' timeouts and bounded retries, not botocore's defaults (60 s reads, legacy retries).
+    cloudfront = clients.client(session, "cloudfront")
+    ident = invalidate(cloudfront, wanted.distribution_id, list(wanted.paths))
     console.info(
         f"CloudFront invalidation {ident} created for {wanted.distribution_id}: "
         + " ".join(wanted.paths)

@@ -45,6 +45,7 @@ from keyless.errors import AwsError, NetworkError, UsageError
 from keyless.trust.build import AccountId, trust_policy
 from keyless.trust.evaluate import provider_arn_for
 from keyless.trust.model import Policy, parse_policy, to_document
+from keyless.urls import has_userinfo, shown_url
 
 
 def _session(region: str) -> boto3.Session:
@@ -192,9 +193,32 @@ def _check_combinations(args: argparse.Namespace) -> None:
 
 def _issuer(text: str) -> str:
     parts = urllib.parse.urlsplit(text)
-    if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
-        raise UsageError(f"--issuer {text!r} is not an https URL without query or fragment")
+    if (
+        parts.scheme != "https"
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or has_userinfo(text)
+    ):
+        raise UsageError(
+            f"--issuer {shown_url(text)} is not an https URL without user info, query or fragment"
+        )
     return text
+
+
+def _offline_issuer(spec: TrustSpec, console: Console) -> TrustSpec:
+    """With --thumbprint no discovery document is read to compare --issuer with, so a trailing
+    '/' is dropped, with a notice: no CI keyless knows has one in its issuer (``iss``), and IAM
+    would register a second provider, matched by no token, for the URL with it."""
+    issuer = spec.issuer
+    stripped = issuer.rstrip("/")
+    if stripped == issuer or not urllib.parse.urlsplit(stripped).hostname:
+        return spec
+    console.info(
+        f"note: --issuer {issuer}: using {stripped} (the CI's tokens carry no trailing '/'"
+        " in iss, and IAM matches the provider URL byte for byte)"
+    )
+    return dataclasses.replace(spec, issuer=stripped)
 
 
 def trust_spec(args: argparse.Namespace) -> TrustSpec:
@@ -293,6 +317,8 @@ def desired_state(
 def run(args: argparse.Namespace, console: Console) -> int:
     _check_combinations(args)
     spec = trust_spec(args)
+    if args.thumbprint is not None and args.issuer is not None:
+        spec = _offline_issuer(spec, console)
     # Everything that can be refused offline is refused before the network is touched.
     desired_state(args, spec=spec, account="000000000000", partition="aws", prints=())
     if args.emit is not None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from keyless.textsafe import safe_lines
+from keyless.urls import redact_urls
 
 
 @dataclass(kw_only=True)
@@ -18,7 +19,8 @@ class Console:
 
     Human text goes to ``stderr`` (so that ``stdout`` stays clean for data such as ``--json``
     documents or a raw token piped to another program), through ``safe_lines``: a file name or a
-    claim value quoted in it can neither drive the terminal nor issue a CI log command.
+    claim value quoted in it can neither drive the terminal nor issue a CI log command. No URL's
+    ``user:password@`` reaches either stream through these methods.
     """
 
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
@@ -29,15 +31,16 @@ class Console:
 
     def out(self, text: str = "") -> None:
         """Data for stdout."""
-        print(text, file=self.stdout)
+        print(redact_urls(text), file=self.stdout)
 
     def info(self, text: str = "") -> None:
         """Human-readable text for stderr, control characters escaped."""
-        print(safe_lines(text), file=self.stderr)
+        print(safe_lines(redact_urls(text)), file=self.stderr)
 
     def emit_json(self, document: Any) -> None:
         """One JSON document on stdout, stable key order for diffs and tests."""
-        self.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+        text = json.dumps(document, indent=2, sort_keys=True, default=str)
+        self.stdout.write(redact_urls(text) + "\n")
 
     def stdout_is_terminal(self) -> bool:
         isatty = getattr(self.stdout, "isatty", None)

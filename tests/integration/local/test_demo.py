@@ -26,7 +26,8 @@ def test_every_stage_passes() -> None:
     details = {s["stage"]: s["detail"] for s in report["stages"]}
     assert "assumed-role/keyless-demo-deploy/bitbucket-site-" in details["whoami"]
     assert "AccessDenied" in details["refused"]
-    assert details["doctor"].startswith("cause subject: StringLike ")
+    # The refused token is of another repository: doctor names that component of `sub`.
+    assert details["doctor"].startswith("cause repository: StringLike ")
     assert details["doctor"].endswith(":sub does not match the token's sub")
     assert details["unchanged"].startswith("0 objects sent")
     # The story went to stderr: the trust policy, each step's log; never a token.

@@ -149,3 +149,35 @@ def test_a_closed_port_is_a_network_error() -> None:
         port = probe.getsockname()[1]
     with pytest.raises(NetworkError, match=f"127.0.0.1:{port}"):
         presented_chain("127.0.0.1", port, None, 2.0)
+
+
+# --- the issuer must be the one its discovery document names, byte for byte ---------------------
+
+
+def test_a_trailing_slash_the_document_does_not_have_is_refused_naming_the_value() -> None:
+    http = discovery("https://issuer.example", "https://keys.example/jwks")
+    with pytest.raises(UsageError) as caught:
+        issuer_thumbprint("https://issuer.example/", http=http, fetch_chain=lambda *a: (b"x",))
+    message = caught.value.message
+    assert "issuer https://issuer.example/ differs by a trailing '/'" in message
+    assert message.endswith("pass exactly https://issuer.example")
+
+
+def test_a_slash_the_document_has_is_required_too() -> None:
+    body = json.dumps({"issuer": "https://tenant.example/", "jwks_uri": "https://k.example/j"})
+    url = "https://tenant.example/.well-known/openid-configuration"
+    http = FakeHttp({url: HttpResponse(status=200, body=body.encode())})
+    with pytest.raises(UsageError) as caught:
+        issuer_thumbprint("https://tenant.example", http=http, fetch_chain=lambda *a: (b"x",))
+    assert caught.value.message.endswith("pass exactly https://tenant.example/")
+    # And the exact value is accepted.
+    issuer_thumbprint("https://tenant.example/", http=http, fetch_chain=lambda *a: (b"x",))
+
+
+def test_a_document_naming_another_issuer_is_refused() -> None:
+    body = json.dumps({"issuer": "https://other.example", "jwks_uri": "https://k.example/j"})
+    url = "https://issuer.example/.well-known/openid-configuration"
+    http = FakeHttp({url: HttpResponse(status=200, body=body.encode())})
+    with pytest.raises(IssuerError) as caught:
+        issuer_thumbprint("https://issuer.example", http=http, fetch_chain=lambda *a: (b"x",))
+    assert "names another issuer, 'https://other.example'" in caught.value.message
