@@ -34,9 +34,9 @@ from keyless.errors import (
     TokenError,
     TokenVerificationError,
 )
-from keyless.http import UrllibClient
 from keyless.limits import HTTP_TIMEOUT_SECONDS, TOKEN_MAX_CHARS
 from keyless.local.bounded_server import BoundedHTTPServer
+from keyless.local.keysets import DeadlineHttpClient, GatewayKeyCache, deadline_fetcher
 from keyless.local.moto_server import (
     GATE_HEADER,
     LOOPBACK,
@@ -619,15 +619,23 @@ def _audiences(aud: object) -> tuple[str, ...]:
 
 
 class TokensVerifier:
-    """``TokenVerifier`` on ``keyless.tokens.verify``, with one JWKS cache per gateway.
+    """``TokenVerifier`` on ``keyless.tokens.verify``, with one key cache per gateway.
 
-    The local issuer is on loopback and ours, so an unknown ``kid`` refetches the JWKS at once:
-    a rotation shows up on the next exchange.
+    The local issuers are on loopback and ours, so an unknown ``kid`` refetches the key set at
+    once (a rotation shows on the next exchange), but at most once per issuer per
+    ``GATEWAY_JWKS_REFRESH_MIN_INTERVAL_SECONDS``, one fetch in flight per issuer, and each fetch
+    (discovery and key set) ends by one deadline (``keyless.local.keysets``).
     """
 
-    def __init__(self, *, ca_bundle: Path | None, leeway: float = STS_CLOCK_SKEW_SECONDS) -> None:
-        self._http = UrllibClient(ca_bundle=ca_bundle)
-        self._cache = JwksCache(min_refresh_interval=0.0)
+    def __init__(
+        self,
+        *,
+        ca_bundle: Path | None,
+        leeway: float = STS_CLOCK_SKEW_SECONDS,
+        cache: JwksCache | None = None,
+    ) -> None:
+        self._http = DeadlineHttpClient(ca_bundle=ca_bundle)
+        self._cache = cache or GatewayKeyCache(fetch=deadline_fetcher(self._http))
         self._leeway = leeway
 
     def __call__(self, token: str, *, issuer: str, audience: str) -> Identity:
