@@ -156,3 +156,27 @@ MANIFEST_FLUSH_SECONDS = 5.0
 #: Seconds PRE_EXECUTION_SCRIPT may run: a Bitbucket step's default max-time is 120 minutes
 #: (Bitbucket Pipelines docs, "Step options": max-time), and the script cannot outlive its step.
 PIPE_PRE_EXECUTION_TIMEOUT_SECONDS = 120 * 60
+
+# --- the local stack's STS gateway -------------------------------------------------------------
+#: Pending connections the gateway's listening socket queues (the kernel caps it at somaxconn).
+#: With Python's default of 5, 200 simultaneous clients got connection resets.
+GATEWAY_LISTEN_BACKLOG = 1024
+#: Connections the gateway serves at once, one thread each; one more is answered with AWS's
+#: throttling error (STS: 400 Throttling, S3: 503 SlowDown), which SDKs retry with backoff.
+GATEWAY_MAX_WORKERS = 64
+#: Connections answered with the throttling error at once; beyond that, new connections wait in
+#: the listen backlog until a thread is free (never reset).
+GATEWAY_MAX_REFUSERS = 16
+#: Seconds a connection being refused may take to send its request head, and then to close.
+GATEWAY_REFUSAL_IO_SECONDS = 2.0
+#: Seconds a new connection waits for a thread to free after idle kept-alive connections were
+#: closed to make room, before it is refused.
+GATEWAY_WORKER_WAIT_SECONDS = 0.1
+#: The gateway refetches an issuer's keys on an unknown `kid` at most this often (keyless' own
+#: verifier waits JWKS_REFRESH_MIN_INTERVAL_SECONDS): short, so that a rotation shows within
+#: seconds, yet a flood of unknown kids costs one fetch per interval, not one per token.
+GATEWAY_JWKS_REFRESH_MIN_INTERVAL_SECONDS = 2.0
+#: Total seconds for the gateway's fetch of an issuer's discovery document and key set together
+#: (a deadline, not a per-read timeout: a server sending one byte a second cannot stretch it).
+#: Under botocore's 60 s default read timeout, so the client gets IDPCommunicationError.
+GATEWAY_KEY_FETCH_DEADLINE_SECONDS = 10.0

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
@@ -34,12 +34,15 @@ from keyless.errors import (
     TokenError,
     TokenVerificationError,
 )
-from keyless.http import UrllibClient
 from keyless.limits import HTTP_TIMEOUT_SECONDS, TOKEN_MAX_CHARS
+from keyless.local.bounded_server import BoundedHTTPServer
+from keyless.local.keysets import DeadlineHttpClient, GatewayKeyCache, deadline_fetcher
 from keyless.local.moto_server import (
+    GATE_HEADER,
     LOOPBACK,
     AdminCredentials,
     LocalStackError,
+    admit,
     client_config,
     isolated_session,
 )
@@ -208,14 +211,16 @@ class Directory(Protocol):
 class IamDirectory:
     """``Directory`` over moto's IAM API, signed with the administrator key."""
 
-    def __init__(self, *, endpoint_url: str, region: str, admin: AdminCredentials) -> None:
+    def __init__(
+        self, *, endpoint_url: str, region: str, admin: AdminCredentials, gate_secret: str
+    ) -> None:
         session = isolated_session(
             region=region,
             access_key_id=admin.access_key_id,
             secret_access_key=admin.secret_access_key,
         )
-        self._iam: IAMClient = session.client(
-            "iam", endpoint_url=endpoint_url, config=client_config()
+        self._iam: IAMClient = admit(
+            session.client("iam", endpoint_url=endpoint_url, config=client_config()), gate_secret
         )
 
     def provider(self, arn: str) -> OidcProvider | None:
@@ -619,15 +624,23 @@ def _audiences(aud: object) -> tuple[str, ...]:
 
 
 class TokensVerifier:
-    """``TokenVerifier`` on ``keyless.tokens.verify``, with one JWKS cache per gateway.
+    """``TokenVerifier`` on ``keyless.tokens.verify``, with one key cache per gateway.
 
-    The local issuer is on loopback and ours, so an unknown ``kid`` refetches the JWKS at once:
-    a rotation shows up on the next exchange.
+    The local issuers are on loopback and ours, so an unknown ``kid`` refetches the key set at
+    once (a rotation shows on the next exchange), but at most once per issuer per
+    ``GATEWAY_JWKS_REFRESH_MIN_INTERVAL_SECONDS``, one fetch in flight per issuer, and each fetch
+    (discovery and key set) ends by one deadline (``keyless.local.keysets``).
     """
 
-    def __init__(self, *, ca_bundle: Path | None, leeway: float = STS_CLOCK_SKEW_SECONDS) -> None:
-        self._http = UrllibClient(ca_bundle=ca_bundle)
-        self._cache = JwksCache(min_refresh_interval=0.0)
+    def __init__(
+        self,
+        *,
+        ca_bundle: Path | None,
+        leeway: float = STS_CLOCK_SKEW_SECONDS,
+        cache: JwksCache | None = None,
+    ) -> None:
+        self._http = DeadlineHttpClient(ca_bundle=ca_bundle)
+        self._cache = cache or GatewayKeyCache(fetch=deadline_fetcher(self._http))
         self._leeway = leeway
 
     def __call__(self, token: str, *, issuer: str, audience: str) -> Identity:
@@ -682,6 +695,7 @@ class StsGateway:
         account_id: str,
         region: str,
         admin: AdminCredentials,
+        gate_secret: str,
         verify: TokenVerifier | None = None,
         evaluate: TrustEvaluator | None = None,
         ca_bundle: Path | None = None,
@@ -692,7 +706,8 @@ class StsGateway:
     ) -> None:
         """``verify`` defaults to ``keyless.tokens.verify`` fetching JWKS over HTTPS that trusts
         ``ca_bundle`` (the local CA; the system store when None), ``evaluate`` to keyless' trust
-        evaluator, ``directory`` to moto's IAM with the administrator key.
+        evaluator, ``directory`` to moto's IAM with the administrator key. ``gate_secret`` is
+        what moto requires in ``GATE_HEADER`` (``MotoEndpoint.gate_secret``).
 
         ``test_only_session_seconds`` (tests of expiring credentials only): the sessions this
         gateway issues expire after that many seconds instead of their DurationSeconds (STS never
@@ -703,10 +718,13 @@ class StsGateway:
         self._upstream = (parts.hostname, parts.port)
         self._region = region
         self._admin = admin
+        self.gate = (GATE_HEADER, gate_secret)
         self._exchange = WebIdentityExchange(
             account_id=account_id,
             directory=directory
-            or IamDirectory(endpoint_url=upstream_url, region=region, admin=admin),
+            or IamDirectory(
+                endpoint_url=upstream_url, region=region, admin=admin, gate_secret=gate_secret
+            ),
             verify=verify or TokensVerifier(ca_bundle=ca_bundle),
             evaluate=evaluate or trust_evaluator,
             clock=clock,
@@ -832,10 +850,9 @@ class StsGateway:
         return body, headers
 
 
-class _GatewayServer(ThreadingHTTPServer):
-    # Joined on close (block_on_close), so that stop() leaves no thread behind.
-    daemon_threads = False
-    block_on_close = True
+class _GatewayServer(BoundedHTTPServer):
+    """A bounded server (see ``keyless.local.bounded_server``) that can also wake every idle
+    connection at once, for ``stop()``."""
 
     def __init__(self, address: tuple[str, int], *, gateway: StsGateway) -> None:
         self.gateway = gateway
@@ -868,6 +885,7 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = GATEWAY_IDLE_TIMEOUT_SECONDS
     server: _GatewayServer
     _upstream_connection: http.client.HTTPConnection | None = None
+    _answered = False
 
     def finish(self) -> None:
         try:
@@ -875,6 +893,21 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             if self._upstream_connection is not None:
                 self._upstream_connection.close()
+
+    # After a first request, the wait for the next one is idle time: the server may close the
+    # connection then to make room. (A new connection has not been idle: it is not closed.)
+    def handle_one_request(self) -> None:
+        if self._answered:
+            self.server.idle(self.connection)
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.busy(self.connection)
+            self._answered = True
+
+    def parse_request(self) -> bool:
+        self.server.busy(self.connection)
+        return super().parse_request()
 
     # The default log line holds the query string, which can carry a token or a session token.
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
@@ -1029,7 +1062,7 @@ class _Handler(BaseHTTPRequestHandler):
         for attempt in (1, 2):
             connection, reused = self._connection()
             try:
-                _send_head(connection, method, target, headers)
+                _send_head(connection, method, target, headers, self.server.gateway.gate)
                 connection.send(body)
                 response = connection.getresponse()
                 data = response.read()
@@ -1060,7 +1093,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(status, reason, _end_to_end(moto_headers), data)
                 return
             connection, _ = self._connection()
-            _send_head(connection, self.command, self.path, headers)
+            _send_head(connection, self.command, self.path, headers, self.server.gateway.gate)
             self._stream_request_body(connection)
             response = connection.getresponse()
         except _ClientGone:
@@ -1224,12 +1257,22 @@ def _send_head(
     method: str,
     target: str,
     headers: Iterable[tuple[str, str]],
+    gate: tuple[str, str],
 ) -> None:
     # Host and Accept-Encoding come from the client's own headers, unchanged: SigV4 signs Host.
     connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
     for name, value in headers:
-        connection.putheader(name, value)
+        # A client's own copy of the gate header (in any spelling WSGI folds into the same
+        # variable) is dropped: only the gateway's value reaches moto.
+        if _header_key(name) != _header_key(gate[0]):
+            connection.putheader(name, value)
+    connection.putheader(*gate)
     connection.endheaders()
+
+
+def _header_key(name: str) -> str:
+    """The WSGI environ spelling of a header name: case and ``-``/``_`` folded together."""
+    return name.strip().upper().replace("-", "_")
 
 
 def _end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:

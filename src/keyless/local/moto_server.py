@@ -1,5 +1,6 @@
 """moto in server mode for the local stack: a child process on 127.0.0.1 with an administrator
-and IAM authentication switched on.
+and IAM authentication switched on, behind a gate: every request must carry the stack's secret
+header (``GATE_HEADER``), which only the gateway and the stack's own administrator clients hold.
 
 Development only (``moto[server]`` is a dev dependency): moto is imported in the child process,
 never by this module's importer.
@@ -7,19 +8,23 @@ never by this module's importer.
 
 from __future__ import annotations
 
+import contextlib
+import hmac
 import http.client
 import json
 import os
+import secrets
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Final
+from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 
 import boto3
 import botocore.session
+from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -37,6 +42,7 @@ __all__ = [
     "LocalStackError",
     "MotoEndpoint",
     "MotoServer",
+    "admit",
     "isolated_session",
 ]
 
@@ -55,7 +61,16 @@ ADMIN_USER_NAME: Final = "keyless-local-admin"
 #: Connections one boto3 client keeps to moto (the gateway serves 16+ concurrent clients).
 AWS_CLIENT_POOL_SIZE: Final = 32
 
+#: The header every request to moto must carry, with the stack's secret as its value; moto's
+#: side answers 403 to anything else. Without it any local process (or a web page, through DNS
+#: rebinding) could read ``/moto-api/data.json`` (every secret key) or switch IAM auth off.
+GATE_HEADER: Final = "X-Keyless-Moto-Gate"
+#: Random bytes in the gate secret (256 bits, as ``secrets`` recommends for tokens).
+GATE_SECRET_BYTES: Final = 32
+
 _READY_KEY: Final = "keyless-moto-port"
+_GATE_ENVIRON_KEY: Final = "HTTP_" + GATE_HEADER.upper().replace("-", "_")
+_C = TypeVar("_C", bound=BaseClient)
 _ADMIN_POLICY: Final = json.dumps(
     {
         "Version": "2012-10-17",
@@ -87,6 +102,22 @@ class MotoEndpoint:
     account_id: str
     admin: AdminCredentials
     admin_arn: str
+    #: The value of ``GATE_HEADER`` moto requires on every request.
+    gate_secret: str = field(repr=False)
+
+
+def admit(client: _C, gate_secret: str) -> _C:
+    """``client`` with moto's gate header added to every request it sends.
+
+    The header is added after signing (botocore's ``before-send``), so it is not a signed header,
+    and moto's side removes it before moto checks the signature.
+    """
+
+    def add_gate(request: Any, **_: object) -> None:
+        request.headers[GATE_HEADER] = gate_secret
+
+    client.meta.events.register("before-send", add_gate)
+    return client
 
 
 def isolated_session(
@@ -147,6 +178,7 @@ class MotoServer:
         self._startup_timeout = startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
         self._endpoint: MotoEndpoint | None = None
+        self._gate_secret = ""
 
     @property
     def endpoint(self) -> MotoEndpoint:
@@ -162,8 +194,14 @@ class MotoServer:
     def start(self) -> MotoEndpoint:
         if self._process is not None:
             raise LocalStackError("moto is already running")
+        self._gate_secret = secrets.token_urlsafe(GATE_SECRET_BYTES)
         self._process = self._spawn()
         try:
+            # The secret travels on the child's stdin: never in argv or the environment.
+            assert self._process.stdin is not None  # noqa: S101 - spawned with stdin=PIPE
+            with contextlib.suppress(BrokenPipeError):  # a child that died is reported below
+                self._process.stdin.write(self._gate_secret.encode("ascii") + b"\n")
+                self._process.stdin.flush()
             port = self._wait_for_port(self._process)
             url = f"http://{LOOPBACK}:{port}"
             self._endpoint = self._bootstrap(url)
@@ -244,6 +282,7 @@ class MotoServer:
             ) from exc
 
     def _bootstrap(self, url: str) -> MotoEndpoint:
+        gate = self._gate_secret
         try:
             # Any key will do while authentication is still off.
             bootstrap = isolated_session(
@@ -251,7 +290,9 @@ class MotoServer:
                 access_key_id="bootstrap",
                 secret_access_key="bootstrap",  # noqa: S106 - not a secret
             )
-            iam: IAMClient = bootstrap.client("iam", endpoint_url=url, config=client_config())
+            iam: IAMClient = admit(
+                bootstrap.client("iam", endpoint_url=url, config=client_config()), gate
+            )
             iam.create_user(UserName=ADMIN_USER_NAME)
             iam.put_user_policy(
                 UserName=ADMIN_USER_NAME, PolicyName="administrator", PolicyDocument=_ADMIN_POLICY
@@ -260,14 +301,17 @@ class MotoServer:
             admin = AdminCredentials(
                 access_key_id=key["AccessKeyId"], secret_access_key=key["SecretAccessKey"]
             )
-            _enable_iam_authentication(url)
-            sts: STSClient = isolated_session(
-                region=self._region,
-                access_key_id=admin.access_key_id,
-                secret_access_key=admin.secret_access_key,
-            ).client("sts", endpoint_url=url, config=client_config())
+            _enable_iam_authentication(url, gate)
+            sts: STSClient = admit(
+                isolated_session(
+                    region=self._region,
+                    access_key_id=admin.access_key_id,
+                    secret_access_key=admin.secret_access_key,
+                ).client("sts", endpoint_url=url, config=client_config()),
+                gate,
+            )
             identity = sts.get_caller_identity()
-            _assert_authentication_is_on(url, self._region)
+            _assert_authentication_is_on(url, self._region, gate)
         except (BotoCoreError, ClientError, OSError) as exc:
             raise LocalStackError(f"cannot bootstrap moto at {url}: {exc}") from exc
         return MotoEndpoint(
@@ -276,10 +320,11 @@ class MotoServer:
             account_id=identity["Account"],
             admin=admin,
             admin_arn=identity["Arn"],
+            gate_secret=gate,
         )
 
 
-def _enable_iam_authentication(url: str) -> None:
+def _enable_iam_authentication(url: str, gate_secret: str) -> None:
     """Make moto authenticate and authorize every request from now on.
 
     moto reads the body as the number of requests left unauthenticated. It must be sent as
@@ -289,7 +334,10 @@ def _enable_iam_authentication(url: str) -> None:
     connection = http.client.HTTPConnection(host, int(port), timeout=HTTP_TIMEOUT_SECONDS)
     try:
         connection.request(
-            "POST", "/moto-api/reset-auth", body=b"0", headers={"Content-Type": "text/plain"}
+            "POST",
+            "/moto-api/reset-auth",
+            body=b"0",
+            headers={"Content-Type": "text/plain", GATE_HEADER: gate_secret},
         )
         response = connection.getresponse()
         body = response.read()
@@ -299,13 +347,16 @@ def _enable_iam_authentication(url: str) -> None:
         raise LocalStackError(f"moto refused to switch IAM authentication on: {body[:200]!r}")
 
 
-def _assert_authentication_is_on(url: str, region: str) -> None:
+def _assert_authentication_is_on(url: str, region: str, gate_secret: str) -> None:
     """Fail loudly rather than run a stack that silently lets any key through."""
-    sts: STSClient = isolated_session(
-        region=region,
-        access_key_id="AKIAUNKNOWNKEY000000",
-        secret_access_key="unknown",  # noqa: S106 - deliberately unknown
-    ).client("sts", endpoint_url=url, config=Config(retries={"max_attempts": 1}))
+    sts: STSClient = admit(
+        isolated_session(
+            region=region,
+            access_key_id="AKIAUNKNOWNKEY000000",
+            secret_access_key="unknown",  # noqa: S106 - deliberately unknown
+        ).client("sts", endpoint_url=url, config=Config(retries={"max_attempts": 1})),
+        gate_secret,
+    )
     try:
         sts.get_caller_identity()
     except ClientError:
@@ -316,9 +367,34 @@ def _assert_authentication_is_on(url: str, region: str) -> None:
 # --- the child process ---------------------------------------------------------------------------
 
 
+class _Gate:
+    """WSGI middleware in moto's child: a request without the stack's secret in ``GATE_HEADER``
+    gets 403 and never reaches moto; with it, the header is removed and moto serves it."""
+
+    def __init__(self, app: Any, secret: bytes) -> None:
+        self._app = app
+        self._secret = secret
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        offered = str(environ.pop(_GATE_ENVIRON_KEY, "")).encode("latin-1", errors="replace")
+        if not hmac.compare_digest(offered, self._secret):
+            body = b"moto is reachable only through the local stack's gateway\n"
+            start_response(
+                "403 Forbidden",
+                [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
+        return self._app(environ, start_response)
+
+
 def _child_main(stdin: IO[bytes], stdout: IO[bytes]) -> None:
-    """Serve moto on an ephemeral loopback port until ``stdin`` reaches EOF."""
+    """Serve moto on an ephemeral loopback port until ``stdin`` reaches EOF. The first line of
+    ``stdin`` is the gate secret."""
     import logging
+
+    secret = stdin.readline().strip()
+    if not secret:
+        raise SystemExit("keyless.local.moto_server: no gate secret on stdin")
 
     # werkzeug's access log prints query strings, and presigned URLs carry session tokens in them.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -336,7 +412,7 @@ def _child_main(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     server = make_server(
         LOOPBACK,
         0,
-        DomainDispatcherApplication(create_backend_app),
+        _Gate(DomainDispatcherApplication(create_backend_app), secret),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

@@ -229,6 +229,7 @@ class LocalStack:
                 account_id=endpoint.account_id,
                 region=endpoint.region,
                 admin=endpoint.admin,
+                gate_secret=endpoint.gate_secret,
                 verify=self._verify,
                 evaluate=self._evaluate,
                 ca_bundle=issuer.ca_bundle,

@@ -335,6 +335,27 @@ def test_relayed_requests_keep_their_client_signature(scenario: Scenario) -> Non
     assert b"SignatureDoesNotMatch" in data
 
 
+def test_a_clients_own_gate_header_is_replaced_by_the_gateways(scenario: Scenario) -> None:
+    form = {"Action": "ListUsers", "Version": "2010-05-08", "MaxItems": "5"}
+    body = urlencode(form).encode()
+    admin = scenario.stack.admin
+    request = AWSRequest(
+        method="POST",
+        url=scenario.stack.endpoint_url + "/",
+        data=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+    )
+    SigV4Auth(
+        Credentials(admin.access_key_id, admin.secret_access_key), "iam", "us-east-1"
+    ).add_auth(request)
+    for spelling in ("X-Keyless-Moto-Gate", "x_keyless_moto_gate"):
+        headers = {name: str(value) for name, value in request.headers.items()}
+        headers[spelling] = "guessed"
+        status, data = raw(scenario, "POST", "/", body, headers)
+        assert status == 200, data
+        assert b"keyless-local-admin" in data
+
+
 @pytest.mark.parametrize(
     ("method", "target"),
     [
