@@ -60,6 +60,7 @@ from keyless.trust.evaluate import (
     issuer_prefix,
     provider_arn_for,
 )
+from keyless.trust.glob import compile_glob
 from keyless.trust.model import Policy, parse_policy
 from keyless.urls import shown_url
 
@@ -931,7 +932,7 @@ def _first_difference(
             # The pattern's last value may span what follows (`ref:refs/heads/main:*`): it is
             # matched against the rest of the subject from this segment on.
             last = all(later is None for later in want[index + 1 :])
-            if _glob_match(expected, _tail(grammar, have, index) if last else value or ""):
+            if compile_glob(expected).match(_tail(grammar, have, index) if last else value or ""):
                 continue
             if best is None or index > best[0]:
                 difference = _Difference(
@@ -948,26 +949,6 @@ def _tail(grammar: SubjectGrammar, values: Sequence[str | None], index: int) -> 
     return (values[index] or "") + "".join(
         segment.literal + value for segment, value in later if value is not None
     )
-
-
-def _glob_match(pattern: str, text: str) -> bool:
-    """IAM's StringLike: ``*`` any run, ``?`` one character; the classic two-pointer match,
-    linear in practice and never exponential (no backtracking regex)."""
-    p = t = 0
-    star, mark = -1, 0
-    while t < len(text):
-        if p < len(pattern) and pattern[p] in ("?", text[t]):
-            p, t = p + 1, t + 1
-        elif p < len(pattern) and pattern[p] == "*":
-            star, mark, p = p, t, p + 1
-        elif star >= 0:
-            p, mark = star + 1, mark + 1
-            t = mark
-        else:
-            return False
-    while p < len(pattern) and pattern[p] == "*":
-        p += 1
-    return p == len(pattern)
 
 
 def _segment_cause(difference: _Difference, actual: str) -> tuple[Cause, str]:
@@ -1038,7 +1019,7 @@ def _classify_github(actual: str, patterns: Sequence[str]) -> tuple[Cause, str]:
 def _classify_bitbucket(actual: str, patterns: Sequence[str]) -> tuple[Cause, str]:
     parts = actual.split(":")
     repository = parts[0]
-    same_repository = [p for p in patterns if _glob_match(p.split(":")[0], repository)]
+    same_repository = [p for p in patterns if compile_glob(p.split(":")[0]).match(repository)]
     if not same_repository:
         return Cause.REPOSITORY, (
             f"sub {actual!r} names another repository than the role pins"

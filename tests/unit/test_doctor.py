@@ -8,6 +8,7 @@ import pytest
 
 from keyless.aws.sts import RoleArn
 from keyless.doctor import Cause, DoctorRequest, Status, classify_subject, diagnose
+from keyless.trust.glob import compile_glob
 from tests.sts_stub import ROLE_ARN, stubbed_sts
 from tests.unit.ci._fakes import NO_HTTP
 
@@ -159,12 +160,10 @@ ONE_COMPONENT = [
 def test_the_first_differing_component_names_the_cause(
     ci: str, actual: str, pattern: str, cause: Cause | None
 ) -> None:
-    from keyless.doctor import _glob_match
-
     if cause is None:  # the control: the pattern admits the subject, nothing to classify
-        assert _glob_match(pattern, actual)
+        assert compile_glob(pattern).match(actual)
         return
-    assert not _glob_match(pattern, actual)
+    assert not compile_glob(pattern).match(actual)
     found, fix = classify_subject(ci, actual, [pattern])
     assert found is cause, fix
     assert actual in fix or cause is Cause.DEPLOYMENT_ENVIRONMENT
@@ -187,10 +186,8 @@ def test_the_closest_pattern_decides() -> None:
         ("repo:*:ref:*", "repo:a/b:ref:refs/heads/x", True),
     ],
 )
-def test_glob_match(pattern: str, text: str, matches: bool) -> None:
-    from keyless.doctor import _glob_match
-
-    assert _glob_match(pattern, text) is matches
+def testcompile_glob(pattern: str, text: str, matches: bool) -> None:
+    assert compile_glob(pattern).match(text) is matches
 
 
 def test_other_cis_get_the_generic_cause() -> None:
