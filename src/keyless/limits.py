@@ -63,3 +63,17 @@ STS_CHAINED_DURATION_MAX_SECONDS = 3600
 STS_SESSION_POLICY_MAX_CHARS = 2048
 #: Managed session policies per request (botocore STS model: PolicyArns at most 10).
 STS_SESSION_POLICY_ARNS_MAX = 10
+
+# --- YAML keyless reads (bitbucket-pipelines.yml, --variables files) ----------------------------
+# keyless' own bounds, checked while the document is composed and before anything is built from
+# it: anchors and aliases let a few hundred bytes stand for billions of nodes ("billion laughs"),
+# and PyYAML composes nested collections recursively. Real pipeline files are a few kilobytes,
+# nest about a dozen levels and use a handful of anchors; each bound is far above that.
+#: Largest YAML file read, in bytes (the pure-Python parser reads this much in about a second).
+YAML_MAX_BYTES = 1_000_000
+#: Most nodes a document may stand for once every alias is expanded (what code walking it sees).
+YAML_MAX_NODES = 200_000
+#: Most alias uses (``*name``) in one document.
+YAML_MAX_ALIASES = 10_000
+#: Deepest nesting of collections, aliases expanded (Python's recursion limit is 1000 frames).
+YAML_MAX_DEPTH = 100
