@@ -180,3 +180,17 @@ GATEWAY_JWKS_REFRESH_MIN_INTERVAL_SECONDS = 2.0
 #: (a deadline, not a per-read timeout: a server sending one byte a second cannot stretch it).
 #: Under botocore's 60 s default read timeout, so the client gets IDPCommunicationError.
 GATEWAY_KEY_FETCH_DEADLINE_SECONDS = 10.0
+
+# --- YAML keyless reads (bitbucket-pipelines.yml, --variables files) ----------------------------
+# keyless' own bounds, checked while the document is composed and before anything is built from
+# it: anchors and aliases let a few hundred bytes stand for billions of nodes ("billion laughs"),
+# and PyYAML composes nested collections recursively. Real pipeline files are a few kilobytes,
+# nest about a dozen levels and use a handful of anchors; each bound is far above that.
+#: Largest YAML file read, in bytes (the pure-Python parser reads this much in about a second).
+YAML_MAX_BYTES = 1_000_000
+#: Most nodes a document may stand for once every alias is expanded (what code walking it sees).
+YAML_MAX_NODES = 200_000
+#: Most alias uses (``*name``) in one document.
+YAML_MAX_ALIASES = 10_000
+#: Deepest nesting of collections, aliases expanded (Python's recursion limit is 1000 frames).
+YAML_MAX_DEPTH = 100

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from keyless.cli.console import Console
 from keyless.cli.main import main
+from tests import secret_scan
 
 
 class _FakeTerminal(io.StringIO):
@@ -35,4 +36,7 @@ def run_cli(
     err = io.StringIO()
     console = Console(stdout=out, stderr=err, stdin=io.StringIO(stdin), env=dict(env or {}))
     code = main(list(argv), console)
-    return Result(code=code, stdout=out.getvalue(), stderr=err.getvalue())
+    result = Result(code=code, stdout=out.getvalue(), stderr=err.getvalue())
+    secret_scan.observe("stdout", result.stdout)
+    secret_scan.observe("stderr", result.stderr)
+    return result

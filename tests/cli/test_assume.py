@@ -92,6 +92,7 @@ def _assert_no_secrets(result: Result, *, stdout_too: bool = False) -> None:
 # --- assume --------------------------------------------------------------------------------------
 
 
+@pytest.mark.prints_secrets("stdout")  # the credentials are the command's output
 @pytest.mark.parametrize("verbose", [[], ["-v"]])
 def test_assume_prints_exports_and_keeps_secrets_off_stderr(
     stub: StubbedSts, verbose: list[str]
@@ -128,6 +129,7 @@ def test_access_denied_is_one_line_naming_role_and_code(
     _assert_no_secrets(result, stdout_too=True)
 
 
+@pytest.mark.prints_secrets("stdout")  # the credentials are the command's output
 def test_dotenv_json_and_summary(stub: StubbedSts) -> None:
     _answer(stub)
     result = run_cli(["assume", "--role-arn", ROLE_ARN, "--format", "json"], env=_env())
@@ -143,6 +145,7 @@ def test_dotenv_json_and_summary(stub: StubbedSts) -> None:
     _assert_no_secrets(result, stdout_too=True)
 
 
+@pytest.mark.prints_secrets("stdout")  # the credentials are the command's output
 def test_the_role_can_come_from_the_environment(stub: StubbedSts) -> None:
     _answer(stub)
     result = run_cli(["assume"], env=_env(KEYLESS_ROLE_ARN=ROLE_ARN))
@@ -170,6 +173,7 @@ def test_no_token_is_an_error_even_with_static_keys(stub: StubbedSts) -> None:
     assert stub.keys_used == []  # no STS call at all
 
 
+@pytest.mark.prints_secrets("stdout")  # the credentials are the command's output
 def test_static_fallback_only_when_asked(stub: StubbedSts) -> None:
     env = _env(token=None, AWS_ACCESS_KEY_ID="AKIASTATIC", AWS_SECRET_ACCESS_KEY="static-secret")
     stub.stubber.add_response(
@@ -229,6 +233,7 @@ def test_no_role_is_a_usage_error(stub: StubbedSts) -> None:
     assert "no role to assume: pass --role-arn ARN" in result.stderr
 
 
+@pytest.mark.prints_secrets("stdout")  # the credentials are the command's output
 def test_a_session_policy_file_is_sent_compact(stub: StubbedSts, tmp_path: Path) -> None:
     policy = tmp_path / "policy.json"
     policy.write_text('{\n  "Version": "2012-10-17",\n  "Statement": []\n}\n')
@@ -270,6 +275,9 @@ def test_profile_writes_no_credentials_anywhere(stub: StubbedSts, tmp_path: Path
     assert SECRET_ACCESS_KEY not in config
 
 
+@pytest.mark.prints_secrets(
+    "stdout", "file"
+)  # masks on stdout and the runner's GITHUB_ENV, by design
 def test_github_format_masks_and_appends(stub: StubbedSts, tmp_path: Path) -> None:
     _answer(stub)
     github_env = tmp_path / "github_env"
@@ -287,6 +295,7 @@ def test_github_format_masks_and_appends(stub: StubbedSts, tmp_path: Path) -> No
 # --- credential-process and exec -----------------------------------------------------------------
 
 
+@pytest.mark.prints_secrets("stdout")  # the credentials are the command's output
 def test_credential_process_prints_only_the_document(stub: StubbedSts) -> None:
     _answer(stub)
     result = run_cli(["credential-process", "--role-arn", ROLE_ARN], env=_env())
@@ -297,6 +306,7 @@ def test_credential_process_prints_only_the_document(stub: StubbedSts) -> None:
     assert result.stderr == ""
 
 
+@pytest.mark.prints_secrets("stdout")  # the credentials are the command's output
 def test_exec_hands_credentials_through_the_environment_only(
     stub: StubbedSts, capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -88,6 +88,7 @@ def local(served: Served, command: str, *argv: str, env: dict[str, str] | None =
 # --- local token ---------------------------------------------------------------------------------
 
 
+@pytest.mark.prints_secrets("stdout")  # the token is the command's (or the job's) output
 def test_local_token_mints_from_the_running_stack(served: Served) -> None:
     result = local(served, "token", *BITBUCKET, "--repository-uuid", REPO_A)
     assert result.code == 0, result.stderr
@@ -194,6 +195,7 @@ def test_keyless_token_shows_the_bitbucket_claims_in_a_step(served: Served) -> N
     assert "deploymentEnvironmentUuid" in lines
 
 
+@pytest.mark.prints_secrets("stdout")  # the token is the command's (or the job's) output
 def test_the_job_gets_no_aws_key_and_its_own_aws_config(served: Served) -> None:
     admin = served.stack.admin.access_key_id
     result = local(
@@ -239,6 +241,7 @@ def test_the_commands_exit_code_is_passed_on(served: Served) -> None:
     assert local(served, "run", "--ci", "github", "--repository", "o/r").code == 2
 
 
+@pytest.mark.prints_secrets("stdout")  # the token is the command's (or the job's) output
 def test_buildkite_agent_on_path_asks_the_stack(served: Served) -> None:
     result = local(
         served,

@@ -71,6 +71,7 @@ def test_terminal_refusal_costs_no_token_request() -> None:
     assert endpoint.requests == []
 
 
+@pytest.mark.prints_secrets("stdout")  # `keyless token` prints the token
 def test_pipe_gets_exactly_the_token() -> None:
     token = _bitbucket_token()
     result = run_cli(["token"], env=_bitbucket_env(token))
@@ -175,6 +176,7 @@ def test_token_file_claims_are_chosen_by_issuer(tmp_path: Path) -> None:
 # --- choosing the source -----------------------------------------------------------------------
 
 
+@pytest.mark.prints_secrets("stdout")  # `keyless token` prints the token
 def test_two_cis_need_ci_and_ci_forces_one() -> None:
     gitlab_token = make_token(issuer="https://gitlab.com")
     env = {**_bitbucket_env(_bitbucket_token()), "GITLAB_CI": "true", "ID_TOKEN": gitlab_token}
@@ -212,6 +214,7 @@ def test_token_env_for_another_ci_is_refused() -> None:
     assert "--token-env X applies to GitLab CI only" in result.stderr
 
 
+@pytest.mark.prints_secrets("stdout")  # `keyless token` prints the token
 def test_github_through_the_cli_with_an_audience() -> None:
     token = make_token(issuer="https://token.actions.githubusercontent.com", audience="aud-x")
     with serve([token_reply(token)]) as endpoint:
@@ -310,6 +313,7 @@ def test_no_stream_and_no_error_text_carries_the_token(argv: list[str], tmp_path
     _assert_nowhere(result, token)
 
 
+@pytest.mark.prints_secrets("stdout")  # `keyless token` prints the token
 def test_clock_is_replaceable(monkeypatch: pytest.MonkeyPatch) -> None:
     token = make_token(issuer=ISSUER, now=1_000, lifetime=300)
     monkeypatch.setattr(cmd_token, "clock", lambda: 1_100.0)

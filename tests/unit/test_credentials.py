@@ -62,6 +62,7 @@ def _shell(text: str, command: str) -> str:
 # --- formats -------------------------------------------------------------------------------------
 
 
+@pytest.mark.prints_secrets("stdout", "argv")  # the shell evaluates the env output it is handed
 def test_env_format_survives_eval_in_a_real_shell() -> None:
     text = render(OutputFormat.ENV, CREDENTIALS, region="eu-west-1")
     assert all(line.startswith("export AWS_") for line in text.splitlines())
@@ -107,6 +108,7 @@ def test_json_is_the_credential_process_document() -> None:
     assert render(OutputFormat.JSON, CREDENTIALS) == render_process_json(CREDENTIALS)
 
 
+@pytest.mark.prints_secrets("file")  # GITHUB_ENV is the runner's file, written by design
 def test_github_masks_first_then_appends_to_its_env_file(tmp_path: Path) -> None:
     github_env = tmp_path / "github_env"
     github_env.write_text("EARLIER=1\n")

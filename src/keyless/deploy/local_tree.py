@@ -147,10 +147,12 @@ def _key(rel: str, path: str) -> str:
             f"file name {path!r} is not valid UTF-8, so it cannot be an S3 key",
             remedy="Rename the file, or --exclude it.",
         ) from exc
-    if len(encoded) > S3_MAX_KEY_BYTES:
+    # macOS (and some archivers) write NFD names; the web and S3 clients expect NFC. Measured
+    # after NFC, which lengthens some names (composition exclusions such as U+0958).
+    key = unicodedata.normalize("NFC", rel)
+    if max(len(encoded), len(key.encode("utf-8"))) > S3_MAX_KEY_BYTES:
         raise UsageError(f"path {rel[:60]!r}... is longer than S3's {S3_MAX_KEY_BYTES}-byte keys")
-    # macOS (and some archivers) write NFD names; the web and S3 clients expect NFC.
-    return unicodedata.normalize("NFC", rel)
+    return key
 
 
 class FileVanishedError(UsageError):

@@ -24,8 +24,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, TextIO, TypeAlias
 
-import yaml
-
 from keyless.ci import bitbucket
 from keyless.ci.base import JobClaims, JobRun, JobTokens, RawToken, TokenEndpoint
 from keyless.ci.bitbucket import BitbucketScope
@@ -34,6 +32,7 @@ from keyless.errors import UsageError
 from keyless.local.pki import write_atomic
 from keyless.local.run import JobProcess, job_process_environment
 from keyless.local.served import RemoteTokens, StackInfo
+from keyless.yamlsafe import load_yaml_file
 
 __all__ = [
     "EMULATED_PIPES",
@@ -309,20 +308,9 @@ def _glob(pattern: str) -> BranchGlob:
 
 
 def load_pipeline_file(path: Path) -> PipelineFile:
-    """Parse ``bitbucket-pipelines.yml`` (YAML anchors and ``<<:`` merges included)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PipelineError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise PipelineError(f"{path} is not UTF-8 text") from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise PipelineError(f"{path} is not valid YAML{where}: {problem}") from None
+    """Parse ``bitbucket-pipelines.yml`` (YAML anchors and ``<<:`` merges included, within the
+    bounds of ``keyless.yamlsafe``)."""
+    document = load_yaml_file(path, error=PipelineError)
     if not isinstance(document, dict) or not isinstance(document.get("pipelines"), dict):
         raise PipelineError(
             f"{path} has no `pipelines:` mapping",
@@ -570,12 +558,7 @@ class Variables:
 def load_variables(path: Path) -> Variables:
     """A YAML (or JSON) file with ``workspace:``, ``repository:`` and ``deployments: {ENV: ...}``
     mappings of ``NAME: value``."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PipelineError(f"--variables {path}: {exc.strerror or exc}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise PipelineError(f"--variables {path} is not YAML: {type(exc).__name__}") from None
+    document = load_yaml_file(path, source=f"--variables {path}", error=PipelineError)
     shape = "repository:\n  NAME: value\ndeployments:\n  production:\n    NAME: value"
     if document is None:
         return Variables()

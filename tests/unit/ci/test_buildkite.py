@@ -87,6 +87,9 @@ def _fake_agent(folder: Path, script: str) -> None:
     agent.chmod(agent.stat().st_mode | stat.S_IXUSR)
 
 
+@pytest.mark.prints_secrets(
+    "stdout"
+)  # the fake buildkite-agent prints the token, as the real one does
 def test_real_child_process_gets_argv_and_the_job_environment(tmp_path: Path) -> None:
     token = make_token(issuer="https://agent.buildkite.com")
     seen = tmp_path / "seen"

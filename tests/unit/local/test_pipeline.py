@@ -229,7 +229,7 @@ def test_variables_deployment_over_repository_over_workspace(tmp_path: Path) -> 
         ("repo: {A: b}\n", "expected the keys workspace, repository, deployments"),
         ("repository: {BITBUCKET_BRANCH: x}\n", "BITBUCKET_ variables are Bitbucket's own"),
         ("repository: [A]\n", "repository must be a mapping"),
-        ("repository: {A: b\n", "is not YAML"),
+        ("repository: {A: b\n", r"is not valid YAML \(line 2\)"),
     ],
 )
 def test_a_bad_variables_file_is_refused(tmp_path: Path, text: str, message: str) -> None:
