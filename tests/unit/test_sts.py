@@ -453,7 +453,9 @@ def test_token_expiry_is_checked_before_sts() -> None:
     with pytest.raises(TokenVerificationError, match="the token from X expired at") as caught:
         check_token_usable(expired, source="X", clock=lambda: now)
     assert caught.value.check == "expired"
-    assert check_token_usable(TOKEN, source="X").subject == "repo:acme/site:ref:refs/heads/main"
+    # Minted here, not at import: a slow run must not age the module's token past its lifetime.
+    fresh = RawToken(make_token(subject="repo:acme/site:ref:refs/heads/main"))
+    assert check_token_usable(fresh, source="X").subject == "repo:acme/site:ref:refs/heads/main"
     with pytest.raises(TokenError, match="the token from X is malformed"):
         check_token_usable(RawToken("a.b"), source="X")
 
