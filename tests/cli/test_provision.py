@@ -105,8 +105,10 @@ def test_help_names_the_refusals_and_the_preset(capsys: pytest.CaptureFixture[st
 def test_an_issuer_with_a_trailing_slash_is_refused_naming_the_exact_value(
     local_issuer: LocalIssuer,
 ) -> None:
+    # Provisioning for real reads the issuer's discovery document (for the thumbprint) before
+    # any AWS call; --emit works offline and reads nothing, so this is the apply path.
     issuer = local_issuer.issuer_url(BITBUCKET_PATH)
-    argv = [*BASE[:-2], "--s3-deploy", "b-1", "--emit", "terraform"]
+    argv = [*BASE[:-2], "--s3-deploy", "b-1", "--dry-run"]
     argv += ["--ca-bundle", str(local_issuer.ca_bundle), "--issuer", f"{issuer}/"]
     result = run_cli(argv)
     assert result.code == 2, result.stderr
@@ -114,9 +116,6 @@ def test_an_issuer_with_a_trailing_slash_is_refused_naming_the_exact_value(
     line = result.stderr.splitlines()[0]
     assert f"issuer {issuer}/ differs by a trailing '/' from {issuer}" in line
     assert line.endswith(f"pass exactly {issuer}")
-    exact = run_cli([*argv[:-1], issuer])
-    assert exact.code == 0, exact.stderr
-    assert issuer in exact.stdout
 
 
 def test_offline_a_trailing_slash_is_dropped_with_a_notice() -> None:
