@@ -194,3 +194,20 @@ YAML_MAX_NODES = 200_000
 YAML_MAX_ALIASES = 10_000
 #: Deepest nesting of collections, aliases expanded (Python's recursion limit is 1000 frames).
 YAML_MAX_DEPTH = 100
+
+# --- keyless audit -----------------------------------------------------------------------------
+#: Concurrent IAM reads of a live audit. IAM's control plane throttles a busy account at a few
+#: requests per second per call (IAM User Guide, "IAM and AWS STS quotas"); eight in flight keeps
+#: a large account quick without provoking sustained throttling.
+AUDIT_MAX_WORKERS = 8
+#: Attempts of one IAM read that AWS answers with a throttling error, the first included.
+AUDIT_THROTTLE_ATTEMPTS = 6
+#: First wait after a throttled read, doubled on each retry up to AUDIT_THROTTLE_MAX_SECONDS.
+AUDIT_THROTTLE_BASE_SECONDS = 0.5
+AUDIT_THROTTLE_MAX_SECONDS = 20.0
+#: Largest offline input keyless audit reads: a get-account-authorization-details dump of
+#: 10,000 roles with their policies is about 30 MB; this leaves room and still stops a runaway.
+AUDIT_INPUT_MAX_BYTES = 256 << 20
+#: Roles one audit reports on; IAM's default quota is 1,000 roles per account (adjustable to
+#: 5,000), so this is an organization of many large accounts.
+AUDIT_MAX_ROLES = 200_000

@@ -1,0 +1,78 @@
+"""What a source found: roles with their trust and permission documents, and the OIDC providers
+of the account when the source lists them. Plain values, so sources and the report stay apart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Inventory", "PolicyDocument", "ProviderRecord", "RoleRecord", "SourceLocation"]
+
+#: The text that stands for a value only a deployed stack or a Terraform apply knows.
+UNRESOLVED_PREFIX = "{unresolved:"
+
+
+def unresolved(expression: str) -> str:
+    """The placeholder kept in a document where ``expression`` could not be resolved."""
+    return f"{UNRESOLVED_PREFIX}{expression}}}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceLocation:
+    file: str
+    line: int | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"file": self.file, "line": self.line}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyDocument:
+    """One permission policy of a role: inline (its name) or managed (its ARN)."""
+
+    name: str
+    document: object
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoleRecord:
+    arn: str
+    role_name: str
+    account_id: str | None
+    #: The trust policy as a JSON value (or a string when the source holds it as text).
+    trust: object
+    #: The role's permission policies; ``None`` when the source does not carry them.
+    policies: tuple[PolicyDocument, ...] | None = None
+    #: Managed policies attached to the role whose documents the source does not hold.
+    unread_policies: tuple[str, ...] = ()
+    source: SourceLocation | None = None
+    #: Template expressions left unresolved in the trust (``Ref GitHubOrg``).
+    unresolved: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderRecord:
+    arn: str
+    #: The issuer URL as IAM stores it (without ``https://``).
+    url: str
+    account_id: str | None
+    client_ids: tuple[str, ...] = ()
+    thumbprints: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Inventory:
+    roles: tuple[RoleRecord, ...] = ()
+    #: ``None`` when no input lists the account's providers (templates, role dumps alone).
+    providers: tuple[ProviderRecord, ...] | None = None
+    #: Accounts or inputs that could not be read, one line each (the audit goes on without them).
+    errors: tuple[str, ...] = ()
+
+    def merged(self, other: Inventory) -> Inventory:
+        providers = self.providers
+        if other.providers is not None:
+            providers = (*(providers or ()), *other.providers)
+        return Inventory(
+            roles=(*self.roles, *other.roles),
+            providers=providers,
+            errors=(*self.errors, *other.errors),
+        )
