@@ -45,6 +45,7 @@ class _ArgumentError(Exception):
 
 def _command_modules() -> list[CommandModule]:
     # Imported here so that `keyless --version` stays fast and a broken command cannot break others.
+    from keyless.cli import cmd_audit  # noqa: I001 - kept on its own line for clean merges
     from keyless.cli import (
         cmd_action,
         cmd_assume,
@@ -61,6 +62,7 @@ def _command_modules() -> list[CommandModule]:
     )
 
     return [
+        cmd_audit,
         cmd_action,
         cmd_assume,
         cmd_claims,
