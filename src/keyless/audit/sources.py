@@ -344,7 +344,7 @@ class _Resolver:
 
 
 def _line_of_key(text: str, key: str) -> int | None:
-    match = re.search(rf'^\s*"?{re.escape(key)}"?\s*:', text, re.MULTILINE)
+    match = re.search(rf'^[ \t]*"?{re.escape(key)}"?\s*:', text, re.MULTILINE)
     return text.count("\n", 0, match.start()) + 1 if match else None
 
 

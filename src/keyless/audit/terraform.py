@@ -195,7 +195,7 @@ def roles_of_hcl(label: str, text: str) -> tuple[RoleRecord, ...]:
         role_name = body.get("name")
         role_name = context.text(role_name) if isinstance(role_name, str) else name
         match = re.search(
-            rf'^\s*resource\s+"aws_iam_role"\s+"{re.escape(name)}"', text, re.MULTILINE
+            rf'^[ \t]*resource\s+"aws_iam_role"\s+"{re.escape(name)}"', text, re.MULTILINE
         )
         roles.append(
             RoleRecord(
