@@ -534,6 +534,7 @@ def live_inventory(
     if len(all_roles) > AUDIT_MAX_ROLES:
         raise UsageError(f"the account has more than {AUDIT_MAX_ROLES:,} roles (AUDIT_MAX_ROLES)")
     managed: dict[str, object] = {}
+    locks: dict[str, threading.Lock] = {}
     lock = threading.Lock()
 
     def provider(arn: str) -> ProviderRecord:
@@ -551,20 +552,23 @@ def live_inventory(
         )
 
     def managed_document(arn: str) -> object:
+        # One read per managed policy however many roles attach it: a lock per ARN, so the
+        # workers that need the same policy wait for the first instead of reading it again.
         with lock:
+            key_lock = locks.setdefault(arn, threading.Lock())
+        with key_lock:
             if arn in managed:
                 return managed[arn]
-        policy = with_backoff(
-            lambda: iam.get_policy(PolicyArn=arn), what=f"iam:GetPolicy {arn}", sleep=sleep
-        )["Policy"]
-        version = with_backoff(
-            lambda: iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"]),
-            what=f"iam:GetPolicyVersion {arn}",
-            sleep=sleep,
-        )["PolicyVersion"]
-        with lock:
+            policy = with_backoff(
+                lambda: iam.get_policy(PolicyArn=arn), what=f"iam:GetPolicy {arn}", sleep=sleep
+            )["Policy"]
+            version = with_backoff(
+                lambda: iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"]),
+                what=f"iam:GetPolicyVersion {arn}",
+                sleep=sleep,
+            )["PolicyVersion"]
             managed[arn] = version.get("Document")
-        return version.get("Document")
+            return managed[arn]
 
     def role(item: Mapping[str, Any]) -> RoleRecord:
         name = item["RoleName"]
