@@ -4,6 +4,7 @@ version 1 is documented in docs/audit-schema.json."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -155,12 +156,21 @@ def trust_document(raw: object) -> object:
 
 
 def _mentions_oidc(document: object) -> bool:
-    # A cheap look before parsing: most roles of an account trust services, not OIDC providers.
-    return (
-        ":oidc-provider/" in json.dumps(document)
-        if not isinstance(document, str)
-        else (":oidc-provider/" in document)
-    )
+    """A cheap look before parsing: most roles of an account trust services, not OIDC
+    providers. True when a statement's Federated principal names an ``oidc-provider/``, or the
+    document has a shape too odd to judge here (the parser then reports it)."""
+    if isinstance(document, str):
+        return ":oidc-provider/" in document
+    if not isinstance(document, dict):
+        return False
+    statements = document.get("Statement")
+    for statement in statements if isinstance(statements, list) else [statements]:
+        principal = statement.get("Principal") if isinstance(statement, dict) else None
+        federated = principal.get("Federated") if isinstance(principal, dict) else None
+        values = federated if isinstance(federated, list) else [federated]
+        if any(isinstance(v, str) and ":oidc-provider/" in v for v in values):
+            return True
+    return False
 
 
 def _provider_key(account: str | None, url: str) -> tuple[str, str]:
@@ -231,8 +241,10 @@ def _role_report(
         return None
     findings: list[ReportFinding] = []
     policy: Policy | None = None
+    identities: tuple[Identity, ...] = ()
     try:
-        policy = parse_policy(document)
+        policy, linted, identities = _analysed(document)
+        findings.extend(linted)
     except PolicyError as exc:
         findings.append(
             ReportFinding(
@@ -243,13 +255,7 @@ def _role_report(
             )
         )
     views: list[ProviderView] = []
-    identities: tuple[Identity, ...] = ()
     if policy is not None:
-        findings.extend(
-            ReportFinding(rule=f.rule, severity=f.severity, message=f.message, fix=f.fix)
-            for f in lint(policy)
-        )
-        identities = who_can_assume(policy)
         seen: set[str] = set()
         for statement in policy.statements:
             for federated in statement.federated:
@@ -289,6 +295,35 @@ def _role_report(
         source=role.source,
         trust=document,
     )
+
+
+#: Roles copied from one snippet share their trust word for word: analyse each text once.
+_ANALYSED_CACHE_ENTRIES = 4096
+
+
+_Analysis = tuple[Policy, tuple[ReportFinding, ...], tuple[Identity, ...]]
+
+
+def _analyse(policy: Policy) -> _Analysis:
+    findings = tuple(
+        ReportFinding(rule=f.rule, severity=f.severity, message=f.message, fix=f.fix)
+        for f in lint(policy)
+    )
+    return policy, findings, who_can_assume(policy)
+
+
+@functools.lru_cache(maxsize=_ANALYSED_CACHE_ENTRIES)
+def _analysed_text(text: str) -> _Analysis:
+    return _analyse(parse_policy(json.loads(text)))
+
+
+def _analysed(document: object) -> _Analysis:
+    """The parsed policy, its findings and who can assume it; ``PolicyError`` if unreadable."""
+    try:
+        text = json.dumps(document, sort_keys=True)
+    except (TypeError, ValueError):
+        return _analyse(parse_policy(document))
+    return _analysed_text(text)
 
 
 def _missing_provider(url: str, account: str | None) -> ReportFinding:

@@ -140,7 +140,8 @@ def _render(report: Any, output: str, version: str) -> str:
     import json
 
     if output == "json":
-        return json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n"
+        # Compact: the C encoder only serves indent=None, and an account's report is large.
+        return json.dumps(report.to_json(), sort_keys=True, separators=(",", ":")) + "\n"
     if output == "sarif":
         from keyless.audit.render_sarif import render_sarif
 
