@@ -65,6 +65,7 @@ STAGES: Final = (
     ("refused", "Run the same step from another repository of the workspace: refused"),
     ("doctor", "Run `keyless doctor` in that step: the condition that refused it"),
     ("unchanged", "Run the deploy again: 0 objects sent"),
+    ("audit", "Run `keyless audit` on the account: who can assume each role, as an HTML report"),
 )
 
 
@@ -148,6 +149,7 @@ def run_demo(*, examples: Path, log: TextIO, env: Mapping[str, str]) -> DemoResu
                 demo.refused,
                 demo.doctor,
                 demo.unchanged,
+                demo.audit,
             ]
             for number, ((key, title), stage) in enumerate(zip(STAGES, steps, strict=True), 1):
                 _say(log, "")
@@ -311,6 +313,18 @@ class _Demo:
             sent = found.group(1) if found else "an unknown number of"
             raise _Failed(f"the re-run sent {sent} objects")
         return f"0 objects sent, {len(self.site_files)} unchanged (build #{result.build_number})"
+
+    def audit(self) -> str:
+        # Outside the scratch folder, which is deleted when the demo ends: the report stays.
+        report = Path(tempfile.mkdtemp(prefix="keyless-demo-audit-")) / "audit.html"
+        argv = [*keyless_argv(), "audit", "--format", "html", "--output", str(report)]
+        _say(self.log, "  $ " + shlex.join(["keyless", *argv[len(keyless_argv()) :]]))
+        done = self._admin_run(argv)
+        if done.returncode != 0 or not report.is_file():
+            raise _Failed(f"keyless audit exited {done.returncode}: {_last(done.stderr)}")
+        if ROLE_NAME not in report.read_text(encoding="utf-8"):
+            raise _Failed(f"the audit report does not list {ROLE_NAME}")
+        return f"{ROLE_NAME} and its trust audited; open {report}"
 
     # --- helpers -------------------------------------------------------------------------------
 

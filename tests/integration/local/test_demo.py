@@ -30,6 +30,9 @@ def test_every_stage_passes() -> None:
     assert details["doctor"].startswith("cause repository: StringLike ")
     assert details["doctor"].endswith(":sub does not match the token's sub")
     assert details["unchanged"].startswith("0 objects sent")
+    report = Path(details["audit"].rsplit("open ", 1)[1])
+    assert "keyless-demo-deploy" in report.read_text()
+    shutil.rmtree(report.parent)
     # The story went to stderr: the trust policy, each step's log; never a token.
     assert '"sts:AssumeRoleWithWebIdentity"' in result.stderr
     assert "+ pipe: atlassian/aws-s3-deploy" in result.stderr
