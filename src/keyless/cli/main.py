@@ -62,9 +62,9 @@ def _command_modules() -> list[CommandModule]:
     )
 
     return [
-        cmd_audit,
         cmd_action,
         cmd_assume,
+        cmd_audit,
         cmd_claims,
         cmd_demo,
         cmd_deploy,
