@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -59,8 +60,12 @@ def test_an_expectation_that_does_not_hold_fails_the_demo(tmp_path: Path) -> Non
         "refused": "ok",
         "doctor": "ok",
         "unchanged": "FAILED",
+        "audit": "ok",
     }
     assert "keyless demo: a stage FAILED in " in result.stdout
+    report = re.search(r"; open (\S+audit\.html)", result.stderr)
+    assert report is not None
+    shutil.rmtree(Path(report.group(1)).parent)
 
 
 def test_without_examples_the_demo_says_where_to_run_it(tmp_path: Path) -> None:
