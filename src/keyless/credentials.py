@@ -58,7 +58,7 @@ def credential_variables(
     credentials: TemporaryCredentials, *, region: str | None = None
 ) -> dict[str, str]:
     """The environment variables every AWS SDK reads first (env credentials win over any profile
-    or web-identity setting in botocore's chain, ci-oidc-facts §13)."""
+    or web-identity setting in botocore's chain, docs/aws-sts-iam.md#botocore-web-identity)."""
     variables = {
         "AWS_ACCESS_KEY_ID": credentials.access_key_id,
         "AWS_SECRET_ACCESS_KEY": credentials.secret_access_key,
@@ -163,7 +163,7 @@ _SECTION: Final = re.compile(r"\s*\[([^\]]*)\]")
 _KEY: Final = re.compile(r"([^\s=#;\[][^=]*?)\s*=")
 
 #: What ``--profile`` sets: botocore's web identity provider reads these from a profile and
-#: re-reads the token file on every refresh (ci-oidc-facts §13).
+#: re-reads the token file on every refresh (docs/aws-sts-iam.md#botocore-web-identity).
 PROFILE_KEYS: Final = ("role_arn", "web_identity_token_file", "role_session_name", "region")
 
 

@@ -789,8 +789,8 @@ _CLAIM_ORDER: Final = ("iss", "sub", "aud", "iat", "nbf", "exp")
 
 # --- classification of a `sub` that does not match -----------------------------------------------
 
-# repo:OWNER[@ID]/REPO[@ID]:CONTEXT with GitHub's default contexts (facts §2.4); a value's `:` is
-# written %3A, so a further `:` means a custom subject template.
+# repo:OWNER[@ID]/REPO[@ID]:CONTEXT with GitHub's default contexts (docs/ci-tokens.md#github-sub); a
+# value's `:` is written %3A, so a further `:` means a custom subject template.
 _GITHUB_SUBJECT: Final = re.compile(
     r"repo:(?P<repo>[^/:]+/[^:]+):(?P<context>pull_request|environment:[^:]+|ref:[^:]+)"
 )

@@ -262,7 +262,8 @@ def _check_header_shape(header: Mapping[str, object]) -> None:
 
 
 def _check_claim_types(claims: Mapping[str, object]) -> None:
-    # Types are settled here, before any claim reaches a policy evaluator (security.md §5.1).
+    # Types are settled here, before any claim reaches a policy evaluator
+    # (docs/security-model.md#jwt-verification).
     for name in ("iss", "sub"):
         if name in claims and not isinstance(claims[name], str):
             raise TokenVerificationError(f"claim '{name}' is not a string", check="format")
@@ -378,8 +379,9 @@ class JwksCache:
                 entry = self._refresh(issuer, http, previous=entry, now=now)
             found = entry.keys.get(kid)
             if found is None and self._may_retry(entry, now):
-                # RFC 8725 §3.10 / security.md §5.1: an unknown kid may mean the issuer rotated;
-                # refetch, but never more often than the interval, whatever tokens arrive.
+                # RFC 8725 §3.10, docs/security-model.md#jwt-verification: an unknown kid may mean
+                # the issuer rotated; refetch, but never more often than the interval, whatever
+                # tokens arrive.
                 entry = self._refresh(issuer, http, previous=entry, now=now)
                 found = entry.keys.get(kid)
             if found is None:

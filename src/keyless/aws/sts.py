@@ -104,7 +104,8 @@ _JWT_ANYWHERE: Final = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_.-]*")
 _MESSAGE_MAX_CHARS: Final = 300
 
 # Error codes a retry cannot fix: the token, the trust policy or the request must change first
-# (ci-oidc-facts §9, §14). Everything not listed under retryable is terminal too.
+# (docs/aws-sts-iam.md#sts-errors, #sts-retry). Everything not listed under retryable is terminal
+# too.
 TERMINAL_CODES: Final = frozenset(
     {
         "AccessDenied",
@@ -454,7 +455,8 @@ def _regional_session(region: str) -> boto3.Session:
     # not exist (or one keyless is about to write) cannot stop it.
     core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
     # Regional STS endpoints: the default since boto3 1.40, stated so that an older botocore or an
-    # `AWS_STS_REGIONAL_ENDPOINTS=legacy` cannot send the token to the global endpoint (facts §9).
+    # `AWS_STS_REGIONAL_ENDPOINTS=legacy` cannot send the token to the global endpoint
+    # (docs/aws-sts-iam.md#sts-endpoint).
     core.set_config_variable("sts_regional_endpoints", "regional")
     return boto3.Session(botocore_session=core, region_name=region)
 
@@ -807,8 +809,8 @@ def check_token_usable(
     token: RawToken, *, source: str, clock: Callable[[], float] = time.time
 ) -> UnverifiedToken:
     """Refuse, before any STS call, a token that is malformed or already expired: STS would only
-    answer InvalidIdentityToken or ExpiredTokenException (ci-oidc-facts §14). Unverified: this
-    decides which message to show, never whom to trust."""
+    answer InvalidIdentityToken or ExpiredTokenException (docs/aws-sts-iam.md#sts-retry).
+    Unverified: this decides which message to show, never whom to trust."""
     try:
         peeked = peek(token)
     except TokenError as exc:

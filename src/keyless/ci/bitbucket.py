@@ -1,6 +1,7 @@
 """Bitbucket Pipelines: the step's token is in ``BITBUCKET_STEP_OIDC_TOKEN`` when ``oidc: true``.
 
-Facts: ci-oidc-facts §1 (Atlassian: "Integrate Pipelines with resource servers using OIDC").
+Facts: docs/ci-tokens.md#bitbucket (Atlassian: "Integrate Pipelines with resource servers using
+OIDC").
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ as the client ID of the IAM OIDC provider.
 
 
 #: `{REPO_UUID}:{STEP_UUID}`, or `{REPO_UUID}:{ENV_UUID}:{STEP_UUID}` in a deployment step, UUIDs
-#: in braces (facts §1.4). The workspace is the issuer, so the first field is the repository.
+#: in braces (docs/ci-tokens.md#bitbucket-sub). The workspace is the issuer, so the first field is
+#: the repository.
 SUBJECT_GRAMMAR = SubjectGrammar(
     segments=(
         SubjectSegment(
@@ -94,8 +96,9 @@ class Bitbucket:
     name = "bitbucket"
     display_name = "Bitbucket Pipelines"
     markers: tuple[str, ...] = ("BITBUCKET_BUILD_NUMBER", "BITBUCKET_REPO_UUID", STEP_VARIABLE)
-    # Bitbucket is not among the issuers for which STS exposes extra claims (facts §8): only
-    # :sub and :aud can be conditioned, so branch or environment pins go through `sub`.
+    # Bitbucket is not among the issuers for which STS exposes extra claims
+    # (docs/aws-sts-iam.md#condition-keys): only :sub and :aud can be conditioned, so branch or
+    # environment pins go through `sub`.
     aws_condition_claims: frozenset[str] = frozenset()
     aws_unconfirmed_claims: frozenset[str] = frozenset()
     safe_claims: frozenset[str] = STANDARD_SAFE_CLAIMS | {
@@ -108,7 +111,8 @@ class Bitbucket:
         "workspaceUuid",
     }
 
-    # One issuer per workspace (facts §1.2): without a `sub` pin, the whole workspace is trusted.
+    # One issuer per workspace (docs/ci-tokens.md#bitbucket-issuer): without a `sub` pin, the whole
+    # workspace is trusted.
     shared_issuer = False
     subject_grammar = SUBJECT_GRAMMAR
 
@@ -156,7 +160,8 @@ class Bitbucket:
 
     # --- the local stack (keyless.local): what a step's token and environment look like -------
 
-    #: Bitbucket's API serves the keys at `.../oidc/keys.json` (facts §1.2; jwks_uri UNCONFIRMED).
+    #: Bitbucket's API serves the keys at `.../oidc/keys.json` (docs/ci-tokens.md#bitbucket-issuer;
+    #: jwks_uri UNCONFIRMED).
     jwks_suffix = "/keys.json"
 
     def issuer_path(self, scope: Scope) -> str:
@@ -174,7 +179,8 @@ class Bitbucket:
 PROVIDER = Bitbucket()
 
 
-# --- trust: the scope a role can be pinned to (facts §1.4-1.5, security §6) ---------------------
+# --- trust: the scope a role can be pinned to -----------------------------------------------------
+# docs/ci-tokens.md#bitbucket-sub, docs/security-model.md#generator-rules
 
 _UUID = re.compile(
     r"\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?"
@@ -223,7 +229,8 @@ class BitbucketScope:
 
     @property
     def audience(self) -> str:
-        # The default audience names the workspace UUID without braces (facts §1.3).
+        # The default audience names the workspace UUID without braces
+        # (docs/ci-tokens.md#bitbucket-audience).
         return f"ari:cloud:bitbucket::workspace/{_bare_uuid(self.workspace_uuid, 'workspace UUID')}"
 
     def subject_pattern(self) -> str:
@@ -259,11 +266,13 @@ class BitbucketScope:
         )
 
 
-# --- the local stack: a step's token and environment (facts §1.1-1.4) ---------------------------
+# --- the local stack: a step's token and environment (docs/ci-tokens.md#bitbucket) ----------------
 
-#: Atlassian states no lifetime (facts §1.2, UNCONFIRMED): an hour, so a long step's token holds.
+#: Atlassian states no lifetime (docs/ci-tokens.md#bitbucket-issuer, UNCONFIRMED): an hour, so a
+#: long step's token holds.
 TOKEN_LIFETIME_SECONDS = 3600
-#: A step may name at most 10 audiences of at most 150 characters each (facts §1.1).
+#: A step may name at most 10 audiences of at most 150 characters each
+#: (docs/ci-tokens.md#bitbucket-delivery).
 MAX_AUDIENCES = 10
 MAX_AUDIENCE_CHARS = 150
 
@@ -299,13 +308,13 @@ def _audience(scope: BitbucketScope, audiences: Sequence[str]) -> str | list[str
                 " characters"
             )
     # Custom audiences are appended to the workspace's, so `aud` becomes a list (OpenFaaS'
-    # reading; Atlassian does not say, facts §1.3).
+    # reading; Atlassian does not say, docs/ci-tokens.md#bitbucket-audience).
     return list(dict.fromkeys((scope.audience, *audiences)))
 
 
 def step_claims(scope: BitbucketScope, run: JobRun, *, audiences: Sequence[str] = ()) -> JobClaims:
     """The claims of a step's token: brace-wrapped UUIDs, a 2-part `sub`, or a 3-part one in a
-    deployment step (Atlassian's example payload, facts §1.4)."""
+    deployment step (Atlassian's example payload, docs/ci-tokens.md#bitbucket-sub)."""
     repository = _braced(scope.repository_uuid, "repository UUID")
     step = "{" + run.uuid("step") + "}"
     environment = _environment_uuid(scope, run)
@@ -318,7 +327,8 @@ def step_claims(scope: BitbucketScope, run: JobRun, *, audiences: Sequence[str] 
     }
     kind, name = run.ref()
     if kind == "branch":
-        # Whether tag pipelines carry branchName is UNCONFIRMED (facts §1.4): left out.
+        # Whether tag pipelines carry branchName is UNCONFIRMED (docs/ci-tokens.md#bitbucket-sub):
+        # left out.
         claims["branchName"] = name
     claims["pipelineUuid"] = "{" + run.uuid("pipeline") + "}"
     claims["workspaceUuid"] = _braced(scope.workspace_uuid, "workspace UUID")

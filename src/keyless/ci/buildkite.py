@@ -1,6 +1,7 @@
 """Buildkite: the job asks its agent for a token, ``buildkite-agent oidc request-token``.
 
-Facts: ci-oidc-facts §5 (Buildkite "OIDC with AWS", ``buildkite-agent oidc request-token --help``).
+Facts: docs/ci-tokens.md#buildkite (Buildkite "OIDC with AWS", ``buildkite-agent oidc
+request-token --help``).
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ BUILDKITE_AGENT_ACCESS_TOKEN in the environment and Buildkite reachable from the
 """
 
 
-#: `organization:ORG:pipeline:PIPELINE:ref:REF:commit:SHA:step:STEP_KEY` (facts §5).
+#: `organization:ORG:pipeline:PIPELINE:ref:REF:commit:SHA:step:STEP_KEY`
+#: (docs/ci-tokens.md#buildkite).
 SUBJECT_GRAMMAR = SubjectGrammar(
     segments=(
         SubjectSegment(
@@ -90,8 +92,9 @@ class Buildkite:
     name = "buildkite"
     display_name = "Buildkite"
     markers: tuple[str, ...] = ("BUILDKITE",)
-    # Buildkite is not among the issuers for which STS exposes extra claims (facts §8); its AWS
-    # guide pins organization and pipeline through session tags (aws:RequestTag/...) instead.
+    # Buildkite is not among the issuers for which STS exposes extra claims
+    # (docs/aws-sts-iam.md#condition-keys); its AWS guide pins organization and pipeline through
+    # session tags (aws:RequestTag/...) instead.
     aws_condition_claims: frozenset[str] = frozenset()
     aws_unconfirmed_claims: frozenset[str] = frozenset()
     safe_claims: frozenset[str] = STANDARD_SAFE_CLAIMS | {
@@ -177,7 +180,8 @@ class Buildkite:
 PROVIDER = Buildkite()
 
 
-# --- trust: the scope a role can be pinned to (facts §5, security §6) ---------------------------
+# --- trust: the scope a role can be pinned to -----------------------------------------------------
+# docs/ci-tokens.md#buildkite, docs/security-model.md#generator-rules
 
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -227,9 +231,9 @@ class BuildkiteScope:
         )
 
 
-# --- the local stack: a job's token and environment (facts §5) ----------------------------------
+# --- the local stack: a job's token and environment (docs/ci-tokens.md#buildkite) -----------------
 
-#: The default `exp - iat`; `--lifetime` changes it (facts §5).
+#: The default `exp - iat`; `--lifetime` changes it (docs/ci-tokens.md#buildkite).
 TOKEN_LIFETIME_SECONDS = 300
 #: Where the job reaches its agent's API (the agent's default endpoint has this path).
 AGENT_API_PATH = "/v3"
@@ -282,7 +286,7 @@ def job_environment(
     scope: BuildkiteScope, run: JobRun, *, tokens: JobTokens, audiences: Sequence[str] = ()
 ) -> dict[str, str]:
     """The variables of a job: no token, but the agent's endpoint and access token with which
-    `buildkite-agent oidc request-token` asks for one (facts §5)."""
+    `buildkite-agent oidc request-token` asks for one (docs/ci-tokens.md#buildkite)."""
     if audiences:
         raise UsageError(
             "Buildkite: a job asks for its audience when it requests a token"

@@ -1,5 +1,6 @@
 """CircleCI: tokens in ``CIRCLE_OIDC_TOKEN_V2`` / ``CIRCLE_OIDC_TOKEN``; other audiences come
-from ``circleci run oidc get``. Facts: ci-oidc-facts §4 (CircleCI: "Using OpenID Connect tokens").
+from ``circleci run oidc get``. Facts: docs/ci-tokens.md#circleci (CircleCI: "Using OpenID
+Connect tokens").
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ $CIRCLE_OIDC_TOKEN_V2) as the client ID of the IAM OIDC provider.
 """
 
 
-#: V1 `org/ORG/project/PROJECT/user/USER`; V2 appends `/vcs-origin/ORIGIN/vcs-ref/REF` (facts §4).
-#: The organization is also in the issuer, one per organization.
+#: V1 `org/ORG/project/PROJECT/user/USER`; V2 appends `/vcs-origin/ORIGIN/vcs-ref/REF`
+#: (docs/ci-tokens.md#circleci). The organization is also in the issuer, one per organization.
 SUBJECT_GRAMMAR = SubjectGrammar(
     segments=(
         SubjectSegment(
@@ -97,8 +98,9 @@ class CircleCI:
     display_name = "CircleCI"
     markers: tuple[str, ...] = ("CIRCLECI",)
     # STS validates some CircleCI-specific claims since January 2026, but the list of keys is
-    # UNCONFIRMED (facts §8): claim none, so generated policies rely on `sub` and `aud` only,
-    # and list CircleCI's own claims as unconfirmed, so an evaluator calls them undecidable.
+    # UNCONFIRMED (docs/aws-sts-iam.md#condition-keys): claim none, so generated policies rely on
+    # `sub` and `aud` only, and list CircleCI's own claims as unconfirmed, so an evaluator calls
+    # them undecidable.
     aws_condition_claims: frozenset[str] = frozenset()
     aws_unconfirmed_claims: frozenset[str] = frozenset(
         {
@@ -117,7 +119,8 @@ class CircleCI:
         "oidc.circleci.com/vcs-ref",
     }
 
-    # One issuer per organization (facts §4): without a `sub` pin, the whole org is trusted.
+    # One issuer per organization (docs/ci-tokens.md#circleci): without a `sub` pin, the whole org
+    # is trusted.
     shared_issuer = False
     subject_grammar = SUBJECT_GRAMMAR
 
@@ -152,7 +155,8 @@ class CircleCI:
             # The job's own token already has the audience: no need for the CLI.
             if audience in token_audiences(obtained, display_name=self.display_name):
                 return obtained
-        # Only `aud` can be customised (facts §4). The audience is not a secret, so argv is safe.
+        # Only `aud` can be customised (docs/ci-tokens.md#circleci). The audience is not a secret,
+        # so argv is safe.
         argv = ["circleci", "run", "oidc", "get", "--claims", json.dumps({"aud": audience})]
         output = run_helper(
             runner,
@@ -196,7 +200,8 @@ class CircleCI:
 PROVIDER = CircleCI()
 
 
-# --- trust: the scope a role can be pinned to (facts §4, security §1.2 item 18, §6) -------------
+# --- trust: the scope a role can be pinned to -----------------------------------------------------
+# docs/ci-tokens.md#circleci, docs/security-model.md#other-risks, #generator-rules
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -223,7 +228,7 @@ class CircleCIScope:
 
     @property
     def audience(self) -> str:
-        # The default audience is the organization ID (facts §4).
+        # The default audience is the organization ID (docs/ci-tokens.md#circleci).
         return self.org_id
 
     def trust_spec(self) -> TrustSpec:
@@ -244,9 +249,9 @@ class CircleCIScope:
         )
 
 
-# --- the local stack: a job's tokens and environment (facts §4) ---------------------------------
+# --- the local stack: a job's tokens and environment (docs/ci-tokens.md#circleci) -----------------
 
-#: `exp = iat + 1 h` (facts §4).
+#: `exp = iat + 1 h` (docs/ci-tokens.md#circleci).
 TOKEN_LIFETIME_SECONDS = 3600
 #: The user who started the emulated job.
 _USER = "keyless-local"
@@ -268,7 +273,7 @@ def token_claims(
 ) -> JobClaims:
     """The claims of ``$CIRCLE_OIDC_TOKEN`` (``version=1``: `org/O/project/P/user/U`) or of
     ``$CIRCLE_OIDC_TOKEN_V2`` (the V1 subject plus `/vcs-origin/ORIGIN/vcs-ref/REF`); one custom
-    audience as `circleci run oidc get --claims` gives it (facts §4)."""
+    audience as `circleci run oidc get --claims` gives it (docs/ci-tokens.md#circleci)."""
     if len(audiences) > 1:
         raise UsageError("CircleCI: a token has exactly one audience")
     kind, name = run.ref()

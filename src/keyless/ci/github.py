@@ -1,6 +1,6 @@
 """GitHub Actions: the job asks the runtime's token endpoint for an ID token with its audience.
 
-Facts: ci-oidc-facts §2 (GitHub's "OpenID Connect reference", actions/toolkit oidc-utils).
+Facts: docs/ci-tokens.md#github (GitHub's "OpenID Connect reference", actions/toolkit oidc-utils).
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ REQUEST_BEARER_VARIABLE = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
 #: The header GitHub's documented curl sends; the response then carries the token in `value`.
 ACCEPT = "application/json; api-version=2.0"
 
-# github.com (optionally with the enterprise slug), GHE.com, and GHES (facts §2.2).
+# github.com (optionally with the enterprise slug), GHE.com, and GHES
+# (docs/ci-tokens.md#github-issuer).
 _ISSUER = re.compile(
     r"https://token\.actions\.githubusercontent\.com(/[A-Za-z0-9_.-]+)?"
     r"|https://token\.actions\.[A-Za-z0-9-]+\.ghe\.com"
@@ -85,7 +86,7 @@ ISSUER = "https://token.actions.githubusercontent.com"
 
 #: `repo:OWNER/REPO:CONTEXT` where CONTEXT is `environment:NAME`, `pull_request`,
 #: `ref:refs/heads/BRANCH` or `ref:refs/tags/TAG`; owner and repository may carry `@ID` in the
-#: immutable form (facts §2.4).
+#: immutable form (docs/ci-tokens.md#github-sub).
 SUBJECT_GRAMMAR = SubjectGrammar(
     segments=(
         SubjectSegment(
@@ -109,7 +110,8 @@ class GitHub:
     name = "github"
     display_name = "GitHub Actions"
     markers: tuple[str, ...] = ("GITHUB_ACTIONS", REQUEST_URL_VARIABLE)
-    # STS validates these GitHub claims as condition keys since January 2026 (facts §8).
+    # STS validates these GitHub claims as condition keys since January 2026
+    # (docs/aws-sts-iam.md#condition-keys).
     aws_condition_claims: frozenset[str] = frozenset(
         {
             "actor",
@@ -321,7 +323,8 @@ def _origin(url: str) -> str:
 PROVIDER = GitHub()
 
 
-# --- trust: the scope a role can be pinned to (facts §2.4-2.5, security §1.2, §6) ---------------
+# --- trust: the scope a role can be pinned to -----------------------------------------------------
+# docs/ci-tokens.md#github-sub, docs/security-model.md#generator-rules
 
 _OWNER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
 _REPOSITORY = re.compile(r"[A-Za-z0-9._-]+")
@@ -329,7 +332,8 @@ _ID = re.compile(r"[1-9][0-9]*")
 
 
 def encode_environment(name: str) -> str:
-    """An environment name as GitHub writes it into `sub`: `:` becomes `%3A` (facts §2.4)."""
+    """An environment name as GitHub writes it into `sub`: `:` becomes `%3A`
+    (docs/ci-tokens.md#github-sub)."""
     return name.replace(":", "%3A")
 
 
@@ -419,7 +423,8 @@ class GitHubScope:
             subject,
         ]
         if self.repository_id is not None and "repository_id" in PROVIDER.aws_condition_claims:
-            # The id survives renames and transfers, so a recycled name cannot match (facts §8).
+            # The id survives renames and transfers, so a recycled name cannot match
+            # (docs/ci-tokens.md#github-sub).
             conditions.append(
                 TrustCondition(
                     operator="StringEquals", claim="repository_id", values=(self.repository_id,)
@@ -430,9 +435,9 @@ class GitHubScope:
         )
 
 
-# --- the local stack: a job's token and environment (facts §2.1-2.4) ----------------------------
+# --- the local stack: a job's token and environment (docs/ci-tokens.md#github) --------------------
 
-#: `exp - iat` of every GitHub ID token; no parameter changes it (facts §2.2).
+#: `exp - iat` of every GitHub ID token; no parameter changes it (docs/ci-tokens.md#github-issuer).
 TOKEN_LIFETIME_SECONDS = 300
 #: The emulated job's actor and workflow file (a workflow named after its file).
 _ACTOR = "keyless-local"
@@ -471,7 +476,7 @@ def _job_ref(scope: GitHubScope, run: JobRun) -> tuple[str, str, str]:
 def job_claims(scope: GitHubScope, run: JobRun, *, audiences: Sequence[str] = ()) -> JobClaims:
     """The claims of a job's ID token: `sub` by GitHub's precedence (environment, then
     pull_request, then the ref), in the immutable form when the scope has the ids; ids are
-    strings (facts §2.4)."""
+    strings (docs/ci-tokens.md#github-sub)."""
     if len(audiences) > 1:
         raise UsageError("GitHub: an ID token has exactly one audience")
     owner = scope.owner
@@ -521,7 +526,8 @@ def job_environment(
     scope: GitHubScope, run: JobRun, *, tokens: JobTokens, audiences: Sequence[str] = ()
 ) -> dict[str, str]:
     """The variables of a job with `id-token: write`: no token, but the request URL and the
-    bearer request token with which the job asks for one per audience (facts §2.1)."""
+    bearer request token with which the job asks for one per audience
+    (docs/ci-tokens.md#github-delivery)."""
     if audiences:
         raise UsageError(
             "GitHub: a job asks for its audience when it requests a token"

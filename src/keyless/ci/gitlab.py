@@ -1,6 +1,6 @@
 """GitLab CI: the job's token is in the variable its ``id_tokens:`` entry names.
 
-Facts: ci-oidc-facts §3 (GitLab "OpenID Connect (OIDC) Authentication Using ID Tokens").
+Facts: docs/ci-tokens.md#gitlab (GitLab "OpenID Connect (OIDC) Authentication Using ID Tokens").
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ in that order, or reads the variable named by --token-env NAME (or {NAME_VARIABL
 
 DEFAULT_URL = "https://gitlab.com"
 
-#: `project_path:GROUP/.../PROJECT:ref_type:branch|tag:ref:NAME` (facts §3); the group path may
-#: nest, and its first component is the top-level group.
+#: `project_path:GROUP/.../PROJECT:ref_type:branch|tag:ref:NAME` (docs/ci-tokens.md#gitlab-sub); the
+#: group path may nest, and its first component is the top-level group.
 SUBJECT_GRAMMAR = SubjectGrammar(
     segments=(
         SubjectSegment(
@@ -92,7 +92,8 @@ class GitLab:
     name = "gitlab"
     display_name = "GitLab CI"
     markers: tuple[str, ...] = ("GITLAB_CI",)
-    # GitLab is not among the issuers for which STS exposes extra claims (facts §3, §8).
+    # GitLab is not among the issuers for which STS exposes extra claims
+    # (docs/ci-tokens.md#gitlab-aws).
     aws_condition_claims: frozenset[str] = frozenset()
     # Not user_email, user_identities or groups_direct: personal data that logs should not keep.
     aws_unconfirmed_claims: frozenset[str] = frozenset()
@@ -191,7 +192,7 @@ class GitLab:
 
     # --- the local stack (keyless.local): what a job's token and environment look like --------
 
-    #: GitLab serves its keys here, not below `.well-known` (facts §3).
+    #: GitLab serves its keys here, not below `.well-known` (docs/ci-tokens.md#gitlab-issuer).
     jwks_suffix = "/oauth/discovery/keys"
 
     def issuer_path(self, scope: Scope) -> str:
@@ -239,7 +240,8 @@ class GitLab:
 PROVIDER = GitLab()
 
 
-# --- trust: the scope a role can be pinned to (facts §3, security §1.2, §6) ---------------------
+# --- trust: the scope a role can be pinned to -----------------------------------------------------
+# docs/ci-tokens.md#gitlab-sub, docs/security-model.md#generator-rules
 
 _PROJECT = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+")
 
@@ -313,10 +315,10 @@ class GitLabScope:
         )
 
 
-# --- the local stack: a job's token and environment (facts §3) ----------------------------------
+# --- the local stack: a job's token and environment (docs/ci-tokens.md#gitlab) --------------------
 
-#: `exp` is the job's timeout (facts §3); GitLab's default job timeout is an hour, and the
-#: documented example token lives 3600 s.
+#: `exp` is the job's timeout (docs/ci-tokens.md#gitlab-issuer); GitLab's default job timeout is an
+#: hour, and the documented example token lives 3600 s.
 TOKEN_LIFETIME_SECONDS = 3600
 #: The `id_tokens:` variable the emulated job declares: GITLAB_OIDC_TOKEN, GitLab's docs' name.
 ID_TOKEN_VARIABLE = DEFAULT_TOKEN_VARIABLES[1]
@@ -347,7 +349,7 @@ def _job_ref(scope: GitLabScope, run: JobRun) -> tuple[str, str]:
 
 def job_claims(scope: GitLabScope, run: JobRun, *, audiences: Sequence[str] = ()) -> JobClaims:
     """The claims of an `id_tokens:` token: `project_path:G/P:ref_type:T:ref:R` and GitLab's
-    custom claims, ids and booleans as strings (facts §3)."""
+    custom claims, ids and booleans as strings (docs/ci-tokens.md#gitlab-sub)."""
     kind, name = _job_ref(scope, run)
     namespace = scope.project.rpartition("/")[0]
     ref_path = f"refs/tags/{name}" if kind == "tag" else f"refs/heads/{name}"

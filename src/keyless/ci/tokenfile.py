@@ -20,7 +20,8 @@ from keyless.http import HttpClient
 from keyless.limits import TOKEN_MAX_CHARS
 
 KEYLESS_VARIABLE = "KEYLESS_TOKEN_FILE"
-#: botocore's web-identity setting (facts §13); read last, as a fallback outside any CI.
+#: botocore's web-identity setting (docs/aws-sts-iam.md#botocore-web-identity); read last, as a
+#: fallback outside any CI.
 AWS_VARIABLE = "AWS_WEB_IDENTITY_TOKEN_FILE"
 DISPLAY_NAME = "Token file"
 

@@ -380,7 +380,8 @@ def run_assume(args: argparse.Namespace, console: Console) -> int:
             ("--chain-role-arn", args.chain_role_arn),
         ):
             if value:
-                # botocore's web identity provider reads none of these from a profile (facts §13).
+                # botocore's web identity provider reads none of these from a profile
+                # (docs/aws-sts-iam.md#botocore-web-identity).
                 raise UsageError(
                     f"--profile cannot carry {flag}: the SDKs' web identity profiles do not"
                     " support it",

@@ -73,7 +73,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# --- STS rules (botocore's STS model and the API reference; see ci-oidc-facts §9) -------------
+# --- STS rules (botocore's STS model and the API reference, docs/aws-sts-iam.md#sts-parameters) ---
 
 STS_NAMESPACE: Final = "https://sts.amazonaws.com/doc/2011-06-15/"
 STS_API_VERSION: Final = "2011-06-15"

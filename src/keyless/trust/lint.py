@@ -304,7 +304,8 @@ def subject_shape(
 ) -> _Shape:
     """Where the first wildcard of ``value`` falls in the CI's subject grammar, and so how wide it
     is. Wildcards over opaque per-run values (step UUID, user id, commit) are passed over; any other
-    wildcard decides, because an attacker chooses what it matches (security §1.2 items 3-6)."""
+    wildcard decides, because an attacker chooses what it matches
+    (docs/security-model.md#wildcards)."""
     if wildcards and compile_glob(value).match(grammar.example()):
         return _Shape(breadth=Breadth.ALL)
     segments = grammar.segments
@@ -444,7 +445,8 @@ def _has_control(doc: _Document, target: _Target) -> bool:
             for c in target.conditions(claim)
         )
     if target.provider is not None and target.provider.name == "buildkite":
-        # Buildkite's AWS guide pins organization and pipeline through session tags (facts §5).
+        # Buildkite's AWS guide pins organization and pipeline through session tags
+        # (docs/ci-tokens.md#buildkite).
         return _buildkite_tags_pinned(target)
     return False
 
