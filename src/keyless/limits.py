@@ -180,3 +180,6 @@ GATEWAY_JWKS_REFRESH_MIN_INTERVAL_SECONDS = 2.0
 #: (a deadline, not a per-read timeout: a server sending one byte a second cannot stretch it).
 #: Under botocore's 60 s default read timeout, so the client gets IDPCommunicationError.
 GATEWAY_KEY_FETCH_DEADLINE_SECONDS = 10.0
+#: Default ``keyless deploy --concurrency``: requests in flight. The local measurements flatten out
+#: at 16.
+DEFAULT_CONCURRENCY = 16
