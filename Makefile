@@ -12,6 +12,7 @@
 #   make readme refresh the --help blocks in README.md from the CLI
 #   make bench  keyless deploy vs aws s3 sync vs rclone on a local S3 (BENCH_ARGS=--many: 20,000 files);
 #               BENCH=matcher: IAM wildcard matching, old regex vs keyless' matcher
+#               BENCH=startup: start-up of the light commands vs aws --version
 #   make lock   re-resolve pyproject.toml into requirements.lock (needs network to the package index)
 SHELL := /bin/bash
 PYTHON ?= python3

@@ -10,18 +10,19 @@ import os
 import re
 import shlex
 import signal
-import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol, TextIO
+from typing import TYPE_CHECKING, Final, Protocol, TextIO
 
-from keyless.aws.sts import RoleArn, TemporaryCredentials
 from keyless.ci.base import RawToken
 from keyless.compat import StrEnum
 from keyless.errors import KeylessError, OutputError, UsageError
 from keyless.fsutil import write_secret_file
+
+if TYPE_CHECKING:
+    from keyless.aws.sts import RoleArn, TemporaryCredentials
 
 __all__ = [
     "REMOVED_VARIABLES",
@@ -369,6 +370,8 @@ Spawn = Callable[[Sequence[str], Mapping[str, str]], Child]
 
 def _popen(argv: Sequence[str], env: Mapping[str, str]) -> Child:
     # No shell: argv runs as given; the credentials travel in the environment only.
+    import subprocess
+
     return subprocess.Popen(list(argv), env=dict(env))  # noqa: S603
 
 

@@ -194,3 +194,7 @@ YAML_MAX_NODES = 200_000
 YAML_MAX_ALIASES = 10_000
 #: Deepest nesting of collections, aliases expanded (Python's recursion limit is 1000 frames).
 YAML_MAX_DEPTH = 100
+
+#: Default ``keyless deploy --concurrency``: requests in flight. The local measurements flatten out
+#: at 16.
+DEFAULT_CONCURRENCY = 16

@@ -15,11 +15,14 @@ broken raises, it never falls through to the next):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from keyless.ci import bitbucket, buildkite, circleci, github, gitlab, tokenfile
 from keyless.ci.base import ObtainedToken, Provider, Runner
 from keyless.errors import CredentialError, UsageError
-from keyless.http import HttpClient, UrllibClient
+
+if TYPE_CHECKING:
+    from keyless.http import HttpClient
 
 __all__ = [
     "CI_PROVIDERS",
@@ -86,7 +89,11 @@ def obtain_token(
         _refuse_token_env(token_env, tokenfile.PROVIDER)
         return tokenfile.read_token_file(token_file, origin="--token-file", audience=audience)
 
-    client = http if http is not None else UrllibClient()
+    if http is None:
+        from keyless.http import UrllibClient  # the network stack only when a token is fetched
+
+        http = UrllibClient()
+    client = http
     if ci != "auto":
         provider = PROVIDERS[ci]
         _refuse_token_env(token_env, provider)

@@ -12,17 +12,18 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-import subprocess
 import urllib.parse
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import NewType, Protocol
+from typing import TYPE_CHECKING, NewType, Protocol
 
 from keyless.compat import StrEnum
 from keyless.errors import CredentialError, TokenError, UsageError
-from keyless.http import HttpClient
 from keyless.limits import CI_HELPER_TIMEOUT_SECONDS, TOKEN_MAX_CHARS
+
+if TYPE_CHECKING:
+    from keyless.http import HttpClient
 
 #: The raw, compact-serialized JWT. A distinct type so it is not mixed with other strings.
 RawToken = NewType("RawToken", str)
@@ -76,6 +77,8 @@ class Runner(Protocol):
 
 def subprocess_runner(argv: Sequence[str], *, env: Mapping[str, str], timeout: float) -> RunResult:
     """The production ``Runner``: no shell, captured output, the job's environment."""
+    import subprocess  # here, not at the top: the pure trust engine imports this module
+
     try:
         completed = subprocess.run(  # noqa: S603 - argv is a fixed program plus non-secret values
             list(argv),

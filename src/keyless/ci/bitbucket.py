@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from keyless.ci._claims import require_audience
 from keyless.ci.base import (
@@ -29,7 +30,9 @@ from keyless.ci.base import (
     issuer_path_of,
 )
 from keyless.errors import CredentialError, UsageError
-from keyless.http import HttpClient
+
+if TYPE_CHECKING:
+    from keyless.http import HttpClient
 
 STEP_VARIABLE = "BITBUCKET_STEP_OIDC_TOKEN"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from keyless.ci.base import (
     DEFAULT_AWS_AUDIENCE,
@@ -32,7 +33,9 @@ from keyless.ci.base import (
     run_helper,
 )
 from keyless.errors import UsageError
-from keyless.http import HttpClient
+
+if TYPE_CHECKING:
+    from keyless.http import HttpClient
 
 ISSUER = "https://agent.buildkite.com"
 COMMAND = ("buildkite-agent", "oidc", "request-token")

@@ -9,7 +9,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from keyless.ci._claims import token_audiences
 from keyless.ci.base import (
@@ -33,7 +33,9 @@ from keyless.ci.base import (
     stable_uuid,
 )
 from keyless.errors import CredentialError, UsageError
-from keyless.http import HttpClient
+
+if TYPE_CHECKING:
+    from keyless.http import HttpClient
 
 #: V2 first: its `sub` adds the VCS origin and ref, so trust policies can pin a branch.
 ENV_VARIABLES = ("CIRCLE_OIDC_TOKEN_V2", "CIRCLE_OIDC_TOKEN")

@@ -12,6 +12,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from keyless.ci.base import (
     DEFAULT_AWS_AUDIENCE,
@@ -35,7 +36,6 @@ from keyless.ci.base import (
     stable_number,
 )
 from keyless.errors import CredentialError, NetworkError, UsageError
-from keyless.http import HttpClient, HttpResponse
 from keyless.limits import (
     GITHUB_TOKEN_REQUEST_SECONDS,
     RETRY_BASE_DELAY_SECONDS,
@@ -44,6 +44,9 @@ from keyless.limits import (
     TOKEN_REQUEST_MAX_ATTEMPTS,
 )
 from keyless.urls import has_userinfo, shown_url
+
+if TYPE_CHECKING:
+    from keyless.http import HttpClient, HttpResponse
 
 REQUEST_URL_VARIABLE = "ACTIONS_ID_TOKEN_REQUEST_URL"
 REQUEST_BEARER_VARIABLE = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"

@@ -9,6 +9,7 @@ import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from keyless.ci._claims import require_audience, token_audiences
 from keyless.ci.base import (
@@ -33,7 +34,9 @@ from keyless.ci.base import (
 )
 from keyless.compat import StrEnum
 from keyless.errors import CredentialError, UsageError
-from keyless.http import HttpClient
+
+if TYPE_CHECKING:
+    from keyless.http import HttpClient
 
 #: Names the variable holding the token; ``--token-env NAME`` sets it for one run.
 NAME_VARIABLE = "KEYLESS_TOKEN_ENV"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from keyless.ci._claims import require_audience
 from keyless.ci.base import (
@@ -16,8 +17,10 @@ from keyless.ci.base import (
     checked_token,
 )
 from keyless.errors import CredentialError, TokenError
-from keyless.http import HttpClient
 from keyless.limits import TOKEN_MAX_CHARS
+
+if TYPE_CHECKING:
+    from keyless.http import HttpClient
 
 KEYLESS_VARIABLE = "KEYLESS_TOKEN_FILE"
 #: botocore's web-identity setting (docs/aws-sts-iam.md#botocore-web-identity); read last, as a

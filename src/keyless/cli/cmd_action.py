@@ -13,31 +13,25 @@ import argparse
 import json
 import re
 import secrets
-import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from keyless.aws.sts import (
-    AccountMismatchError,
-    Assumed,
-    CallerIdentity,
-    RetryPolicy,
-    Sts,
-    TemporaryCredentials,
-    check_session_name,
-    parse_account_id,
-    parse_role_arn,
-    static_keys,
-    sts_client_factory,
-)
 from keyless.ci import obtain_token
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
-from keyless.credentials import write_github_env
 from keyless.errors import CredentialError, KeylessError, UsageError
+
+if TYPE_CHECKING:
+    from keyless.aws.sts import (
+        Assumed,
+        CallerIdentity,
+        RetryPolicy,
+        Sts,
+        TemporaryCredentials,
+    )
 
 _TRUE: Final = ("true", "True", "TRUE")
 _FALSE: Final = ("false", "False", "FALSE", "")
@@ -211,6 +205,8 @@ def _tags(inputs: Inputs, env: Mapping[str, str]) -> tuple[tuple[str, str], ...]
 
 
 def _retry(inputs: Inputs) -> RetryPolicy:
+    from keyless.aws.sts import RetryPolicy
+
     if inputs.flag("disable-retry"):
         return RetryPolicy(max_attempts=1)
     attempts = inputs.text("retry-max-attempts")
@@ -241,6 +237,15 @@ def _session_policy(inputs: Inputs) -> str | None:
 
 
 def _exchange(inputs: Inputs, env: Mapping[str, str], sts: Sts, region: str) -> Assumed:
+    from keyless.aws.sts import (
+        AccountMismatchError,
+        Assumed,
+        check_session_name,
+        parse_account_id,
+        parse_role_arn,
+        static_keys,
+    )
+
     role_text = inputs.text("role-to-assume")
     if not role_text:
         raise UsageError("input role-to-assume is required (the ARN of the role to assume)")
@@ -337,6 +342,8 @@ def _append(path_text: str, pairs: Mapping[str, str], *, what: str) -> None:
 
 
 def _existing(env: Mapping[str, str], sts: Sts) -> CallerIdentity | None:
+    from keyless.aws.sts import static_keys
+
     keys = static_keys(env)
     if keys is None:
         return None
@@ -347,6 +354,8 @@ def _existing(env: Mapping[str, str], sts: Sts) -> CallerIdentity | None:
 
 
 def run_configure(args: argparse.Namespace, console: Console) -> int:
+    from keyless.aws.sts import Sts, sts_client_factory
+
     env = dict(console.env)
     inputs = Inputs(env)
     inputs.check_refused()
@@ -400,6 +409,8 @@ def _export(
     region: str,
     to_env: bool,
 ) -> None:
+    from keyless.credentials import write_github_env
+
     credentials, identity = assumed.credentials, assumed.identity
     if to_env:
         # Masks first (::add-mask:: on stdout), then the values into $GITHUB_ENV.
@@ -441,6 +452,8 @@ def _deploy(
     *,
     region: str,
 ) -> int:
+    import subprocess
+
     from keyless.credentials import child_environment
 
     console.info(f"keyless: deploying {source} to {target}")

@@ -12,37 +12,21 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from keyless.aws.clients import region_from
-from keyless.aws.sts import (
-    Assumed,
-    ExchangeRequest,
-    RoleArn,
-    Sts,
-    check_session_name,
-    check_token_usable,
-    derive_session_name,
-    exchange_with_keys,
-    parse_account_id,
-    parse_role_arn,
-    static_keys,
-)
-from keyless.aws.sts import exchange as sts_exchange
 from keyless.ci import CI_PROVIDERS, PROVIDERS, obtain_token
 from keyless.ci.base import ObtainedToken, Provider
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
 from keyless.cli.token_args import add_token_source_arguments
-from keyless.credentials import (
-    OutputFormat,
-    child_environment,
-    render,
-    render_process_json,
-    run_command,
-    write_github_env,
-    write_profile,
-)
 from keyless.errors import CredentialError, OutputError, UsageError
+
+if TYPE_CHECKING:
+    from keyless.aws.sts import (
+        Assumed,
+        RoleArn,
+        Sts,
+    )
 
 #: Seconds since the epoch (token expiry, fallback session names); tests replace it.
 clock: Callable[[], float] = time.time
@@ -50,6 +34,8 @@ clock: Callable[[], float] = time.time
 
 def make_sts(env: Mapping[str, str], region: str, notify: Callable[[str], None]) -> Sts:
     """The STS seam; tests replace it with one on botocore's Stubber."""
+    from keyless.aws.sts import Sts
+
     return Sts.for_environment(env, region=region, notify=notify)
 
 
@@ -183,6 +169,8 @@ def _add_session_options(role: argparse._ArgumentGroup) -> None:
 
 
 def register(subparsers: Subparsers) -> None:
+    from keyless.credentials import OutputFormat
+
     assume = subparsers.add_parser(
         "assume",
         help="trade this job's OIDC token for a role's temporary credentials",
@@ -240,6 +228,8 @@ class Exchanged:
 
 
 def role_arn_from(args: argparse.Namespace, env: Mapping[str, str]) -> RoleArn:
+    from keyless.aws.sts import parse_role_arn
+
     if args.role_arn:
         return parse_role_arn(args.role_arn)
     for name in ROLE_ARN_VARIABLES:
@@ -277,6 +267,19 @@ def _detected(env: Mapping[str, str], ci: str) -> Provider | None:
 
 def exchange(args: argparse.Namespace, console: Console) -> Exchanged:
     """Options -> token -> STS -> checked credentials; the one path of all three commands."""
+    from keyless.aws.clients import region_from
+    from keyless.aws.sts import (
+        ExchangeRequest,
+        check_session_name,
+        check_token_usable,
+        derive_session_name,
+        exchange_with_keys,
+        parse_account_id,
+        parse_role_arn,
+        static_keys,
+    )
+    from keyless.aws.sts import exchange as sts_exchange
+
     env = console.env
     role_arn = role_arn_from(args, env)
     region = region_from(env, args.region)
@@ -368,6 +371,8 @@ def _refuse_terminal(console: Console, what: str) -> None:
 
 
 def run_assume(args: argparse.Namespace, console: Console) -> int:
+    from keyless.credentials import OutputFormat, render, write_github_env, write_profile
+
     if args.profile is not None and args.format is not None:
         raise UsageError("--profile and --format exclude each other: a profile holds no keys")
     if args.json and args.format is not None:
@@ -430,6 +435,8 @@ def run_assume(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_exec(args: argparse.Namespace, console: Console) -> int:
+    from keyless.credentials import child_environment, run_command
+
     command = list(args.command)
     if command[:1] == ["--"]:
         command = command[1:]
@@ -443,6 +450,8 @@ def run_exec(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_credential_process(args: argparse.Namespace, console: Console) -> int:
+    from keyless.credentials import render_process_json
+
     _refuse_terminal(console, "credentials")
     exchanged = exchange(args, console)
     console.stdout.write(render_process_json(exchanged.assumed.credentials))

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from keyless import tokens
 from keyless.ci import provider_for_issuer
@@ -19,8 +18,10 @@ from keyless.ci.base import STANDARD_SAFE_CLAIMS, Provider
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_NEGATIVE, EXIT_OK, Subparsers
 from keyless.errors import TokenError, TokenVerificationError, UsageError
-from keyless.http import UrllibClient
 from keyless.limits import TOKEN_LEEWAY_SECONDS, TOKEN_MAX_CHARS
+
+if TYPE_CHECKING:
+    pass
 
 #: Claims shown for any issuer, also one no CI provider owns (a self-hosted issuer): the registered
 #: ones naming the issuer, the subject, the audience and the times. A CI provider adds its own.
@@ -175,6 +176,10 @@ def _read_token(path: str, console: Console) -> str:
 
 
 def _verify(raw: str, token: tokens.UnverifiedToken, args: argparse.Namespace) -> _Verdict:
+    import ssl
+
+    from keyless.http import UrllibClient
+
     issuer: str | None = args.issuer
     from_token = issuer is None
     if issuer is None:

@@ -8,35 +8,8 @@ import dataclasses
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
-import botocore.exceptions
-
-from keyless.aws import clients
-from keyless.aws.emit import ACCOUNT_TOKEN, PARTITION_TOKEN, EmitFormat, emit
-from keyless.aws.permissions import (
-    S3DeployPreset,
-    load_permission_policy,
-    parse_distribution_id,
-    parse_s3_location,
-    s3_deploy_policy,
-)
-from keyless.aws.provision import (
-    Action,
-    Desired,
-    Plan,
-    ProvisionIncompleteError,
-    ProvisionRefusedError,
-    apply,
-    parse_max_session_duration,
-    parse_permissions_boundary,
-    parse_role_name,
-    parse_tag,
-    plan,
-    read_current,
-)
-from keyless.aws.thumbprint import Thumbprint, issuer_thumbprint, parse_thumbprint
 from keyless.ci.base import TrustSpec
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
@@ -47,8 +20,19 @@ from keyless.trust.evaluate import provider_arn_for
 from keyless.trust.model import Policy, parse_policy, to_document
 from keyless.urls import has_userinfo, shown_url
 
+if TYPE_CHECKING:
+    import boto3
+
+    from keyless.aws.provision import (
+        Desired,
+        Plan,
+    )
+    from keyless.aws.thumbprint import Thumbprint
+
 
 def _session(region: str) -> boto3.Session:
+    from keyless.aws import clients
+
     return clients.session(region=region)
 
 
@@ -98,6 +82,8 @@ Exit codes: 0 applied, unchanged or planned; 2 refused, failed or invalid input.
 
 
 def register(subparsers: Subparsers) -> None:
+    from keyless.aws.emit import EmitFormat
+
     parser = subparsers.add_parser(
         "provision",
         help="create or update the IAM OIDC provider and a role for one CI scope (idempotent)",
@@ -242,7 +228,16 @@ def client_ids(spec: TrustSpec) -> tuple[str, ...]:
     return found
 
 
+def issuer_thumbprint(issuer: str, *, ca_bundle: Path | None) -> Thumbprint:
+    """``keyless.aws.thumbprint.issuer_thumbprint``, imported on use; tests replace it."""
+    from keyless.aws import thumbprint
+
+    return thumbprint.issuer_thumbprint(issuer, ca_bundle=ca_bundle)
+
+
 def thumbprints(args: argparse.Namespace, issuer: str) -> tuple[Thumbprint, ...]:
+    from keyless.aws.thumbprint import parse_thumbprint
+
     if args.thumbprint is not None:
         return (parse_thumbprint(args.thumbprint),)
     return (issuer_thumbprint(issuer, ca_bundle=args.ca_bundle),)
@@ -272,6 +267,21 @@ def desired_state(
     partition: str,
     prints: tuple[Thumbprint, ...],
 ) -> Desired:
+    from keyless.aws.permissions import (
+        S3DeployPreset,
+        load_permission_policy,
+        parse_distribution_id,
+        parse_s3_location,
+        s3_deploy_policy,
+    )
+    from keyless.aws.provision import (
+        Desired,
+        parse_max_session_duration,
+        parse_permissions_boundary,
+        parse_role_name,
+        parse_tag,
+    )
+
     if args.s3_deploy is not None:
         preset = S3DeployPreset(
             location=parse_s3_location(args.s3_deploy),
@@ -315,6 +325,17 @@ def desired_state(
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    from keyless.aws import clients
+    from keyless.aws.emit import ACCOUNT_TOKEN, PARTITION_TOKEN, EmitFormat, emit
+    from keyless.aws.provision import (
+        ProvisionIncompleteError,
+        ProvisionRefusedError,
+        apply,
+        plan,
+        read_current,
+    )
+    from keyless.aws.thumbprint import parse_thumbprint
+
     _check_combinations(args)
     spec = trust_spec(args)
     if args.thumbprint is not None and args.issuer is not None:
@@ -380,6 +401,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
 def _caller_account(session: boto3.Session) -> tuple[str, str]:
     """The account and partition of the credentials in use (``sts:GetCallerIdentity`` needs no
     permission)."""
+    import botocore.exceptions
+
+    from keyless.aws import clients
+
     try:
         identity = clients.client(session, "sts").get_caller_identity()
     except botocore.exceptions.NoCredentialsError as exc:
@@ -409,6 +434,8 @@ def _document(
 
 
 def _show_plan(the_plan: Plan, console: Console, notes: tuple[str, ...]) -> None:
+    from keyless.aws.provision import Action
+
     desired = the_plan.desired
     console.info(f"Plan for role {desired.role_name} in account {desired.account_id}:")
     for change in the_plan.changes:

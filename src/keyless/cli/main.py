@@ -102,9 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
     """Run keyless with ``argv``; return the exit code instead of exiting."""
     console = console or Console()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments == ["--version"]:
+        # What argparse's version action prints, without building the parser first (that
+        # imports every command module).
+        sys.stdout.write(f"keyless {__version__}\n")
+        return EXIT_OK
     parser = build_parser()
     try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        args = parser.parse_args(arguments)
     except _ArgumentError as exc:
         console.info(f"error: {exc}")
         console.info("Run 'keyless --help' (or 'keyless COMMAND --help') for usage.")

@@ -58,14 +58,12 @@ from keyless.deploy.transfer import (
     WrongRegionError,
 )
 from keyless.errors import AccessDeniedError, AwsError, KeylessError, NetworkError, UsageError
-from keyless.limits import AWS_DEFAULT_REGION, S3_CONTROL_MAX_ATTEMPTS
+from keyless.limits import AWS_DEFAULT_REGION, DEFAULT_CONCURRENCY, S3_CONTROL_MAX_ATTEMPTS
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudfront import CloudFrontClient
     from mypy_boto3_s3 import S3Client
 
-#: Default ``--concurrency``: requests in flight. The local measurements flatten out at 16.
-DEFAULT_CONCURRENCY = 16
 #: Upper bound of ``--concurrency``.
 MAX_CONCURRENCY = 256
 #: Listed objects whose local MD5 is started before the planner reaches them.

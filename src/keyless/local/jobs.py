@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-from keyless.ci import bitbucket, buildkite, circleci, github, gitlab
+from keyless.ci import buildkite, github
 from keyless.ci.base import (
     CiProvider,
     JobClaims,
@@ -28,6 +28,7 @@ from keyless.ci.base import (
 )
 from keyless.errors import KeylessError, UsageError
 from keyless.local.issuer import LocalIssuer, Request, Response
+from keyless.local.names import EMULATED
 from keyless.tokens import IssuerUrl
 
 __all__ = [
@@ -44,14 +45,6 @@ __all__ = [
     "emulated",
 ]
 
-#: The CIs the local stack emulates, in the order of their issuer servers' ports.
-EMULATED: Final[tuple[CiProvider, ...]] = (
-    bitbucket.PROVIDER,
-    github.PROVIDER,
-    gitlab.PROVIDER,
-    circleci.PROVIDER,
-    buildkite.PROVIDER,
-)
 #: CIs with one issuer per host, served at the root from the start (docs/ci-tokens.md#github-issuer,
 #: #gitlab-issuer, #buildkite); the others get an issuer per workspace or organization when a scope
 #: first names it.
