@@ -255,12 +255,12 @@ class Breadth(StrEnum):
     """How much a `sub` value admits, narrowest first."""
 
     EXACT = "exact"
-    NONE = "per-run"  # wildcards only over values that change every run
+    PER_RUN = "per-run"  # wildcards only over values that change every run
     UNRECOGNISED = "unrecognised"
     REPO_WIDE = "repo-wide"
     MUTABLE_PREFIX = "mutable-prefix"
-    REPOSITORY = "org-wide"
-    TENANT = "cross-tenant"
+    ORG_WIDE = "org-wide"
+    CROSS_TENANT = "cross-tenant"
     ALL = "all"
 
     @property
@@ -336,7 +336,7 @@ def subject_shape(
                 first = _first_wildcard(value, end, wildcards)
                 continue
             if skippable and segment.role is not SegmentRole.TENANT:
-                return _Shape(breadth=Breadth.NONE, fields=tuple(fields))
+                return _Shape(breadth=Breadth.PER_RUN, fields=tuple(fields))
             if following and following[0] in consumed:
                 # The wildcard sits in the next literal (`project_path:g/p:*`).
                 cut = consumed.index(following[0])
@@ -364,15 +364,15 @@ def _classify(
 ) -> _Shape:
     role = segment.role
     if role is SegmentRole.PATH:
-        breadth = Breadth.REPOSITORY if "/" in consumed else Breadth.TENANT
+        breadth = Breadth.ORG_WIDE if "/" in consumed else Breadth.CROSS_TENANT
     elif role is SegmentRole.TENANT:
-        breadth = Breadth.REPOSITORY if tenant_in_issuer else Breadth.TENANT
+        breadth = Breadth.ORG_WIDE if tenant_in_issuer else Breadth.CROSS_TENANT
     elif role is SegmentRole.REPOSITORY:
-        breadth = Breadth.REPOSITORY
+        breadth = Breadth.ORG_WIDE
     elif role is SegmentRole.CONTEXT:
         breadth = _context_breadth(segment, consumed, rest_pinned)
     else:
-        breadth = Breadth.NONE
+        breadth = Breadth.PER_RUN
     return _Shape(
         breadth=breadth,
         segment=segment,
@@ -555,12 +555,12 @@ def rule_subject_negated_only(doc: _Document) -> Iterator[Finding]:
 
 _BREADTH_RULES: dict[Breadth, tuple[str, str]] = {
     Breadth.ALL: ("subject-scoped-to-all", "matches every subject of the issuer"),
-    Breadth.TENANT: (
+    Breadth.CROSS_TENANT: (
         "subject-wildcard-tenant",
         "has a wildcard in or before the {field}: other owners' names match it"
         " (someone can register one that does)",
     ),
-    Breadth.REPOSITORY: (
+    Breadth.ORG_WIDE: (
         "subject-org-wide",
         "has a wildcard in the {field}: every repository or project of the owner (and any"
         " created, forked or transferred in later) matches",
@@ -584,10 +584,10 @@ _BREADTH_RULES: dict[Breadth, tuple[str, str]] = {
 
 
 def _breadth_severity(breadth: Breadth, target: _Target) -> Severity:
-    if breadth in (Breadth.ALL, Breadth.TENANT):
+    if breadth in (Breadth.ALL, Breadth.CROSS_TENANT):
         return target.reach
     return {
-        Breadth.REPOSITORY: Severity.HIGH,
+        Breadth.ORG_WIDE: Severity.HIGH,
         Breadth.MUTABLE_PREFIX: Severity.MEDIUM,
         Breadth.REPO_WIDE: Severity.LOW,
         Breadth.UNRECOGNISED: Severity.INFO,
@@ -1148,7 +1148,7 @@ RULES: tuple[Rule, ...] = (
         Severity.CRITICAL,
         "StringLike's * crosses / and :, so a wildcard in or before the owner, workspace or"
         " group matches names an attacker can register (repo:acme* matches acme-evil).",
-        _breadth_rule(Breadth.TENANT),
+        _breadth_rule(Breadth.CROSS_TENANT),
     ),
     _rule(
         "subject-org-wide",
@@ -1156,7 +1156,7 @@ RULES: tuple[Rule, ...] = (
         Severity.HIGH,
         "A wildcard over the repository or project admits every repository of the owner,"
         " including ones created, forked or transferred in later.",
-        _breadth_rule(Breadth.REPOSITORY),
+        _breadth_rule(Breadth.ORG_WIDE),
     ),
     _rule(
         "subject-mutable-prefix",
