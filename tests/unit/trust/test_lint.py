@@ -294,7 +294,7 @@ def test_rule_ids_are_unique_and_described() -> None:
     assert len(ids) == len(set(ids))
     for rule in RULES:
         assert rule.title
-        assert rule.rationale.endswith(".")
+        assert rule.help.endswith(".")
 
 
 @pytest.mark.parametrize(
