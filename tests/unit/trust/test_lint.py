@@ -268,13 +268,13 @@ TRIGGER_AND_CLOSE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 
 
-def _clean(document: dict[str, Any]) -> dict[str, Any]:
+def clean(document: dict[str, Any]) -> dict[str, Any]:
     statements = [{k: v for k, v in s.items() if v is not None} for s in document["Statement"]]
     return {**document, "Statement": statements}
 
 
 def _rules(document: dict[str, Any]) -> list[Finding]:
-    return lint(parse_policy(_clean(document)))
+    return lint(parse_policy(clean(document)))
 
 
 @pytest.mark.parametrize("rule_id", sorted(TRIGGER_AND_CLOSE))
