@@ -1,5 +1,5 @@
 """The local stack's modules keep to their jobs: the parts of ``keyless local pipeline`` that
-read, choose and write a step's script start no process."""
+read, choose and write a step's script start no process, and STS's wire rules do no I/O."""
 
 from __future__ import annotations
 
@@ -14,6 +14,20 @@ PURE = (
     "keyless.local.pipeline.parse",
     "keyless.local.pipeline.plan",
     "keyless.local.pipeline.script",
+    "keyless.local.sts.rules",
+)
+#: What a pure module must not import: processes, sockets, HTTP, and the modules that use them.
+FORBIDDEN = frozenset(
+    {
+        "subprocess",
+        "multiprocessing",
+        "socket",
+        "http.client",
+        "http.server",
+        "keyless.local.pipeline.run",
+        "keyless.local.sts.relay",
+        "keyless.local.sts.server",
+    }
 )
 
 
@@ -32,10 +46,10 @@ def _imported(module: str) -> set[str]:
 
 
 @pytest.mark.parametrize("module", PURE)
-def test_pure_parts_start_no_process(module: str) -> None:
-    imported = _imported(module)
-    assert not imported & {"subprocess", "multiprocessing", "keyless.local.pipeline.run"}
+def test_pure_parts_start_no_process_and_open_no_socket(module: str) -> None:
+    assert not _imported(module) & FORBIDDEN
 
 
-def test_the_check_sees_the_process_runner() -> None:
+def test_the_check_sees_the_process_runner_and_the_server() -> None:
     assert "subprocess" in _imported("keyless.local.pipeline.run")
+    assert "http.client" in _imported("keyless.local.sts.relay")
