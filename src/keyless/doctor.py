@@ -29,6 +29,7 @@ from keyless.aws.sts import (
     role_name,
     role_partition,
 )
+from keyless.causes import Cause
 from keyless.ci import CI_PROVIDERS, PROVIDERS, bitbucket, github, obtain_token, provider_for_issuer
 from keyless.ci.base import (
     STANDARD_SAFE_CLAIMS,
@@ -74,38 +75,6 @@ class Status(StrEnum):
     OK = "ok"
     PROBLEM = "problem"
     SKIPPED = "skipped"
-
-
-class Cause(StrEnum):
-    """The named causes doctor recognises; stable identifiers for ``--json``."""
-
-    NO_CI = "no-ci"
-    SEVERAL_CIS = "several-cis"
-    #: Bitbucket step without `oidc: true`, GitHub job without `id-token: write`
-    OIDC_NOT_ENABLED = "oidc-not-enabled"
-    TOKEN_UNAVAILABLE = "token-unavailable"  # noqa: S105 - a cause name
-    TOKEN_MALFORMED = "token-malformed"  # noqa: S105 - a cause name
-    TOKEN_EXPIRED = "token-expired"  # noqa: S105 - a cause name
-    ISSUER_UNREACHABLE = "issuer-unreachable"
-    SIGNATURE = "signature"
-    #: no IAM OIDC provider for the token's issuer (or the trust policy names another one)
-    PROVIDER_MISSING = "provider-missing"
-    AUDIENCE = "audience"
-    #: `sub` names another organization / owner / workspace / group than the role trusts
-    ORGANIZATION = "organization"
-    #: `sub` names another repository / project / pipeline of the same organization
-    REPOSITORY = "repository"
-    #: `sub` names another branch, tag or ref than the role pins
-    REF = "ref"
-    #: a Bitbucket deployment environment or a GitHub `environment:` changes `sub`
-    DEPLOYMENT_ENVIRONMENT = "deployment-environment"
-    PULL_REQUEST = "pull-request"
-    #: GitHub's `repo:OWNER@ID/REPO@ID:...` form against a name-only pattern (or the reverse)
-    IMMUTABLE_SUBJECT = "immutable-subject"
-    CUSTOM_SUBJECT = "custom-subject"
-    SUBJECT = "subject"
-    TRUST_POLICY = "trust-policy"
-    EXCHANGE = "exchange"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
