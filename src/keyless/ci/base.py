@@ -507,7 +507,9 @@ class CiProvider(Provider, Protocol):
         """True when the job runs without the CI's OIDC switch (the token variables are absent)."""
         ...
 
-    def classify_subject(self, actual: str, patterns: Sequence[str]) -> SubjectFinding | None:
+    def classify_subject(
+        self, actual: str, patterns: Sequence[str], *, differing: SegmentRole | None
+    ) -> SubjectFinding | None:
         """This CI's own reading of a `sub` that matches none of ``patterns``, or ``None``."""
         ...
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from keyless.causes import Cause
 from keyless.ci._claims import require_audience
 from keyless.ci.base import (
     STANDARD_SAFE_CLAIMS,
@@ -21,6 +22,7 @@ from keyless.ci.base import (
     Runner,
     ScopeOption,
     SegmentRole,
+    SubjectFinding,
     SubjectGrammar,
     SubjectSegment,
     TrustCondition,
@@ -29,6 +31,7 @@ from keyless.ci.base import (
 )
 from keyless.ci.shared import CiBase
 from keyless.errors import CredentialError, UsageError
+from keyless.trust.glob import compile_glob
 
 if TYPE_CHECKING:
     from keyless.http import HttpClient
@@ -302,6 +305,46 @@ class Bitbucket(CiBase[BitbucketScope]):
     ) -> dict[str, str]:
         return step_environment(scope, run, tokens=tokens, audiences=audiences)
 
+    # --- keyless doctor: the deployment environment in `sub` (docs/ci-tokens.md#bitbucket-sub) --
+
+    def guess_from_subject(self, subject: str) -> bool:
+        return subject.startswith("{")
+
+    def oidc_disabled(self, env: Mapping[str, str]) -> bool:
+        return not env.get(STEP_VARIABLE)
+
+    def renew_hint(self) -> str | None:
+        return (
+            "Bitbucket's step token cannot be renewed within the step: re-run the step, and"
+            " exchange it early in the step."
+        )
+
+    def audience_hint(self) -> str | None:
+        return (
+            "Bitbucket sets the audience in bitbucket-pipelines.yml (`oidc: {audiences: [...]}`);"
+            " its default is the workspace ARI, ari:cloud:bitbucket::workspace/UUID."
+        )
+
+    def classify_subject(
+        self, actual: str, patterns: Sequence[str], *, differing: SegmentRole | None
+    ) -> SubjectFinding | None:
+        parts = actual.split(":")
+        repository = parts[0]
+        if not any(compile_glob(p.split(":")[0]).match(repository) for p in patterns):
+            return SubjectFinding(
+                cause=Cause.REPOSITORY,
+                fix=f"sub {actual!r} names another repository than the role pins"
+                f" ({', '.join(patterns)}); each repository needs its own role or pattern.",
+            )
+        if len(parts) == 3:
+            return _finding(Cause.DEPLOYMENT_ENVIRONMENT, _ENVIRONMENT_FIX, actual)
+        return _finding(Cause.DEPLOYMENT_ENVIRONMENT, _NO_ENVIRONMENT_FIX, actual)
+
+    def likely_subject_cause(self, subject: str) -> SubjectFinding | None:
+        if subject.count(":") == 2:
+            return _finding(Cause.DEPLOYMENT_ENVIRONMENT, _ENVIRONMENT_FIX, subject)
+        return None
+
 
 PROVIDER = Bitbucket()
 
@@ -399,3 +442,21 @@ def step_environment(
         env["BITBUCKET_DEPLOYMENT_ENVIRONMENT"] = run.deployment or "production"
     env[STEP_VARIABLE] = tokens.sign(claims)
     return env
+
+
+# --- keyless doctor: why a Bitbucket `sub` does not match ---------------------------------------
+
+_ENVIRONMENT_FIX = (
+    "The step's deployment environment is part of sub ({subject}: repository, environment and"
+    " step UUIDs), and the trust policy pins another one, or none. Pin the step's environment"
+    " (keyless trust build --environment-uuid UUID), or set the step's `deployment:` to the"
+    " environment the role expects."
+)
+_NO_ENVIRONMENT_FIX = (
+    "The trust policy pins a deployment environment, and this step has none (sub {subject}:"
+    " repository and step UUIDs only). Add `deployment: NAME` to the step."
+)
+
+
+def _finding(cause: Cause, fix: str, subject: str) -> SubjectFinding:
+    return SubjectFinding(cause=cause, fix=fix.format(subject=subject))

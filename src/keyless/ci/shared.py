@@ -20,6 +20,7 @@ from keyless.ci.base import (
     JobTokens,
     ObtainedToken,
     ScopeOption,
+    SegmentRole,
     SubjectFinding,
     SubjectGrammar,
     TrustSpec,
@@ -127,9 +128,12 @@ class CiBase(Generic[ScopeT]):
         """True when the job runs without the CI's OIDC switch (the token variables are absent)."""
         return False
 
-    def classify_subject(self, actual: str, patterns: Sequence[str]) -> SubjectFinding | None:
+    def classify_subject(
+        self, actual: str, patterns: Sequence[str], *, differing: SegmentRole | None
+    ) -> SubjectFinding | None:
         """This CI's own reading of a `sub` that matches none of ``patterns``; ``None`` leaves it
-        to the generic first-differing-segment classification."""
+        to the generic classification by the first segment that differs (``differing``: its
+        role, ``None`` when the grammar cannot tell)."""
         return None
 
     def likely_subject_cause(self, subject: str) -> SubjectFinding | None:
