@@ -4,16 +4,15 @@ problem or skipped, and a named cause with its fix for every problem found.
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from keyless import tokens
+from keyless import claims_view, tokens
 from keyless.aws.clients import CLIENT_CONFIG, region_from
 from keyless.aws.sts import (
     RoleArn,
@@ -31,7 +30,6 @@ from keyless.aws.sts import (
 from keyless.causes import Cause
 from keyless.ci import CI_PROVIDERS, PROVIDERS, obtain_token, provider_for_issuer
 from keyless.ci.base import (
-    STANDARD_SAFE_CLAIMS,
     CiProvider,
     ObtainedToken,
     Provider,
@@ -327,14 +325,11 @@ class _Doctor:
             )
         if self.provider is None or self.provider.name == "file":
             self.provider = provider_for_issuer(self.token.issuer or "") or self.provider
-        safe = STANDARD_SAFE_CLAIMS | (self.provider.safe_claims if self.provider else frozenset())
-        first = [name for name in _CLAIM_ORDER if name in self.token.claims]
-        ordered = first + sorted(name for name in self.token.claims if name not in _CLAIM_ORDER)
-        shown = {name: tokens.thaw(self.token.claims[name]) for name in ordered if name in safe}
-        hidden = sorted(name for name in self.token.claims if name not in safe)
-        details = [f"{name} = {_show(value)}" for name, value in shown.items()]
-        if hidden:
-            details.append(f"not shown (not known to be safe to print): {', '.join(hidden)}")
+        view = claims_view.view(self.token, claims_view.safe_claims(self.provider))
+        shown = dict(view.shown)
+        details = [f"{name} = {claims_view.display(value)}" for name, value in shown.items()]
+        if view.hidden:
+            details.append(claims_view.hidden_line(view.hidden))
         # The prefix has no scheme left, so the console's URL redaction would not see user info.
         prefix = issuer_prefix(shown_url(self.token.issuer or ""))
         return Step(
@@ -368,7 +363,7 @@ class _Doctor:
             return Step(
                 name="time",
                 status=Status.PROBLEM,
-                summary=f"the token expired {_span(now - expires)} ago ({_iso(expires)})",
+                summary=f"the token {claims_view.time_text('exp', expires, now)}",
                 cause=Cause.TOKEN_EXPIRED,
                 fix=renew,
             )
@@ -376,14 +371,15 @@ class _Doctor:
             return Step(
                 name="time",
                 status=Status.PROBLEM,
-                summary=f"the token is valid only from {_iso(not_before)}: is this clock right?",
+                summary="the token is valid only from"
+                f" {claims_view.time_text('nbf', not_before, now)}: is this clock right?",
                 cause=Cause.TOKEN_EXPIRED,
                 fix="Synchronise the machine's clock (NTP).",
             )
         return Step(
             name="time",
             status=Status.OK,
-            summary=f"valid for another {_span(expires - now)} (until {_iso(expires)})",
+            summary=f"valid until {claims_view.time_text('exp', expires, now)}",
         )
 
     def signature_step(self) -> Step:
@@ -735,9 +731,6 @@ class _Doctor:
         )
 
 
-_CLAIM_ORDER: Final = ("iss", "sub", "aud", "iat", "nbf", "exp")
-
-
 # --- classification of a `sub` that does not match -----------------------------------------------
 
 
@@ -899,26 +892,8 @@ def _guessed(provider: Provider, subject: str) -> bool:
 
 
 def _row_line(row: ConditionRow) -> str:
-    actual = "absent" if row.actual is None else _show(row.actual)
+    actual = "absent" if row.actual is None else claims_view.display(row.actual)
     return (
         f"{row.result.value:<7} {row.operator} {row.key} in [{', '.join(row.values)}];"
         f" the token has {actual}" + (f" ({row.note})" if row.note else "")
     )
-
-
-def _show(value: object) -> str:
-    if isinstance(value, str) and value.isprintable():
-        return value
-    return json.dumps(value, sort_keys=True, ensure_ascii=True, default=str)
-
-
-def _iso(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
-
-
-def _span(seconds: float) -> str:
-    minutes, secs = divmod(int(abs(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
