@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from keyless import claims_view, tokens
 from keyless.aws.clients import CLIENT_CONFIG, region_from
+from keyless.aws.errors import error_code
 from keyless.aws.sts import (
     RoleArn,
     Sts,
@@ -439,7 +440,7 @@ class _Doctor:
             try:
                 found = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
             except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
+                code = error_code(exc) or ""
                 if code == "NoSuchEntity":
                     return self._provider_missing(arn, issuer)
                 return self.skipped(
@@ -512,7 +513,7 @@ class _Doctor:
         try:
             document = iam.get_role(RoleName=role_name(role))["Role"]["AssumeRolePolicyDocument"]
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc) or ""
             return None, f"IAM refused iam:GetRole ({code}); pass --policy FILE"
         except BotoCoreError as exc:
             return None, f"IAM cannot be read ({type(exc).__name__}); pass --policy FILE"
