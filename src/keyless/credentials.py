@@ -10,18 +10,19 @@ import os
 import re
 import shlex
 import signal
-import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol, TextIO
+from typing import TYPE_CHECKING, Final, Protocol, TextIO
 
-from keyless.aws.sts import RoleArn, TemporaryCredentials
 from keyless.ci.base import RawToken
 from keyless.compat import StrEnum
 from keyless.errors import KeylessError, OutputError, UsageError
 from keyless.fsutil import write_secret_file
+
+if TYPE_CHECKING:
+    from keyless.aws.sts import RoleArn, TemporaryCredentials
 
 __all__ = [
     "REMOVED_VARIABLES",
@@ -58,7 +59,7 @@ def credential_variables(
     credentials: TemporaryCredentials, *, region: str | None = None
 ) -> dict[str, str]:
     """The environment variables every AWS SDK reads first (env credentials win over any profile
-    or web-identity setting in botocore's chain, ci-oidc-facts §13)."""
+    or web-identity setting in botocore's chain, docs/aws-sts-iam.md#botocore-web-identity)."""
     variables = {
         "AWS_ACCESS_KEY_ID": credentials.access_key_id,
         "AWS_SECRET_ACCESS_KEY": credentials.secret_access_key,
@@ -163,7 +164,7 @@ _SECTION: Final = re.compile(r"\s*\[([^\]]*)\]")
 _KEY: Final = re.compile(r"([^\s=#;\[][^=]*?)\s*=")
 
 #: What ``--profile`` sets: botocore's web identity provider reads these from a profile and
-#: re-reads the token file on every refresh (ci-oidc-facts §13).
+#: re-reads the token file on every refresh (docs/aws-sts-iam.md#botocore-web-identity).
 PROFILE_KEYS: Final = ("role_arn", "web_identity_token_file", "role_session_name", "region")
 
 
@@ -369,6 +370,8 @@ Spawn = Callable[[Sequence[str], Mapping[str, str]], Child]
 
 def _popen(argv: Sequence[str], env: Mapping[str, str]) -> Child:
     # No shell: argv runs as given; the credentials travel in the environment only.
+    import subprocess
+
     return subprocess.Popen(list(argv), env=dict(env))  # noqa: S603
 
 

@@ -2,7 +2,8 @@
 
 The widely copied snippet (``echo $TOKEN >> ~/.aws/web-identity-token; chmod 400 ...``) appends a
 second token on a re-run, leaves the file readable between creation and ``chmod``, adds a newline
-botocore sends verbatim, and fails where ``~/.aws`` does not exist (ci-oidc-facts §1.7).
+botocore sends verbatim, and fails where ``~/.aws`` does not exist
+(docs/security-model.md#token-files).
 """
 
 from __future__ import annotations

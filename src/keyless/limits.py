@@ -195,6 +195,10 @@ YAML_MAX_ALIASES = 10_000
 #: Deepest nesting of collections, aliases expanded (Python's recursion limit is 1000 frames).
 YAML_MAX_DEPTH = 100
 
+#: Default ``keyless deploy --concurrency``: requests in flight. The local measurements flatten out
+#: at 16.
+DEFAULT_CONCURRENCY = 16
+
 # --- keyless audit -----------------------------------------------------------------------------
 #: Concurrent IAM reads of a live audit. IAM's control plane throttles a busy account at a few
 #: requests per second per call (IAM User Guide, "IAM and AWS STS quotas"); eight in flight keeps

@@ -14,15 +14,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final, NewType, TypeAlias
-
-import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.exceptions import InvalidJTIError, InvalidSubjectError
-from jwt.types import Options
+from typing import TYPE_CHECKING, Final, NewType, TypeAlias
 
 from keyless.errors import IssuerError, KeylessError, TokenVerificationError, UsageError
-from keyless.http import HttpClient, UrllibClient
 from keyless.jsonlimits import JsonLimitError, loads_bounded
 from keyless.limits import (
     JWKS_CACHE_TTL_SECONDS,
@@ -34,6 +28,13 @@ from keyless.limits import (
     TOKEN_MAX_CHARS,
 )
 from keyless.urls import has_userinfo, shown_url
+
+if TYPE_CHECKING:
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from jwt.types import Options
+
+    from keyless.http import HttpClient
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
@@ -68,14 +69,10 @@ ALLOWED_ALGORITHMS: Final = frozenset({"RS256", "RS384", "RS512", "ES256", "ES38
 
 _RSA_ALGORITHMS: Final = frozenset({"RS256", "RS384", "RS512"})
 # JWA (RFC 7518 §3.4): each ES algorithm is bound to exactly one curve.
-_EC_CURVES: Final[Mapping[str, tuple[str, type[ec.EllipticCurve]]]] = MappingProxyType(
-    {
-        "ES256": ("P-256", ec.SECP256R1),
-        "ES384": ("P-384", ec.SECP384R1),
-        "ES512": ("P-521", ec.SECP521R1),
-    }
+_EC_CURVES: Final[Mapping[str, str]] = MappingProxyType(
+    {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 )
-_CURVE_ALGORITHM: Final = MappingProxyType({crv: alg for alg, (crv, _) in _EC_CURVES.items()})
+_CURVE_ALGORITHM: Final = MappingProxyType({crv: alg for alg, crv in _EC_CURVES.items()})
 #: RFC 7518 §3.3: RSA keys for RS* must be at least 2048 bits.
 _MIN_RSA_BITS: Final = 2048
 
@@ -262,7 +259,8 @@ def _check_header_shape(header: Mapping[str, object]) -> None:
 
 
 def _check_claim_types(claims: Mapping[str, object]) -> None:
-    # Types are settled here, before any claim reaches a policy evaluator (security.md §5.1).
+    # Types are settled here, before any claim reaches a policy evaluator
+    # (docs/security-model.md#jwt-verification).
     for name in ("iss", "sub"):
         if name in claims and not isinstance(claims[name], str):
             raise TokenVerificationError(f"claim '{name}' is not a string", check="format")
@@ -318,7 +316,7 @@ class VerifiedClaims:
 
 # --- keys --------------------------------------------------------------------------------------
 
-PublicKey: TypeAlias = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+PublicKey: TypeAlias = "rsa.RSAPublicKey | ec.EllipticCurvePublicKey"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -378,8 +376,9 @@ class JwksCache:
                 entry = self._refresh(issuer, http, previous=entry, now=now)
             found = entry.keys.get(kid)
             if found is None and self._may_retry(entry, now):
-                # RFC 8725 §3.10 / security.md §5.1: an unknown kid may mean the issuer rotated;
-                # refetch, but never more often than the interval, whatever tokens arrive.
+                # RFC 8725 §3.10, docs/security-model.md#jwt-verification: an unknown kid may mean
+                # the issuer rotated; refetch, but never more often than the interval, whatever
+                # tokens arrive.
                 entry = self._refresh(issuer, http, previous=entry, now=now)
                 found = entry.keys.get(kid)
             if found is None:
@@ -485,6 +484,8 @@ def _get_json(
 
 
 def _parse_jwk(jwk_dict: Mapping[str, object]) -> VerificationKey | None:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     kid, kty, alg = jwk_dict.get("kid"), jwk_dict.get("kty"), jwk_dict.get("alg")
     use = jwk_dict.get("use")
     if not isinstance(kid, str) or not kid or (use is not None and use != "sig"):
@@ -509,7 +510,7 @@ def _parse_jwk(jwk_dict: Mapping[str, object]) -> VerificationKey | None:
             key = ec.EllipticCurvePublicNumbers(
                 x=_b64_int(jwk_dict.get("x")),
                 y=_b64_int(jwk_dict.get("y")),
-                curve=_EC_CURVES[curve_alg][1](),
+                curve=_ec_curve(curve_alg),
             ).public_key()
             allowed = frozenset({curve_alg})
         else:
@@ -517,6 +518,17 @@ def _parse_jwk(jwk_dict: Mapping[str, object]) -> VerificationKey | None:
     except (ValueError, TypeError):
         return None  # not a valid point / modulus
     return VerificationKey(kid=kid, kty=kty, algorithms=allowed, key=key)
+
+
+def _ec_curve(algorithm: str) -> ec.EllipticCurve:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    curves: Mapping[str, type[ec.EllipticCurve]] = {
+        "P-256": ec.SECP256R1,
+        "P-384": ec.SECP384R1,
+        "P-521": ec.SECP521R1,
+    }
+    return curves[_EC_CURVES[algorithm]]()
 
 
 def _b64_int(value: object) -> int:
@@ -598,7 +610,11 @@ def verify(
             f"issuer {_show(token.issuer)} is not the expected {issuer_url}", check="issuer"
         )
 
-    jwk = (cache or JwksCache()).key(issuer_url, kid, http=http or UrllibClient())
+    if http is None:
+        from keyless.http import UrllibClient
+
+        http = UrllibClient()
+    jwk = (cache or JwksCache()).key(issuer_url, kid, http=http)
     if alg not in jwk.algorithms:
         # The header alg must agree with the key's own kty/alg/crv (PyJWT CVE-2026-48523).
         raise TokenVerificationError(
@@ -606,6 +622,8 @@ def verify(
             f" ({jwk.kty}, for {', '.join(sorted(jwk.algorithms))})",
             check="algorithm",
         )
+
+    import jwt  # PyJWT and cryptography load only when a signature is checked
 
     try:
         payload = jwt.decode(
@@ -659,6 +677,9 @@ def _check_times(token: UnverifiedToken, *, now: float, leeway: float) -> None:
 def _translate(
     exc: jwt.PyJWTError, *, token: UnverifiedToken, audience: str, issuer: str
 ) -> TokenVerificationError:
+    import jwt
+    from jwt.exceptions import InvalidJTIError, InvalidSubjectError
+
     # PyJWT's own texts are not reused: keyless' messages name the check and the values.
     if isinstance(exc, jwt.InvalidSignatureError):
         return TokenVerificationError(

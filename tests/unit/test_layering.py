@@ -1,9 +1,18 @@
-"""The layering the folder tree promises: the production path never imports the emulator."""
+"""The layering the folder tree promises: the production path never imports the emulator, the
+trust engine and the deploy planner do no I/O, and the light commands start without the AWS SDK.
+
+Every probe runs in a fresh interpreter and compares ``sys.modules`` after the import (or the
+command) with what the interpreter had loaded before it, so start-up modules do not count.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
@@ -28,27 +37,148 @@ PRODUCTION_MODULES = [
     "keyless.cli.cmd_pipe",
 ]
 
+# What doing I/O (or verifying signatures) would load; the pure engines load none of it.
+IO_MODULES = (
+    "socket",
+    "ssl",
+    "urllib.request",
+    "http.client",
+    "boto3",
+    "botocore",
+    "jwt",
+    "cryptography",
+    "subprocess",
+)
+AWS_SDK = ("boto3", "botocore", "awscrt", "moto")
+# --version and --help only build the parser: no SDK, no crypto, no YAML.
+PARSER_ONLY = (*AWS_SDK, "cryptography", "yaml")
+
+
+def _loaded_by(code: str) -> set[str]:
+    """Top-level names and full names of the modules ``code`` added to a fresh interpreter."""
+    probe = (
+        "import sys, json\n"
+        "before = set(sys.modules)\n"
+        f"{code}\n"
+        "added = set(sys.modules) - before\n"
+        "sys.__stdout__.write('\\n@@' + json.dumps(sorted(added)))\n"
+    )
+    done = subprocess.run(  # noqa: S603 - fixed interpreter and code
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    added: list[str] = json.loads(done.stdout.rsplit("@@", 1)[1])
+    return set(added) | {name.split(".")[0] for name in added}
+
+
+def _forbidden(added: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(name for name in names if name in added)
+
 
 @pytest.mark.parametrize("module", PRODUCTION_MODULES)
 def test_production_module_does_not_import_the_local_stack_or_moto(module: str) -> None:
-    probe = (
-        f"import importlib, sys; importlib.import_module({module!r}); "
-        "bad = sorted(m for m in sys.modules if m.startswith(('keyless.local', 'moto'))); "
-        "print(','.join(bad))"
-    )
-    done = subprocess.run(  # noqa: S603 - fixed interpreter and code
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    )
-    assert done.stdout.strip() == "", f"{module} imports {done.stdout.strip()}"
+    added = _loaded_by(f"import importlib; importlib.import_module({module!r})")
+    bad = sorted(m for m in added if m.startswith(("keyless.local", "moto")))
+    assert bad == [], f"{module} imports {bad}"
 
 
 def test_trust_engine_does_no_io() -> None:
-    probe = (
-        "import importlib, sys; importlib.import_module('keyless.trust'); "
-        "bad = sorted(m for m in ('boto3', 'botocore', 'urllib.request', 'socket', 'http.client') "
-        "if m in sys.modules); print(','.join(bad))"
+    added = _loaded_by(
+        "import importlib, pkgutil, keyless.trust as t\n"
+        "names = [m.name for m in pkgutil.walk_packages(t.__path__, 'keyless.trust.')]\n"
+        "assert len(names) >= 6, names\n"
+        "for name in names: importlib.import_module(name)"
     )
-    done = subprocess.run(  # noqa: S603 - fixed interpreter and code
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    assert "keyless.trust.lint" in added  # the walk really imported the engine
+    assert _forbidden(added, IO_MODULES) == []
+
+
+def test_deploy_plan_does_no_network_io() -> None:
+    added = _loaded_by("import keyless.deploy.plan")
+    assert "keyless.deploy.plan" in added
+    assert _forbidden(added, ("socket", "ssl", "http.client", "boto3", "botocore")) == []
+
+
+def _unsigned_token() -> str:
+    def segment(value: Mapping[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    claims = {"iss": "https://token.actions.githubusercontent.com", "sub": "repo:o/r:ref:x"}
+    return f"{segment({'alg': 'RS256'})}.{segment(claims)}.c2ln"
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("light")
+    issuer = "token.actions.githubusercontent.com"
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": f"arn:aws:iam::123456789012:oidc-provider/{issuer}"},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"StringEquals": {f"{issuer}:sub": "repo:o/r:ref:x"}},
+            }
+        ],
+    }
+    files = {
+        "policy": json.dumps(policy),
+        "claims": json.dumps({"iss": f"https://{issuer}", "sub": "repo:o/r:ref:x"}),
+        "token": _unsigned_token(),
+    }
+    for name, text in files.items():
+        (root / name).write_text(text)
+    return {name: str(root / name) for name in files}
+
+
+LIGHT_COMMANDS = {
+    "version": (["--version"], PARSER_ONLY),
+    "help": (["--help"], PARSER_ONLY),
+    "token-help": (["token", "--help"], PARSER_ONLY),
+    "trust-check": (["trust", "check", "--policy", "{policy}", "--claims", "{claims}"], AWS_SDK),
+    "trust-lint": (["trust", "lint", "{policy}"], AWS_SDK),
+    "trust-build": (["trust", "build", "--ci", "github", "--repository", "o/r"], AWS_SDK),
+    "claims": (["claims", "{token}"], AWS_SDK),
+}
+
+
+@pytest.mark.parametrize("command", sorted(LIGHT_COMMANDS))
+def test_light_command_starts_without_heavy_libraries(command: str, inputs: dict[str, str]) -> None:
+    template, forbidden = LIGHT_COMMANDS[command]
+    argv = [part.format(**inputs) for part in template]
+    added = _loaded_by(
+        "import io\n"
+        "from contextlib import redirect_stderr, redirect_stdout\n"
+        "from keyless.cli.main import main\n"
+        "with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):\n"
+        f"    code = main({argv!r})\n"
+        "assert code in (0, 1), code  # a verdict, not an error"
     )
-    assert done.stdout.strip() == "", f"keyless.trust imports {done.stdout.strip()}"
+    assert "keyless.cli.main" in added
+    assert _forbidden(added, forbidden) == [], f"keyless {' '.join(template)}"
+
+
+def test_the_probe_sees_what_a_command_loads(inputs: dict[str, str]) -> None:
+    # The assertions above can fail: importing the AWS layer shows up in the probe.
+    assert "botocore" in _loaded_by("import keyless.aws.sts")
+    assert Path(inputs["token"]).read_text().count(".") == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "modules"),
+    [
+        (["--help"], set()),
+        (["claims", "--help"], {"keyless.cli.cmd_claims"}),
+        (["trust", "lint", "--help"], {"keyless.cli.cmd_trust"}),
+    ],
+)
+def test_a_command_imports_only_its_own_command_module(argv: list[str], modules: set[str]) -> None:
+    # The top-level parser comes from keyless.cli.main.COMMANDS: no other command module loads.
+    added = _loaded_by(
+        "import io\n"
+        "from contextlib import redirect_stdout\n"
+        "from keyless.cli.main import main\n"
+        "with redirect_stdout(io.StringIO()):\n"
+        f"    assert main({argv!r}) == 0\n"
+    )
+    assert {name for name in added if name.startswith("keyless.cli.cmd_")} == modules

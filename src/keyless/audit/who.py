@@ -2,7 +2,7 @@
 provider, split into the fields of the CI's subject grammar (the grammar lint uses) and said as
 "any branch of acme/site" or "pull requests of any repository in org acme".
 
-How wide each pattern is comes from ``keyless.trust.lint.subject_shape``, so the words and the
+How wide each pattern is comes from ``keyless.trust.subjects.subject_shape``, so the words and the
 lint findings never disagree about breadth.
 """
 
@@ -16,9 +16,9 @@ from keyless.ci import provider_for_issuer
 from keyless.ci.base import Provider, SubjectGrammar
 from keyless.trust.evaluate import WEB_IDENTITY_ACTION
 from keyless.trust.glob import compile_glob
-from keyless.trust.lint import Breadth, subject_shape
 from keyless.trust.model import Condition, Effect, Policy, Statement
 from keyless.trust.operators import Category, Qualifier
+from keyless.trust.subjects import Breadth, subject_shape
 
 __all__ = ["Identity", "oidc_prefixes", "who_can_assume"]
 
@@ -37,7 +37,7 @@ class Identity:
     #: The `sub` value as written in the policy (``None``: no condition on `sub`).
     pattern: str | None
     words: str
-    #: How much the pattern admits (``keyless.trust.lint.Breadth``), narrowest first.
+    #: How much the pattern admits (``keyless.trust.subjects.Breadth``), narrowest first.
     breadth: str
 
     def to_json(self) -> dict[str, object]:

@@ -12,13 +12,15 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from keyless.aws.provision import DEFAULT_MAX_SESSION_SECONDS, Desired
 from keyless.compat import StrEnum
 from keyless.trust.build import _hcl, _hcl_string, _Raw
 from keyless.trust.evaluate import issuer_prefix
 from keyless.trust.model import to_document
+
+if TYPE_CHECKING:
+    from keyless.aws.provision import Desired
 
 __all__ = [
     "ACCOUNT_TOKEN",
@@ -99,6 +101,8 @@ def _tf_variable(name: str, kind: str, default: Any, description: str) -> list[s
 
 
 def _terraform(desired: Desired, notes: tuple[str, ...]) -> str:
+    from keyless.aws.provision import DEFAULT_MAX_SESSION_SECONDS
+
     issuer = desired.issuer
     trust = to_document(desired.trust)
     _with_principal(trust, desired.provider_arn, _Raw("local.oidc_provider_arn"))
@@ -231,6 +235,8 @@ def _cfn_tokens(value: Any) -> Any:
 
 
 def _cloudformation(desired: Desired, notes: tuple[str, ...]) -> str:
+    from keyless.aws.provision import DEFAULT_MAX_SESSION_SECONDS
+
     provider_ref = {
         "Fn::If": [
             "CreateProvider",

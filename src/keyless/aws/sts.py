@@ -27,6 +27,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
 
 from keyless.aws.clients import CLIENT_CONFIG, region_from
+from keyless.aws.errors import error_code, error_message, http_status
 from keyless.ci.base import Provider, RawToken, session_name_part
 from keyless.compat import UTC
 from keyless.errors import (
@@ -104,7 +105,8 @@ _JWT_ANYWHERE: Final = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_.-]*")
 _MESSAGE_MAX_CHARS: Final = 300
 
 # Error codes a retry cannot fix: the token, the trust policy or the request must change first
-# (ci-oidc-facts §9, §14). Everything not listed under retryable is terminal too.
+# (docs/aws-sts-iam.md#sts-errors, #sts-retry). Everything not listed under retryable is terminal
+# too.
 TERMINAL_CODES: Final = frozenset(
     {
         "AccessDenied",
@@ -454,7 +456,8 @@ def _regional_session(region: str) -> boto3.Session:
     # not exist (or one keyless is about to write) cannot stop it.
     core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
     # Regional STS endpoints: the default since boto3 1.40, stated so that an older botocore or an
-    # `AWS_STS_REGIONAL_ENDPOINTS=legacy` cannot send the token to the global endpoint (facts §9).
+    # `AWS_STS_REGIONAL_ENDPOINTS=legacy` cannot send the token to the global endpoint
+    # (docs/aws-sts-iam.md#sts-endpoint).
     core.set_config_variable("sts_regional_endpoints", "regional")
     return boto3.Session(botocore_session=core, region_name=region)
 
@@ -510,7 +513,7 @@ def retry_reason(exc: Exception) -> str | None:
             return None
         if code in RETRYABLE_CODES:
             return code
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        status = http_status(exc) or 0
         if status >= 500:
             return f"HTTP {status}"
         return None
@@ -523,11 +526,11 @@ def retry_reason(exc: Exception) -> str | None:
 
 
 def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "")) or "Unknown"
+    return error_code(exc) or "Unknown"
 
 
 def _message(exc: ClientError, secrets: tuple[str, ...]) -> str:
-    text = " ".join(str(exc.response.get("Error", {}).get("Message", "")).split())
+    text = error_message(exc)
     for secret in secrets:
         if secret:
             text = text.replace(secret, "<redacted>")
@@ -807,8 +810,8 @@ def check_token_usable(
     token: RawToken, *, source: str, clock: Callable[[], float] = time.time
 ) -> UnverifiedToken:
     """Refuse, before any STS call, a token that is malformed or already expired: STS would only
-    answer InvalidIdentityToken or ExpiredTokenException (ci-oidc-facts §14). Unverified: this
-    decides which message to show, never whom to trust."""
+    answer InvalidIdentityToken or ExpiredTokenException (docs/aws-sts-iam.md#sts-retry).
+    Unverified: this decides which message to show, never whom to trust."""
     try:
         peeked = peek(token)
     except TokenError as exc:

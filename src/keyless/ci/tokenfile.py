@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from keyless.ci._claims import require_audience
 from keyless.ci.base import (
@@ -16,11 +17,14 @@ from keyless.ci.base import (
     checked_token,
 )
 from keyless.errors import CredentialError, TokenError
-from keyless.http import HttpClient
 from keyless.limits import TOKEN_MAX_CHARS
 
+if TYPE_CHECKING:
+    from keyless.http import HttpClient
+
 KEYLESS_VARIABLE = "KEYLESS_TOKEN_FILE"
-#: botocore's web-identity setting (facts §13); read last, as a fallback outside any CI.
+#: botocore's web-identity setting (docs/aws-sts-iam.md#botocore-web-identity); read last, as a
+#: fallback outside any CI.
 AWS_VARIABLE = "AWS_WEB_IDENTITY_TOKEN_FILE"
 DISPLAY_NAME = "Token file"
 

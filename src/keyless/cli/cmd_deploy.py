@@ -7,31 +7,35 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import boto3
-
-from keyless.aws.renew import RenewingSession
-from keyless.aws.sts import TemporaryCredentials
-from keyless.cli.cmd_assume import add_exchange_options, assumed_line, exchange
+from keyless.cli.cmd_assume import add_exchange_options, exchange
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
-from keyless.deploy.apply import (
-    DEFAULT_CONCURRENCY,
-    DeployRequest,
-    DeployResult,
-    Invalidation,
-    Target,
-    deploy,
-)
-from keyless.deploy.headers import HeaderPolicy, Rule, http_date
-from keyless.deploy.local_tree import Filters
 from keyless.deploy.plan import DEFAULT_MAX_DELETE_PERCENT, Plan, Reason
 from keyless.errors import UsageError
+from keyless.exchange import assumed_line
+from keyless.limits import DEFAULT_CONCURRENCY
 from keyless.textsafe import escape, safe_lines
 
+if TYPE_CHECKING:
+    import boto3
+
+    from keyless.aws.sts import TemporaryCredentials
+    from keyless.deploy.apply import (
+        DeployRequest,
+        DeployResult,
+    )
+
+
 #: Makes the boto3 session without --role-arn (credentials, region, endpoint); tests replace it.
-session_factory: Callable[..., boto3.Session] = boto3.Session
+def _session(**kwargs: Any) -> boto3.Session:
+    import boto3
+
+    return boto3.Session(**kwargs)
+
+
+session_factory: Callable[..., boto3.Session] = _session
 #: Exchange options that mean nothing without --role-arn, and their defaults.
 _EXCHANGE_ONLY = {
     "--session-name": ("session_name", None),
@@ -162,6 +166,10 @@ def register(subparsers: Subparsers) -> None:
 
 
 def request_from_args(args: argparse.Namespace) -> DeployRequest:
+    from keyless.deploy.apply import DeployRequest, Invalidation, Target
+    from keyless.deploy.headers import HeaderPolicy, Rule, http_date
+    from keyless.deploy.local_tree import Filters
+
     if args.paths and not args.invalidate:
         raise UsageError("--paths needs --invalidate DISTRIBUTION_ID")
     metadata: dict[str, str] = {}
@@ -201,6 +209,8 @@ def request_from_args(args: argparse.Namespace) -> DeployRequest:
 def session_for(args: argparse.Namespace, console: Console) -> boto3.Session:
     """With --role-arn: the role's credentials from this job's token (``keyless assume``'s
     exchange); without: the standard AWS configuration."""
+    from keyless.aws.renew import RenewingSession
+
     if not args.role_arn:
         for flag, (dest, default) in _EXCHANGE_ONLY.items():
             if getattr(args, dest) != default:
@@ -223,6 +233,13 @@ def session_for(args: argparse.Namespace, console: Console) -> boto3.Session:
         exchanged.assumed.credentials, renew, role=exchanged.assumed.role_arn
     )
     return renewing.session(region=exchanged.region)
+
+
+def deploy(request: DeployRequest, **options: Any) -> DeployResult:
+    """``keyless.deploy.apply.deploy``, imported on use; tests replace it."""
+    from keyless.deploy import apply
+
+    return apply.deploy(request, **options)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

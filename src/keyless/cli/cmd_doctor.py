@@ -5,21 +5,22 @@ cause and the fix of each problem found.
 from __future__ import annotations
 
 import argparse
-import ssl
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from keyless.aws.clients import region_from
-from keyless.aws.sts import Sts, parse_role_arn
-from keyless.cli.cmd_assume import ROLE_ARN_VARIABLES
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_NEGATIVE, EXIT_OK, Subparsers
 from keyless.cli.token_args import add_token_source_arguments
-from keyless.doctor import DoctorRequest, IamFactory, Report, Status, diagnose, iam_client_for
 from keyless.errors import KeylessError, UsageError
-from keyless.http import HttpClient, UrllibClient
+from keyless.exchange import ROLE_ARN_VARIABLES
 from keyless.trust.model import loads_policy
+
+if TYPE_CHECKING:
+    from keyless.aws.sts import Sts
+    from keyless.doctor import IamFactory, Report
+    from keyless.http import HttpClient
 
 #: Seconds since the epoch; tests replace it.
 clock: Callable[[], float] = time.time
@@ -27,15 +28,21 @@ clock: Callable[[], float] = time.time
 
 def make_sts(env: Mapping[str, str], region: str, notify: Callable[[str], None]) -> Sts:
     """The STS seam; tests replace it."""
+    from keyless.aws.sts import Sts
+
     return Sts.for_environment(env, region=region, notify=notify)
 
 
 def make_iam(env: Mapping[str, str], region: str) -> IamFactory:
     """The IAM seam: the environment's own credentials, if it has any."""
+    from keyless.doctor import iam_client_for
+
     return iam_client_for(env, region=region)
 
 
 def make_http(ca_bundle: Path | None) -> HttpClient:
+    from keyless.http import UrllibClient
+
     return UrllibClient(ca_bundle=ca_bundle)
 
 
@@ -91,6 +98,12 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    import ssl
+
+    from keyless.aws.clients import region_from
+    from keyless.aws.sts import parse_role_arn
+    from keyless.doctor import DoctorRequest, diagnose
+
     env = console.env
     role_arn = None
     if args.role_arn:
@@ -142,13 +155,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK if report.ok else EXIT_NEGATIVE
 
 
-_MARK = {Status.OK: "ok", Status.PROBLEM: "PROBLEM", Status.SKIPPED: "skipped"}
-
-
 def _human(report: Report) -> list[str]:
+    from keyless.doctor import Status
+
+    marks = {Status.OK: "ok", Status.PROBLEM: "PROBLEM", Status.SKIPPED: "skipped"}
+
     lines: list[str] = []
     for step in report.steps:
-        lines.append(f"[{_MARK[step.status]:<7}] {step.name:<9}  {step.summary}")
+        lines.append(f"[{marks[step.status]:<7}] {step.name:<9}  {step.summary}")
         lines.extend(f"{'':21}{detail}" for detail in step.details)
         if step.status is Status.PROBLEM and step.cause:
             lines.append(f"{'':21}cause: {step.cause.value}")

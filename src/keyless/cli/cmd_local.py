@@ -9,13 +9,12 @@ import contextlib
 import shlex
 import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from keyless import tokens
 from keyless.ci.base import JobClaims, JobRun, RawToken, TokenEndpoint
@@ -24,17 +23,15 @@ from keyless.cli.main import EXIT_OK, Subparsers
 from keyless.cli.scope_args import SCOPE_HELP, add_scope_arguments, scope_from_args
 from keyless.errors import OutputError, UsageError
 from keyless.fsutil import write_secret_file
-from keyless.local.jobs import EMULATED, emulated
-from keyless.local.moto_server import AdminCredentials, LocalStackError
-from keyless.local.run import CA_VARIABLE, JobProcess, job_process_environment
-from keyless.local.served import (
-    STATE_VARIABLE,
-    RemoteTokens,
-    StackInfo,
-    default_state_dir,
-    find_running,
-    served_stack,
-)
+from keyless.local.names import CA_VARIABLE, EMULATED, STATE_VARIABLE
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from keyless.local.moto_server import AdminCredentials
+    from keyless.local.served import (
+        StackInfo,
+    )
 
 #: Ports ``--port N`` takes: N for AWS, then one issuer server per emulated CI.
 _PORTS_USED = 1 + len(EMULATED)
@@ -290,11 +287,16 @@ def _job_run(args: argparse.Namespace) -> JobRun:
 
 
 def _state_dir(args: argparse.Namespace, console: Console) -> Path:
+    from keyless.local.served import default_state_dir
+
     state: Path | None = args.state
     return state if state is not None else default_state_dir(console.env)
 
 
 def _running(state_dir: Path) -> StackInfo:
+    from keyless.local.moto_server import LocalStackError
+    from keyless.local.served import find_running
+
     info = find_running(state_dir)
     if info is None:
         raise LocalStackError(
@@ -308,6 +310,8 @@ def _running(state_dir: Path) -> StackInfo:
 
 
 def run_serve(args: argparse.Namespace, console: Console) -> int:
+    from keyless.local.served import served_stack
+
     port: int = args.port
     if port != 0 and not 1 <= port <= 65535 - _PORTS_USED + 1:
         raise UsageError(f"--port {port} leaves no room for {_PORTS_USED} ports below 65536")
@@ -384,6 +388,9 @@ def _wait_forever() -> None:
 
 
 def run_token(args: argparse.Namespace, console: Console) -> int:
+    from keyless.local.jobs import emulated
+    from keyless.local.served import RemoteTokens
+
     provider = emulated(args.ci)
     scope = scope_from_args(args)
     run = _job_run(args)
@@ -415,12 +422,14 @@ def run_token(args: argparse.Namespace, console: Console) -> int:
 def run_pipeline(args: argparse.Namespace, console: Console) -> int:
     # Imported here: YAML parsing is needed by this command only.
     from keyless.local import pipeline as bitbucket_pipeline
+    from keyless.local.served import find_running, served_stack
 
     state_dir = _state_dir(args, console)
     identities: Path = args.identities or state_dir / bitbucket_pipeline.IDENTITIES_FILE
     plan = bitbucket_pipeline.plan_pipeline(
         args.file,
         identities=identities,
+        checkout=bitbucket_pipeline.git_checkout,
         step=args.step,
         deployment=args.deployment,
         branch=args.branch,
@@ -455,6 +464,10 @@ def run_pipeline(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_run(args: argparse.Namespace, console: Console) -> int:
+    from keyless.local.jobs import emulated
+    from keyless.local.run import JobProcess, job_process_environment
+    from keyless.local.served import RemoteTokens, find_running, served_stack
+
     command: list[str] = list(args.command)
     if command[:1] == ["--"]:
         command = command[1:]
@@ -506,6 +519,8 @@ class _Placeholders:
 def _run_child(command: Sequence[str], env: Mapping[str, str], console: Console) -> int:
     """Run ``command``; SIGTERM and SIGHUP are passed on to it, Ctrl-C reaches it from the
     terminal directly. Returns its exit code, 128+N when signal N ended it."""
+    import subprocess
+
     console.stdout.flush()
     console.stderr.flush()
     stdout, stderr = _inheritable(console.stdout), _inheritable(console.stderr)

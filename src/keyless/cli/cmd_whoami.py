@@ -6,24 +6,29 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-import boto3
-from botocore.exceptions import BotoCoreError
-
-from keyless.aws.clients import region_from
-from keyless.aws.sts import STATIC_KEY_VARIABLES, SigningKeys, Sts, ambient_session
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
 from keyless.errors import CredentialError
 
+if TYPE_CHECKING:
+    import boto3
+
+    from keyless.aws.sts import Sts
+
 
 def make_session(env: Mapping[str, str], region: str) -> boto3.Session:
     """The credentials seam: the environment's keys, else its profile, else boto3's chain."""
+    from keyless.aws.sts import ambient_session
+
     return ambient_session(env, region=region)
 
 
 def make_sts(env: Mapping[str, str], region: str, notify: Callable[[str], None]) -> Sts:
     """The STS seam; tests replace it with one on botocore's Stubber."""
+    from keyless.aws.sts import Sts
+
     return Sts.for_environment(env, region=region, notify=notify)
 
 
@@ -51,6 +56,11 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    from botocore.exceptions import BotoCoreError
+
+    from keyless.aws.clients import region_from
+    from keyless.aws.sts import STATIC_KEY_VARIABLES, SigningKeys
+
     region = region_from(console.env, args.region)
     session = make_session(console.env, region)
     try:

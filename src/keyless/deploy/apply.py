@@ -30,6 +30,7 @@ import botocore.config
 import botocore.exceptions
 from botocore.credentials import RefreshableCredentials
 
+from keyless.aws.errors import error_code, http_status
 from keyless.aws.renew import usable
 from keyless.deploy import manifest
 from keyless.deploy.headers import HeaderPolicy, ObjectHeaders
@@ -58,14 +59,12 @@ from keyless.deploy.transfer import (
     WrongRegionError,
 )
 from keyless.errors import AccessDeniedError, AwsError, KeylessError, NetworkError, UsageError
-from keyless.limits import AWS_DEFAULT_REGION, S3_CONTROL_MAX_ATTEMPTS
+from keyless.limits import AWS_DEFAULT_REGION, DEFAULT_CONCURRENCY, S3_CONTROL_MAX_ATTEMPTS
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudfront import CloudFrontClient
     from mypy_boto3_s3 import S3Client
 
-#: Default ``--concurrency``: requests in flight. The local measurements flatten out at 16.
-DEFAULT_CONCURRENCY = 16
 #: Upper bound of ``--concurrency``.
 MAX_CONCURRENCY = 256
 #: Listed objects whose local MD5 is started before the planner reaches them.
@@ -750,9 +749,8 @@ def _configured_endpoint_url(session: boto3.Session) -> str | None:
 
 
 def _aws_error(exc: botocore.exceptions.ClientError, what: str) -> AwsError | AccessDeniedError:
-    error = exc.response.get("Error", {})
-    code = str(error.get("Code", "Unknown"))
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = error_code(exc) or "Unknown"
+    status = http_status(exc)
     if code in ("AccessDenied", "403", "Forbidden") or status == 403:
         return AccessDeniedError(
             f"{what}: access denied",

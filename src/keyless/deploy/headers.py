@@ -4,7 +4,6 @@ ACL, Expires, storage class and metadata, with a stable digest so a header chang
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import hashlib
 import json
@@ -324,6 +323,8 @@ def _check_meta_name(name: str) -> None:
 
 def http_date(text: str) -> str:
     """``--expires`` as an HTTP-date, from ISO 8601 (``2030-01-01T00:00:00Z``) or an HTTP-date."""
+    import email.utils  # loads socket: here, so that planning a deploy stays free of it
+
     value = text.strip()
     parsed: datetime | None
     try:

@@ -1,5 +1,6 @@
 """``buildkite-agent`` in jobs that ``keyless local run --ci buildkite`` starts: ``oidc
-request-token`` asks the local stack, as the real agent asks Buildkite (facts §5).
+request-token`` asks the local stack, as the real agent asks Buildkite
+(docs/ci-tokens.md#buildkite).
 """
 
 from __future__ import annotations

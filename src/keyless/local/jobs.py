@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-from keyless.ci import bitbucket, buildkite, circleci, github, gitlab
+from keyless.ci import buildkite, github
 from keyless.ci.base import (
     CiProvider,
     JobClaims,
@@ -28,6 +28,7 @@ from keyless.ci.base import (
 )
 from keyless.errors import KeylessError, UsageError
 from keyless.local.issuer import LocalIssuer, Request, Response
+from keyless.local.names import EMULATED
 from keyless.tokens import IssuerUrl
 
 __all__ = [
@@ -44,19 +45,13 @@ __all__ = [
     "emulated",
 ]
 
-#: The CIs the local stack emulates, in the order of their issuer servers' ports.
-EMULATED: Final[tuple[CiProvider, ...]] = (
-    bitbucket.PROVIDER,
-    github.PROVIDER,
-    gitlab.PROVIDER,
-    circleci.PROVIDER,
-    buildkite.PROVIDER,
-)
-#: CIs with one issuer per host, served at the root from the start (facts §2.2, §3, §5); the
-#: others get an issuer per workspace or organization when a scope first names it.
+#: CIs with one issuer per host, served at the root from the start (docs/ci-tokens.md#github-issuer,
+#: #gitlab-issuer, #buildkite); the others get an issuer per workspace or organization when a scope
+#: first names it.
 _ROOT_ISSUERS: Final = frozenset({"github", "gitlab", "buildkite"})
 
-#: GitHub's runtime token endpoint; the request URL carries a query already (facts §2.1).
+#: GitHub's runtime token endpoint; the request URL carries a query already
+#: (docs/ci-tokens.md#github-delivery).
 GITHUB_REQUEST_PATH: Final = "/_apis/distributedtask/idtoken"
 GITHUB_REQUEST_QUERY: Final = "api-version=2.0"
 #: The agent API path where the ``buildkite-agent`` stand-in asks for tokens.
@@ -65,7 +60,8 @@ BUILDKITE_OIDC_PATH: Final = buildkite.AGENT_API_PATH + "/oidc/tokens"
 SIGN_PATH: Final = "/_keyless/sign"
 JOBS_PATH: Final = "/_keyless/jobs"
 PING_PATH: Final = "/_keyless/ping"
-#: GitHub's request token works for about six hours after the job starts (facts §2.1).
+#: GitHub's request token works for about six hours after the job starts
+#: (docs/ci-tokens.md#github-delivery).
 REQUEST_TOKEN_LIFETIME_SECONDS: Final = 6 * 3600
 #: Longest lifetime a job may ask for (``buildkite-agent ... --lifetime``): STS's session maximum.
 MAX_REQUESTED_LIFETIME_SECONDS: Final = 43_200
@@ -356,7 +352,7 @@ class CiIssuers:
 
     def _github_token(self, request: Request) -> Response:
         """GitHub's runtime: ``GET <url>&audience=AUD`` with ``Authorization: bearer <request
-        token>`` answers ``{"value": <ID token>}`` (facts §2.1)."""
+        token>`` answers ``{"value": <ID token>}`` (docs/ci-tokens.md#github-delivery)."""
         job = self._jobs[github.PROVIDER.name].find(_authorization(request, "bearer"))
         if job is None:
             return _refused(401, "Bad credentials: the request token is missing or unknown")

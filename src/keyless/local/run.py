@@ -15,12 +15,11 @@ from typing import Final
 
 from keyless.ci import gitlab
 from keyless.fsutil import write_secret_file
+from keyless.local.names import CA_VARIABLE
 from keyless.local.pki import write_atomic
 
 __all__ = ["CA_VARIABLE", "JobProcess", "job_process_environment"]
 
-#: The local CA alone (PEM), for tools that take a CA file (``keyless claims --ca-bundle``).
-CA_VARIABLE: Final = "KEYLESS_LOCAL_CA_BUNDLE"
 
 #: Variables of any CI (the job gets exactly its own CI's) and of the person's AWS and keyless
 #: setup (an access key in the environment would beat web identity, a profile could point

@@ -19,6 +19,7 @@ from keyless.fsutil import write_secret_file
 from keyless.http import HttpClient, UrllibClient
 from keyless.local.jobs import JOBS_PATH, PING_PATH, SIGN_PATH, claims_query
 from keyless.local.moto_server import LocalStackError
+from keyless.local.names import STATE_VARIABLE
 from keyless.local.stack import LocalStack, RunningStack
 
 __all__ = [
@@ -32,8 +33,6 @@ __all__ = [
     "served_stack",
 ]
 
-#: Names the state folder for every ``keyless local`` command (``--state DIR`` wins).
-STATE_VARIABLE: Final = "KEYLESS_LOCAL_STATE"
 #: Written into the state folder while a stack runs (0600: it holds the control secret).
 STACK_FILE: Final = "stack.json"
 _STACK_FILE_VERSION: Final = 1

@@ -1,8 +1,9 @@
 """Least-privilege trust policies for one CI scope, as IAM JSON, Terraform or CloudFormation.
 
 What to pin comes from the CI's provider module (``Scope.trust_spec()``); this module only turns
-that into one Allow statement (security §6: ``StringEquals`` where the value is exact,
-``StringLike`` only where a segment varies per run, never ``ForAllValues`` in an Allow).
+that into one Allow statement (docs/security-model.md#generator-rules: ``StringEquals`` where the
+value is exact, ``StringLike`` only where a segment varies per run, never ``ForAllValues`` in an
+Allow).
 """
 
 from __future__ import annotations

@@ -508,7 +508,8 @@ def test_condition(
             return op.if_exists or op.negated
         if isinstance(actual, tuple):
             # A multivalued request value under a single-valued operator: AWS says such keys
-            # "require a set operator" and documents no result without one (facts §8, §15.3).
+            # "require a set operator" and documents no result without one
+            # (docs/aws-sts-iam.md#set-operators).
             return None
         return _test_member(op, values, actual)
     members: tuple[str, ...]

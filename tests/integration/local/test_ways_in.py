@@ -165,6 +165,8 @@ def per_ci(text: str, ci: str) -> str:
 # --- Bitbucket: the pipeline and the pipe ------------------------------------------------------
 
 
+# The test reads the step's environment (its token included) from a child's stdout, by design.
+@pytest.mark.prints_secrets("stdout")
 def test_the_bitbucket_quick_start_and_its_pipe(
     account: Account, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

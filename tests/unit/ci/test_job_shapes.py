@@ -1,5 +1,6 @@
 """The claims and job environments each CI's module states for the local stack, against
-ci-oidc-facts §1-5: exact `sub` strings, audiences, lifetimes, ids as strings, token delivery."""
+docs/ci-tokens.md sections 1-5: exact `sub` strings, audiences, lifetimes, ids as strings, token
+delivery."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def _step(run: JobRun, name: str) -> str:
     return "{" + run.uuid(name) + "}"
 
 
-# --- Bitbucket (facts §1.3-1.4) ---------------------------------------------------------------
+# --- Bitbucket (docs/ci-tokens.md#bitbucket) ------------------------------------------------------
 
 
 def test_bitbucket_step_has_braced_uuids_and_a_two_part_subject() -> None:
@@ -117,7 +118,7 @@ def test_bitbucket_step_environment_holds_the_token_from_the_start() -> None:
     assert not tokens.endpoints
 
 
-# --- GitHub (facts §2.2-2.4) -------------------------------------------------------------------
+# --- GitHub (docs/ci-tokens.md#github) ------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -236,7 +237,7 @@ def test_a_job_cannot_contradict_the_scopes_ref() -> None:
         github.PROVIDER.job_claims(GitHubScope(repository="o/r", ref="main"), JobRun(branch="dev"))
 
 
-# --- GitLab (facts §3) ----------------------------------------------------------------------
+# --- GitLab (docs/ci-tokens.md#gitlab) ------------------------------------------------------------
 
 
 def test_gitlab_subject_and_claims() -> None:
@@ -284,7 +285,7 @@ def test_gitlab_job_has_its_id_token_variable() -> None:
     assert gitlab.PROVIDER.in_ci(env)
 
 
-# --- CircleCI (facts §4) ----------------------------------------------------------------------
+# --- CircleCI (docs/ci-tokens.md#circleci) --------------------------------------------------------
 
 
 def test_circleci_v1_and_v2_subjects_and_claims() -> None:
@@ -318,7 +319,7 @@ def test_circleci_job_has_both_tokens() -> None:
     assert env["CIRCLE_BUILD_NUM"] == "42"
 
 
-# --- Buildkite (facts §5) ---------------------------------------------------------------------
+# --- Buildkite (docs/ci-tokens.md#buildkite) ------------------------------------------------------
 
 
 def test_buildkite_subject_and_claims() -> None:

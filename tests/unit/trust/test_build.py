@@ -58,7 +58,7 @@ def _braced(uuid: str) -> str:
     return "{" + uuid + "}"
 
 
-# --- Bitbucket: sub {REPO}:{STEP} or {REPO}:{ENV}:{STEP} (facts §1.4) --------------------------
+# --- Bitbucket: sub {REPO}:{STEP} or {REPO}:{ENV}:{STEP} (docs/ci-tokens.md#bitbucket-sub) --------
 
 
 def _bitbucket_token(workspace: str, ws_uuid: str, repo: str, env: str | None) -> dict[str, Any]:
@@ -101,7 +101,8 @@ def bitbucket(draw: st.DrawFn) -> Case:
     return Case(scope=scope, own=_bitbucket_token(workspace, ws_uuid, repo, env), siblings=siblings)
 
 
-# --- GitHub: repo:OWNER/REPO:CONTEXT, immutable repo:OWNER@ID/REPO@ID:... (facts §2.4) ---------
+# --- GitHub: repo:OWNER/REPO:CONTEXT, immutable repo:OWNER@ID/REPO@ID:... ---------------------
+# (docs/ci-tokens.md#github-sub)
 
 
 def _github_token(
@@ -175,7 +176,7 @@ def github(draw: st.DrawFn) -> Case:
     return Case(scope=scope, own=_github_token(owner, repo, context, ids), siblings=siblings)
 
 
-# --- GitLab: project_path:G/P:ref_type:branch|tag:ref:NAME (facts §3) ---------------------------
+# --- GitLab: project_path:G/P:ref_type:branch|tag:ref:NAME (docs/ci-tokens.md#gitlab-sub) ---------
 
 
 def _gitlab_token(project: str, ref_type: str, ref: str, url: str) -> dict[str, Any]:
@@ -225,7 +226,7 @@ def gitlab(draw: st.DrawFn) -> Case:
     return Case(scope=scope, own=own, siblings=siblings)
 
 
-# --- CircleCI: org/ORG/project/PROJECT/user/USER[/vcs-origin/...] (facts §4) -------------------
+# --- CircleCI: org/ORG/project/PROJECT/user/USER[/vcs-origin/...] (docs/ci-tokens.md#circleci) ----
 
 
 def _circleci_token(org: str, project: str, v2: bool) -> dict[str, Any]:
@@ -254,7 +255,7 @@ def circleci(draw: st.DrawFn) -> Case:
     )
 
 
-# --- Buildkite: organization:O:pipeline:P:ref:REF:commit:SHA:step:KEY (facts §5) ---------------
+# --- Buildkite: organization:O:pipeline:P:ref:REF:commit:SHA:step:KEY (docs/ci-tokens.md#buildkite)
 
 
 def _buildkite_token(org: str, pipeline: str, ref: str) -> dict[str, Any]:

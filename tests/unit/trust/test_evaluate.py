@@ -349,7 +349,8 @@ CASES: list[Any] = [
         A,
         claims={"aud": ["x", "sts.amazonaws.com"]},
     ),
-    # A plain operator over a multivalued request value is undocumented (facts §8, §15.3).
+    # A plain operator over a multivalued request value is undocumented
+    # (docs/aws-sts-iam.md#set-operators).
     case(
         "plain-StringEquals-aud-array-indeterminate",
         {"StringEquals": {f"{GH}:aud": "sts.amazonaws.com"}},
@@ -688,7 +689,7 @@ CASES: list[Any] = [
     ),
     # --- Claims AWS exposes, per issuer --------------------------------------------------------
     # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_iam-condition-keys.html#condition-keys-wif
-    # and the January 2026 STS claim validation (facts §8)
+    # and the January 2026 STS claim validation (docs/aws-sts-iam.md#condition-keys)
     case(
         "bitbucket-branchName-never-matches",
         None,
@@ -829,7 +830,8 @@ CASES: list[Any] = [
     case("variable-literal-dollar", sub_is("${$}x"), A, claims={"sub": "$x"}),
     case("variable-unknown-key", sub_is("${aws:SourceIp}"), I),
     # --- Each CI's real subject forms ------------------------------------------------------------
-    # Bitbucket (facts §1.4-1.5; Atlassian "Deploy on AWS using Bitbucket Pipelines OpenID Connect")
+    # Bitbucket (docs/ci-tokens.md#bitbucket-sub; Atlassian "Deploy on AWS using Bitbucket Pipelines
+    # OpenID Connect")
     case(
         "bitbucket-repository-pattern",
         None,
@@ -898,7 +900,7 @@ CASES: list[Any] = [
         claims={"iss": f"https://{BB}", "sub": "{r1}:{e1}:{step-1}"},
         provider_arn=arn(BB),
     ),
-    # GitHub (facts §2.4; GitHub "OpenID Connect reference")
+    # GitHub (docs/ci-tokens.md#github-sub; GitHub "OpenID Connect reference")
     case(
         "github-environment-subject",
         sub_is("repo:octo-org/octo-repo:environment:prod"),
@@ -947,7 +949,7 @@ CASES: list[Any] = [
         A,
         claims={"sub": "repo:octo-org/octo-repo:environment:Production%3AV1"},
     ),
-    # GitLab (facts §3; GitLab "Configure OpenID Connect in AWS")
+    # GitLab (docs/ci-tokens.md#gitlab-sub; GitLab "Configure OpenID Connect in AWS")
     *[
         case(
             case_id,
@@ -997,7 +999,7 @@ CASES: list[Any] = [
             ),
         )
     ],
-    # CircleCI (facts §4; CircleCI "Using OpenID Connect tokens in jobs")
+    # CircleCI (docs/ci-tokens.md#circleci; CircleCI "Using OpenID Connect tokens in jobs")
     *[
         case(
             case_id,
@@ -1036,7 +1038,7 @@ CASES: list[Any] = [
             ),
         )
     ],
-    # Buildkite (facts §5; Buildkite "OIDC with AWS")
+    # Buildkite (docs/ci-tokens.md#buildkite; Buildkite "OIDC with AWS")
     *[
         case(
             case_id,
