@@ -5,7 +5,9 @@
 #   make test   bootstrap if needed, then lint (ruff), types (mypy --strict), the whole test suite on
 #               the default Python, and the version-sensitive part on Python 3.10, 3.12 and 3.13
 #               (each in its own .venv-X.Y from requirements.lock; a Python that is absent is
-#               skipped with a loud message)
+#               skipped with a loud message); first `make system-deps`
+#   make system-deps  Debian's chromium for the audit report's browser test, installed with
+#               apt-get (through sudo unless root) only when `chromium` is not on PATH
 #   make dist   build the wheel and the sdist into dist/ (offline: the locked hatchling) and check
 #               them with twine
 #   make lint   ruff check + ruff format --check + mypy --strict
@@ -22,7 +24,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH ?= deploy
 
-.PHONY: demo dev test lint lock readme clean bench dist test-versions
+.PHONY: demo dev test lint lock readme clean bench dist test-versions system-deps
 
 # The other CPythons keyless supports, found under pyenv's versions (CI and this machine have them).
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
@@ -45,6 +47,14 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+# The HTML report of keyless audit is checked in a real headless browser (playwright driving
+# Debian's chromium: `playwright install` downloads from a CDN that CI machines may not reach).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+system-deps:
+	@command -v chromium >/dev/null || { \
+		echo "installing Debian's chromium (apt-get) for the audit report's browser test"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
 demo: dev
 	$(BIN)/keyless demo
 
@@ -53,7 +63,7 @@ lint: dev
 	$(BIN)/ruff format --check
 	$(BIN)/mypy
 
-test: lint
+test: system-deps lint
 	$(BIN)/pytest -q
 	$(MAKE) --no-print-directory test-versions
 

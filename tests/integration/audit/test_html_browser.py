@@ -1,6 +1,7 @@
-"""The HTML report in a real headless Chromium (Debian's /usr/bin/chromium, driven by
-playwright): it renders, the matrix has the right cells, filters hide rows, a role expands, and
-the console stays clean. Skipped only where chromium is absent and CI is not set."""
+"""The HTML report in a real headless Chromium (Debian's chromium, driven by playwright): it
+renders, the matrix has the right cells, filters hide rows, a role expands, and the console stays
+clean. `make test` installs chromium first (`make system-deps`); under CI a missing chromium fails
+the run, and only outside CI is the test skipped, saying what to install."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from keyless.audit.report import build_report
 from keyless.audit.sources import load_text
 from tests.unit.audit.dumps import KINDS, authorization_details
 
-CHROMIUM = Path("/usr/bin/chromium")
+FOUND = shutil.which("chromium")
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -30,12 +31,14 @@ SCREENSHOT = Path(__file__).parents[3] / "docs" / "audit-report.png"
 # Read at import: the suite's autouse fixture strips KEYLESS_* and CI before each test.
 UPDATE_SCREENSHOT = os.environ.get("KEYLESS_UPDATE_SCREENSHOT") == "1"
 
-if not CHROMIUM.exists():
+if FOUND is None:
     if os.environ.get("CI"):
-        raise RuntimeError(f"{CHROMIUM} is missing on CI: apt-get install -y chromium")
+        pytest.fail("chromium is missing on CI: make system-deps (apt-get install -y chromium)")
     pytest.skip(
-        f"{CHROMIUM} is not installed (apt-get install -y chromium)", allow_module_level=True
+        "chromium is not on PATH (make system-deps, or apt-get install -y chromium)",
+        allow_module_level=True,
     )
+CHROMIUM = Path(FOUND)
 
 
 def test_report_renders_filters_and_expands_in_chromium(tmp_path: Path) -> None:
