@@ -209,9 +209,16 @@ AUDIT_THROTTLE_ATTEMPTS = 6
 #: First wait after a throttled read, doubled on each retry up to AUDIT_THROTTLE_MAX_SECONDS.
 AUDIT_THROTTLE_BASE_SECONDS = 0.5
 AUDIT_THROTTLE_MAX_SECONDS = 20.0
-#: Largest offline input keyless audit reads: a get-account-authorization-details dump of
-#: 10,000 roles with their policies is about 30 MB; this leaves room and still stops a runaway.
-AUDIT_INPUT_MAX_BYTES = 256 << 20
+#: Largest offline input keyless audit reads, in characters: a get-account-authorization-details
+#: dump of 10,000 roles with an inline policy each is about 6.5 MB (bench/audit.py), and IAM caps
+#: an account at 5,000 roles, so this holds the largest account with room for its managed
+#: policies, and keeps the parsed dump (about ten times the text) within a gigabyte. (Its JSON
+#: nests at most JSON_MAX_DEPTH levels: a policy's seven, four levels down in a dump.)
+AUDIT_INPUT_MAX_CHARS = 100_000_000
+#: Largest Terraform .tf file read. python-hcl2 is a pure-Python parser that reads about 65 KB
+#: of role blocks a second on a CI machine, so this is a few seconds; a module's .tf files are a
+#: few KB each.
+AUDIT_HCL_MAX_CHARS = 300_000
 #: Roles one audit reports on; IAM's default quota is 1,000 roles per account (adjustable to
 #: 5,000), so this is an organization of many large accounts.
 AUDIT_MAX_ROLES = 200_000

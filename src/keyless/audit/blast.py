@@ -7,12 +7,12 @@ A summary for triage, not an evaluation: it reads Allow statements' actions and 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from keyless.audit.inventory import PolicyDocument
 from keyless.compat import StrEnum
+from keyless.jsonlimits import loads_bounded
 
 __all__ = ["Blast", "BlastRadius", "blast_radius"]
 
@@ -65,7 +65,7 @@ def _strings(value: object) -> list[str]:
 def _statements(document: object) -> Iterable[dict[str, object]]:
     if isinstance(document, str):
         try:
-            document = json.loads(document)
+            document = loads_bounded(document)
         except ValueError:
             return []
     if not isinstance(document, dict):

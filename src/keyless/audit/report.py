@@ -16,6 +16,7 @@ from keyless.audit.inventory import Inventory, ProviderRecord, RoleRecord, Sourc
 from keyless.audit.who import Identity, who_can_assume
 from keyless.ci import provider_for_issuer
 from keyless.errors import PolicyError, UsageError
+from keyless.jsonlimits import loads_bounded
 from keyless.trust.lint import Severity, lint
 from keyless.trust.model import Policy, parse_policy
 
@@ -149,8 +150,8 @@ def trust_document(raw: object) -> object:
     if isinstance(raw, str):
         text = unquote(raw) if raw.lstrip().startswith("%7B") else raw
         try:
-            return json.loads(text)
-        except (ValueError, RecursionError):
+            return loads_bounded(text)
+        except ValueError:  # JsonLimitError included: the parser reports it as unreadable
             return text
     return raw
 

@@ -30,8 +30,9 @@ from keyless.audit.inventory import (
     unresolved,
 )
 from keyless.errors import AwsError, UsageError
+from keyless.jsonlimits import JsonLimitError, loads_bounded
 from keyless.limits import (
-    AUDIT_INPUT_MAX_BYTES,
+    AUDIT_INPUT_MAX_CHARS,
     AUDIT_MAX_ROLES,
     AUDIT_MAX_WORKERS,
     AUDIT_THROTTLE_ATTEMPTS,
@@ -90,7 +91,7 @@ def read_input(path: str, stdin: TextIO | None) -> tuple[str, str]:
     if path == "-":
         if stdin is None:
             raise UsageError("'-' reads standard input, which is not available here")
-        text = stdin.read(AUDIT_INPUT_MAX_BYTES + 1)
+        text = stdin.read(AUDIT_INPUT_MAX_CHARS + 1)
         label = "<stdin>"
     else:
         file = Path(path)
@@ -98,7 +99,7 @@ def read_input(path: str, stdin: TextIO | None) -> tuple[str, str]:
             raise UsageError(f"audit input {path} is a folder; name the files in it")
         try:
             with file.open(encoding="utf-8") as handle:
-                text = handle.read(AUDIT_INPUT_MAX_BYTES + 1)
+                text = handle.read(AUDIT_INPUT_MAX_CHARS + 1)
         except FileNotFoundError:
             raise UsageError(f"audit input {path} does not exist") from None
         except UnicodeDecodeError:
@@ -106,10 +107,10 @@ def read_input(path: str, stdin: TextIO | None) -> tuple[str, str]:
         except OSError as exc:
             raise UsageError(f"cannot read audit input {path}: {exc.strerror or exc}") from None
         label = file.as_posix().removeprefix("./")
-    if len(text) > AUDIT_INPUT_MAX_BYTES:
+    if len(text) > AUDIT_INPUT_MAX_CHARS:
         raise UsageError(
-            f"audit input {label} is larger than {AUDIT_INPUT_MAX_BYTES:,} bytes"
-            " (limit AUDIT_INPUT_MAX_BYTES); split it"
+            f"audit input {label} is longer than {AUDIT_INPUT_MAX_CHARS:,} characters, the most"
+            " keyless audit reads in one file; split it (one dump per account)"
         )
     if not text.strip():
         raise UsageError(f"audit input {label} is empty")
@@ -121,12 +122,16 @@ def load_inputs(paths: Sequence[str], stdin: TextIO | None = None) -> Inventory:
     for path in paths:
         label, text = read_input(path, stdin)
         inventory = inventory.merged(load_text(label, text))
-        if len(inventory.roles) > AUDIT_MAX_ROLES:
-            raise UsageError(
-                f"the inputs hold more than {AUDIT_MAX_ROLES:,} roles (limit AUDIT_MAX_ROLES);"
-                " audit them in parts"
-            )
+        _check_role_count(len(inventory.roles), "the inputs")
     return inventory
+
+
+def _check_role_count(count: int, where: str) -> None:
+    if count > AUDIT_MAX_ROLES:
+        raise UsageError(
+            f"{where} hold more than {AUDIT_MAX_ROLES:,} roles, the most one keyless audit"
+            " reports on; audit them in parts"
+        )
 
 
 def load_text(label: str, text: str) -> Inventory:
@@ -134,9 +139,9 @@ def load_text(label: str, text: str) -> Inventory:
     stripped = text.lstrip()
     if stripped[:1] in "{[":
         try:
-            document = json.loads(text)
-        except RecursionError:
-            raise UsageError(f"audit input {label} nests too deeply to be a policy dump") from None
+            document = loads_bounded(text, max_chars=AUDIT_INPUT_MAX_CHARS)
+        except JsonLimitError as exc:
+            raise UsageError(f"audit input {label} {exc}; it is not an IAM dump") from None
         except ValueError as exc:
             if label.endswith(".json") or stripped[:1] == "[":
                 raise UsageError(f"audit input {label} is not valid JSON: {exc}") from None
@@ -448,14 +453,6 @@ def _from_terraform(label: str, text: str) -> Inventory:
 # --- the live account ----------------------------------------------------------------------------
 
 
-def _error_code(exc: BaseException) -> str | None:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = (response.get("Error") or {}).get("Code")
-        return str(code) if code else None
-    return None
-
-
 def with_backoff(
     call: Callable[[], T],
     *,
@@ -467,12 +464,14 @@ def with_backoff(
     full jitter); any other error becomes an ``AwsError`` naming the call."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from keyless.aws.errors import error_code
+
     delay = AUDIT_THROTTLE_BASE_SECONDS
     for attempt in range(attempts):
         try:
             return call()
         except ClientError as exc:
-            code = _error_code(exc)
+            code = error_code(exc)
             if code in _THROTTLING and attempt + 1 < attempts:
                 sleep(random.uniform(0, min(delay, AUDIT_THROTTLE_MAX_SECONDS)))  # noqa: S311
                 delay *= 2
@@ -499,15 +498,29 @@ def _pages(
     sleep: Callable[[float], None],
     **params: Any,
 ) -> Iterator[Any]:
-    """Every item of a Marker-paginated IAM list call, each page retried on throttling."""
+    """Every item of a Marker-paginated IAM list call, each page retried on throttling. An
+    answer that would page forever (a truncated page without a new marker, more than
+    ``AUDIT_MAX_ROLES`` items) ends the audit instead."""
+    markers: set[str] = set()
     marker: str | None = None
+    items = 0
     while True:
         extra = {"Marker": marker} if marker else {}
         page = with_backoff(functools.partial(fetch, **params, **extra), what=what, sleep=sleep)
-        yield from page.get(key) or ()
+        listed = page.get(key) or ()
+        items += len(listed)
+        if items > AUDIT_MAX_ROLES:
+            raise AwsError(
+                f"{what} listed more than {AUDIT_MAX_ROLES:,} items, the most one keyless audit"
+                " reads; audit this account from a dump, in parts"
+            )
+        yield from listed
         if not page.get("IsTruncated"):
             return
         marker = page.get("Marker")
+        if not isinstance(marker, str) or not marker or marker in markers:
+            raise AwsError(f"{what} answered a truncated page without a new Marker; stopped")
+        markers.add(marker)
 
 
 def _client(session: boto3.Session, service: str) -> Any:
@@ -531,8 +544,6 @@ def live_inventory(
     )
     arns = [p["Arn"] for p in listed.get("OpenIDConnectProviderList") or ()]
     all_roles = list(_pages(iam.list_roles, "Roles", what="iam:ListRoles", sleep=sleep))
-    if len(all_roles) > AUDIT_MAX_ROLES:
-        raise UsageError(f"the account has more than {AUDIT_MAX_ROLES:,} roles (AUDIT_MAX_ROLES)")
     managed: dict[str, object] = {}
     locks: dict[str, threading.Lock] = {}
     lock = threading.Lock()
@@ -624,6 +635,8 @@ def org_inventory(
         )
     from botocore.exceptions import ClientError
 
+    from keyless.aws.errors import error_code
+
     organizations = _client(session, "organizations")
     sts = _client(session, "sts")
     accounts: list[Mapping[str, Any]] = []
@@ -652,7 +665,7 @@ def org_inventory(
             inventory = inventory.merged(
                 Inventory(
                     errors=(
-                        f"account {account['Id']}: cannot assume {role_arn} ({_error_code(exc)})",
+                        f"account {account['Id']}: cannot assume {role_arn} ({error_code(exc)})",
                     )
                 )
             )
@@ -665,6 +678,7 @@ def org_inventory(
             }
         )
         inventory = inventory.merged(live_inventory(member, workers=workers, sleep=sleep))
+        _check_role_count(len(inventory.roles), "the Organization's accounts")
     return inventory
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 from keyless.audit.inventory import PolicyDocument, RoleRecord, SourceLocation, unresolved
 from keyless.errors import UsageError
+from keyless.jsonlimits import JsonLimitError, check_json_limits, loads_bounded
+from keyless.limits import AUDIT_HCL_MAX_CHARS
 
 __all__ = ["hcl_object", "roles_of_hcl"]
 
@@ -167,6 +169,12 @@ def _blocks(tree: Mapping[str, Any], kind: str, type_name: str) -> Iterator[tupl
 def roles_of_hcl(label: str, text: str) -> tuple[RoleRecord, ...]:
     import hcl2
 
+    # python-hcl2 and the jsonencode reader recurse once per level: nesting is checked first on
+    # the text (brackets outside strings, as in JSON).
+    try:
+        check_json_limits(text, max_chars=AUDIT_HCL_MAX_CHARS)
+    except JsonLimitError as exc:
+        raise UsageError(f"audit input {label} {exc}; split it or simplify it") from None
     try:
         raw = hcl2.loads(text)
     except Exception as exc:  # python-hcl2 raises lark's errors of many kinds
@@ -234,6 +242,6 @@ def _trust(value: object, context: _Context) -> object:
         context.unresolved.append(stripped[2:-1])
         return {}
     try:
-        return json.loads(context.text(stripped))
+        return loads_bounded(context.text(stripped))
     except ValueError:
         return stripped

@@ -97,11 +97,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("--role-name applies to --org only")
     baseline = None
     if args.baseline:
-        import json
+        from keyless.jsonlimits import JsonLimitError, loads_bounded
+        from keyless.limits import AUDIT_INPUT_MAX_CHARS
 
         label, text = read_input(args.baseline, None)
         try:
-            document: Any = json.loads(text)
+            document: Any = loads_bounded(text, max_chars=AUDIT_INPUT_MAX_CHARS)
+        except JsonLimitError as exc:
+            raise UsageError(f"baseline {label} {exc}") from None
         except ValueError:
             raise UsageError(f"baseline {label} is not valid JSON") from None
         baseline = (label, model.baseline_keys(document, label))
