@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from keyless.audit.inventory import UNRESOLVED_PREFIX
 from keyless.ci import provider_for_issuer
 from keyless.ci.base import Provider, SubjectGrammar
+from keyless.ci.subject_words import is_wild, split_fields
 from keyless.trust.evaluate import WEB_IDENTITY_ACTION
 from keyless.trust.glob import compile_glob
 from keyless.trust.model import Condition, Effect, Policy, Statement
@@ -21,8 +22,6 @@ from keyless.trust.operators import Category, Qualifier
 from keyless.trust.subjects import Breadth, subject_shape
 
 __all__ = ["Identity", "oidc_prefixes", "who_can_assume"]
-
-_WILDCARDS = "*?"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,180 +161,18 @@ def _without_subject(
 # --- the words ---------------------------------------------------------------------------------
 
 
-def _fields(value: str, grammar: SubjectGrammar) -> dict[str, str] | None:
-    """The fields of ``value`` by name; a field that ends in a wildcard with nothing after it
-    swallows every later field (``*`` crosses ``:`` and ``/``). ``None``: another shape."""
-    out: dict[str, str] = {}
-    segments = grammar.segments
-    position = 0
-    for index, segment in enumerate(segments):
-        if not value.startswith(segment.literal, position):
-            if value[position:] in ("*", "") and index > 0:
-                out.update({s.field: "*" for s in segments[index:]})
-                return out
-            return None
-        position += len(segment.literal)
-        following = segments[index + 1].literal if index + 1 < len(segments) else None
-        end = value.find(following, position) if following else -1
-        if end < 0:
-            text = value[position:]
-            out[segment.field] = text
-            if text.endswith("*"):
-                out.update({s.field: "*" for s in segments[index + 1 :]})
-            # Otherwise later fields are absent (Bitbucket steps outside a deployment).
-            return out
-        out[segment.field] = value[position:end]
-        position = end
-    return out
-
-
-def _wild(text: str) -> bool:
-    return any(c in text for c in _WILDCARDS)
-
-
-def _named(kind: str, plural: str, value: str | None) -> str:
-    if value is None or value.strip("*") == "":
-        return f"any {kind}"
-    if UNRESOLVED_PREFIX in value:
-        return f"a {kind} known only once deployed ({value})"
-    if _wild(value):
-        return f"{plural} matching {value}"
-    return f"{kind} {value}"
-
-
-def _ref(value: str | None) -> str:
-    """A git ref (``refs/heads/main``, ``refs/tags/v*``) in words."""
-    if value is None or value.strip("*") == "":
-        return "any branch, tag or pull request"
-    for prefix, kind, plural in (
-        ("refs/heads/", "branch", "branches"),
-        ("refs/tags/", "tag", "tags"),
-        ("refs/pull/", "pull request", "pull requests"),
-    ):
-        if value.startswith(prefix):
-            return _named(kind, plural, value[len(prefix) :])
-    if "refs/".startswith(value.rstrip("*")) or (value.startswith("refs/") and _wild(value)):
-        return f"refs matching {value}"
-    return _named("ref", "refs", value)
-
-
 def _words(value: str, provider: Provider | None, grammar: SubjectGrammar, prefix: str) -> str:
+    """The CI's own words for ``value`` (``Provider.describe_subject``), else generic ones."""
     if UNRESOLVED_PREFIX in value:
         return f"subjects known only once deployed: {value}"
-    fields = _fields(value, grammar) if provider else None
-    if fields is None or provider is None:
-        if value.strip("*") == "":
-            return f"anyone who can get a token from {prefix}"
-        if _wild(value):
-            return f"subjects matching {value} from {prefix}"
-        return f"subject {value} from {prefix}"
-    name = provider.name
-    if name == "github":
-        return _github(fields)
-    if name == "gitlab":
-        return _gitlab(fields, prefix)
-    if name == "bitbucket":
-        return _bitbucket(fields, prefix)
-    if name == "circleci":
-        return _circleci(fields)
-    if name == "buildkite":
-        return _buildkite(fields)
-    return f"subjects matching {value} from {prefix}"
-
-
-def _github(fields: dict[str, str]) -> str:
-    owner, repo = fields.get("owner", "*"), fields.get("repository", "*")
-    if owner.strip("*") == "":
-        where = "any repository on GitHub"
-    elif _wild(owner):
-        where = f"repositories of owners matching {owner}"
-    elif repo.strip("*") == "":
-        where = f"any repository in org {owner}"
-    elif _wild(repo):
-        where = f"repositories matching {owner}/{repo}"
-    else:
-        where = f"{owner}/{repo}"
-    context = fields.get("ref or environment", "*")
-    if context.strip("*") == "":
-        what = "any workflow run"
-    elif context == "pull_request":
-        what = "pull requests"
-    elif context.startswith("ref:"):
-        what = _ref(context[4:])
-    elif context.startswith("environment:"):
-        what = _named("deployment environment", "deployment environments", context[12:])
-    elif context.startswith("job_workflow_ref:"):
-        what = _named("reusable workflow", "reusable workflows", context[17:])
-    elif _wild(context):
-        what = f"runs whose context matches {context}"
-    else:
-        what = context
-    return f"{what} of {where}"
-
-
-def _gitlab(fields: dict[str, str], prefix: str) -> str:
-    path = fields.get("project path", "*")
-    if path.strip("*") == "":
-        where = f"any project on {prefix}"
-    elif path.endswith("/*") and not _wild(path[:-2]):
-        where = f"any project in group {path[:-2]}"
-    elif _wild(path):
-        where = f"projects matching {path}"
-    else:
-        where = f"project {path}"
-    ref_type, ref = fields.get("ref type", "*"), fields.get("ref", "*")
-    if ref_type == "branch":
-        what = _named("branch", "branches", ref)
-    elif ref_type == "tag":
-        what = _named("tag", "tags", ref)
-    elif ref.strip("*") == "":
-        what = "any branch or tag"
-    else:
-        what = f"{_named('branch or tag', 'branches or tags', ref)} (either ref type)"
-    return f"{what} of {where}"
-
-
-def _bitbucket(fields: dict[str, str], prefix: str) -> str:
-    _, marker, after = prefix.partition("/workspaces/")
-    workspace = after.split("/", 1)[0] if marker else ""
-    tenant = f"workspace {workspace}" if workspace else prefix
-    repo = fields.get("repository UUID", "*")
-    where = f"any repository of {tenant}" if repo.strip("*") == "" else f"repository {repo}"
-    if _wild(repo) and repo.strip("*"):
-        where = f"repositories matching {repo}"
-    environment = fields.get("deployment environment UUID")
-    if environment is None:
-        what = "any step"
-    else:
-        what = _named("deployment environment", "deployment environments", environment)
-        if environment.strip("*") == "":
-            what = "any step"
-    return f"{what} of {where}"
-
-
-def _circleci(fields: dict[str, str]) -> str:
-    org, project = fields.get("organization ID", "*"), fields.get("project ID", "*")
-    if org.strip("*") == "":
-        where = "any project of any organization"
-    elif project.strip("*") == "":
-        where = f"any project of organization {org}"
-    else:
-        where = _named("project", "projects", project) + f" of organization {org}"
-    ref = fields.get("VCS ref")
-    what = "any job" if ref is None or ref.strip("*") == "" else _ref(ref)
-    return f"{what} of {where}"
-
-
-def _buildkite(fields: dict[str, str]) -> str:
-    org, pipeline = fields.get("organization", "*"), fields.get("pipeline", "*")
-    if org.strip("*") == "":
-        where = "any pipeline on Buildkite"
-    elif pipeline.strip("*") == "":
-        where = f"any pipeline of organization {org}"
-    elif _wild(pipeline):
-        where = f"pipelines matching {org}/{pipeline}"
-    else:
-        where = f"pipeline {org}/{pipeline}"
-    ref = fields.get("ref")
-    what = "any build" if ref is None or ref.strip("*") == "" else _ref(ref)
-    return f"{what} of {where}"
+    fields = split_fields(value, grammar) if provider else None
+    described = (
+        provider.describe_subject(fields, prefix) if provider and fields is not None else None
+    )
+    if described is not None:
+        return described
+    if value.strip("*") == "":
+        return f"anyone who can get a token from {prefix}"
+    if is_wild(value):
+        return f"subjects matching {value} from {prefix}"
+    return f"subject {value} from {prefix}"

@@ -147,6 +147,12 @@ class Provider(Protocol):
         environment does not say; built with ``compose_session_name``."""
         ...
 
+    def describe_subject(self, fields: Mapping[str, str], issuer: str) -> str | None:
+        """Who a `sub` pattern admits, in words ("any branch of acme/site"), from its fields
+        by ``subject_grammar`` field name (``keyless.ci.subject_words.split_fields``);
+        ``issuer`` is the provider's URL without ``https://``. ``None``: no words of its own."""
+        ...
+
 
 #: STS's RoleSessionName: 2 to 64 characters of ``[\w+=,.@-]``, ``\w`` being ASCII (STS model).
 SESSION_NAME_MAX_CHARS = 64

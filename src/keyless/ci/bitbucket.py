@@ -30,6 +30,7 @@ from keyless.ci.base import (
     compose_session_name,
 )
 from keyless.ci.shared import CiBase
+from keyless.ci.subject_words import is_wild, named
 from keyless.errors import CredentialError, UsageError
 from keyless.trust.glob import compile_glob
 
@@ -344,6 +345,24 @@ class Bitbucket(CiBase[BitbucketScope]):
         if subject.count(":") == 2:
             return _finding(Cause.DEPLOYMENT_ENVIRONMENT, _ENVIRONMENT_FIX, subject)
         return None
+
+    # --- keyless audit ---------------------------------------------------------------------------
+
+    def describe_subject(self, fields: Mapping[str, str], issuer: str) -> str | None:
+        # The issuer names the workspace: api.bitbucket.org/2.0/workspaces/SLUG/pipelines-config/...
+        _, marker, after = issuer.partition("/workspaces/")
+        workspace = after.split("/", 1)[0] if marker else ""
+        tenant = f"workspace {workspace}" if workspace else issuer
+        repo = fields.get("repository UUID", "*")
+        where = f"any repository of {tenant}" if repo.strip("*") == "" else f"repository {repo}"
+        if is_wild(repo) and repo.strip("*"):
+            where = f"repositories matching {repo}"
+        environment = fields.get("deployment environment UUID")
+        if environment is None or environment.strip("*") == "":
+            what = "any step"
+        else:
+            what = named("deployment environment", "deployment environments", environment)
+        return f"{what} of {where}"
 
 
 PROVIDER = Bitbucket()

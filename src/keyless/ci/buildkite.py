@@ -30,6 +30,7 @@ from keyless.ci.base import (
     run_helper,
 )
 from keyless.ci.shared import CiBase
+from keyless.ci.subject_words import is_wild, ref_words
 from keyless.errors import UsageError
 
 if TYPE_CHECKING:
@@ -241,6 +242,22 @@ class Buildkite(CiBase[BuildkiteScope]):
         audiences: Sequence[str] = (),
     ) -> dict[str, str]:
         return job_environment(scope, run, tokens=tokens, audiences=audiences)
+
+    # --- keyless audit ---------------------------------------------------------------------------
+
+    def describe_subject(self, fields: Mapping[str, str], issuer: str) -> str | None:
+        org, pipeline = fields.get("organization", "*"), fields.get("pipeline", "*")
+        if org.strip("*") == "":
+            where = "any pipeline on Buildkite"
+        elif pipeline.strip("*") == "":
+            where = f"any pipeline of organization {org}"
+        elif is_wild(pipeline):
+            where = f"pipelines matching {org}/{pipeline}"
+        else:
+            where = f"pipeline {org}/{pipeline}"
+        ref = fields.get("ref")
+        what = "any build" if ref is None or ref.strip("*") == "" else ref_words(ref)
+        return f"{what} of {where}"
 
 
 PROVIDER = Buildkite()

@@ -30,6 +30,7 @@ from keyless.ci.base import (
     stable_uuid,
 )
 from keyless.ci.shared import CiBase
+from keyless.ci.subject_words import named, ref_words
 from keyless.errors import CredentialError, UsageError
 
 if TYPE_CHECKING:
@@ -244,6 +245,20 @@ class CircleCI(CiBase[CircleCIScope]):
         self, scope: CircleCIScope, run: JobRun, *, tokens: JobTokens, audiences: Sequence[str] = ()
     ) -> dict[str, str]:
         return job_environment(scope, run, tokens=tokens, audiences=audiences)
+
+    # --- keyless audit ---------------------------------------------------------------------------
+
+    def describe_subject(self, fields: Mapping[str, str], issuer: str) -> str | None:
+        org, project = fields.get("organization ID", "*"), fields.get("project ID", "*")
+        if org.strip("*") == "":
+            where = "any project of any organization"
+        elif project.strip("*") == "":
+            where = f"any project of organization {org}"
+        else:
+            where = named("project", "projects", project) + f" of organization {org}"
+        ref = fields.get("VCS ref")
+        what = "any job" if ref is None or ref.strip("*") == "" else ref_words(ref)
+        return f"{what} of {where}"
 
 
 PROVIDER = CircleCI()

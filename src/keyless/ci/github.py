@@ -36,6 +36,7 @@ from keyless.ci.base import (
     stable_number,
 )
 from keyless.ci.shared import CiBase
+from keyless.ci.subject_words import is_wild, named, ref_words
 from keyless.errors import CredentialError, NetworkError, UsageError
 from keyless.limits import (
     GITHUB_TOKEN_REQUEST_SECONDS,
@@ -509,6 +510,37 @@ class GitHub(CiBase[GitHubScope]):
                 " string `value`"
             )
         return value
+
+    # --- keyless audit ---------------------------------------------------------------------------
+
+    def describe_subject(self, fields: Mapping[str, str], issuer: str) -> str | None:
+        owner, repo = fields.get("owner", "*"), fields.get("repository", "*")
+        if owner.strip("*") == "":
+            where = "any repository on GitHub"
+        elif is_wild(owner):
+            where = f"repositories of owners matching {owner}"
+        elif repo.strip("*") == "":
+            where = f"any repository in org {owner}"
+        elif is_wild(repo):
+            where = f"repositories matching {owner}/{repo}"
+        else:
+            where = f"{owner}/{repo}"
+        context = fields.get("ref or environment", "*")
+        if context.strip("*") == "":
+            what = "any workflow run"
+        elif context == "pull_request":
+            what = "pull requests"
+        elif context.startswith("ref:"):
+            what = ref_words(context[4:])
+        elif context.startswith("environment:"):
+            what = named("deployment environment", "deployment environments", context[12:])
+        elif context.startswith("job_workflow_ref:"):
+            what = named("reusable workflow", "reusable workflows", context[17:])
+        elif is_wild(context):
+            what = f"runs whose context matches {context}"
+        else:
+            what = context
+        return f"{what} of {where}"
 
 
 def _retry_after(response: HttpResponse) -> float:

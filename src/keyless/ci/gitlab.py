@@ -30,6 +30,7 @@ from keyless.ci.base import (
     stable_number,
 )
 from keyless.ci.shared import CiBase
+from keyless.ci.subject_words import is_wild, named
 from keyless.compat import StrEnum
 from keyless.errors import CredentialError, UsageError
 
@@ -345,6 +346,29 @@ class GitLab(CiBase[GitLabScope]):
             " audience cannot be chosen; keyless reads an `id_tokens:` variable instead",
             remedy=_id_tokens_remedy(env, DEFAULT_TOKEN_VARIABLES[0], audience),
         )
+
+    # --- keyless audit ---------------------------------------------------------------------------
+
+    def describe_subject(self, fields: Mapping[str, str], issuer: str) -> str | None:
+        path = fields.get("project path", "*")
+        if path.strip("*") == "":
+            where = f"any project on {issuer}"
+        elif path.endswith("/*") and not is_wild(path[:-2]):
+            where = f"any project in group {path[:-2]}"
+        elif is_wild(path):
+            where = f"projects matching {path}"
+        else:
+            where = f"project {path}"
+        ref_type, ref = fields.get("ref type", "*"), fields.get("ref", "*")
+        if ref_type == "branch":
+            what = named("branch", "branches", ref)
+        elif ref_type == "tag":
+            what = named("tag", "tags", ref)
+        elif ref.strip("*") == "":
+            what = "any branch or tag"
+        else:
+            what = f"{named('branch or tag', 'branches or tags', ref)} (either ref type)"
+        return f"{what} of {where}"
 
 
 PROVIDER = GitLab()

@@ -147,3 +147,9 @@ class CiBase(Generic[ScopeT]):
     def audience_hint(self) -> str | None:
         """Where this CI's audience is chosen; ``None``: the generic advice."""
         return None
+
+    # --- keyless audit ---------------------------------------------------------------------------
+
+    def describe_subject(self, fields: Mapping[str, str], issuer: str) -> str | None:
+        """Who a `sub` pattern admits, in this CI's words; ``None``: the generic words."""
+        return None

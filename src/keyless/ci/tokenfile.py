@@ -97,5 +97,8 @@ class TokenFile:
         # A file says nothing about the run that wrote it.
         return None
 
+    def describe_subject(self, fields: Mapping[str, str], issuer: str) -> str | None:
+        return None
+
 
 PROVIDER = TokenFile()
