@@ -125,6 +125,17 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "policy": json.dumps(policy),
         "claims": json.dumps({"iss": f"https://{issuer}", "sub": "repo:o/r:ref:x"}),
         "token": _unsigned_token(),
+        "roles": json.dumps(
+            {
+                "Roles": [
+                    {
+                        "RoleName": "r",
+                        "Arn": "arn:aws:iam::1:role/r",
+                        "AssumeRolePolicyDocument": policy,
+                    }
+                ]
+            }
+        ),
     }
     for name, text in files.items():
         (root / name).write_text(text)
@@ -139,6 +150,7 @@ LIGHT_COMMANDS = {
     "trust-lint": (["trust", "lint", "{policy}"], AWS_SDK),
     "trust-build": (["trust", "build", "--ci", "github", "--repository", "o/r"], AWS_SDK),
     "claims": (["claims", "{token}"], AWS_SDK),
+    "audit-file": (["audit", "{roles}"], AWS_SDK),
 }
 
 

@@ -83,8 +83,7 @@ def register(subparsers: Subparsers) -> None:
 def run(args: argparse.Namespace, console: Console) -> int:
     from keyless import __version__
     from keyless.audit import report as model
-    from keyless.audit.sources import load_inputs, org_inventory, read_input
-    from keyless.aws.clients import region_from
+    from keyless.audit.sources import load_inputs, read_input
     from keyless.trust.lint import Severity
 
     if args.org and args.files:
@@ -112,13 +111,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.files:
         inventory = load_inputs(args.files, console.stdin)
     else:
-        session = session_factory(region_from(console.env))
-        if args.org:
-            inventory = org_inventory(session, args.role_name)
-        else:
-            from keyless.audit.sources import live_inventory
+        # boto3 is imported for a live audit only: offline inputs start without the AWS SDK.
+        from keyless.audit.sources import live_inventory, org_inventory
+        from keyless.aws.clients import region_from
 
-            inventory = live_inventory(session)
+        session = session_factory(region_from(console.env))
+        inventory = org_inventory(session, args.role_name) if args.org else live_inventory(session)
     report = model.build_report(inventory)
     if baseline is not None:
         report = model.new_since(report, baseline[1], baseline[0])
