@@ -1,8 +1,14 @@
-"""The audit as a table, worst role first, then providers no role uses and errors."""
+"""The audit as a table, worst role first, then providers no role uses and errors.
+
+Every value comes from the audited input (role names, subjects, file names), so each is escaped
+(``keyless.textsafe``): no control character reaches the terminal, no value splits a row, and no
+line reads as a CI log command.
+"""
 
 from __future__ import annotations
 
 from keyless.audit.report import AuditReport, counts
+from keyless.textsafe import escape, safe_lines
 
 __all__ = ["render_text"]
 
@@ -21,13 +27,16 @@ def render_text(report: AuditReport) -> str:
         who = "; ".join(f"{i.ci_name}: {i.words}" for i in role.who_can_assume) or "(unknown)"
         rows.append(
             [
-                worst.value if worst else "ok",
-                role.role_name
-                if role.account_id is None
-                else f"{role.account_id}/{role.role_name}",
-                _clip(who, _WHO_WIDTH),
-                role.blast_radius.text,
-                ", ".join(dict.fromkeys(f.rule for f in role.findings)) or "-",
+                escape(cell)
+                for cell in (
+                    worst.value if worst else "ok",
+                    role.role_name
+                    if role.account_id is None
+                    else f"{role.account_id}/{role.role_name}",
+                    _clip(who, _WHO_WIDTH),
+                    role.blast_radius.text,
+                    ", ".join(dict.fromkeys(f.rule for f in role.findings)) or "-",
+                )
             ]
         )
     lines = []
@@ -42,18 +51,18 @@ def render_text(report: AuditReport) -> str:
     if report.roles_with_missing_provider:
         lines.append("")
         lines.append("Roles trusting an OIDC provider that does not exist:")
-        lines.extend(f"  {arn}" for arn in report.roles_with_missing_provider)
+        lines.extend(f"  {escape(arn)}" for arn in report.roles_with_missing_provider)
     if report.orphan_providers:
         lines.append("")
         lines.append("OIDC providers no role trusts:")
-        lines.extend(f"  {p.arn or p.url}" for p in report.orphan_providers)
+        lines.extend(f"  {escape(p.arn or p.url)}" for p in report.orphan_providers)
     for error in report.errors:
-        lines.append(f"not audited: {error}")
+        lines.append(f"not audited: {escape(error)}")
     tally = ", ".join(f"{n} {s}" for s, n in counts(report.roles).items() if n)
     lines.append("")
     lines.append(
         f"{len(report.roles)} OIDC role(s) of {report.roles_scanned} read"
         + (f": {tally}" if tally else "")
-        + (f" (new since {report.baseline})" if report.baseline else "")
+        + (f" (new since {escape(report.baseline)})" if report.baseline else "")
     )
-    return "\n".join(lines) + "\n"
+    return safe_lines("\n".join(lines) + "\n")

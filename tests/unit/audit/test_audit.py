@@ -298,6 +298,19 @@ def test_text_table_lists_missing_and_unused_providers() -> None:
     assert "gone-000" in text
 
 
+def test_text_table_escapes_what_the_input_names() -> None:
+    document = authorization_details(per_kind=1, service_roles=0).document
+    role = document["RoleDetailList"][0]
+    role["RoleName"] = "evil\x1b[2J\n::add-mask::x\u202e"
+    text = render_text(_report(document))
+    assert "\x1b" not in text
+    assert "\u202e" not in text
+    assert "evil\\x1b[2J\\x0a::add-mask::x\\u202e" in text
+    assert not any(line.lstrip().startswith("::") for line in text.splitlines())
+    rows = [line for line in text.splitlines() if "evil" in line]
+    assert len(rows) == 1
+
+
 def _throttled(failures: int) -> tuple[Callable[[], str], list[int]]:
     from botocore.exceptions import ClientError
 
