@@ -5,11 +5,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from keyless.audit.report import AuditReport, RoleReport
+from keyless.audit.report import AUDIT_RULES, AuditReport, AuditRule, RoleReport
+from keyless.trust.findings import Severity
+from keyless.trust.lint_rules import RULES
+from keyless.trust.sarif import Declared, rule_descriptor
 
 __all__ = ["render_sarif"]
 
-_CLEAN_RULE = "oidc-role"
+#: The rule of a role with no finding (its result is a ``pass``).
+_CLEAN = AuditRule(
+    id="oidc-role",
+    severity=Severity.INFO,
+    title="A role that trusts an OIDC provider",
+    help="Who can assume the role and what it may do, for review; no finding.",
+    fix="Nothing to fix.",
+)
+#: Lint's rules and the audit's own, by id: the catalogue describes each as it is declared.
+_DECLARED: dict[str, Declared] = {rule.id: rule for rule in RULES}
+_DECLARED.update((rule.id, rule) for rule in (*AUDIT_RULES, _CLEAN))
+_CLEAN_RULE = _CLEAN.id
 
 
 def _result(role: RoleReport, rule_index: dict[str, int]) -> dict[str, Any]:
@@ -49,20 +63,7 @@ def render_sarif(report: AuditReport, *, tool_version: str) -> dict[str, Any]:
     for role in report.roles:
         rule = role.findings[0].rule if role.findings else _CLEAN_RULE
         if rule not in rules:
-            finding = role.findings[0] if role.findings else None
-            rules[rule] = {
-                "id": rule,
-                "name": "".join(p.capitalize() for p in rule.split("-")),
-                "shortDescription": {"text": rule.replace("-", " ")},
-                "help": {"text": finding.fix if finding else "No finding."},
-                "defaultConfiguration": {
-                    "level": finding.severity.sarif_level if finding else "none"
-                },
-                "properties": {
-                    "security-severity": finding.severity.security_severity if finding else "0.0",
-                    "tags": ["security", "iam", "oidc"],
-                },
-            }
+            rules[rule] = rule_descriptor(_DECLARED[rule])
     index = {rule: position for position, rule in enumerate(rules)}
     return {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",

@@ -21,8 +21,10 @@ from keyless.trust.lint import Severity, lint
 from keyless.trust.model import Policy, parse_policy
 
 __all__ = [
+    "AUDIT_RULES",
     "SCHEMA_VERSION",
     "AuditReport",
+    "AuditRule",
     "ProviderView",
     "ReportFinding",
     "RoleReport",
@@ -32,6 +34,49 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditRule:
+    """A finding only the audit makes (it needs the account, not just the policy), declared
+    like a lint rule (``keyless.trust.lint_rules``): id, severity, title, help and fix."""
+
+    id: str
+    severity: Severity
+    title: str
+    help: str
+    fix: str
+
+    def finding(self, message: str, fix: str | None = None) -> ReportFinding:
+        return ReportFinding(
+            rule=self.id, severity=self.severity, message=message, fix=fix or self.fix
+        )
+
+
+PROVIDER_MISSING = AuditRule(
+    id="provider-missing",
+    severity=Severity.MEDIUM,
+    title="The role trusts an OIDC provider that does not exist",
+    help="Nobody can assume the role today, and whoever registers that provider later gets"
+    " what the trust admits.",
+    fix="Delete the role, or register the provider on purpose and review the trust first.",
+)
+TRUST_UNREADABLE = AuditRule(
+    id="trust-unreadable",
+    severity=Severity.MEDIUM,
+    title="The trust policy is not a valid policy document",
+    help="IAM refuses such a document; what the input says the role trusts cannot be checked.",
+    fix="Correct the document; IAM refuses it as written.",
+)
+TRUST_UNRESOLVED = AuditRule(
+    id="trust-unresolved",
+    severity=Severity.INFO,
+    title="The trust uses a value only the deployed stack resolves",
+    help="A template parameter, import or resource attribute decides who the role admits.",
+    fix="Audit the deployed account (keyless audit with credentials) to see the resolved value.",
+)
+#: Every rule the audit declares besides lint's, for SARIF's catalogue.
+AUDIT_RULES: tuple[AuditRule, ...] = (PROVIDER_MISSING, TRUST_UNREADABLE, TRUST_UNRESOLVED)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -248,11 +293,8 @@ def _role_report(
         findings.extend(linted)
     except PolicyError as exc:
         findings.append(
-            ReportFinding(
-                rule="trust-unreadable",
-                severity=Severity.MEDIUM,
-                message=f"the trust policy is not a valid policy document: {exc.message}",
-                fix="Correct the document; IAM refuses it as written.",
+            TRUST_UNREADABLE.finding(
+                f"the trust policy is not a valid policy document: {exc.message}"
             )
         )
     views: list[ProviderView] = []
@@ -275,13 +317,9 @@ def _role_report(
                     findings.append(_missing_provider(url, account))
     for expression in role.unresolved:
         findings.append(
-            ReportFinding(
-                rule="trust-unresolved",
-                severity=Severity.INFO,
-                message=f"the trust uses {expression}, which only the deployed stack resolves:"
-                " who it admits there is unknown",
-                fix="Audit the deployed account (keyless audit with credentials) to see the"
-                " resolved value.",
+            TRUST_UNRESOLVED.finding(
+                f"the trust uses {expression}, which only the deployed stack resolves:"
+                " who it admits there is unknown"
             )
         )
     findings.sort(key=lambda f: -f.severity.rank)
@@ -329,10 +367,8 @@ def _analysed(document: object) -> _Analysis:
 
 def _missing_provider(url: str, account: str | None) -> ReportFinding:
     where = f"account {account}" if account else "the account"
-    return ReportFinding(
-        rule="provider-missing",
-        severity=Severity.MEDIUM,
-        message=f"trusts the OIDC provider {url}, which does not exist in {where}: the role"
+    return PROVIDER_MISSING.finding(
+        f"trusts the OIDC provider {url}, which does not exist in {where}: the role"
         " cannot be assumed today, and whoever registers that provider later gets what this"
         " trust admits",
         fix=f"Delete the role, or register {url} on purpose and review the trust first.",

@@ -7,12 +7,12 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from keyless.trust.findings import Finding
+from keyless.trust.findings import Finding, Severity
 from keyless.trust.lint_rules import RULES, Rule
 
-__all__ = ["LintedFile", "line_of", "sarif"]
+__all__ = ["Declared", "LintedFile", "line_of", "rule_descriptor", "sarif"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,27 +83,42 @@ def sarif(
                     "driver": {
                         "name": "keyless",
                         "version": tool_version,
-                        "rules": [
-                            {
-                                "id": rule.id,
-                                "name": _pascal(rule.id),
-                                "shortDescription": {"text": rule.title},
-                                "fullDescription": {"text": rule.help},
-                                "help": {"text": rule.help},
-                                "defaultConfiguration": {"level": rule.severity.sarif_level},
-                                "properties": {
-                                    "security-severity": rule.severity.security_severity,
-                                    "tags": ["security", "iam", "oidc"],
-                                    "precision": "high",
-                                },
-                            }
-                            for rule in rules
-                        ],
+                        "rules": [rule_descriptor(rule) for rule in rules],
                     }
                 },
                 "results": results,
             }
         ],
+    }
+
+
+class Declared(Protocol):
+    """What SARIF's catalogue says of a rule: a lint ``Rule``, or another tool's declaration."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def severity(self) -> Severity: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def help(self) -> str: ...
+
+
+def rule_descriptor(rule: Declared) -> dict[str, Any]:
+    """One entry of SARIF's rule catalogue (``reportingDescriptor``, SARIF 2.1.0 §3.49)."""
+    return {
+        "id": rule.id,
+        "name": _pascal(rule.id),
+        "shortDescription": {"text": rule.title},
+        "fullDescription": {"text": rule.help},
+        "help": {"text": rule.help},
+        "defaultConfiguration": {"level": rule.severity.sarif_level},
+        "properties": {
+            "security-severity": rule.severity.security_severity,
+            "tags": ["security", "iam", "oidc"],
+            "precision": "high",
+        },
     }
 
 

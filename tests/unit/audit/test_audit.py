@@ -14,9 +14,17 @@ import pytest
 from keyless.audit.render_html import embedded_json, render_html
 from keyless.audit.render_sarif import render_sarif
 from keyless.audit.render_text import render_text
-from keyless.audit.report import AuditReport, baseline_keys, build_report, new_since
+from keyless.audit.report import (
+    AUDIT_RULES,
+    AuditReport,
+    baseline_keys,
+    build_report,
+    new_since,
+)
 from keyless.audit.sources import load_text, with_backoff
 from keyless.errors import AwsError, UsageError
+from keyless.trust.lint_rules import RULES
+from keyless.trust.sarif import Declared
 from tests.unit.audit.dumps import ACCOUNT, GH, KINDS, UNUSED, authorization_details
 
 SCHEMA = json.loads((Path(__file__).parents[3] / "docs" / "audit-schema.json").read_text())
@@ -275,6 +283,34 @@ def test_sarif_has_one_result_per_role_located_in_the_template() -> None:
         assert role.source is not None
         assert physical["region"]["startLine"] == role.source.line
     assert results[0]["level"] == "error"
+
+
+def test_sarif_catalogue_describes_each_rule_as_declared() -> None:
+    report = _report(authorization_details(per_kind=1, service_roles=0).document)
+    log = render_sarif(report, tool_version="0")
+    catalogue = {rule["id"]: rule for rule in log["runs"][0]["tool"]["driver"]["rules"]}
+    declared: dict[str, Declared] = {rule.id: rule for rule in RULES}
+    declared.update((rule.id, rule) for rule in AUDIT_RULES)
+    unreadable = {
+        "Roles": [
+            {
+                "RoleName": "r",
+                "Arn": "arn:aws:iam::1:role/r",
+                "AssumeRolePolicyDocument": ":oidc-provider/ no JSON",
+            }
+        ]
+    }
+    odd = render_sarif(_report(unreadable, "roles.json"), tool_version="0")
+    catalogue.update((r["id"], r) for r in odd["runs"][0]["tool"]["driver"]["rules"])
+    assert "trust-unreadable" in catalogue  # the audit's own rule
+    assert len(catalogue) > 2  # lint's rules
+    for rule_id, entry in catalogue.items():
+        if rule_id == "oidc-role":  # a role with no finding
+            continue
+        rule = declared[rule_id]
+        assert entry["shortDescription"]["text"] == rule.title
+        assert entry["help"]["text"] == rule.help
+        assert entry["defaultConfiguration"]["level"] == rule.severity.sarif_level
 
 
 def test_html_escapes_every_value_and_embedded_json_cannot_close_the_script() -> None:
