@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote
@@ -18,7 +18,8 @@ from keyless.ci import provider_for_issuer
 from keyless.errors import PolicyError, UsageError
 from keyless.jsonlimits import loads_bounded
 from keyless.trust.lint import Severity, lint
-from keyless.trust.model import Policy, parse_policy
+from keyless.trust.model import Effect, Policy, parse_policy
+from keyless.trust.operators import literal_pattern, test_condition
 
 __all__ = [
     "AUDIT_RULES",
@@ -75,8 +76,23 @@ TRUST_UNRESOLVED = AuditRule(
     help="A template parameter, import or resource attribute decides who the role admits.",
     fix="Audit the deployed account (keyless audit with credentials) to see the resolved value.",
 )
+AUDIENCE_UNREGISTERED = AuditRule(
+    id="audience-unregistered",
+    severity=Severity.LOW,
+    title="The trust requires an audience the provider does not register",
+    help="STS accepts a token only when its aud is one of the provider's client IDs"
+    " (docs/aws-sts-iam.md#sts-errors), so a statement whose aud condition admits none of them never"
+    " lets anyone in: the role is broken, or its trust was written for another provider.",
+    fix="Add the audience to the provider's client IDs (aws iam"
+    " add-client-id-to-open-id-connect-provider), or correct the aud condition.",
+)
 #: Every rule the audit declares besides lint's, for SARIF's catalogue.
-AUDIT_RULES: tuple[AuditRule, ...] = (PROVIDER_MISSING, TRUST_UNREADABLE, TRUST_UNRESOLVED)
+AUDIT_RULES: tuple[AuditRule, ...] = (
+    PROVIDER_MISSING,
+    AUDIENCE_UNREGISTERED,
+    TRUST_UNREADABLE,
+    TRUST_UNRESOLVED,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -315,6 +331,8 @@ def _role_report(
                 views.append(_view(url, record, account, exists=exists))
                 if exists is False:
                     findings.append(_missing_provider(url, account))
+                if record is not None and record.client_ids:
+                    findings.extend(_unregistered_audiences(policy, url, record.client_ids))
     for expression in role.unresolved:
         findings.append(
             TRUST_UNRESOLVED.finding(
@@ -363,6 +381,32 @@ def _analysed(document: object) -> _Analysis:
     except (TypeError, ValueError):
         return _analyse(parse_policy(document))
     return _analysed_text(text)
+
+
+def _unregistered_audiences(
+    policy: Policy, url: str, client_ids: Sequence[str]
+) -> Iterator[ReportFinding]:
+    """A finding per Allow statement for ``url`` whose aud condition holds for none of the
+    provider's client IDs, tested by the evaluator's own operators."""
+    key = f"{url}:aud".lower()
+    for statement in policy.statements:
+        if statement.effect is not Effect.ALLOW or not any(
+            federated.partition(":oidc-provider/")[2] == url for federated in statement.federated
+        ):
+            continue
+        for condition in statement.conditions or ():
+            values = condition.string_values
+            if condition.key.lower() != key or any("${" in value for value in values):
+                continue
+            patterns = [literal_pattern(value) for value in values]
+            if all(
+                test_condition(condition.operator, patterns, cid) is False for cid in client_ids
+            ):
+                yield AUDIENCE_UNREGISTERED.finding(
+                    f"{statement.label}: {condition.operator.name} {condition.key}"
+                    f" {', '.join(values)} admits none of the client IDs of {url}"
+                    f" ({', '.join(client_ids)}): STS refuses every token for this statement"
+                )
 
 
 def _missing_provider(url: str, account: str | None) -> ReportFinding:

@@ -25,7 +25,7 @@ from keyless.audit.sources import load_text, with_backoff
 from keyless.errors import AwsError, UsageError
 from keyless.trust.lint_rules import RULES
 from keyless.trust.sarif import Declared
-from tests.unit.audit.dumps import ACCOUNT, GH, KINDS, UNUSED, authorization_details
+from tests.unit.audit.dumps import ACCOUNT, GH, KINDS, UNUSED, authorization_details, trust
 
 SCHEMA = json.loads((Path(__file__).parents[3] / "docs" / "audit-schema.json").read_text())
 
@@ -332,6 +332,45 @@ def test_text_table_lists_missing_and_unused_providers() -> None:
     assert f"oidc-provider/{UNUSED}" in text
     assert "Roles trusting an OIDC provider that does not exist" in text
     assert "gone-000" in text
+
+
+@pytest.mark.parametrize(
+    ("operator", "audience", "flagged"),
+    [
+        ("StringEquals", "sts.amazonaws.com", False),
+        ("StringEquals", "https://github.com/acme", True),
+        ("StringLike", "sts.*", False),
+        ("StringNotEquals", "sts.amazonaws.com", True),  # the one registered id is excluded
+    ],
+)
+def test_an_audience_no_client_id_satisfies_is_a_finding(
+    operator: str, audience: str, flagged: bool
+) -> None:
+    condition = {
+        operator: {f"{GH}:aud": audience},
+        "StringLike": {f"{GH}:sub": "repo:acme/site:ref:refs/heads/main"},
+    }
+    document = {
+        "RoleDetailList": [
+            {
+                "RoleName": "r",
+                "Arn": f"arn:aws:iam::{ACCOUNT}:role/r",
+                "AssumeRolePolicyDocument": trust(GH, condition),
+            }
+        ],
+        "OpenIDConnectProviderList": [
+            {
+                "Arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{GH}",
+                "ClientIDList": ["sts.amazonaws.com"],
+            }
+        ],
+    }
+    (role,) = _report(document).roles
+    found = [f for f in role.findings if f.rule == "audience-unregistered"]
+    assert bool(found) is flagged
+    if flagged:
+        assert audience in found[0].message
+        assert "sts.amazonaws.com" in found[0].message
 
 
 def test_text_table_escapes_what_the_input_names() -> None:
