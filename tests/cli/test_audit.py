@@ -76,3 +76,15 @@ def test_stdin_and_usage_errors(tmp_path: Path) -> None:
     missing = run_cli(["audit", str(tmp_path / "nope.json")])
     assert missing.code == 2
     assert "does not exist" in missing.stderr
+
+
+def test_ca_bundle_needs_check_thumbprints_and_a_file(tmp_path: Path) -> None:
+    dump = _dump(tmp_path, per_kind=1)
+    alone = run_cli(["audit", str(dump), "--ca-bundle", str(dump)])
+    assert alone.code == 2
+    assert "--ca-bundle applies to --check-thumbprints only" in alone.stderr
+    missing = run_cli(
+        ["audit", str(dump), "--check-thumbprints", "--ca-bundle", str(tmp_path / "no.pem")]
+    )
+    assert missing.code == 2
+    assert "no.pem is not a file" in missing.stderr

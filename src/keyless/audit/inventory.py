@@ -57,6 +57,11 @@ class ProviderRecord:
     account_id: str | None
     client_ids: tuple[str, ...] = ()
     thumbprints: tuple[str, ...] = ()
+    #: What ``--check-thumbprints`` found: the thumbprint of the certificate the issuer's key
+    #: host presents now, and whether that host's certificate is publicly trusted (then AWS
+    #: does not use thumbprints, docs/aws-sts-iam.md#thumbprints). ``None``: not checked.
+    current_thumbprint: str | None = None
+    publicly_trusted: bool | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -81,15 +81,26 @@ AUDIENCE_UNREGISTERED = AuditRule(
     severity=Severity.LOW,
     title="The trust requires an audience the provider does not register",
     help="STS accepts a token only when its aud is one of the provider's client IDs"
-    " (docs/aws-sts-iam.md#sts-errors), so a statement whose aud condition admits none of them never"
-    " lets anyone in: the role is broken, or its trust was written for another provider.",
+    " (docs/aws-sts-iam.md#sts-errors), so a statement whose aud condition admits none of them"
+    " never lets anyone in: the role is broken, or its trust was written for another provider.",
     fix="Add the audience to the provider's client IDs (aws iam"
     " add-client-id-to-open-id-connect-provider), or correct the aud condition.",
+)
+THUMBPRINT_STALE = AuditRule(
+    id="thumbprint-stale",
+    severity=Severity.LOW,
+    title="The provider's thumbprint is not the certificate its issuer presents",
+    help="For an issuer whose certificate is not publicly trusted AWS checks the key host's"
+    " certificate against the provider's thumbprints (docs/aws-sts-iam.md#thumbprints); a"
+    " stale one makes every token fail.",
+    fix="Update the provider's thumbprint (keyless provision, or aws iam"
+    " update-open-id-connect-provider-thumbprint).",
 )
 #: Every rule the audit declares besides lint's, for SARIF's catalogue.
 AUDIT_RULES: tuple[AuditRule, ...] = (
     PROVIDER_MISSING,
     AUDIENCE_UNREGISTERED,
+    THUMBPRINT_STALE,
     TRUST_UNREADABLE,
     TRUST_UNRESOLVED,
 )
@@ -288,8 +299,19 @@ def _view(
         account_id=account,
         exists=exists,
         client_ids=record.client_ids if record else (),
-        thumbprint_stale=False if _public_issuer(url) else None,
+        thumbprint_stale=_thumbprint_stale(url, record),
     )
+
+
+def _thumbprint_stale(url: str, record: ProviderRecord | None) -> bool | None:
+    """Whether IAM holds a thumbprint the issuer no longer presents, where AWS uses it: not for
+    the hosted CIs' issuers nor any publicly trusted host (docs/aws-sts-iam.md#thumbprints)."""
+    if record is not None and record.publicly_trusted:
+        return False
+    if record is None or record.current_thumbprint is None:
+        # Unchecked: the hosted CIs' issuers are publicly trusted; others are unknown.
+        return False if _public_issuer(url) else None
+    return record.current_thumbprint.lower() not in {t.lower() for t in record.thumbprints}
 
 
 def _role_report(
@@ -328,7 +350,17 @@ def _role_report(
                 if record is not None:
                     used.add(key)
                 exists = (record is not None) if providers_listed else None
-                views.append(_view(url, record, account, exists=exists))
+                view = _view(url, record, account, exists=exists)
+                views.append(view)
+                if view.thumbprint_stale and record is not None:
+                    findings.append(
+                        THUMBPRINT_STALE.finding(
+                            f"IAM holds the thumbprints {', '.join(record.thumbprints) or 'none'}"
+                            f" for {url}, whose key host now presents"
+                            f" {record.current_thumbprint}: STS cannot fetch its keys and"
+                            " refuses every token"
+                        )
+                    )
                 if exists is False:
                     findings.append(_missing_provider(url, account))
                 if record is not None and record.client_ids:

@@ -10,6 +10,7 @@ and jitter (AWS General Reference, "Error retries and exponential backoff in AWS
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import random
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "IAM_READ_CALLS",
     "ORG_CALLS",
+    "check_thumbprints",
     "live_inventory",
     "load_inputs",
     "load_text",
@@ -680,6 +682,60 @@ def org_inventory(
         inventory = inventory.merged(live_inventory(member, workers=workers, sleep=sleep))
         _check_role_count(len(inventory.roles), "the Organization's accounts")
     return inventory
+
+
+# --- thumbprints ------------------------------------------------------------------------------
+
+#: ``(issuer URL, ca_bundle) -> thumbprint``: keyless.aws.thumbprint.issuer_thumbprint.
+ThumbprintReader = Callable[[str, Path | None], str]
+
+
+def _issuer_thumbprint(issuer: str, ca_bundle: Path | None) -> str:
+    from keyless.aws.thumbprint import issuer_thumbprint
+
+    return issuer_thumbprint(issuer, ca_bundle=ca_bundle)
+
+
+def check_thumbprints(
+    inventory: Inventory,
+    *,
+    ca_bundle: Path | None = None,
+    read: ThumbprintReader = _issuer_thumbprint,
+) -> Inventory:
+    """The providers with the thumbprint their issuer's key host presents now. A host the
+    system's trust store accepts is publicly trusted (AWS then ignores thumbprints); one it
+    refuses is read again with ``ca_bundle``. A provider that cannot be read is listed in
+    ``errors`` and the audit goes on."""
+    from keyless.errors import KeylessError
+
+    providers: list[ProviderRecord] = []
+    errors: list[str] = []
+    for record in inventory.providers or ():
+        issuer = f"https://{record.url}"
+        try:
+            current, public = read(issuer, None), True
+        except KeylessError as first:
+            if ca_bundle is None:
+                errors.append(
+                    f"thumbprint of {record.url} not checked: {first} (pass --ca-bundle PEM when"
+                    " its CA is private)"
+                )
+                providers.append(record)
+                continue
+            try:
+                current, public = read(issuer, ca_bundle), False
+            except KeylessError as second:
+                errors.append(f"thumbprint of {record.url} not checked: {second}")
+                providers.append(record)
+                continue
+        providers.append(
+            dataclasses.replace(record, current_thumbprint=current, publicly_trusted=public)
+        )
+    return dataclasses.replace(
+        inventory,
+        providers=tuple(providers) if inventory.providers is not None else None,
+        errors=(*inventory.errors, *errors),
+    )
 
 
 def _assumed_session(parent: boto3.Session) -> Callable[[Mapping[str, str]], boto3.Session]:

@@ -38,6 +38,10 @@ files and `terraform show -json` plans; '-' reads standard input.
 sarif one SARIF 2.1.0 result per role; html one self-contained page (matrix, filters, details).
 --baseline FILE (a previous --format json report) keeps only findings that are new since it.
 
+--check-thumbprints contacts each provider's issuer that is not a hosted CI's: a key host the
+system trusts is publicly trusted (AWS then ignores thumbprints); for others, give their CA with
+--ca-bundle PEM, and a thumbprint IAM holds that the host no longer presents is a finding.
+
 Exit codes: 0 reported (no finding at or above --fail-on); 1 a finding at or above --fail-on;
 2 unreadable input or AWS refused a read.
 """
@@ -77,6 +81,17 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--baseline", metavar="FILE", help="a previous --format json report: show only what is new"
     )
+    parser.add_argument(
+        "--check-thumbprints",
+        action="store_true",
+        help="contact each self-hosted issuer: is IAM's thumbprint the one its key host presents?",
+    )
+    parser.add_argument(
+        "--ca-bundle",
+        metavar="PEM",
+        type=Path,
+        help="with --check-thumbprints: the CA of issuers whose certificates are private",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -94,6 +109,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
         )
     if args.role_name and not args.org:
         raise UsageError("--role-name applies to --org only")
+    if args.ca_bundle and not args.check_thumbprints:
+        raise UsageError("--ca-bundle applies to --check-thumbprints only")
+    if args.ca_bundle and not args.ca_bundle.is_file():
+        raise UsageError(f"--ca-bundle {args.ca_bundle} is not a file (a PEM of CA certificates)")
     baseline = None
     if args.baseline:
         from keyless.jsonlimits import JsonLimitError, loads_bounded
@@ -117,6 +136,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
         session = session_factory(region_from(console.env))
         inventory = org_inventory(session, args.role_name) if args.org else live_inventory(session)
+    if args.check_thumbprints:
+        from keyless.audit.sources import check_thumbprints
+
+        inventory = check_thumbprints(inventory, ca_bundle=args.ca_bundle)
     report = model.build_report(inventory)
     if baseline is not None:
         report = model.new_since(report, baseline[1], baseline[0])

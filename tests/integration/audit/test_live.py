@@ -136,6 +136,49 @@ def test_live_account_through_the_credential_chain(
     assert calls.count("GetPolicyVersion") == 1  # the managed policy is read once
 
 
+def test_thumbprints_of_a_private_issuer_are_checked_over_tls(
+    stack: RunningStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Runs after the test above: it makes the stack's own provider stale and trusted by a role.
+    for name, value in stack.environment(admin=True).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setattr(
+        cmd_audit, "session_factory", lambda region: boto3.Session(region_name=region)
+    )
+    issuer = stack.issuers[0].removeprefix("https://")
+    argv = ["audit", "--format", "json", "--check-thumbprints", "--ca-bundle", str(stack.ca_bundle)]
+
+    current = run_cli(argv)
+    assert current.code == 0, current.stderr
+    (own,) = json.loads(current.stdout)["orphan_providers"]
+    assert own["url"] == issuer
+    assert own["thumbprint_stale"] is False  # registered with the stack CA's thumbprint
+
+    iam = stack.iam()
+    arn = next(
+        p["Arn"]
+        for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
+        if p["Arn"].endswith(issuer)
+    )
+    iam.update_open_id_connect_provider_thumbprint(
+        OpenIDConnectProviderArn=arn, ThumbprintList=["0" * 40]
+    )
+    condition = {"StringEquals": {f"{issuer}:sub": "x", f"{issuer}:aud": "sts.amazonaws.com"}}
+    account = arn.split(":")[4]
+    iam.create_role(
+        RoleName="private-issuer",
+        AssumeRolePolicyDocument=json.dumps(trust(issuer, condition, account=account)),
+    )
+    stale = run_cli(argv)
+    assert stale.code == 0, stale.stderr
+    role = next(r for r in json.loads(stale.stdout)["roles"] if r["role_name"] == "private-issuer")
+    assert role["provider"]["thumbprint_stale"] is True
+    finding = next(f for f in role["findings"] if f["rule"] == "thumbprint-stale")
+    assert stack.ca_thumbprint in finding["message"]
+
+
 def test_organization_member_accounts_in_process_moto() -> None:
     from moto import mock_aws
 
