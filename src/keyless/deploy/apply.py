@@ -337,8 +337,10 @@ def deploy(
 
     try:
         if data:
+            # Large files first (stable otherwise): they take longest, so they overlap the rest.
+            order = sorted(data, key=lambda u: u.file.size <= request.part_size)
             feed = ahead_jobs(
-                data,
+                order,
                 journal,
                 prefix=target.prefix,
                 single_part_max=request.part_size,
