@@ -429,6 +429,7 @@ def run_pipeline(args: argparse.Namespace, console: Console) -> int:
     plan = bitbucket_pipeline.plan_pipeline(
         args.file,
         identities=identities,
+        checkout=bitbucket_pipeline.git_checkout,
         step=args.step,
         deployment=args.deployment,
         branch=args.branch,

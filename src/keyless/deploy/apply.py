@@ -25,6 +25,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from keyless.aws.errors import error_code, http_status
 from keyless.deploy import manifest
 from keyless.deploy.environment import (
     EnvironmentKeys,
@@ -805,9 +806,8 @@ def _configured_endpoint_url(session: boto3.Session) -> str | None:
 
 
 def _aws_error(exc: botocore.exceptions.ClientError, what: str) -> AwsError | AccessDeniedError:
-    error = exc.response.get("Error", {})
-    code = str(error.get("Code", "Unknown"))
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = error_code(exc) or "Unknown"
+    status = http_status(exc)
     if code in ("AccessDenied", "403", "Forbidden") or status == 403:
         return AccessDeniedError(
             f"{what}: access denied",

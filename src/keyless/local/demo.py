@@ -28,6 +28,7 @@ from keyless.local.pipeline import (
     PipelineResult,
     Step,
     StepStatus,
+    git_checkout,
     keyless_argv,
     local_issuer,
     plan_pipeline,
@@ -349,6 +350,7 @@ class _Demo:
         return plan_pipeline(
             self.examples / PIPELINE_FILE,
             identities=self._identities,
+            checkout=git_checkout,
             deployment=deployment,
             branch=BRANCH,
             repository=repository,

@@ -20,7 +20,6 @@ from botocore import UNSIGNED
 from botocore.config import Config
 
 from keyless.ci.base import RawToken
-from keyless.local.gateway import StsGateway, TokenVerifier, TrustEvaluator
 from keyless.local.issuer import DEFAULT_LIFETIME_SECONDS, LocalIssuer
 from keyless.local.jobs import CiIssuers
 from keyless.local.moto_server import (
@@ -33,6 +32,7 @@ from keyless.local.moto_server import (
     client_config,
     isolated_session,
 )
+from keyless.local.sts import StsGateway, TokenVerifier, TrustEvaluator
 from keyless.tokens import IssuerUrl
 
 if TYPE_CHECKING:

@@ -29,9 +29,9 @@ from keyless.ci.bitbucket import BitbucketScope
 from keyless.cli import cmd_provision
 from keyless.deploy.manifest import MANIFEST_NAME
 from keyless.deploy.plan import DEFAULT_PART_SIZE
-from keyless.local import gateway
 from keyless.local.run import JobProcess, job_process_environment
 from keyless.local.stack import LocalStack, RunningStack
+from keyless.local.sts import relay
 from keyless.trust.model import Policy, loads_policy
 from tests.cli.helpers import run_cli
 from tests.s3_authorization import S3Call, classify, refusals
@@ -217,9 +217,9 @@ def _deploy(
 def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     root = tmp_path_factory.mktemp("deploy-stack")
     recorder = Recorder()
-    original = gateway._Handler._route
+    original = relay.GatewayHandler._route
 
-    def recording(handler: gateway._Handler) -> None:
+    def recording(handler: relay.GatewayHandler) -> None:
         # Recorded as they arrive, before the gateway relays them to moto.
         with recorder.lock:
             recorder.seen.append((handler.command, handler.path, dict(handler.headers.items())))
@@ -234,7 +234,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
             role_arn=role_arn,
             policy=loads_policy(json.dumps(document["PolicyDocument"])),
         )
-        monkeypatch.setattr(gateway._Handler, "_route", recording)
+        monkeypatch.setattr(relay.GatewayHandler, "_route", recording)
 
         site = root / "site"
         _write(site, SITE)

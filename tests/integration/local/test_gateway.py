@@ -22,7 +22,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from keyless.local.gateway import STS_NAMESPACE
+from keyless.local.sts import STS_NAMESPACE
 from tests.integration.local.conftest import (
     AUDIENCE,
     BUCKET,
@@ -464,7 +464,7 @@ def test_presigned_urls_are_declared_unsupported(scenario: Scenario) -> None:
 def test_the_gateway_logs_decisions_but_never_the_token(
     scenario: Scenario, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="keyless.local.gateway")
+    caplog.set_level(logging.DEBUG, logger="keyless.local.sts")
     tokens = [scenario.token(), scenario.token(subject=OTHER_SUBJECT)]
     for token in tokens:  # as a GET, the token sits in the request line
         query = urlencode(

@@ -14,7 +14,10 @@ import pytest
 
 from keyless.errors import TokenVerificationError
 from keyless.limits import GATEWAY_JWKS_REFRESH_MIN_INTERVAL_SECONDS
-from keyless.local.gateway import (
+from keyless.local.issuer import DISCOVERY_SUFFIX, LocalIssuer
+from keyless.local.keysets import DeadlineHttpClient, GatewayKeyCache, deadline_fetcher
+from keyless.local.pki import LocalPki
+from keyless.local.sts import (
     OidcProvider,
     Role,
     StsError,
@@ -23,9 +26,6 @@ from keyless.local.gateway import (
     TrustQuestion,
     WebIdentityExchange,
 )
-from keyless.local.issuer import DISCOVERY_SUFFIX, LocalIssuer
-from keyless.local.keysets import DeadlineHttpClient, GatewayKeyCache, deadline_fetcher
-from keyless.local.pki import LocalPki
 from tests.jwt_factory import make_token
 
 pytestmark = pytest.mark.integration

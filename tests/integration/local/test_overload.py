@@ -14,7 +14,8 @@ import pytest
 
 from keyless.errors import TokenVerificationError
 from keyless.limits import GATEWAY_MAX_WORKERS
-from keyless.local.gateway import (
+from keyless.local.moto_server import AdminCredentials
+from keyless.local.sts import (
     Identity,
     OidcProvider,
     Role,
@@ -22,7 +23,6 @@ from keyless.local.gateway import (
     TrustAnswer,
     TrustQuestion,
 )
-from keyless.local.moto_server import AdminCredentials
 from tests.jwt_factory import make_token
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from keyless.errors import KeylessError
 from keyless.limits import JSON_MAX_DEPTH, POLICY_VALUE_MAX_CHARS
-from keyless.local.pipeline import _glob as branch_glob
+from keyless.local.pipeline.parse import branch_glob
 from keyless.trust.evaluate import Request, evaluate, variable_default
 from keyless.trust.glob import Glob, compile_glob
 from keyless.trust.lint import lint

@@ -15,6 +15,7 @@ import pytest
 from keyless.local.pipeline import (
     PipeCall,
     PipelineError,
+    git_checkout,
     load_pipeline_file,
     load_variables,
     plan_pipeline,
@@ -22,8 +23,8 @@ from keyless.local.pipeline import (
     scope_flags,
     step_script,
 )
-from keyless.local.pipeline import _expandable as expandable
-from keyless.local.pipeline import _run_commands as run_commands
+from keyless.local.pipeline.run import run_commands
+from keyless.local.pipeline.script import expandable
 
 PIPELINE = """\
 image: atlassian/default-image:4
@@ -148,24 +149,34 @@ def test_the_branch_chooses_the_pipeline(pipeline: Path, branch: str, key: str) 
 
 
 def test_custom_pipelines_and_their_variable_defaults(pipeline: Path, tmp_path: Path) -> None:
-    plan = plan_pipeline(pipeline, identities=tmp_path / "ids.json", custom="redeploy")
+    plan = plan_pipeline(
+        pipeline, identities=tmp_path / "ids.json", checkout=git_checkout, custom="redeploy"
+    )
     assert plan.pipeline.key == "custom: redeploy"
     assert plan.variables.for_step(None) == {"BUCKET": "fallback"}
     with pytest.raises(PipelineError, match=r"no custom pipeline 'nope' \(custom pipelines: red"):
-        plan_pipeline(pipeline, identities=tmp_path / "ids.json", custom="nope")
+        plan_pipeline(
+            pipeline, identities=tmp_path / "ids.json", checkout=git_checkout, custom="nope"
+        )
 
 
 def test_step_and_deployment_choose_the_steps(pipeline: Path, tmp_path: Path) -> None:
     ids = tmp_path / "ids.json"
-    plan = plan_pipeline(pipeline, identities=ids, branch="main", deployment="production")
+    plan = plan_pipeline(
+        pipeline, identities=ids, checkout=git_checkout, branch="main", deployment="production"
+    )
     assert [s.name for g in plan.groups for s in g] == ["Deploy"]
     assert plan.deployments == ("production",)
     assert plan.repository == "repo"  # the folder's name
     assert plan.clone_dir == pipeline.parent.resolve()
-    plan = plan_pipeline(pipeline, identities=ids, branch="main", step="Build")
+    plan = plan_pipeline(
+        pipeline, identities=ids, checkout=git_checkout, branch="main", step="Build"
+    )
     assert [s.name for g in plan.groups for s in g] == ["Build"]
     with pytest.raises(PipelineError) as caught:
-        plan_pipeline(pipeline, identities=ids, branch="main", deployment="staging")
+        plan_pipeline(
+            pipeline, identities=ids, checkout=git_checkout, branch="main", deployment="staging"
+        )
     assert caught.value.message == (
         "pipeline branches: main has no step deploying to 'staging';"
         " its steps: Build; Deploy (deployment: production)"

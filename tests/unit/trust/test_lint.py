@@ -268,13 +268,13 @@ TRIGGER_AND_CLOSE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 
 
-def _clean(document: dict[str, Any]) -> dict[str, Any]:
+def clean(document: dict[str, Any]) -> dict[str, Any]:
     statements = [{k: v for k, v in s.items() if v is not None} for s in document["Statement"]]
     return {**document, "Statement": statements}
 
 
 def _rules(document: dict[str, Any]) -> list[Finding]:
-    return lint(parse_policy(_clean(document)))
+    return lint(parse_policy(clean(document)))
 
 
 @pytest.mark.parametrize("rule_id", sorted(TRIGGER_AND_CLOSE))
@@ -294,7 +294,7 @@ def test_rule_ids_are_unique_and_described() -> None:
     assert len(ids) == len(set(ids))
     for rule in RULES:
         assert rule.title
-        assert rule.rationale.endswith(".")
+        assert rule.help.endswith(".")
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from keyless.errors import IssuerError, NetworkError, PolicyError, TokenVerificationError
-from keyless.local.gateway import (
+from keyless.local.sts import (
     Identity,
     OidcProvider,
     Role,
@@ -19,7 +19,7 @@ from keyless.local.gateway import (
     TrustAnswer,
     TrustQuestion,
     WebIdentityExchange,
-    _guarded_action,
+    guarded_action,
     trust_evaluator,
 )
 from keyless.tokens import peek
@@ -350,7 +350,7 @@ def test_an_unevaluable_trust_policy_grants_nothing(world: World) -> None:
 def test_decisions_are_logged_without_the_token(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="keyless.local.gateway")
+    caplog.set_level(logging.INFO, logger="keyless.local.sts")
     good = token()
     world.exchange.decide(params(WebIdentityToken=good))
     world.evaluator.answer = TrustAnswer(allowed=False, reason="sub mismatch")
@@ -383,7 +383,7 @@ def test_decisions_are_logged_without_the_token(
 def test_every_spelling_of_the_federation_actions_is_caught(
     actions: list[str], target: str | None, expected: str | None
 ) -> None:
-    found = _guarded_action(actions, target)
+    found = guarded_action(actions, target)
     if expected is None:
         assert found is None
     else:

@@ -1,0 +1,111 @@
+"""Lint findings as SARIF 2.1.0 for GitHub code scanning: the rule catalogue from the rule
+declarations, one result per finding with its file and line."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from keyless.trust.findings import Finding
+from keyless.trust.lint_rules import RULES, Rule
+
+__all__ = ["LintedFile", "line_of", "sarif"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LintedFile:
+    """One linted file: its path as the user named it, its text, and its findings."""
+
+    path: str
+    text: str
+    findings: tuple[Finding, ...]
+
+
+_EFFECT = re.compile(r'"Effect"\s*:')
+
+
+def line_of(text: str, finding: Finding) -> int:
+    """The 1-based line of the JSON member a finding is about (the statement's ``Effect`` line
+    when the member is not found); 1 for document-level findings."""
+    if finding.statement is None:
+        return 1
+    starts = [match.start() for match in _EFFECT.finditer(text)]
+    if finding.statement >= len(starts):
+        return 1
+    anchor = starts[finding.statement]
+    low = starts[finding.statement - 1] if finding.statement > 0 else 0
+    high = starts[finding.statement + 1] if finding.statement + 1 < len(starts) else len(text)
+    position = anchor
+    if finding.element:
+        needle = json.dumps(finding.element)
+        hits = [m.start() for m in re.finditer(re.escape(needle), text) if low <= m.start() < high]
+        if hits:
+            position = min(hits, key=lambda hit: abs(hit - anchor))
+    return text.count("\n", 0, position) + 1
+
+
+def sarif(
+    files: Sequence[LintedFile], *, tool_version: str, rules: Sequence[Rule] = RULES
+) -> dict[str, Any]:
+    """A SARIF 2.1.0 log for GitHub code scanning: one run, the rule catalogue, one result per
+    finding with its file and line."""
+    index = {rule.id: position for position, rule in enumerate(rules)}
+    results = []
+    for linted in files:
+        for finding in linted.findings:
+            results.append(
+                {
+                    "ruleId": finding.rule,
+                    "ruleIndex": index[finding.rule],
+                    "level": finding.severity.sarif_level,
+                    "message": {"text": f"{finding.message}. Fix: {finding.fix}"},
+                    "locations": [
+                        {
+                            "physicalLocation": {
+                                "artifactLocation": {"uri": linted.path},
+                                "region": {"startLine": line_of(linted.text, finding)},
+                            },
+                            "logicalLocations": [{"fullyQualifiedName": finding.location}],
+                        }
+                    ],
+                    "properties": {"severity": finding.severity.value},
+                }
+            )
+    return {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "keyless",
+                        "version": tool_version,
+                        "rules": [
+                            {
+                                "id": rule.id,
+                                "name": _pascal(rule.id),
+                                "shortDescription": {"text": rule.title},
+                                "fullDescription": {"text": rule.help},
+                                "help": {"text": rule.help},
+                                "defaultConfiguration": {"level": rule.severity.sarif_level},
+                                "properties": {
+                                    "security-severity": rule.severity.security_severity,
+                                    "tags": ["security", "iam", "oidc"],
+                                    "precision": "high",
+                                },
+                            }
+                            for rule in rules
+                        ],
+                    }
+                },
+                "results": results,
+            }
+        ],
+    }
+
+
+def _pascal(rule_id: str) -> str:
+    return "".join(part.capitalize() for part in rule_id.split("-"))
