@@ -3,10 +3,11 @@
 Importing boto3 and building its session costs about 0.25 s of CPU, as much as a whole deploy
 with nothing to send. When the environment decides everything botocore would resolve (keys in
 ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, which botocore's chain reads first; no profile
-selected and no config or shared credentials file, so region, endpoint and CA bundle can only come from environment
-variables), a deploy reads them here as botocore would and builds the boto3 session only for
-what needs it: copies in place, deletes, CloudFront, or an endpoint on AWS itself. Anything else
-(a config file, a profile, SSO, web identity) goes through boto3 exactly as before.
+selected and neither a config nor a shared credentials file, so region, endpoint and CA bundle
+can only come from environment variables), a deploy reads them here as botocore would and
+builds the boto3 session only for what needs it: copies in place, deletes, CloudFront, or an
+endpoint on AWS itself. Anything else (a config file, a profile, SSO, web identity) goes through
+boto3 exactly as before.
 
 Variables and their precedence: botocore's configuration and environment-variable providers
 (https://docs.aws.amazon.com/sdkref/latest/guide/settings-reference.html).
