@@ -189,6 +189,9 @@ GATEWAY_JWKS_REFRESH_MIN_INTERVAL_SECONDS = 2.0
 #: (a deadline, not a per-read timeout: a server sending one byte a second cannot stretch it).
 #: Under botocore's 60 s default read timeout, so the client gets IDPCommunicationError.
 GATEWAY_KEY_FETCH_DEADLINE_SECONDS = 10.0
+#: OIDC providers and roles (each) whose IAM answers the gateway keeps between changes to IAM;
+#: beyond that a lookup is asked of moto each time (an account of the local stack has a few).
+GATEWAY_DIRECTORY_CACHE_MAX_ENTRIES = 1024
 
 # --- YAML keyless reads (bitbucket-pipelines.yml, --variables files) ----------------------------
 # keyless' own bounds, checked while the document is composed and before anything is built from
