@@ -14,7 +14,8 @@
 #               local S3 (BENCH_ARGS=--many: 20,000 files; --repeat N; --write-readme regenerates
 #               the README Performance section); BENCH=deploy: the deploy table alone;
 #               BENCH=matcher: IAM wildcard matching, old regex vs keyless' matcher
-#               BENCH=startup: start-up of the light commands vs aws --version
+#               BENCH=startup: start-up vs aws --version and aws sts assume-role-with-web-identity
+#               BENCH=exchange: the local STS gateway under 32 concurrent clients
 #   make lock   re-resolve pyproject.toml into requirements.lock (needs network to the package index)
 SHELL := /bin/bash
 PYTHON ?= python3

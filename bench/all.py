@@ -1,36 +1,33 @@
 """Every benchmark in one table: start-up (``bench.startup``), deploy (``bench.deploy``) and the
-local stack's exchange under load (``bench.exchange``, when it exists), each figure next to its
-peer measured in the same run, as a ratio with its goal.
+local stack's exchange under load (``bench.exchange``), each figure next to its peer measured in
+the same run, as a ratio with its goal.
 
     make bench                                  # the table
     make bench BENCH_ARGS="--repeat 3"          # deploy steps as medians of 3 whole runs
     make bench BENCH_ARGS="--write-readme"      # also regenerate README.md's Performance section
+    make bench BENCH_ARGS="--many --write-readme"   # 20,000 files: the deploy steps alone
 
-``--write-readme`` replaces what lies between the README's bench markers with this run's table,
-the machine (cores, CPU model) and the date: the README's figures are never typed by hand.
+``--write-readme`` replaces what lies between the README's bench markers (``bench``, or
+``bench-many`` with ``--many``) with this run's table, the machine (cores, CPU model), its load
+and the date: the README's figures are never typed by hand.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 import os
 import platform
-import re
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import deploy
+from bench import deploy, exchange, startup
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-BEGIN = "<!-- bench:begin (make bench BENCH_ARGS=--write-readme) -->"
-END = "<!-- bench:end -->"
-#: Goals of issue 18, as ratios keyless/peer (at most).
-STARTUP_GOALS = {"--version": 0.2, "--help": 0.2, "trust": 0.3, "lint": 0.3, "claims": 0.3}
+#: Goals of peak memory on the full upload: with 20 MB files, and with 20,000 small ones.
+PEAK_GOAL_MB, MANY_PEAK_GOAL_MB = 100.0, 120.0
 RCLONE, AWS = "rclone --checksum", "aws s3 sync"
 
 
@@ -54,40 +51,27 @@ class Row:
 
 
 def startup_rows(runs: int) -> list[Row]:
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.startup", "--runs", str(runs)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    times: dict[str, float] = {}
-    for line in out.splitlines():
-        match = re.match(r"^(.{22}) +([0-9.]+) +[0-9.]+x", line)
-        if match:
-            times[match.group(1).strip()] = float(match.group(2))
-    reference = times.get("aws --version")
+    timings = startup.measure(runs)
     rows = []
-    for name, seconds in times.items():
-        if not name.startswith("keyless") or not reference:
+    for timing in timings:
+        if timing.peer is None:
             continue
-        goal = STARTUP_GOALS.get(name.split()[1] if name.count(" ") == 1 else name.split()[-1])
-        if name.startswith("keyless trust"):
-            goal = STARTUP_GOALS["trust"]
+        peer = next(t for t in timings if t.name == timing.peer)
         rows.append(
             Row(
                 part="start-up",
-                what=f"`{name}` wall s",
-                keyless=f"{seconds:.3f}",
-                peer="`aws --version`",
-                theirs=f"{reference:.3f}",
-                ratio=seconds / reference,
-                goal=goal,
+                what=f"`{timing.name}` wall s",
+                keyless=f"{timing.seconds:.3f}",
+                peer=f"`{peer.name}`",
+                theirs=f"{peer.seconds:.3f}",
+                ratio=startup.ratio(timing, timings),
+                goal=timing.goal,
             )
         )
     return rows
 
 
-def deploy_rows(runs: list[deploy.Run]) -> list[Row]:
+def deploy_rows(runs: list[deploy.Run], *, peak_goal_mb: float) -> list[Row]:
     by = {(r.step, r.tool): r for r in runs}
     rows = []
     for step in deploy.STEPS:
@@ -119,7 +103,8 @@ def deploy_rows(runs: list[deploy.Run]) -> list[Row]:
             rows.append(
                 Row(
                     part=f"deploy: {step}",
-                    what="peak MB (goal: below 100)",
+                    what=f"peak MB (goal: below {peak_goal_mb:.0f}:"
+                    f" {'met' if mine.peak_mb < peak_goal_mb else 'MISSED'})",
                     keyless=f"{mine.peak_mb:.0f}",
                     peer=f"`{RCLONE}`" if theirs else "",
                     theirs=f"{theirs.peak_mb:.0f}" if theirs else "",
@@ -131,21 +116,39 @@ def deploy_rows(runs: list[deploy.Run]) -> list[Row]:
 
 
 def exchange_rows() -> list[Row]:
-    if importlib.util.find_spec("bench.exchange") is None:
-        return [
-            Row(
-                part="exchange under load",
-                what="exchanges/s, 32 clients (bench/exchange.py not written yet)",
-                keyless="-",
-                peer="goal: 200/s, no 5xx",
-                theirs="-",
-                ratio=None,
-                goal=None,
-            )
-        ]
-    module = importlib.import_module("bench.exchange")
-    found: list[Row] = module.rows()
-    return found
+    result = exchange.run()
+    done = max(result.ok, 1)
+    return [
+        Row(
+            part="exchange under load",
+            what=f"exchanges/s, {result.clients} clients, {result.seconds:.0f} s (goal: at least"
+            f" {exchange.GOAL_PER_SECOND:.0f}/s, no 5xx)",
+            keyless=f"{result.per_second:.0f}",
+            peer="",
+            theirs="",
+            ratio=None,
+            goal=None,
+        ),
+        Row(
+            part="exchange under load",
+            what="answers 5xx / no answer / 4xx; latency p50 / p99 ms",
+            keyless=f"{result.server_errors} / {result.failures} / {result.client_errors};"
+            f" {result.p50_ms:.0f} / {result.p99_ms:.0f}",
+            peer="",
+            theirs="",
+            ratio=None,
+            goal=None,
+        ),
+        Row(
+            part="exchange under load",
+            what="CPU ms per exchange: gateway process / moto",
+            keyless=f"{1000 * result.gateway_cpu / done:.1f} / {1000 * result.moto_cpu / done:.1f}",
+            peer="",
+            theirs="",
+            ratio=None,
+            goal=None,
+        ),
+    ]
 
 
 def render(rows: Sequence[Row]) -> str:
@@ -169,13 +172,21 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({model}), {system}, {today}"
 
 
-def write_readme(text: str, readme: Path = README) -> None:
+def load() -> str:
+    """The 1-, 5- and 15-minute load averages: how shared the machine was."""
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def write_readme(text: str, readme: Path = README, *, block: str = "bench") -> None:
+    """Replace what lies between ``<!-- BLOCK:begin ... -->`` and ``<!-- BLOCK:end -->``."""
     content = readme.read_text(encoding="utf-8")
-    if BEGIN not in content or END not in content:
-        raise SystemExit(f"{readme} has no bench markers ({BEGIN} ... {END})")
-    before, rest = content.split(BEGIN, 1)
-    _, after = rest.split(END, 1)
-    readme.write_text(f"{before}{BEGIN}\n{text}\n{END}{after}", encoding="utf-8")
+    begin, end = f"<!-- {block}:begin", f"<!-- {block}:end -->"
+    if begin not in content or end not in content:
+        raise SystemExit(f"{readme} has no bench markers ({begin} ... {end})")
+    before, rest = content.split(begin, 1)
+    marker, rest = rest.split("-->", 1)
+    _, after = rest.split(end, 1)
+    readme.write_text(f"{before}{begin}{marker}-->\n{text}\n{end}{after}", encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -186,19 +197,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--startup-runs", type=int, default=7, help="start-up runs (best kept)")
     parser.add_argument("--write-readme", action="store_true", help="regenerate README figures")
     args = parser.parse_args(argv)
-    rows = startup_rows(args.startup_runs)
+    # Start-up and the exchange do not depend on the number of files: --many is deploy alone.
+    rows = [] if args.many else startup_rows(args.startup_runs)
     caption, runs = deploy.run_bench(args)
-    rows += deploy_rows(runs)
-    rows += exchange_rows()
+    rows += deploy_rows(runs, peak_goal_mb=MANY_PEAK_GOAL_MB if args.many else PEAK_GOAL_MB)
+    if not args.many:
+        rows += exchange_rows()
+    command = "make bench" + (' BENCH_ARGS="--many"' if args.many else "")
+    startup_note = "" if args.many else f"; start-up: best of {args.startup_runs} runs"
     text = (
-        f"Measured by `make bench` on {machine()}. Deploy: {caption}; start-up: best of"
-        f" {args.startup_runs} runs. Ratios compare tools measured side by side in one run.\n\n"
-        + render(rows)
+        f"Measured by `{command}` on {machine()}, load average {load()}. Deploy: {caption}"
+        f"{startup_note}. Ratios compare tools measured side by side in one run.\n\n" + render(rows)
     )
     print(text)
     print("\n" + deploy.table(runs), file=sys.stderr)
     if args.write_readme:
-        write_readme(text)
+        write_readme(text, block="bench-many" if args.many else "bench")
         print(f"wrote {README}", file=sys.stderr)
     return 0
 
