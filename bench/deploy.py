@@ -43,8 +43,10 @@ STEPS = ("full upload", "no change", "rebuild", "1% changed", "same-size edit")
 # Fixed fake credentials for the local server only (moto runs with authentication off).
 FAKE_KEY_ID = "AKIAKEYLESSBENCH0000"
 FAKE_SECRET = "bench-only-not-a-secret"  # noqa: S105
-#: The s3rver release the bench installs (the last one; see s3-client-cpu.md for its quirks).
-S3RVER_VERSION = "3.7.1"
+#: s3rver (its last release, 3.7.1) and its dependencies, locked: installed with ``npm ci``.
+S3RVER_LOCK_DIR = Path(__file__).resolve().parent / "s3rver"
+#: The lock a cached install came from, kept beside it.
+S3RVER_LOCK_STAMP = ".keyless-bench-lock.json"
 #: Seconds npm may take to install s3rver before the bench uses moto instead.
 NPM_TIMEOUT_SECONDS = 120
 
@@ -191,31 +193,30 @@ class S3rverServer(LocalS3):
 
 
 def s3rver_package() -> Path | None:
-    """s3rver installed with npm into a cache folder, or None (no node, no npm, no network)."""
+    """s3rver installed with ``npm ci`` from ``bench/s3rver/package-lock.json`` (s3rver and every
+    dependency at a locked version and hash) into a cache folder, or None (no node, no npm, no
+    network). A cache installed from another lock is installed again."""
     if shutil.which("node") is None or shutil.which("npm") is None:
         return None
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "keyless-bench"
-    if (cache / "node_modules" / "s3rver" / "bin" / "s3rver.js").exists():
+    lock = S3RVER_LOCK_DIR / "package-lock.json"
+    installed = cache / "node_modules" / "s3rver" / "bin" / "s3rver.js"
+    stamp = cache / S3RVER_LOCK_STAMP
+    if installed.exists() and stamp.is_file() and stamp.read_bytes() == lock.read_bytes():
         return cache
     cache.mkdir(parents=True, exist_ok=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copyfile(S3RVER_LOCK_DIR / name, cache / name)
     try:
         subprocess.run(
-            [
-                "npm",
-                "install",
-                "--prefix",
-                str(cache),
-                "--no-audit",
-                "--no-fund",
-                "--silent",
-                f"s3rver@{S3RVER_VERSION}",
-            ],
+            ["npm", "ci", "--prefix", str(cache), "--no-audit", "--no-fund", "--silent"],
             check=True,
             capture_output=True,
             timeout=NPM_TIMEOUT_SECONDS,
         )
     except (subprocess.SubprocessError, OSError):
         return None
+    shutil.copyfile(lock, cache / S3RVER_LOCK_STAMP)
     return cache
 
 
