@@ -12,17 +12,20 @@
 #               them with twine
 #   make lint   ruff check + ruff format --check + mypy --strict
 #   make readme refresh the --help blocks in README.md from the CLI
-#   make bench  keyless deploy vs aws s3 sync vs rclone on a local S3 (BENCH_ARGS=--many: 20,000 files);
+#   make bench  one table: start-up vs aws --version, keyless deploy vs aws s3 sync vs rclone on a
+#               local S3 (BENCH_ARGS=--many: 20,000 files; --repeat N; --write-readme regenerates
+#               the README Performance section); BENCH=deploy: the deploy table alone;
 #               BENCH=matcher: IAM wildcard matching, old regex vs keyless' matcher
 #               BENCH=audit: keyless audit of a 10,000-role dump (time, peak RSS), checkov if on PATH
-#               BENCH=startup: start-up of the light commands vs aws --version
+#               BENCH=startup: start-up vs aws --version and aws sts assume-role-with-web-identity
+#               BENCH=exchange: the local STS gateway under 32 concurrent clients
 #   make lock   re-resolve pyproject.toml into requirements.lock (needs network to the package index)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-BENCH ?= deploy
+BENCH ?= all
 
 .PHONY: demo dev test lint lock readme clean bench dist test-versions system-deps
 

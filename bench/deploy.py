@@ -43,8 +43,10 @@ STEPS = ("full upload", "no change", "rebuild", "1% changed", "same-size edit")
 # Fixed fake credentials for the local server only (moto runs with authentication off).
 FAKE_KEY_ID = "AKIAKEYLESSBENCH0000"
 FAKE_SECRET = "bench-only-not-a-secret"  # noqa: S105
-#: The s3rver release the bench installs (the last one; see s3-client-cpu.md for its quirks).
-S3RVER_VERSION = "3.7.1"
+#: s3rver (its last release, 3.7.1) and its dependencies, locked: installed with ``npm ci``.
+S3RVER_LOCK_DIR = Path(__file__).resolve().parent / "s3rver"
+#: The lock a cached install came from, kept beside it.
+S3RVER_LOCK_STAMP = ".keyless-bench-lock.json"
 #: Seconds npm may take to install s3rver before the bench uses moto instead.
 NPM_TIMEOUT_SECONDS = 120
 
@@ -191,31 +193,30 @@ class S3rverServer(LocalS3):
 
 
 def s3rver_package() -> Path | None:
-    """s3rver installed with npm into a cache folder, or None (no node, no npm, no network)."""
+    """s3rver installed with ``npm ci`` from ``bench/s3rver/package-lock.json`` (s3rver and every
+    dependency at a locked version and hash) into a cache folder, or None (no node, no npm, no
+    network). A cache installed from another lock is installed again."""
     if shutil.which("node") is None or shutil.which("npm") is None:
         return None
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "keyless-bench"
-    if (cache / "node_modules" / "s3rver" / "bin" / "s3rver.js").exists():
+    lock = S3RVER_LOCK_DIR / "package-lock.json"
+    installed = cache / "node_modules" / "s3rver" / "bin" / "s3rver.js"
+    stamp = cache / S3RVER_LOCK_STAMP
+    if installed.exists() and stamp.is_file() and stamp.read_bytes() == lock.read_bytes():
         return cache
     cache.mkdir(parents=True, exist_ok=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copyfile(S3RVER_LOCK_DIR / name, cache / name)
     try:
         subprocess.run(
-            [
-                "npm",
-                "install",
-                "--prefix",
-                str(cache),
-                "--no-audit",
-                "--no-fund",
-                "--silent",
-                f"s3rver@{S3RVER_VERSION}",
-            ],
+            ["npm", "ci", "--prefix", str(cache), "--no-audit", "--no-fund", "--silent"],
             check=True,
             capture_output=True,
             timeout=NPM_TIMEOUT_SECONDS,
         )
     except (subprocess.SubprocessError, OSError):
         return None
+    shutil.copyfile(lock, cache / S3RVER_LOCK_STAMP)
     return cache
 
 
@@ -359,22 +360,40 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b > 0 else "-"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--many", action="store_true", help="20,000 small files, no large ones")
     parser.add_argument("--files", type=int, help="number of small files (default 2,000)")
     parser.add_argument("--big", type=int, help="number of 20 MB files (default 5)")
     parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated subset")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument(
+        "--repeat", type=int, default=1, help="whole runs (fresh buckets); medians are shown"
+    )
+    parser.add_argument(
         "--server",
         choices=["auto", "moto", "s3rver"],
         default="auto",
         help="the local S3 (auto: s3rver when node and npm can install it, else moto)",
     )
-    args = parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    caption, runs = run_bench(parser().parse_args(argv))
+    print(f"\n{caption}\n")
+    print(table(runs))
+    return 0
+
+
+def run_bench(args: argparse.Namespace) -> tuple[str, list[Run]]:
+    """Every step of every tool, ``args.repeat`` times; the runs' medians, and a caption."""
     files = args.files if args.files is not None else (20_000 if args.many else 2_000)
     big = args.big if args.big is not None else (0 if args.many else 5)
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
@@ -389,7 +408,54 @@ def main(argv: Sequence[str] | None = None) -> int:
             "skipping aws s3 sync: the AWS CLI is not in the virtualenv (make dev)", file=sys.stderr
         )
         tools.remove("aws s3 sync")
+    compile_keyless()
+    every: list[Run] = []
+    name = ""
+    for _ in range(max(1, args.repeat)):
+        name, runs = _one_run(args, files, big, tools)
+        every.extend(runs)
+    caption = (
+        f"{files} files of 1-20 KB + {big} x 20 MB, {name} on 127.0.0.1, {os.cpu_count()} cores,"
+        f" median of {max(1, args.repeat)} run(s)"
+    )
+    return caption, medians(every)
 
+
+def compile_keyless() -> None:
+    """Byte-compile keyless' modules as installing it does: an editable install run with
+    PYTHONDONTWRITEBYTECODE (as CI images often set) would otherwise compile them again in every
+    run, about 0.25 s of CPU that no installed keyless pays (pip compiles what it installs)."""
+    import compileall
+
+    import keyless
+
+    compileall.compile_dir(str(Path(keyless.__file__).parent), quiet=1)
+
+
+def medians(runs: list[Run]) -> list[Run]:
+    import statistics
+
+    grouped: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        grouped.setdefault((run.step, run.tool), []).append(run)
+    return [
+        Run(
+            tool=tool,
+            step=step,
+            wall=statistics.median(r.wall for r in group),
+            cpu=statistics.median(r.cpu for r in group),
+            objects=group[0].objects,
+            sent_bytes=group[0].sent_bytes,
+            peak_mb=statistics.median(r.peak_mb for r in group),
+            ok=all(r.ok for r in group),
+        )
+        for (step, tool), group in grouped.items()
+    ]
+
+
+def _one_run(
+    args: argparse.Namespace, files: int, big: int, tools: list[str]
+) -> tuple[str, list[Run]]:
     workdir = Path(tempfile.mkdtemp(prefix="keyless-bench-"))
     server: LocalS3
     package = s3rver_package() if args.server in ("auto", "s3rver") else None
@@ -400,6 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         server = MotoServer(workdir)
     print(f"local S3: {server.name} at {server.url}", file=sys.stderr)
+    runs: list[Run] = []
     try:
         env = _environment(server, workdir)
         sites: dict[str, Path] = {}
@@ -410,7 +477,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             sites[tool] = workdir / f"site{i}"
             shutil.copytree(template, sites[tool])
             server.create_bucket(f"bench-{i}", env)
-        runs: list[Run] = []
         mutations: dict[str, Callable[[Path], None]] = {
             "rebuild": rebuild,
             "1% changed": lambda root: change_share(root, 0.01),
@@ -442,16 +508,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"sent {objects:6}  peak {peak:5.0f} MB",
                     file=sys.stderr,
                 )
-        print(
-            f"\n{files} files of 1-20 KB + {big} x 20 MB, {server.name} on 127.0.0.1, "
-            f"{os.cpu_count()} cores\n"
-        )
-        print(table(runs))
     finally:
         server.stop()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+    return server.name, runs
 
 
 def _environment(server: LocalS3, workdir: Path) -> dict[str, str]:

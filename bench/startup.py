@@ -1,10 +1,17 @@
-"""Benchmark start-up: how long the light keyless commands take to answer, next to ``aws --version``
-(the locked AWS CLI in the same virtualenv) and an empty ``python -c pass``.
+"""Benchmark start-up: how long keyless commands take to answer, next to the AWS CLI (the locked
+one in the same virtualenv) doing the same kind of thing, and an empty ``python -c pass``.
 
-Each command runs as a fresh process; the best of N runs is kept (the least disturbed by other
-load on the machine). Goals: ``--version`` and ``--help`` at most 0.2x ``aws --version``; ``trust``
-and ``claims`` at most 0.3x. Timing lives here, never in the tests (tests/unit/test_layering.py
-asserts what each command imports instead).
+The light commands (``--version``, ``--help``, ``trust check``/``lint``, ``claims``) are compared
+with ``aws --version``; the exchange (``keyless assume``, ``keyless credential-process``) with
+``aws sts assume-role-with-web-identity``, both against the local stack (token from a file, STS on
+loopback), so the figure is the client's own cost plus one exchange. Each command runs as a fresh
+process; the best of N runs is kept (the least disturbed by other load on the machine). Goals:
+``--version`` and ``--help`` at most 0.2x ``aws --version``; ``trust`` and ``claims`` at most 0.3x;
+``assume`` at most 0.6x the AWS CLI's web-identity call. Timing lives here, never in the tests
+(tests/unit/test_layering.py asserts what each command imports instead).
+
+keyless is byte-compiled first, as installing it does (an editable install run with
+PYTHONDONTWRITEBYTECODE would otherwise compile its modules in every run).
 
     make bench BENCH=startup        # or: .venv/bin/python -m bench.startup [--runs N]
 """
@@ -18,9 +25,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-GOALS = {"--version": 0.2, "--help": 0.2, "trust": 0.3, "claims": 0.3}
+AWS_VERSION = "aws --version"
+AWS_WEB_IDENTITY = "aws sts assume-role-with-web-identity"
 ISSUER = "token.actions.githubusercontent.com"
 POLICY = {
     "Version": "2012-10-17",
@@ -57,19 +67,31 @@ def unsigned_token() -> str:
     return f"{_segment({'alg': 'RS256', 'typ': 'JWT'})}.{_segment(CLAIMS)}.c2ln"
 
 
-def best_of(argv: list[str], runs: int) -> float:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timing:
+    name: str
+    seconds: float
+    #: The peer it is compared with (a ``Timing.name``), and the goal as a ratio (at most).
+    peer: str | None = None
+    goal: float | None = None
+
+
+def best_of(argv: list[str], runs: int, env: dict[str, str] | None = None) -> float:
     best = float("inf")
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        )
         best = min(best, time.perf_counter() - start)
     return best
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=7, help="runs per command (best kept)")
-    options = parser.parse_args()
+def measure(runs: int, *, exchange: bool = True) -> list[Timing]:
+    """Every command, best of ``runs``; with ``exchange``, also the local-stack commands."""
+    from bench.deploy import compile_keyless
+
+    compile_keyless()
     bin_dir = Path(sys.executable).parent
     keyless, aws = str(bin_dir / "keyless"), str(bin_dir / "aws")
     with tempfile.TemporaryDirectory() as scratch:
@@ -77,28 +99,91 @@ def main() -> None:
         policy.write_text(json.dumps(POLICY))
         claims.write_text(json.dumps(CLAIMS))
         token.write_text(unsigned_token())
-        rows = [
-            ("python -c pass", None, [sys.executable, "-c", "pass"]),
-            ("aws --version", None, [aws, "--version"]),
-            ("keyless --version", "--version", [keyless, "--version"]),
-            ("keyless --help", "--help", [keyless, "--help"]),
+        light = [
+            ("python -c pass", None, None, [sys.executable, "-c", "pass"]),
+            (AWS_VERSION, None, None, [aws, "--version"]),
+            ("keyless --version", AWS_VERSION, 0.2, [keyless, "--version"]),
+            ("keyless --help", AWS_VERSION, 0.2, [keyless, "--help"]),
             (
                 "keyless trust check",
-                "trust",
+                AWS_VERSION,
+                0.3,
                 [keyless, "trust", "check", "--policy", str(policy), "--claims", str(claims)],
             ),
-            ("keyless trust lint", "trust", [keyless, "trust", "lint", str(policy)]),
-            ("keyless claims", "claims", [keyless, "claims", str(token)]),
+            ("keyless trust lint", AWS_VERSION, 0.3, [keyless, "trust", "lint", str(policy)]),
+            ("keyless claims", AWS_VERSION, 0.3, [keyless, "claims", str(token)]),
         ]
-        times = {name: best_of(argv, options.runs) for name, _, argv in rows}
-    reference = times["aws --version"]
-    print(f"best of {options.runs} runs each; ratio against aws --version")
-    print(f"{'command':22} {'seconds':>8} {'ratio':>7}  goal")
-    for name, goal_key, _ in rows:
-        ratio = times[name] / reference
-        goal = GOALS.get(goal_key or "")
-        verdict = "" if goal is None else f"<= {goal:.1f}x  {'met' if ratio <= goal else 'MISSED'}"
-        print(f"{name:22} {times[name]:8.3f} {ratio:6.2f}x  {verdict}")
+        timings = [
+            Timing(name=name, seconds=best_of(argv, runs), peer=peer, goal=goal)
+            for name, peer, goal, argv in light
+        ]
+        if exchange:
+            timings += _exchange_timings(Path(scratch), runs, keyless, aws)
+    return timings
+
+
+def _exchange_timings(scratch: Path, runs: int, keyless: str, aws: str) -> list[Timing]:
+    import os
+
+    from bench.localstack import provisioned
+
+    with provisioned(scratch) as setup:
+        env = setup.environment(dict(os.environ))
+        role = ["--role-arn", setup.role_arn]
+        commands = [
+            (
+                AWS_WEB_IDENTITY,
+                None,
+                None,
+                [
+                    aws,
+                    "sts",
+                    "assume-role-with-web-identity",
+                    *role,
+                    "--role-session-name",
+                    "bench",
+                    "--web-identity-token",
+                    f"file://{setup.token_file}",
+                ],
+            ),
+            ("keyless assume", AWS_WEB_IDENTITY, 0.6, [keyless, "assume", *role, "--json"]),
+            (
+                "keyless credential-process",
+                AWS_WEB_IDENTITY,
+                None,
+                [keyless, "credential-process", *role],
+            ),
+        ]
+        return [
+            Timing(name=name, seconds=best_of(argv, runs, env), peer=peer, goal=goal)
+            for name, peer, goal, argv in commands
+        ]
+
+
+def ratio(timing: Timing, timings: Sequence[Timing]) -> float | None:
+    peer = next((t for t in timings if t.name == timing.peer), None)
+    return timing.seconds / peer.seconds if peer is not None and peer.seconds > 0 else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="runs per command (best kept)")
+    parser.add_argument(
+        "--no-exchange", action="store_true", help="only the light commands (no local stack)"
+    )
+    options = parser.parse_args()
+    timings = measure(options.runs, exchange=not options.no_exchange)
+    print(f"best of {options.runs} runs each")
+    print(f"{'command':38} {'seconds':>8} {'ratio':>7}  peer, goal")
+    for timing in timings:
+        against = ratio(timing, timings)
+        if against is None:
+            print(f"{timing.name:38} {timing.seconds:8.3f}")
+            continue
+        verdict = ""
+        if timing.goal is not None:
+            verdict = f", <= {timing.goal:.1f}x {'met' if against <= timing.goal else 'MISSED'}"
+        print(f"{timing.name:38} {timing.seconds:8.3f} {against:6.2f}x  {timing.peer}{verdict}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -61,6 +60,8 @@ def write_secret_file(path: str | os.PathLike[str], data: str) -> Path:
 
     parent = target.parent
     _make_private_dirs(parent, target)
+    import secrets  # here: its hmac, hashlib and random are start-up time for every command
+
     temporary = parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
     try:
         fd = os.open(temporary, _CREATE_FLAGS, _FILE_MODE)

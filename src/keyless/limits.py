@@ -63,6 +63,11 @@ AWS_DEFAULT_REGION = "us-east-1"
 #: the manifest, each upload and part); the native client retries 5xx, 503 SlowDown, connection
 #: resets and short bodies, never 4xx such as AccessDenied.
 S3_MAX_ATTEMPTS = 5
+#: Files of more than one part uploaded at a time where the native client buffers their parts
+#: (plain-HTTP endpoints): it holds every part of a file in memory (8 MiB each), whatever its
+#: connection count, so this bounds a deploy's memory (one 20 MB file: about 20 MB). Over TLS the
+#: parts are streamed from disk and this bound does not apply.
+S3_LARGE_UPLOADS_IN_FLIGHT = 1
 #: Base (milliseconds) and cap (seconds) of its full-jitter exponential backoff: at most 3.75 s of
 #: sleeping across the four retries of one request.
 S3_RETRY_BASE_DELAY_MS = 250
@@ -74,6 +79,10 @@ S3_CONTROL_MAX_ATTEMPTS = 5
 # --- role sessions that outlive their credentials (deploy --role-arn) ---------------------------
 #: A session is renewed (the token exchanged again) once it has less than this left...
 CREDENTIAL_REFRESH_MARGIN_SECONDS = 300.0
+#: Environment credentials with an end (``AWS_CREDENTIAL_EXPIRATION``, as ``keyless exec`` sets
+#: it) stop a deploy when less than this is left: botocore's mandatory-refresh margin for them
+#: (``RefreshableCredentials``, 10 minutes), which a deploy read through botocore used before.
+ENV_CREDENTIALS_STOP_SECONDS = 600.0
 #: ...or less than this share of its lifetime, whichever is shorter (a 900 s session, STS' minimum,
 #: is renewed 225 s before it ends, not at once).
 CREDENTIAL_REFRESH_MARGIN_SHARE = 0.25
@@ -180,6 +189,9 @@ GATEWAY_JWKS_REFRESH_MIN_INTERVAL_SECONDS = 2.0
 #: (a deadline, not a per-read timeout: a server sending one byte a second cannot stretch it).
 #: Under botocore's 60 s default read timeout, so the client gets IDPCommunicationError.
 GATEWAY_KEY_FETCH_DEADLINE_SECONDS = 10.0
+#: OIDC providers and roles (each) whose IAM answers the gateway keeps between changes to IAM;
+#: beyond that a lookup is asked of moto each time (an account of the local stack has a few).
+GATEWAY_DIRECTORY_CACHE_MAX_ENTRIES = 1024
 
 # --- YAML keyless reads (bitbucket-pipelines.yml, --variables files) ----------------------------
 # keyless' own bounds, checked while the document is composed and before anything is built from

@@ -49,7 +49,9 @@ IO_MODULES = (
     "cryptography",
     "subprocess",
 )
-AWS_SDK = ("boto3", "botocore", "awscrt", "moto")
+# What only the local stack's job emulation and retries use: each costs start-up time.
+EMULATION_ONLY = ("hashlib", "uuid", "random")
+AWS_SDK = ("boto3", "botocore", "awscrt", "moto", *EMULATION_ONLY)
 # --version and --help only build the parser: no SDK, no crypto, no YAML.
 PARSER_ONLY = (*AWS_SDK, "cryptography", "yaml")
 

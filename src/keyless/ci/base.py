@@ -9,11 +9,9 @@ that CI but the token cannot be had. Never fall back silently.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import re
 import urllib.parse
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, NewType, Protocol
@@ -362,11 +360,19 @@ def iam_literal(text: str) -> str:
 
 
 # --- the local stack: what a CI's jobs look like (claims, environment), for emulation -----------
-# Used by keyless.local only; the production path never calls these members.
+# Used by keyless.local only; the production path never calls these members, so hashlib and uuid
+# (OpenSSL's digests, platform probing; with random: 6 ms of every command's start) load on first
+# use.
 
 #: Namespace of the per-run ids a ``JobRun`` derives from its seed.
-_RUN_NAMESPACE = uuid.UUID("0f3c6d2e-4b1a-5e7f-9a8b-6c5d4e3f2a1b")
+_RUN_NAMESPACE = "0f3c6d2e-4b1a-5e7f-9a8b-6c5d4e3f2a1b"
 _COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def _new_seed() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -388,7 +394,7 @@ class JobRun:
     deployment: str | None = None
     #: What started the run: GitHub's ``event_name``, GitLab's ``pipeline_source``.
     event: str = "push"
-    seed: str = field(default_factory=lambda: uuid.uuid4().hex)
+    seed: str = field(default_factory=_new_seed)
 
     def __post_init__(self) -> None:
         if self.branch is not None and self.tag is not None:
@@ -411,6 +417,8 @@ class JobRun:
 
     @property
     def sha(self) -> str:
+        import hashlib
+
         return self.commit or hashlib.sha1(self.seed.encode(), usedforsecurity=False).hexdigest()
 
     def ref(self, pinned: str | None = None) -> tuple[str, str]:
@@ -434,6 +442,8 @@ class JobRun:
 def stable_number(text: str, *, digits: int = 10) -> str:
     """A decimal id with ``digits`` digits (no leading zero) that ``text`` always maps to: ids a
     CI keeps across runs (repository, project, user) for a name the scope gives."""
+    import hashlib
+
     digest = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
     low = 10 ** (digits - 1)
     return str(low + digest % (9 * low))
@@ -441,7 +451,9 @@ def stable_number(text: str, *, digits: int = 10) -> str:
 
 def stable_uuid(text: str) -> str:
     """A UUID that ``text`` always maps to (lowercase, no braces)."""
-    return str(uuid.uuid5(_RUN_NAMESPACE, text))
+    import uuid
+
+    return str(uuid.uuid5(uuid.UUID(_RUN_NAMESPACE), text))
 
 
 def issuer_path_of(issuer: str) -> str:

@@ -6,7 +6,6 @@ Facts: docs/ci-tokens.md#github (GitHub's "OpenID Connect reference", actions/to
 from __future__ import annotations
 
 import json
-import random
 import re
 import time
 import urllib.parse
@@ -123,6 +122,12 @@ def encode_environment(name: str) -> str:
     """An environment name as GitHub writes it into `sub`: `:` becomes `%3A`
     (docs/ci-tokens.md#github-sub)."""
     return name.replace(":", "%3A")
+
+
+def _jitter() -> float:
+    import random
+
+    return random.random()  # noqa: S311 (backoff jitter, not a secret)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -279,11 +284,13 @@ class GitHub(CiBase[GitHubScope]):
         self,
         *,
         sleep: Callable[[float], None] = time.sleep,
-        random: Callable[[], float] = random.random,
+        random: Callable[[], float] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sleep = sleep
-        self._random = random
+        # The retry jitter's source, by default the random module's, loaded on first use:
+        # importing it costs every command's start-up and only a retry needs it.
+        self._random = random or _jitter
         self._clock = clock
 
     # token.actions.githubusercontent.com mints tokens for every repository on GitHub.

@@ -26,16 +26,23 @@ if TYPE_CHECKING:
         DeployRequest,
         DeployResult,
     )
+    from keyless.deploy.environment import EnvironmentSession
 
 
-#: Makes the boto3 session without --role-arn (credentials, region, endpoint); tests replace it.
-def _session(**kwargs: Any) -> boto3.Session:
+#: Makes the session without --role-arn (credentials, region, endpoint); tests replace it. From
+#: the environment alone when it decides everything (no boto3 to load: keyless.deploy.environment).
+def _session(**kwargs: Any) -> boto3.Session | EnvironmentSession:
+    from keyless.deploy.environment import environment_session
+
+    found = environment_session(region_name=kwargs.get("region_name"))
+    if found is not None:
+        return found
     import boto3
 
     return boto3.Session(**kwargs)
 
 
-session_factory: Callable[..., boto3.Session] = _session
+session_factory: Callable[..., boto3.Session | EnvironmentSession] = _session
 #: Exchange options that mean nothing without --role-arn, and their defaults.
 _EXCHANGE_ONLY = {
     "--session-name": ("session_name", None),
@@ -206,11 +213,9 @@ def request_from_args(args: argparse.Namespace) -> DeployRequest:
     )
 
 
-def session_for(args: argparse.Namespace, console: Console) -> boto3.Session:
+def session_for(args: argparse.Namespace, console: Console) -> boto3.Session | EnvironmentSession:
     """With --role-arn: the role's credentials from this job's token (``keyless assume``'s
     exchange); without: the standard AWS configuration."""
-    from keyless.aws.renew import RenewingSession
-
     if not args.role_arn:
         for flag, (dest, default) in _EXCHANGE_ONLY.items():
             if getattr(args, dest) != default:
@@ -228,6 +233,8 @@ def session_for(args: argparse.Namespace, console: Console) -> boto3.Session:
         again = exchange(args, console)
         console.info("keyless: renewed: " + assumed_line(again).removeprefix("keyless: "))
         return again.assumed.credentials
+
+    from keyless.aws.renew import RenewingSession
 
     renewing = RenewingSession(
         exchanged.assumed.credentials, renew, role=exchanged.assumed.role_arn

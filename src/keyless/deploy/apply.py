@@ -25,14 +25,14 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import boto3
-import botocore.config
-import botocore.exceptions
-from botocore.credentials import RefreshableCredentials
-
 from keyless.aws.errors import error_code, http_status
-from keyless.aws.renew import usable
 from keyless.deploy import manifest
+from keyless.deploy.environment import (
+    EnvironmentKeys,
+    EnvironmentSession,
+    ending,
+    environment_session,
+)
 from keyless.deploy.headers import HeaderPolicy, ObjectHeaders
 from keyless.deploy.invalidate import invalidation_paths
 from keyless.deploy.journal import Journal, ahead_jobs
@@ -62,6 +62,9 @@ from keyless.errors import AccessDeniedError, AwsError, KeylessError, NetworkErr
 from keyless.limits import AWS_DEFAULT_REGION, DEFAULT_CONCURRENCY, S3_CONTROL_MAX_ATTEMPTS
 
 if TYPE_CHECKING:
+    import boto3
+    import botocore.config
+    import botocore.exceptions
     from mypy_boto3_cloudfront import CloudFrontClient
     from mypy_boto3_s3 import S3Client
 
@@ -221,7 +224,7 @@ def crt_data_plane(config: DataPlaneConfig) -> DataPlane:
 def deploy(
     request: DeployRequest,
     *,
-    session: boto3.Session | None = None,
+    session: boto3.Session | EnvironmentSession | None = None,
     progress: Progress | None = None,
     data_plane: Callable[[DataPlaneConfig], DataPlane] = crt_data_plane,
     clock: Callable[[], float] = time.monotonic,
@@ -232,7 +235,8 @@ def deploy(
     local = list(walk(request.local_dir, request.filters))
     if all(f.excluded for f in local):
         refuse_empty(has_excluded=bool(local))
-    session = session or boto3.Session()
+    # boto3 only when the environment does not decide everything (``deploy.environment``).
+    session = session or environment_session() or _boto3_session()
     progress = progress or _Silent()
     target = request.target
     credentials = session.get_credentials()
@@ -246,10 +250,10 @@ def deploy(
         endpoint=control.endpoint(),
         bucket=target.bucket,
         credentials=_signing(credentials),
-        refreshable=isinstance(credentials, RefreshableCredentials),
+        refreshable=_refreshable(credentials),
         concurrency=request.concurrency,
         part_size=request.part_size,
-        ca_bundle=session._session.get_config_variable("ca_bundle"),
+        ca_bundle=_ca_bundle(session),
     )
     plane = data_plane(config)
     try:
@@ -334,8 +338,10 @@ def deploy(
 
     try:
         if data:
+            # Large files first (stable otherwise): they take longest, so they overlap the rest.
+            order = sorted(data, key=lambda u: u.file.size <= request.part_size)
             feed = ahead_jobs(
-                data,
+                order,
                 journal,
                 prefix=target.prefix,
                 single_part_max=request.part_size,
@@ -474,6 +480,43 @@ def _signing(credentials: Any) -> Callable[[], FrozenCredentials]:
     return frozen
 
 
+def _boto3_session() -> boto3.Session:
+    import boto3
+
+    return boto3.Session()
+
+
+def _refreshable(credentials: object) -> bool:
+    if isinstance(credentials, EnvironmentKeys):
+        return False
+    from botocore.credentials import RefreshableCredentials
+
+    return isinstance(credentials, RefreshableCredentials)
+
+
+def _ca_bundle(session: boto3.Session | EnvironmentSession) -> str | None:
+    if isinstance(session, EnvironmentSession):
+        return session.ca_bundle
+    bundle = session._session.get_config_variable("ca_bundle")
+    return str(bundle) if bundle else None
+
+
+def usable(credentials: object) -> KeylessError | None:
+    """Why no new request should start on ``credentials`` now, or None (renewed first if due)."""
+    if isinstance(credentials, EnvironmentKeys):
+        why = ending(credentials)
+        if why is None:
+            return None
+        from keyless.aws.renew import SessionExpiredError
+
+        return SessionExpiredError(
+            why, remedy="Run the deploy with fresh credentials (or with --role-arn, which renews)."
+        )
+    from keyless.aws import renew
+
+    return renew.usable(credentials)
+
+
 def _stop_if_ended(credentials: object) -> None:
     reason = usable(credentials)
     if reason is not None:
@@ -540,6 +583,8 @@ def _copy_in_place(
     concurrency: int,
     progress: Progress,
 ) -> None:
+    import botocore.exceptions
+
     def copy(upload: Upload) -> tuple[Upload, str]:
         args = _copy_args(upload.headers)
         try:
@@ -582,6 +627,8 @@ def _copy_args(headers: ObjectHeaders) -> dict[str, Any]:
 
 
 def _delete(s3: S3Client, target: Target, keys: list[str], progress: Progress) -> int:
+    import botocore.exceptions
+
     deleted = 0
     for start in range(0, len(keys), DELETE_BATCH):
         batch = keys[start : start + DELETE_BATCH]
@@ -609,6 +656,8 @@ def _delete(s3: S3Client, target: Target, keys: list[str], progress: Progress) -
 
 def invalidate(cloudfront: CloudFrontClient, distribution_id: str, paths: list[str]) -> str:
     """Create one CloudFront invalidation; returns its id."""
+    import botocore.exceptions
+
     try:
         response = cloudfront.create_invalidation(
             DistributionId=distribution_id,
@@ -682,6 +731,8 @@ def write_manifest(plane: DataPlane, target: Target, entries: Mapping[str, manif
 
 
 def _control_config(concurrency: int) -> botocore.config.Config:
+    import botocore.config
+
     return botocore.config.Config(
         connect_timeout=CONTROL_CONNECT_TIMEOUT_SECONDS,
         read_timeout=CONTROL_READ_TIMEOUT_SECONDS,
@@ -699,7 +750,9 @@ class _Control:
     answer (``WrongRegionError``); no HeadBucket, which a prefix-limited role may not call.
     """
 
-    def __init__(self, session: boto3.Session, bucket: str, concurrency: int) -> None:
+    def __init__(
+        self, session: boto3.Session | EnvironmentSession, bucket: str, concurrency: int
+    ) -> None:
         self._session = session
         self._bucket = bucket
         self._concurrency = concurrency
@@ -718,7 +771,11 @@ class _Control:
         if region is not None and region != self._region:
             self._region = region
             self._client = None
-        configured = _configured_endpoint_url(self._session)
+        configured = (
+            self._session.configured_endpoint()
+            if isinstance(self._session, EnvironmentSession)
+            else _configured_endpoint_url(self._session)
+        )
         if configured:
             # A custom endpoint (the local stack, moto, MinIO) serves every bucket it has.
             return Endpoint.from_url(configured, region=self._region)

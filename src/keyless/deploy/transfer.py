@@ -14,6 +14,7 @@ import io
 import re
 import threading
 import xml.etree.ElementTree as ElementTree
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from awscrt.s3 import (  # type: ignore[import-untyped]
     S3ChecksumConfig,
     S3ChecksumLocation,
     S3Client,
+    S3FileIoOptions,
     S3RequestTlsMode,
     S3RequestType,
     S3RetryConfig,
@@ -48,12 +50,19 @@ from awscrt.s3 import (  # type: ignore[import-untyped]
 )
 
 from keyless.errors import AccessDeniedError, AwsError, NetworkError
-from keyless.limits import S3_MAX_ATTEMPTS, S3_RETRY_BASE_DELAY_MS, S3_RETRY_MAX_DELAY_SECONDS
+from keyless.limits import (
+    S3_LARGE_UPLOADS_IN_FLIGHT,
+    S3_MAX_ATTEMPTS,
+    S3_RETRY_BASE_DELAY_MS,
+    S3_RETRY_MAX_DELAY_SECONDS,
+)
 
 #: Milliseconds to wait for a TCP (and TLS) connection to S3.
 CONNECT_TIMEOUT_MS = 10_000
-#: Bytes the native client may hold in part buffers (its default is 2 GiB or more).
-CRT_MEMORY_LIMIT_BYTES = 1 << 30
+#: Bytes the native client may hold in part buffers (its default is 2 GiB or more; 256 MiB is
+#: the least it accepts). What keyless holds is bounded lower: large files are streamed from disk
+#: over TLS, and at most ``S3_LARGE_UPLOADS_IN_FLIGHT`` of them are buffered at a time otherwise.
+CRT_MEMORY_LIMIT_BYTES = 256 << 20
 #: The native client's throughput goal; it sizes its connection pool from it unless capped.
 CRT_THROUGHPUT_TARGET_GBPS = 5.0
 #: Seconds to wait for the in-flight requests after an interrupt before giving up on them.
@@ -196,10 +205,18 @@ class CrtS3:
         refreshable: bool = True,
         part_size: int,
         ca_bundle: str | None = None,
+        stream_large: bool | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._bucket = bucket
         self._concurrency = concurrency
+        self._part_size = part_size
+        # Files of more than one part are read from disk as they are sent (no part buffers), with
+        # their CRC32 in a trailer (aws-chunked), as the AWS SDKs send it: only over TLS by
+        # default, since the trailer is not covered by the signature (and some S3 look-alikes do
+        # not decode aws-chunked bodies). Elsewhere the client buffers each part, so fewer large
+        # files go at a time (``S3_LARGE_UPLOADS_IN_FLIGHT``).
+        self._stream_large = endpoint.secure if stream_large is None else stream_large
 
         def provide() -> AwsCredentials:
             frozen = credentials()
@@ -249,20 +266,49 @@ class CrtS3:
         self._checksum = S3ChecksumConfig(
             algorithm=S3ChecksumAlgorithm.CRC32, location=S3ChecksumLocation.HEADER
         )
+        self._trailer = S3ChecksumConfig(
+            algorithm=S3ChecksumAlgorithm.CRC32, location=S3ChecksumLocation.TRAILER
+        )
+        self._streamed = S3FileIoOptions(should_stream=True)
 
     def put_all(
         self, jobs: Iterable[PutJob], *, on_done: Callable[[PutOutcome, int], None]
     ) -> list[PutOutcome]:
         slots = threading.BoundedSemaphore(self._concurrency)
+        # Buffered large files wait here for one of their few slots while small ones go on.
+        large = threading.BoundedSemaphore(
+            self._concurrency if self._stream_large else S3_LARGE_UPLOADS_IN_FLIGHT
+        )
+        waiting: deque[PutJob] = deque()
         outcomes: list[PutOutcome] = []
         failed = threading.Event()
         host = self._endpoint.host(self._bucket)
-        for job in jobs:
+
+        def start(job: PutJob, held: threading.BoundedSemaphore | None) -> bool:
             slots.acquire()
             if failed.is_set():
                 slots.release()
+                if held is not None:
+                    held.release()
+                return False
+            self._start(job, host, slots, held, outcomes, failed, on_done)
+            return True
+
+        def start_waiting(*, block: bool) -> bool:
+            while waiting and large.acquire(blocking=block):
+                if not start(waiting.popleft(), large):
+                    return False
+            return True
+
+        for job in jobs:
+            if job.size > self._part_size:
+                waiting.append(job)
+            elif not start(job, None):
                 break
-            self._start(job, host, slots, outcomes, failed, on_done)
+            if not start_waiting(block=False):
+                break
+        else:
+            start_waiting(block=True)
         # Wait for the requests in flight: every slot back means every callback has run.
         for _ in range(self._concurrency):
             if not slots.acquire(timeout=DRAIN_TIMEOUT_SECONDS):
@@ -360,6 +406,7 @@ class CrtS3:
         job: PutJob,
         host: str,
         slots: threading.BoundedSemaphore,
+        held: threading.BoundedSemaphore | None,
         outcomes: list[PutOutcome],
         failed: threading.Event,
         on_done: Callable[[PutOutcome, int], None],
@@ -391,20 +438,26 @@ class CrtS3:
                 outcomes.append(outcome)
                 on_done(outcome, job.size if error is None else 0)
             finally:
+                if held is not None:
+                    held.release()
                 slots.release()
 
+        streamed = self._stream_large and job.size > self._part_size
         try:
             self._client.make_request(
                 type=S3RequestType.PUT_OBJECT,
                 request=request,
                 send_filepath=str(job.path),
-                checksum_config=self._checksum,
+                fio_options=self._streamed if streamed else None,
+                checksum_config=self._trailer if streamed else self._checksum,
                 on_headers=on_headers,
                 on_done=finished,
             )
         except Exception as exc:  # e.g. the file vanished between planning and upload
             failed.set()
             outcomes.append(PutOutcome(key=job.key, error=type(exc).__name__))
+            if held is not None:
+                held.release()
             slots.release()
 
 

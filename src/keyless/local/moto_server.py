@@ -67,6 +67,8 @@ AWS_CLIENT_POOL_SIZE: Final = 32
 GATE_HEADER: Final = "X-Keyless-Moto-Gate"
 #: Random bytes in the gate secret (256 bits, as ``secrets`` recommends for tokens).
 GATE_SECRET_BYTES: Final = 32
+#: Distinct Host headers whose moto backend the child remembers (it serves loopback: a few).
+DISPATCH_CACHE_MAX_HOSTS: Final = 64
 
 _READY_KEY: Final = "keyless-moto-port"
 _GATE_ENVIRON_KEY: Final = "HTTP_" + GATE_HEADER.upper().replace("-", "_")
@@ -409,10 +411,32 @@ def _child_main(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     from keyless.local import moto_additions
 
     moto_additions.install()
+
+    class Dispatcher(DomainDispatcherApplication):
+        """moto's dispatcher, remembering which backend a Host header names. moto 5 answers it
+        anew for every request, under the lock every request takes, by listing its package
+        directory and trying hundreds of URL patterns: that serialised the stack's requests
+        (most of moto's time under 32 concurrent exchanges). The answer depends only on the
+        host, so it is kept, for at most ``DISPATCH_CACHE_MAX_HOSTS`` distinct hosts."""
+
+        def __init__(self, create_app: Any) -> None:
+            super().__init__(create_app)
+            self._known: dict[str | None, Any] = {}
+
+        def get_backend_for_host(self, host: str | None) -> Any:
+            try:
+                return self._known[host]
+            except KeyError:
+                pass
+            backend = super().get_backend_for_host(host)
+            if len(self._known) < DISPATCH_CACHE_MAX_HOSTS:
+                self._known[host] = backend
+            return backend
+
     server = make_server(
         LOOPBACK,
         0,
-        _Gate(DomainDispatcherApplication(create_backend_app), secret),
+        _Gate(Dispatcher(create_backend_app), secret),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

@@ -145,6 +145,31 @@ def test_the_requested_duration_is_honoured(scenario: Scenario) -> None:
     assert 850 <= expiration.timestamp() - before <= 960
 
 
+def test_a_change_to_iam_holds_from_the_next_exchange(scenario: Scenario) -> None:
+    # The gateway keeps the role and provider it read; a change through it must still show.
+    iam = scenario.stack.iam()
+    trust = iam.get_role(RoleName=ROLE_NAME)["Role"]["AssumeRolePolicyDocument"]
+    exchange(scenario, scenario.token())
+    narrowed = json.loads(json.dumps(trust).replace(SUBJECT, OTHER_SUBJECT))
+    iam.update_assume_role_policy(RoleName=ROLE_NAME, PolicyDocument=json.dumps(narrowed))
+    try:
+        assert refused(scenario, scenario.token())[1] == "AccessDenied"
+        exchange(scenario, scenario.token(subject=OTHER_SUBJECT))
+    finally:
+        iam.update_assume_role_policy(RoleName=ROLE_NAME, PolicyDocument=json.dumps(trust))
+    exchange(scenario, scenario.token())
+    iam.remove_client_id_from_open_id_connect_provider(
+        OpenIDConnectProviderArn=scenario.provider_arn, ClientID=AUDIENCE
+    )
+    try:
+        assert refused(scenario, scenario.token())[1] == "InvalidIdentityToken"
+    finally:
+        iam.add_client_id_to_open_id_connect_provider(
+            OpenIDConnectProviderArn=scenario.provider_arn, ClientID=AUDIENCE
+        )
+    exchange(scenario, scenario.token())
+
+
 # --- refusals -----------------------------------------------------------------------------------
 
 

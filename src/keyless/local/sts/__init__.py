@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from keyless.local.sts.exchange import (
     AllowedExchange,
+    CachedDirectory,
     Directory,
     IamDirectory,
     Identity,
@@ -26,6 +27,7 @@ from keyless.local.sts.server import StsGateway
 __all__ = [
     "STS_NAMESPACE",
     "AllowedExchange",
+    "CachedDirectory",
     "Directory",
     "IamDirectory",
     "Identity",

@@ -77,6 +77,8 @@ class Gateway(Protocol):
 
     def decide(self, params: Mapping[str, str]) -> AllowedExchange: ...
 
+    def changed(self) -> None: ...
+
     def issued(self, allowed: AllowedExchange, body: bytes) -> bytes: ...
 
     def expired(self, authorization: str) -> bool: ...
@@ -320,9 +322,14 @@ class GatewayHandler(BaseHTTPRequestHandler):
         headers = list(self.headers.items())
         try:
             if body is not None:
-                status, reason, moto_headers, data = self._exchange_upstream(
-                    self.command, self.path, headers, body
-                )
+                # A query-protocol call (IAM's included): whatever moto did, the gateway's view
+                # of IAM is renewed before the client learns of it.
+                try:
+                    status, reason, moto_headers, data = self._exchange_upstream(
+                        self.command, self.path, headers, body
+                    )
+                finally:
+                    self.server.gateway.changed()
                 self._send(status, reason, _end_to_end(moto_headers), data)
                 return
             connection, _ = self._connection()

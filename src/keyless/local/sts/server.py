@@ -23,6 +23,7 @@ from keyless.limits import HTTP_TIMEOUT_SECONDS
 from keyless.local.moto_server import GATE_HEADER, LOOPBACK, AdminCredentials, LocalStackError
 from keyless.local.sts.exchange import (
     AllowedExchange,
+    CachedDirectory,
     Directory,
     IamDirectory,
     TokensVerifier,
@@ -75,12 +76,18 @@ class StsGateway:
         self._region = region
         self._admin = admin
         self.gate = (GATE_HEADER, gate_secret)
+        # moto's IAM, cached until a request through the gateway may have changed it; a
+        # directory given by the caller (tests of the decision) is asked every time.
+        self._cache: CachedDirectory | None = None
+        if directory is None:
+            self._cache = directory = CachedDirectory(
+                IamDirectory(
+                    endpoint_url=upstream_url, region=region, admin=admin, gate_secret=gate_secret
+                )
+            )
         self._exchange = WebIdentityExchange(
             account_id=account_id,
-            directory=directory
-            or IamDirectory(
-                endpoint_url=upstream_url, region=region, admin=admin, gate_secret=gate_secret
-            ),
+            directory=directory,
             verify=verify or TokensVerifier(ca_bundle=ca_bundle),
             evaluate=evaluate or trust_evaluator,
             clock=clock,
@@ -145,6 +152,12 @@ class StsGateway:
 
     def decide(self, params: Mapping[str, str]) -> AllowedExchange:
         return self._exchange.decide(params)
+
+    def changed(self) -> None:
+        """A request that may change IAM (any query-protocol call relayed to moto) was answered
+        by moto; called before its client sees the answer."""
+        if self._cache is not None:
+            self._cache.changed()
 
     def issued(self, allowed: AllowedExchange, body: bytes) -> bytes:
         """Remember when the session in moto's answer ``body`` expires; with short test-only

@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import pytest
 
 from keyless.errors import IssuerError, NetworkError, PolicyError, TokenVerificationError
 from keyless.local.sts import (
+    CachedDirectory,
     Identity,
     OidcProvider,
     Role,
@@ -446,3 +447,55 @@ def test_a_malformed_trust_policy_raises_a_keyless_error() -> None:
                 role_arn=ROLE_ARN, policy="{", provider_arn=PROVIDER_ARN, identity=_identity("s")
             )
         )
+
+
+# --- the gateway's cache of IAM ------------------------------------------------------------------
+
+
+@dataclass
+class CountingDirectory(FakeDirectory):
+    asked: list[str] = field(default_factory=list)
+    during_lookup: list[Callable[[], None]] = field(default_factory=list)
+
+    def role(self, name: str) -> Role | None:
+        self.asked.append(name)
+        for action in self.during_lookup:
+            action()
+        return super().role(name)
+
+
+def _role(policy: str = "{}") -> Role:
+    return Role(arn=ROLE_ARN, trust_policy=policy, max_session_duration=3600)
+
+
+def test_the_cache_answers_from_memory_until_iam_changes() -> None:
+    directory = CountingDirectory(roles={"ci-deploy": _role()})
+    cached = CachedDirectory(directory)
+    assert cached.role("ci-deploy") == cached.role("ci-deploy") == _role()
+    assert cached.role("absent") is None
+    assert cached.role("absent") is None
+    assert directory.asked == ["ci-deploy", "absent"]  # absent entities are kept too
+
+    directory.roles["ci-deploy"] = _role('{"Statement": []}')
+    directory.roles["absent"] = _role()
+    cached.changed()
+    assert cached.role("ci-deploy") == _role('{"Statement": []}')
+    assert cached.role("absent") == _role()
+
+
+def test_a_lookup_that_overlaps_a_change_is_not_kept() -> None:
+    directory = CountingDirectory(roles={"ci-deploy": _role()})
+    cached = CachedDirectory(directory)
+    directory.during_lookup.append(cached.changed)
+    cached.role("ci-deploy")
+    directory.during_lookup.clear()
+    cached.role("ci-deploy")
+    assert directory.asked == ["ci-deploy", "ci-deploy"]
+
+
+def test_the_cache_holds_at_most_its_limit() -> None:
+    directory = CountingDirectory()
+    cached = CachedDirectory(directory, max_entries=2)
+    for name in ("a", "b", "c", "c"):
+        cached.role(name)
+    assert directory.asked == ["a", "b", "c", "c"]
