@@ -101,7 +101,7 @@ def test_build_every_ci_and_format(scope: tuple[str, ...], output: str) -> None:
         (["--ci", "github"], "--ci github needs --repository"),
         (
             ["--ci", "github", "--repository", "a/b", "--workspace", "x"],
-            "--workspace is a bitbucket flag",
+            "--workspace is a bitbucket and terraform flag",
         ),
         (["--ci", "bitbucket", "--workspace", "a"], "needs --workspace-uuid --repository-uuid"),
         (["--ci", "circleci", "--org-id", "x", "--project-id", "y"], "is not a UUID"),

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from keyless.ci import bitbucket, buildkite, circleci, github, gitlab, tokenfile
+from keyless.ci import bitbucket, buildkite, circleci, github, gitlab, terraform, tokenfile
 from keyless.ci.base import ObtainedToken, Provider, Runner
 from keyless.errors import CredentialError, UsageError
 
@@ -41,6 +41,7 @@ CI_PROVIDERS: tuple[Provider, ...] = (
     gitlab.PROVIDER,
     circleci.PROVIDER,
     buildkite.PROVIDER,
+    terraform.PROVIDER,
 )
 #: Every source by its ``--ci`` name: the CIs, then ``file``.
 PROVIDERS: Mapping[str, Provider] = {p.name: p for p in (*CI_PROVIDERS, tokenfile.PROVIDER)}
