@@ -21,8 +21,17 @@ from keyless.jsonlimits import JsonLimitError, loads_bounded
 from keyless.limits import DOCUMENT_MAX_CHARS, TOKEN_MAX_CHARS
 from keyless.trust.build import ACCOUNT_PLACEHOLDER, OutputFormat, account_id, build, render
 from keyless.trust.evaluate import ConditionRow, Evaluation, Outcome, Request, evaluate
-from keyless.trust.lint import Finding, LintedFile, Severity, line_of, lint, sarif
+from keyless.trust.lint import (
+    Finding,
+    LintContext,
+    LintedFile,
+    Severity,
+    line_of,
+    lint,
+    sarif,
+)
 from keyless.trust.model import Policy, loads_policy, parse_policy
+from keyless.trust.permissions import writes
 
 #: Lint exits 1 when a finding is at least this severe, unless --fail-on says otherwise.
 DEFAULT_FAIL_ON = Severity.MEDIUM
@@ -145,6 +154,19 @@ def register(subparsers: Subparsers) -> None:
         choices=[s.value for s in Severity],
         default=DEFAULT_FAIL_ON.value,
         help=f"lowest severity that fails (default: {DEFAULT_FAIL_ON.value})",
+    )
+    lint_parser.add_argument(
+        "--permissions",
+        metavar="FILE",
+        help="the role's permissions policy JSON: read-only permissions grade repository-wide"
+        " subjects low (default: the role may write)",
+    )
+    lint_parser.add_argument(
+        "--client-id",
+        action="append",
+        dest="client_ids",
+        metavar="ID",
+        help="a client ID of the OIDC provider (repeat for each); grades aud-missing",
     )
     lint_parser.set_defaults(handler=run_lint)
 
@@ -337,10 +359,15 @@ def _check_text(result: Evaluation) -> list[str]:
 
 def run_lint(args: argparse.Namespace, console: Console) -> int:
     fail_on = Severity(args.fail_on)
+    context = LintContext(
+        writes=_permissions_write(args.permissions) if args.permissions else None,
+        client_ids=tuple(args.client_ids) if args.client_ids else None,
+    )
     linted: list[LintedFile] = []
     for path in args.files:
         text, policy = _read_policy(path)
-        linted.append(LintedFile(path=_uri(path), text=text, findings=tuple(lint(policy))))
+        findings = tuple(lint(policy, context=context))
+        linted.append(LintedFile(path=_uri(path), text=text, findings=findings))
     failing = [f for item in linted for f in item.findings if f.severity.rank >= fail_on.rank]
     if args.format == "sarif":
         console.emit_json(sarif(linted, tool_version=__version__))
@@ -362,6 +389,17 @@ def run_lint(args: argparse.Namespace, console: Console) -> int:
             f" {len(failing)} at or above {fail_on.value}"
         )
     return EXIT_NEGATIVE if failing else EXIT_OK
+
+
+def _permissions_write(path: str) -> bool:
+    text = _read_text(path, "permissions file")
+    try:
+        document = loads_bounded(text)
+    except ValueError:
+        raise PolicyError(f"permissions file {path}: not a JSON policy document") from None
+    if not isinstance(document, Mapping):
+        raise PolicyError(f"permissions file {path}: not a JSON policy document")
+    return writes(document)
 
 
 def _uri(path: str) -> str:
