@@ -21,8 +21,9 @@ from keyless.aws.widening import Widening, find_widening
 from keyless.compat import StrEnum
 from keyless.errors import AccessDeniedError, AwsError, KeylessError, PolicyError, UsageError
 from keyless.trust.evaluate import provider_arn_for
-from keyless.trust.lint import Finding, Severity, lint
+from keyless.trust.lint import Finding, LintContext, Severity, lint
 from keyless.trust.model import Policy, dumps_policy, parse_policy, to_document
+from keyless.trust.permissions import writes
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -405,8 +406,18 @@ def plan(desired: Desired, current: Current) -> Plan:
         desired=desired,
         role_arn=current.role.arn if current.role else desired.role_arn,
         changes=tuple(changes),
-        findings=tuple(lint(desired.trust)),
+        findings=tuple(lint(desired.trust, context=_lint_context(desired, current))),
         notes=tuple(notes),
+    )
+
+
+def _lint_context(desired: Desired, current: Current) -> LintContext:
+    # Provisioning knows what lint alone cannot: whether the role's permissions write and the
+    # provider's client IDs (docs/lint-severity.md#what-lint-knows).
+    kept = current.provider.client_ids if current.provider is not None else ()
+    return LintContext(
+        writes=writes(to_document(desired.permissions)),
+        client_ids=tuple(dict.fromkeys((*desired.client_ids, *kept))),
     )
 
 
