@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from keyless import claims_view, tokens
 from keyless.aws.clients import CLIENT_CONFIG, region_from
+from keyless.aws.errors import error_code
 from keyless.aws.sts import (
     RoleArn,
     Sts,
@@ -28,7 +29,7 @@ from keyless.aws.sts import (
     role_partition,
 )
 from keyless.causes import Cause
-from keyless.ci import CI_PROVIDERS, PROVIDERS, obtain_token, provider_for_issuer
+from keyless.ci import CI_PROVIDERS, PROVIDERS, detect, obtain_token, provider_for_issuer
 from keyless.ci.base import (
     CiProvider,
     ObtainedToken,
@@ -234,37 +235,28 @@ class _Doctor:
 
     def ci_step(self) -> Step:
         request = self.request
-        if request.token_file or self.env.get("KEYLESS_TOKEN_FILE"):
-            origin = "--token-file" if request.token_file else "KEYLESS_TOKEN_FILE"
-            return Step(name="ci", status=Status.OK, summary=f"a token file ({origin})")
-        if request.ci != "auto":
-            self.provider = PROVIDERS[request.ci]
-            return Step(
-                name="ci",
-                status=Status.OK,
-                summary=f"{self.provider.display_name} (--ci {request.ci})",
-            )
-        detected = [p for p in CI_PROVIDERS if p.in_ci(self.env)]
-        if len(detected) > 1:
-            names = ", ".join(p.display_name for p in detected)
+        # A contradiction (--token-file with another CI's --ci) is a usage error, not a finding.
+        detection = detect(self.env, ci=request.ci, token_file=request.token_file)
+        if detection.several:
+            names = ", ".join(p.display_name for p in detection.several)
             return Step(
                 name="ci",
                 status=Status.PROBLEM,
                 summary=f"the variables of several CIs are set ({names})",
                 cause=Cause.SEVERAL_CIS,
-                fix=f"Choose one with --ci NAME, e.g. --ci {detected[0].name}.",
+                fix=f"Choose one with --ci NAME, e.g. --ci {detection.several[0].name}.",
             )
-        if detected:
-            self.provider = detected[0]
-            marker = next(m for m in self.provider.markers if self.env.get(m))
-            return Step(
-                name="ci",
-                status=Status.OK,
-                summary=f"{self.provider.display_name} ({marker} is set)",
+        if detection.is_file:
+            return Step(name="ci", status=Status.OK, summary=f"a token file ({detection.origin})")
+        if detection.provider is not None:
+            self.provider = detection.provider
+            origin = (
+                detection.origin
+                if detection.origin.startswith("--")
+                else (f"{detection.origin} is set")
             )
-        if self.env.get("AWS_WEB_IDENTITY_TOKEN_FILE"):
             return Step(
-                name="ci", status=Status.OK, summary="a token file (AWS_WEB_IDENTITY_TOKEN_FILE)"
+                name="ci", status=Status.OK, summary=f"{self.provider.display_name} ({origin})"
             )
         markers = ", ".join(p.markers[0] for p in CI_PROVIDERS)
         return Step(
@@ -448,7 +440,7 @@ class _Doctor:
             try:
                 found = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
             except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
+                code = error_code(exc) or ""
                 if code == "NoSuchEntity":
                     return self._provider_missing(arn, issuer)
                 return self.skipped(
@@ -521,7 +513,7 @@ class _Doctor:
         try:
             document = iam.get_role(RoleName=role_name(role))["Role"]["AssumeRolePolicyDocument"]
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc) or ""
             return None, f"IAM refused iam:GetRole ({code}); pass --policy FILE"
         except BotoCoreError as exc:
             return None, f"IAM cannot be read ({type(exc).__name__}); pass --policy FILE"
