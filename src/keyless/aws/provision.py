@@ -154,6 +154,9 @@ class Desired:
     account_id: str
     partition: str = "aws"
     issuer: str
+    #: The CI (``--ci`` name) whose tokens the issuer mints; lint grades the trust by its
+    #: subject grammar even when the issuer's URL does not say (``--issuer``).
+    ci: str | None = None
     #: The audiences the provider must accept (its client IDs).
     client_ids: tuple[str, ...]
     thumbprints: tuple[Thumbprint, ...] = ()
@@ -413,12 +416,13 @@ def plan(desired: Desired, current: Current) -> Plan:
 
 
 def _lint_context(desired: Desired, current: Current) -> LintContext:
-    # Provisioning knows what lint alone cannot: whether the role's permissions write and the
-    # provider's client IDs (docs/lint-severity.md#what-lint-knows).
+    # Provisioning knows what lint alone cannot: whether the role's permissions write, the
+    # provider's client IDs and the CI (docs/lint-severity.md#what-lint-knows).
     kept = current.provider.client_ids if current.provider is not None else ()
     return LintContext(
         writes=writes(to_document(desired.permissions)),
         client_ids=tuple(dict.fromkeys((*desired.client_ids, *kept))),
+        ci=desired.ci,
     )
 
 

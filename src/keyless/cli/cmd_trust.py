@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from keyless import __version__, tokens
+from keyless.ci import CI_PROVIDERS
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_NEGATIVE, EXIT_OK, Subparsers
 from keyless.cli.scope_args import SCOPE_HELP, add_scope_arguments, scope_from_args
@@ -174,6 +175,12 @@ def register(subparsers: Subparsers) -> None:
         dest="client_ids",
         metavar="ID",
         help="a client ID of the OIDC provider (repeat for each); grades aud-missing",
+    )
+    lint_parser.add_argument(
+        "--ci",
+        choices=[p.name for p in CI_PROVIDERS],
+        help="the CI of an issuer whose URL does not name it (Terraform Enterprise, GitHub"
+        " Enterprise Server, GitLab self-managed)",
     )
     lint_parser.set_defaults(handler=run_lint)
 
@@ -360,6 +367,7 @@ def run_lint(args: argparse.Namespace, console: Console) -> int:
     context = LintContext(
         writes=_permissions_write(args.permissions) if args.permissions else None,
         client_ids=tuple(args.client_ids) if args.client_ids else None,
+        ci=args.ci,
     )
     linted: list[LintedFile] = []
     for path in args.files:

@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from keyless.trust.lint import RULES, Finding, LintedFile, Severity, line_of, lint, sarif
+from keyless.trust.lint import (
+    RULES,
+    Finding,
+    LintContext,
+    LintedFile,
+    Severity,
+    line_of,
+    lint,
+    sarif,
+)
 from keyless.trust.model import dumps_policy, parse_policy
 
 GH = "token.actions.githubusercontent.com"
@@ -533,3 +542,30 @@ def test_line_of_points_at_the_member_in_its_statement() -> None:
     assert at(1, "k:sub") == 5
     assert at(1, None) == 6
     assert at(None, None) == 1
+
+
+# --- an issuer whose URL does not name its CI ------------------------------------------------
+
+
+TFE = "tfe.corp.example"
+OPEN_PHASE = "organization:acme:project:Default Project:workspace:prod:run_phase:*"
+
+
+def test_a_terraform_enterprise_host_is_graded_by_terraform_when_named_with_ci() -> None:
+    policy = parse_policy(on(TFE, OPEN_PHASE, aud=TF_AUD))
+    unnamed = lint(policy)
+    assert [(f.rule, f.severity) for f in unnamed if f.rule == "unknown-issuer"] == [
+        ("unknown-issuer", Severity.INFO)
+    ]
+    assert "HCP Terraform" in next(f for f in unnamed if f.rule == "unknown-issuer").message
+    named = lint(policy, context=LintContext(ci="terraform"))
+    assert "unknown-issuer" not in {f.rule for f in named}
+    assert ("terraform-plan-can-assume", Severity.HIGH) in {(f.rule, f.severity) for f in named}
+    exact = parse_policy(on(TFE, OPEN_PHASE.replace(":*", ":apply"), "StringEquals", aud=TF_AUD))
+    assert lint(exact, context=LintContext(ci="terraform")) == []
+
+
+def test_an_issuer_that_names_its_ci_keeps_it_whatever_ci_says() -> None:
+    policy = parse_policy(on(TF, OPEN_PHASE, aud=TF_AUD))
+    rules = {f.rule for f in lint(policy, context=LintContext(ci="github"))}
+    assert "terraform-plan-can-assume" in rules

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from keyless.ci import provider_for_issuer
+from keyless.ci import CI_PROVIDERS, provider_for_issuer
 from keyless.ci.base import Provider, SubjectGrammar
 from keyless.trust.evaluate import WEB_IDENTITY_ACTION, Exposure, exposure_for
 from keyless.trust.findings import Severity
@@ -19,12 +19,15 @@ from keyless.trust.subjects import SubjectShape, subject_shape
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LintContext:
-    """What lint knows beyond the trust policy: whether the role's permissions write anything and
-    the OIDC provider's client-ID list. ``None`` is unknown: a role of unknown permissions is
-    graded as one that may write (docs/lint-severity.md#what-lint-knows)."""
+    """What lint knows beyond the trust policy: whether the role's permissions write anything,
+    the OIDC provider's client-ID list, and the CI (by ``--ci`` name) of an issuer whose URL does
+    not say (Terraform Enterprise, GitHub Enterprise Server, GitLab self-managed, the local
+    stack). ``None`` is unknown: a role of unknown permissions is graded as one that may write
+    (docs/lint-severity.md#what-lint-knows); an unknown issuer gets the generic checks only."""
 
     writes: bool | None = None
     client_ids: tuple[str, ...] | None = None
+    ci: str | None = None
 
     @property
     def may_write(self) -> bool:
@@ -102,6 +105,7 @@ def provider_prefixes(statement: Statement) -> list[str]:
 
 def document(policy: Policy, context: LintContext | None = None) -> Document:
     context = context or LintContext()
+    declared = next((p for p in CI_PROVIDERS if p.name == context.ci), None)
     targets: list[Target] = []
     for statement in policy.statements:
         if not covers_web_identity(statement):
@@ -112,7 +116,8 @@ def document(policy: Policy, context: LintContext | None = None) -> Document:
                 Target(
                     statement=statement,
                     prefix=prefix,
-                    provider=provider_for_issuer(issuer),
+                    # An issuer whose URL names its CI is that CI's, whatever context.ci says.
+                    provider=provider_for_issuer(issuer) or declared,
                     exposure=exposure_for(issuer),
                     context=context,
                 )
