@@ -13,6 +13,7 @@
 #   make bench  keyless deploy vs aws s3 sync vs rclone on a local S3 (BENCH_ARGS=--many: 20,000 files);
 #               BENCH=matcher: IAM wildcard matching, old regex vs keyless' matcher
 #               BENCH=startup: start-up of the light commands vs aws --version
+#               BENCH=lint: trust lint on hostile input and a 1,000-role page, side by side with checkov
 #   make lock   re-resolve pyproject.toml into requirements.lock (needs network to the package index)
 SHELL := /bin/bash
 PYTHON ?= python3

@@ -535,3 +535,41 @@ def test_check_reads_the_token_from_stdin_with_dash(tmp_path: Path) -> None:
     empty = run_cli(["trust", "check", "--policy", str(policy), "--token", "-"], stdin="")
     assert empty.code == 2
     assert "standard input is empty" in empty.stderr
+
+
+def test_lint_refuses_a_file_past_the_output_limit_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keyless.cli import cmd_trust
+
+    path = _write(tmp_path, "roles.json", _listed_roles())
+    size = len(Path(path).read_text())
+    monkeypatch.setattr(cmd_trust, "IAM_OUTPUT_MAX_CHARS", size)
+    assert run_cli(["trust", "lint", path]).code == 1  # at the limit: read and linted
+    monkeypatch.setattr(cmd_trust, "IAM_OUTPUT_MAX_CHARS", size - 1)
+    refused = run_cli(["trust", "lint", path])
+    assert refused.code == 2
+    assert f"policy file {path} is larger than {size - 1} characters" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("workspace", "phase", "code"),
+    [("prod", "apply", 0), ("prod", "plan", 1), ("staging", "apply", 1)],
+)
+def test_check_an_hcp_terraform_run_against_the_built_trust(
+    tmp_path: Path, workspace: str, phase: str, code: int
+) -> None:
+    scope = ("--ci", "terraform", "--organization", "acme", "--project", "Default Project")
+    policy = _built(tmp_path, *scope, "--workspace", "prod")
+    claims = {
+        "iss": "https://app.terraform.io",
+        "aud": "aws.workload.identity",
+        "sub": f"organization:acme:project:Default Project:workspace:{workspace}:run_phase:{phase}",
+        "terraform_run_phase": phase,
+    }
+    result = run_cli(
+        ["trust", "check", "--policy", policy, "--claims", _write(tmp_path, "c.json", claims)]
+    )
+    assert result.code == code, result.stdout
+    assert run_cli(["trust", "lint", policy]).code == 0  # the built trust lints clean

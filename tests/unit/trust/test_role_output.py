@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from keyless.errors import PolicyError
-from keyless.limits import IAM_OUTPUT_MAX_ROLES
+from keyless.limits import DOCUMENT_MAX_CHARS, IAM_OUTPUT_MAX_ROLES
 from keyless.trust.lint import LintedFile, lint
 from keyless.trust.role_output import read_trusts
 
@@ -178,3 +178,26 @@ def test_a_key_named_like_the_document_inside_a_policy_gives_line_one_not_a_wron
 def test_a_policy_with_a_mistake_keeps_the_policy_parsers_message() -> None:
     with pytest.raises(PolicyError, match="unknown element 'Statment'"):
         read_trusts(json.dumps({"Version": "2012-10-17", "Statment": []}))
+
+
+def test_output_larger_than_a_policy_is_read_up_to_the_output_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from keyless.trust import role_output
+
+    padding = "d" * 1000  # Description: what makes real list-roles output long
+    page = {"Roles": [{**role(f"r{i}", SERVICE), "Description": padding} for i in range(1100)]}
+    text = json.dumps(page)
+    assert len(text) > DOCUMENT_MAX_CHARS
+    assert len(read_trusts(text)) == 1100
+    monkeypatch.setattr(role_output, "IAM_OUTPUT_MAX_CHARS", len(text))
+    assert len(read_trusts(text)) == 1100
+    monkeypatch.setattr(role_output, "IAM_OUTPUT_MAX_CHARS", len(text) - 1)
+    with pytest.raises(PolicyError, match=f"is {len(text)} characters, more than the"):
+        read_trusts(text)
+
+
+def test_a_large_document_that_is_no_iam_output_says_both_limits() -> None:
+    text = json.dumps({"Users": ["u" * DOCUMENT_MAX_CHARS]})
+    with pytest.raises(PolicyError, match=f"more than the {DOCUMENT_MAX_CHARS} of a policy"):
+        read_trusts(text)
