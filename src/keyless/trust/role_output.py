@@ -54,9 +54,11 @@ def read_trusts(text: str) -> tuple[RoleTrust, ...]:
     document = loads_document(text, max_chars=IAM_OUTPUT_MAX_CHARS)
     found = list(_roles(document))
     if not found:
-        meant_as_policy = isinstance(document, Mapping) and bool(_POLICY_KEYS & set(document))
+        # Only an object without any policy element is some other JSON; anything else is a
+        # policy with a mistake in it, which its parser's message names best.
+        meant_as_policy = not isinstance(document, Mapping) or bool(_POLICY_KEYS & set(document))
         if meant_as_policy and policy_error is not None:
-            raise policy_error  # a policy, with a mistake in it
+            raise policy_error
         raise PolicyError(
             "neither a policy document nor aws iam output with roles (no Statement, Role,"
             " Roles or RoleDetailList)"
