@@ -573,3 +573,11 @@ def test_check_an_hcp_terraform_run_against_the_built_trust(
     )
     assert result.code == code, result.stdout
     assert run_cli(["trust", "lint", policy]).code == 0  # the built trust lints clean
+
+
+def test_lint_text_escapes_a_role_name_from_the_file(tmp_path: Path) -> None:
+    page = _listed_roles()
+    page["Roles"][1]["RoleName"] = "broad\x1b[2J\nforged: clean"
+    result = run_cli(["trust", "lint", _write(tmp_path, "roles.json", page)])
+    assert "\x1b" not in result.stdout
+    assert "role broad\\x1b[2J\\x0aforged: clean: " in result.stdout

@@ -20,6 +20,7 @@ from keyless.cli.scope_args import SCOPE_HELP, add_scope_arguments, scope_from_a
 from keyless.errors import PolicyError, UsageError
 from keyless.jsonlimits import JsonLimitError, loads_bounded
 from keyless.limits import DOCUMENT_MAX_CHARS, IAM_OUTPUT_MAX_CHARS, TOKEN_MAX_CHARS
+from keyless.textsafe import escape
 from keyless.trust.build import ACCOUNT_PLACEHOLDER, OutputFormat, account_id, build, render
 from keyless.trust.evaluate import ConditionRow, Evaluation, Outcome, Request, evaluate
 from keyless.trust.lint import (
@@ -393,7 +394,8 @@ def run_lint(args: argparse.Namespace, console: Console) -> int:
         )
     else:
         for item in linted:
-            who = f"role {item.role}: " if item.role else ""
+            # A role name comes from the file: escaped, so it cannot rewrite the terminal.
+            who = f"role {escape(item.role)}: " if item.role else ""
             for finding in item.findings:
                 console.out(
                     f"{item.path}:{item.line(finding)}: {finding.severity.value}"

@@ -86,7 +86,7 @@ def read_trusts(text: str) -> tuple[RoleTrust, ...]:
         end = (anchors[index + 1] if index + 1 < len(anchors) else len(text)) if placed else 0
         trusts.append(
             RoleTrust(
-                role=name if isinstance(name, str) else where,
+                role=name if isinstance(name, str) else (where or None),
                 where=where,
                 policy=policy,
                 start=start,
