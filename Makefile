@@ -19,6 +19,7 @@
 #               BENCH=audit: keyless audit of a 10,000-role dump (time, peak RSS), checkov if on PATH
 #               BENCH=startup: start-up vs aws --version and aws sts assume-role-with-web-identity
 #               BENCH=exchange: the local STS gateway under 32 concurrent clients
+#               BENCH=lint: trust lint on hostile input and a 1,000-role page, side by side with checkov
 #   make lock   re-resolve pyproject.toml into requirements.lock (needs network to the package index)
 SHELL := /bin/bash
 PYTHON ?= python3

@@ -119,6 +119,14 @@ DOCUMENT_MAX_CHARS = 1_000_000
 #: Python's json recurses once per level, so without this a deep document is a RecursionError.
 JSON_MAX_DEPTH = 64
 
+# --- IAM output trust lint reads (get-role, list-roles, get-account-authorization-details) ------
+#: Roles in one file: IAM's most roles in one account (IAM User Guide, "IAM and AWS STS quotas":
+#: 1,000 roles by default, raised to at most 5,000).
+IAM_OUTPUT_MAX_ROLES = 5000
+#: Characters of one such file: 5,000 roles with their metadata and trust policies at IAM's
+#: largest trust quota (4,096 characters) fit in well under this.
+IAM_OUTPUT_MAX_CHARS = 40_000_000
+
 # --- policies and the wildcard matcher ---------------------------------------------------------
 #: Statements in one policy. A trust policy within IAM's quota holds at most a few dozen; a
 #: thousand leaves room for generated identity policies keyless lints.

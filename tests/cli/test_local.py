@@ -131,7 +131,7 @@ def test_local_token_refuses_a_terminal_and_needs_a_stack(served: Served, tmp_pa
 def test_scope_flags_of_another_ci_are_refused(served: Served) -> None:
     result = local(served, "token", "--ci", "github", "--repository", "o/r", "--workspace", "x")
     assert result.code == 2
-    assert "--workspace is a bitbucket flag" in result.stderr
+    assert "--workspace is a bitbucket and terraform flag" in result.stderr
 
 
 # --- local run -----------------------------------------------------------------------------------

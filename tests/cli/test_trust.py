@@ -101,7 +101,7 @@ def test_build_every_ci_and_format(scope: tuple[str, ...], output: str) -> None:
         (["--ci", "github"], "--ci github needs --repository"),
         (
             ["--ci", "github", "--repository", "a/b", "--workspace", "x"],
-            "--workspace is a bitbucket flag",
+            "--workspace is a bitbucket and terraform flag",
         ),
         (["--ci", "bitbucket", "--workspace", "a"], "needs --workspace-uuid --repository-uuid"),
         (["--ci", "circleci", "--org-id", "x", "--project-id", "y"], "is not a UUID"),
@@ -381,6 +381,84 @@ def test_lint_reads_get_role_output(tmp_path: Path) -> None:
     assert json.loads(result.stdout)[0]["rule"] == "subject-wildcard-tenant"
 
 
+def _listed_roles() -> dict[str, Any]:
+    """An `aws iam list-roles` page: a service role, a broad OIDC role, a pinned one."""
+    service = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ec2.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    pinned = json.loads(json.dumps(BROAD))
+    pinned["Statement"][0]["Condition"]["StringLike"] = {
+        f"{GH}:sub": "repo:acme/app:environment:prod"
+    }
+    return {
+        "Roles": [
+            {
+                "RoleName": name,
+                "Arn": f"arn:aws:iam::{ACCOUNT}:role/{name}",
+                **{"AssumeRolePolicyDocument": document},
+            }
+            for name, document in (("web", service), ("broad", BROAD), ("pinned", pinned))
+        ]
+    }
+
+
+def test_lint_reads_a_list_roles_page_and_names_each_role(tmp_path: Path) -> None:
+    path = _write(tmp_path, "roles.json", _listed_roles())
+    result = run_cli(["trust", "lint", path, "--format", "json"])
+    assert result.code == 1
+    findings = json.loads(result.stdout)
+    assert {f["role"] for f in findings if f["severity"] in ("high", "critical")} == {"broad"}
+    worst = findings[0]
+    assert worst["location"].startswith("Roles[1].AssumeRolePolicyDocument.Statement[0]")
+    line = Path(path).read_text().splitlines()[worst["line"] - 1]
+    assert "repo:acme*" in line  # the broad role's sub, not the pinned role's
+    text = run_cli(["trust", "lint", path])
+    assert f"{path}:{worst['line']}: critical [subject-wildcard-tenant] role broad: " in text.stdout
+    assert "in 1 file(s) (3 role(s))" in text.stderr
+    log = json.loads(run_cli(["trust", "lint", path, "--format", "sarif"]).stdout)
+    first = log["runs"][0]["results"][0]
+    assert first["message"]["text"].startswith("role broad: ")
+    assert first["locations"][0]["physicalLocation"]["region"]["startLine"] == worst["line"]
+
+
+def test_lint_reads_iam_output_on_stdin(tmp_path: Path) -> None:
+    result = run_cli(["trust", "lint", "-", "--format", "json"], stdin=json.dumps(_listed_roles()))
+    assert result.code == 1
+    assert {f["file"] for f in json.loads(result.stdout)} == {"-"}
+
+
+def test_lint_names_the_role_whose_trust_cannot_be_read(tmp_path: Path) -> None:
+    page = _listed_roles()
+    page["Roles"][2]["AssumeRolePolicyDocument"]["Statement"][0]["Effect"] = "allow"
+    path = _write(tmp_path, "roles.json", page)
+    result = run_cli(["trust", "lint", path])
+    assert result.code == 2
+    assert (
+        f'policy file {path}: Roles[2] (RoleName "pinned").AssumeRolePolicyDocument:'
+        " Statement[0].Effect:" in result.stderr
+    )
+    assert len(result.stderr.strip().splitlines()) <= 2  # the error and its remedy, no traceback
+
+
+def test_check_refuses_several_roles_and_reads_one(tmp_path: Path) -> None:
+    claims = _write(
+        tmp_path, "claims.json", {"iss": GH_ISS, "aud": "sts.amazonaws.com", "sub": "repo:acme/x"}
+    )
+    several = _write(tmp_path, "roles.json", _listed_roles())
+    refused = run_cli(["trust", "check", "--policy", several, "--claims", claims])
+    assert refused.code == 2
+    assert "holds the trust policies of 3 roles; trust check evaluates one" in refused.stderr
+    one = _write(tmp_path, "one.json", {"Roles": [_listed_roles()["Roles"][1]]})
+    assert run_cli(["trust", "check", "--policy", one, "--claims", claims]).code == 0
+
+
 def test_lint_several_files_and_a_bad_one(tmp_path: Path) -> None:
     good = _built(tmp_path, *GITHUB_ENV)
     broad = _write(tmp_path, "broad.json", BROAD)
@@ -457,3 +535,49 @@ def test_check_reads_the_token_from_stdin_with_dash(tmp_path: Path) -> None:
     empty = run_cli(["trust", "check", "--policy", str(policy), "--token", "-"], stdin="")
     assert empty.code == 2
     assert "standard input is empty" in empty.stderr
+
+
+def test_lint_refuses_a_file_past_the_output_limit_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keyless.cli import cmd_trust
+
+    path = _write(tmp_path, "roles.json", _listed_roles())
+    size = len(Path(path).read_text())
+    monkeypatch.setattr(cmd_trust, "IAM_OUTPUT_MAX_CHARS", size)
+    assert run_cli(["trust", "lint", path]).code == 1  # at the limit: read and linted
+    monkeypatch.setattr(cmd_trust, "IAM_OUTPUT_MAX_CHARS", size - 1)
+    refused = run_cli(["trust", "lint", path])
+    assert refused.code == 2
+    assert f"policy file {path} is larger than {size - 1} characters" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("workspace", "phase", "code"),
+    [("prod", "apply", 0), ("prod", "plan", 1), ("staging", "apply", 1)],
+)
+def test_check_an_hcp_terraform_run_against_the_built_trust(
+    tmp_path: Path, workspace: str, phase: str, code: int
+) -> None:
+    scope = ("--ci", "terraform", "--organization", "acme", "--project", "Default Project")
+    policy = _built(tmp_path, *scope, "--workspace", "prod")
+    claims = {
+        "iss": "https://app.terraform.io",
+        "aud": "aws.workload.identity",
+        "sub": f"organization:acme:project:Default Project:workspace:{workspace}:run_phase:{phase}",
+        "terraform_run_phase": phase,
+    }
+    result = run_cli(
+        ["trust", "check", "--policy", policy, "--claims", _write(tmp_path, "c.json", claims)]
+    )
+    assert result.code == code, result.stdout
+    assert run_cli(["trust", "lint", policy]).code == 0  # the built trust lints clean
+
+
+def test_lint_text_escapes_a_role_name_from_the_file(tmp_path: Path) -> None:
+    page = _listed_roles()
+    page["Roles"][1]["RoleName"] = "broad\x1b[2J\nforged: clean"
+    result = run_cli(["trust", "lint", _write(tmp_path, "roles.json", page)])
+    assert "\x1b" not in result.stdout
+    assert "role broad\\x1b[2J\\x0aforged: clean: " in result.stdout

@@ -22,8 +22,9 @@ from keyless.aws.widening import Widening, find_widening
 from keyless.compat import StrEnum
 from keyless.errors import AccessDeniedError, AwsError, KeylessError, PolicyError, UsageError
 from keyless.trust.evaluate import provider_arn_for
-from keyless.trust.lint import Finding, Severity, lint
+from keyless.trust.lint import Finding, LintContext, Severity, lint
 from keyless.trust.model import Policy, dumps_policy, parse_policy, to_document
+from keyless.trust.permissions import writes
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -153,6 +154,9 @@ class Desired:
     account_id: str
     partition: str = "aws"
     issuer: str
+    #: The CI (``--ci`` name) whose tokens the issuer mints; lint grades the trust by its
+    #: subject grammar even when the issuer's URL does not say (``--issuer``).
+    ci: str | None = None
     #: The audiences the provider must accept (its client IDs).
     client_ids: tuple[str, ...]
     thumbprints: tuple[Thumbprint, ...] = ()
@@ -406,8 +410,19 @@ def plan(desired: Desired, current: Current) -> Plan:
         desired=desired,
         role_arn=current.role.arn if current.role else desired.role_arn,
         changes=tuple(changes),
-        findings=tuple(lint(desired.trust)),
+        findings=tuple(lint(desired.trust, context=_lint_context(desired, current))),
         notes=tuple(notes),
+    )
+
+
+def _lint_context(desired: Desired, current: Current) -> LintContext:
+    # Provisioning knows what lint alone cannot: whether the role's permissions write, the
+    # provider's client IDs and the CI (docs/lint-severity.md#what-lint-knows).
+    kept = current.provider.client_ids if current.provider is not None else ()
+    return LintContext(
+        writes=writes(to_document(desired.permissions)),
+        client_ids=tuple(dict.fromkeys((*desired.client_ids, *kept))),
+        ci=desired.ci,
     )
 
 

@@ -128,6 +128,7 @@ def desired_state(
         account_id=account,
         partition=partition,
         issuer=spec.issuer,
+        ci=spec.provider,
         client_ids=client_ids(spec),
         thumbprints=prints,
         role_name=parse_role_name(options.role_name),

@@ -5,8 +5,9 @@ broken raises, it never falls through to the next):
 
 1. an explicit token file: ``token_file`` (``--token-file PATH``), then ``KEYLESS_TOKEN_FILE``;
 2. the CI whose environment markers are present (``BITBUCKET_BUILD_NUMBER``/``BITBUCKET_REPO_UUID``,
-   ``GITHUB_ACTIONS=true``, ``GITLAB_CI=true``, ``CIRCLECI=true``, ``BUILDKITE=true``); markers of
-   more than one CI are an error, not a guess;
+   ``GITHUB_ACTIONS=true``, ``GITLAB_CI=true``, ``CIRCLECI=true``, ``BUILDKITE=true``, HCP
+   Terraform's ``TFC_WORKLOAD_IDENTITY_TOKEN``); markers of more than one CI are an error, not a
+   guess;
 3. ``AWS_WEB_IDENTITY_TOKEN_FILE``, the file botocore itself would read.
 
 ``ci=NAME`` uses that provider only (``"file"``: the token file sources of 1 and 3); it comes
@@ -22,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from keyless.ci import bitbucket, buildkite, circleci, github, gitlab, tokenfile
+from keyless.ci import bitbucket, buildkite, circleci, github, gitlab, terraform, tokenfile
 from keyless.ci.base import ObtainedToken, Provider, Runner
 from keyless.errors import CredentialError, UsageError
 
@@ -48,6 +49,7 @@ CI_PROVIDERS: tuple[Provider, ...] = (
     gitlab.PROVIDER,
     circleci.PROVIDER,
     buildkite.PROVIDER,
+    terraform.PROVIDER,
 )
 #: Every source by its ``--ci`` name: the CIs, then ``file``.
 PROVIDERS: Mapping[str, Provider] = {p.name: p for p in (*CI_PROVIDERS, tokenfile.PROVIDER)}
@@ -154,8 +156,9 @@ def obtain_token(
             f"no CI detected: none of {markers} is set, and no token file was given",
             remedy=(
                 "Run keyless inside a CI job (Bitbucket Pipelines, GitHub Actions, GitLab CI,\n"
-                "CircleCI, Buildkite), force one with --ci NAME, or pass a token file with\n"
-                "--token-file PATH (or KEYLESS_TOKEN_FILE / AWS_WEB_IDENTITY_TOKEN_FILE)."
+                "CircleCI, Buildkite, an HCP Terraform run), force one with --ci NAME, or pass a\n"
+                "token file with --token-file PATH (or KEYLESS_TOKEN_FILE /\n"
+                "AWS_WEB_IDENTITY_TOKEN_FILE)."
             ),
         )
     _refuse_token_env(token_env, provider)

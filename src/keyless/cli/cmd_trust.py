@@ -13,16 +13,27 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from keyless import __version__, tokens
+from keyless.ci import CI_PROVIDERS
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_NEGATIVE, EXIT_OK, Subparsers
 from keyless.cli.scope_args import SCOPE_HELP, add_scope_arguments, scope_from_args
 from keyless.errors import PolicyError, UsageError
 from keyless.jsonlimits import JsonLimitError, loads_bounded
-from keyless.limits import DOCUMENT_MAX_CHARS, TOKEN_MAX_CHARS
+from keyless.limits import DOCUMENT_MAX_CHARS, IAM_OUTPUT_MAX_CHARS, TOKEN_MAX_CHARS
+from keyless.textsafe import escape
 from keyless.trust.build import ACCOUNT_PLACEHOLDER, OutputFormat, account_id, build, render
 from keyless.trust.evaluate import ConditionRow, Evaluation, Outcome, Request, evaluate
-from keyless.trust.lint import Finding, LintedFile, Severity, line_of, lint, sarif
-from keyless.trust.model import Policy, loads_policy, parse_policy
+from keyless.trust.lint import (
+    Finding,
+    LintContext,
+    LintedFile,
+    Severity,
+    lint,
+    sarif,
+)
+from keyless.trust.model import Policy
+from keyless.trust.permissions import writes
+from keyless.trust.role_output import RoleTrust, read_trusts
 
 #: Lint exits 1 when a finding is at least this severe, unless --fail-on says otherwise.
 DEFAULT_FAIL_ON = Severity.MEDIUM
@@ -63,8 +74,10 @@ Exit codes: 0 allowed; 1 denied (explicit, implicit or indeterminate); 2 unreada
 """
 
 _LINT_EPILOG = f"""\
-Each FILE holds a trust policy document, or the output of `aws iam get-role` (its
-Role.AssumeRolePolicyDocument is linted). Findings name the statement, the value and the fix.
+Each FILE holds a trust policy document, or what `aws iam get-role`, `aws iam list-roles` (a
+page, or a JSON list of pages) or `aws iam get-account-authorization-details` print: every
+role's AssumeRolePolicyDocument is linted, decoded or URL-encoded as the IAM API returns it.
+Findings name the role, the statement, the value and the fix.
 Severities: info, low, medium, high, critical. --fail-on (default: {DEFAULT_FAIL_ON.value}) sets the
 lowest severity that makes the exit code 1.
 
@@ -136,7 +149,12 @@ def register(subparsers: Subparsers) -> None:
         epilog=_LINT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    lint_parser.add_argument("files", nargs="+", metavar="FILE", help="trust policy JSON files")
+    lint_parser.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="trust policies, or aws iam role output (JSON); '-' reads stdin",
+    )
     lint_parser.add_argument(
         "--format", choices=("text", "json", "sarif"), default="text", help="output format"
     )
@@ -146,18 +164,39 @@ def register(subparsers: Subparsers) -> None:
         default=DEFAULT_FAIL_ON.value,
         help=f"lowest severity that fails (default: {DEFAULT_FAIL_ON.value})",
     )
+    lint_parser.add_argument(
+        "--permissions",
+        metavar="FILE",
+        help="the role's permissions policy JSON: read-only permissions grade repository-wide"
+        " subjects low (default: the role may write)",
+    )
+    lint_parser.add_argument(
+        "--client-id",
+        action="append",
+        dest="client_ids",
+        metavar="ID",
+        help="a client ID of the OIDC provider (repeat for each); grades aud-missing",
+    )
+    lint_parser.add_argument(
+        "--ci",
+        choices=[p.name for p in CI_PROVIDERS],
+        help="the CI of an issuer whose URL does not name it (Terraform Enterprise, GitHub"
+        " Enterprise Server, GitLab self-managed)",
+    )
     lint_parser.set_defaults(handler=run_lint)
 
 
 # --- input -------------------------------------------------------------------------------------
 
 
-def _read_text(path: str, what: str, stdin: TextIO | None = None) -> str:
+def _read_text(
+    path: str, what: str, stdin: TextIO | None = None, *, max_chars: int = MAX_DOCUMENT_BYTES
+) -> str:
     """The text of ``path``; ``-`` reads ``stdin`` when the caller allows it."""
     if path == "-" and stdin is not None:
-        text = stdin.read(MAX_DOCUMENT_BYTES + 1)
-        if len(text) > MAX_DOCUMENT_BYTES:
-            raise UsageError(f"{what} on standard input is larger than {MAX_DOCUMENT_BYTES} bytes")
+        text = stdin.read(max_chars + 1)
+        if len(text) > max_chars:
+            raise UsageError(f"{what} on standard input is larger than {max_chars} characters")
         if not text.strip():
             raise UsageError(f"{what} on standard input is empty")
         return text
@@ -166,51 +205,40 @@ def _read_text(path: str, what: str, stdin: TextIO | None = None) -> str:
         if file.is_dir():
             raise UsageError(f"{what} {path} is a folder, not a file")
         with file.open(encoding="utf-8") as handle:
-            text = handle.read(MAX_DOCUMENT_BYTES + 1)
+            text = handle.read(max_chars + 1)
     except FileNotFoundError:
         raise UsageError(f"{what} {path} does not exist") from None
     except UnicodeDecodeError:
         raise UsageError(f"{what} {path} is not UTF-8 text") from None
     except OSError as exc:
         raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if len(text) > MAX_DOCUMENT_BYTES:
-        raise UsageError(f"{what} {path} is larger than {MAX_DOCUMENT_BYTES} bytes")
+    if len(text) > max_chars:
+        raise UsageError(f"{what} {path} is larger than {max_chars} characters")
     if not text.strip():
         raise UsageError(f"{what} {path} is empty")
     return text
 
 
-def _read_policy(path: str) -> tuple[str, Policy]:
-    text = _read_text(path, "policy file")
+def _read_trusts(path: str, stdin: TextIO | None = None) -> tuple[str, tuple[RoleTrust, ...]]:
+    """The text of ``path`` and the trust policies in it: a policy, or IAM output; ``-`` reads
+    ``stdin`` when the caller allows it."""
+    text = _read_text(path, "policy file", stdin, max_chars=IAM_OUTPUT_MAX_CHARS)
     try:
-        policy = loads_policy(text)
+        return text, read_trusts(text)
     except PolicyError as exc:
-        document = _get_role_document(text)
-        if document is None:
-            raise PolicyError(f"policy file {path}: {exc.message}") from None
-        try:
-            policy = parse_policy(document)
-        except PolicyError as inner:
-            raise PolicyError(
-                f"policy file {path}: Role.AssumeRolePolicyDocument: {inner.message}"
-            ) from None
-    return text, policy
+        raise PolicyError(f"policy file {path}: {exc.message}", remedy=exc.remedy) from None
 
 
-def _get_role_document(text: str) -> object | None:
-    """The trust policy inside `aws iam get-role` output, or ``None``."""
-    try:
-        document = loads_bounded(text)
-    except ValueError:  # JsonLimitError included
-        return None
-    if isinstance(document, Mapping):
-        role = document.get("Role")
-        inner = role.get("AssumeRolePolicyDocument") if isinstance(role, Mapping) else None
-        if inner is None:
-            inner = document.get("AssumeRolePolicyDocument")
-        if isinstance(inner, Mapping):
-            return inner
-    return None
+def _read_policy(path: str) -> Policy:
+    """The one trust policy of ``path`` (a policy, or the output of get-role)."""
+    _, trusts = _read_trusts(path)
+    if len(trusts) > 1:
+        raise UsageError(
+            f"policy file {path} holds the trust policies of {len(trusts)} roles; trust check"
+            " evaluates one",
+            remedy="Pass `aws iam get-role --role-name NAME` output or the policy document.",
+        )
+    return trusts[0].policy
 
 
 def _read_claims(args: argparse.Namespace, stdin: TextIO) -> Mapping[str, Any]:
@@ -262,7 +290,7 @@ def run_check(args: argparse.Namespace, console: Console) -> int:
             remedy="It looks like arn:aws:iam::123456789012:oidc-provider/"
             "token.actions.githubusercontent.com",
         )
-    _, policy = _read_policy(args.policy)
+    policy = _read_policy(args.policy)
     claims = _read_claims(args, console.stdin)
     request = Request.from_claims(claims, issuer=args.issuer, provider_arn=args.provider_arn)
     result = evaluate(policy, request)
@@ -337,10 +365,26 @@ def _check_text(result: Evaluation) -> list[str]:
 
 def run_lint(args: argparse.Namespace, console: Console) -> int:
     fail_on = Severity(args.fail_on)
+    context = LintContext(
+        writes=_permissions_write(args.permissions) if args.permissions else None,
+        client_ids=tuple(args.client_ids) if args.client_ids else None,
+        ci=args.ci,
+    )
     linted: list[LintedFile] = []
     for path in args.files:
-        text, policy = _read_policy(path)
-        linted.append(LintedFile(path=_uri(path), text=text, findings=tuple(lint(policy))))
+        text, trusts = _read_trusts(path, console.stdin)
+        linted.extend(
+            LintedFile(
+                path=_uri(path),
+                text=text,
+                findings=tuple(lint(trust.policy, context=context)),
+                role=trust.role,
+                where=trust.where,
+                start=trust.start,
+                end=trust.end,
+            )
+            for trust in trusts
+        )
     failing = [f for item in linted for f in item.findings if f.severity.rank >= fail_on.rank]
     if args.format == "sarif":
         console.emit_json(sarif(linted, tool_version=__version__))
@@ -350,18 +394,33 @@ def run_lint(args: argparse.Namespace, console: Console) -> int:
         )
     else:
         for item in linted:
+            # A role name comes from the file: escaped, so it cannot rewrite the terminal.
+            who = f"role {escape(item.role)}: " if item.role else ""
             for finding in item.findings:
                 console.out(
-                    f"{item.path}:{line_of(item.text, finding)}: {finding.severity.value}"
-                    f" [{finding.rule}] {finding.message}"
+                    f"{item.path}:{item.line(finding)}: {finding.severity.value}"
+                    f" [{finding.rule}] {who}{finding.message}"
                 )
                 console.out(f"    fix: {finding.fix}")
         total = sum(len(item.findings) for item in linted)
+        roles = sum(1 for item in linted if item.role is not None)
         console.info(
-            f"{total} finding(s) in {len(linted)} file(s);"
-            f" {len(failing)} at or above {fail_on.value}"
+            f"{total} finding(s) in {len(args.files)} file(s)"
+            + (f" ({roles} role(s))" if roles else "")
+            + f"; {len(failing)} at or above {fail_on.value}"
         )
     return EXIT_NEGATIVE if failing else EXIT_OK
+
+
+def _permissions_write(path: str) -> bool:
+    text = _read_text(path, "permissions file")
+    try:
+        document = loads_bounded(text)
+    except ValueError:
+        raise PolicyError(f"permissions file {path}: not a JSON policy document") from None
+    if not isinstance(document, Mapping):
+        raise PolicyError(f"permissions file {path}: not a JSON policy document")
+    return writes(document)
 
 
 def _uri(path: str) -> str:
@@ -371,4 +430,10 @@ def _uri(path: str) -> str:
 
 
 def _finding_json(item: LintedFile, finding: Finding) -> dict[str, Any]:
-    return {**finding.to_json(), "file": item.path, "line": line_of(item.text, finding)}
+    return {
+        **finding.to_json(),
+        "location": item.qualified(finding),
+        "file": item.path,
+        "line": item.line(finding),
+        "role": item.role,
+    }

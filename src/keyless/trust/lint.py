@@ -15,13 +15,14 @@ from collections.abc import Sequence
 
 from keyless.trust.findings import Finding, Severity
 from keyless.trust.lint_rules import RULES, Rule
-from keyless.trust.lint_rules.targets import document
+from keyless.trust.lint_rules.targets import LintContext, document
 from keyless.trust.model import Policy
 from keyless.trust.sarif import LintedFile, line_of, sarif
 
 __all__ = [
     "RULES",
     "Finding",
+    "LintContext",
     "LintedFile",
     "Rule",
     "Severity",
@@ -31,9 +32,13 @@ __all__ = [
 ]
 
 
-def lint(policy: Policy, *, rules: Sequence[Rule] = RULES) -> list[Finding]:
-    """Every finding of every rule, by statement and then by descending severity."""
-    doc = document(policy)
+def lint(
+    policy: Policy, *, rules: Sequence[Rule] = RULES, context: LintContext | None = None
+) -> list[Finding]:
+    """Every finding of every rule, by statement and then by descending severity. ``context``
+    says what is known beyond the policy (whether the role writes, the provider's client IDs);
+    without it a role is graded as one that may write (docs/lint-severity.md)."""
+    doc = document(policy, context)
     findings = [finding for rule in rules for finding in rule.check(doc)]
     unique = list(dict.fromkeys(findings))
     order = {rule.id: index for index, rule in enumerate(rules)}

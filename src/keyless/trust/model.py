@@ -14,7 +14,12 @@ from typing import Any
 from keyless.compat import StrEnum
 from keyless.errors import PolicyError
 from keyless.jsonlimits import JsonLimitError, loads_bounded
-from keyless.limits import POLICY_MAX_STATEMENTS, POLICY_MAX_VALUES, POLICY_VALUE_MAX_CHARS
+from keyless.limits import (
+    DOCUMENT_MAX_CHARS,
+    POLICY_MAX_STATEMENTS,
+    POLICY_MAX_VALUES,
+    POLICY_VALUE_MAX_CHARS,
+)
 from keyless.trust.operators import Operator, parse_operator
 
 __all__ = [
@@ -26,6 +31,7 @@ __all__ = [
     "Principal",
     "Statement",
     "dumps_policy",
+    "loads_document",
     "loads_policy",
     "parse_policy",
     "to_document",
@@ -158,8 +164,14 @@ def _pairs(pairs: list[tuple[str, Any]]) -> _Object:
 
 def loads_policy(text: str) -> Policy:
     """Parse a policy from JSON text; a syntax error names its line and column."""
+    return parse_policy(loads_document(text))
+
+
+def loads_document(text: str, *, max_chars: int = DOCUMENT_MAX_CHARS) -> object:
+    """JSON text decoded within keyless' limits, every object remembering keys it saw twice (so
+    ``parse_policy`` refuses them); ``PolicyError`` naming the line and column of a syntax error."""
     try:
-        document = loads_bounded(text, object_pairs_hook=_pairs)
+        return loads_bounded(text, max_chars=max_chars, object_pairs_hook=_pairs)
     except JsonLimitError as exc:
         raise PolicyError(f"the document {exc}", remedy=_SPLIT) from None
     except json.JSONDecodeError as exc:
@@ -168,7 +180,6 @@ def loads_policy(text: str) -> Policy:
         ) from None
     except ValueError as exc:  # e.g. an integer longer than Python converts
         raise PolicyError(f"not valid JSON: {exc}") from None
-    return parse_policy(document)
 
 
 _SPLIT = "IAM's own quotas are far smaller; check the file is the policy you meant."

@@ -17,19 +17,40 @@ __all__ = ["Declared", "LintedFile", "line_of", "rule_descriptor", "sarif"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LintedFile:
-    """One linted file: its path as the user named it, its text, and its findings."""
+    """One linted policy: the path of its file as the user named it, the file's text, and its
+    findings; for a role of IAM output (``keyless.trust.role_output``) also the role, where it
+    sits (``Roles[3]``) and the part of the text that holds its trust policy."""
 
     path: str
     text: str
     findings: tuple[Finding, ...]
+    role: str | None = None
+    where: str = ""
+    start: int = 0
+    end: int | None = None
+
+    def line(self, finding: Finding) -> int:
+        return line_of(self.text, finding, start=self.start, end=self.end)
+
+    def qualified(self, finding: Finding) -> str:
+        """Where the finding is, its role included (``Roles[3].AssumeRolePolicyDocument...``)."""
+        if not self.where:
+            return finding.location
+        return f"{self.where}.AssumeRolePolicyDocument.{finding.location}"
 
 
 _EFFECT = re.compile(r'"Effect"\s*:')
 
 
-def line_of(text: str, finding: Finding) -> int:
+def line_of(text: str, finding: Finding, *, start: int = 0, end: int | None = None) -> int:
     """The 1-based line of the JSON member a finding is about (the statement's ``Effect`` line
-    when the member is not found); 1 for document-level findings."""
+    when the member is not found); the first line for document-level findings. ``start`` and
+    ``end`` bound the part of ``text`` that holds the policy (one role of ``list-roles``)."""
+    before = text.count("\n", 0, start)
+    return before + _line_in(text[start:end], finding)
+
+
+def _line_in(text: str, finding: Finding) -> int:
     if finding.statement is None:
         return 1
     starts = [match.start() for match in _EFFECT.finditer(text)]
@@ -55,20 +76,21 @@ def sarif(
     index = {rule.id: position for position, rule in enumerate(rules)}
     results = []
     for linted in files:
+        who = f"role {linted.role}: " if linted.role else ""
         for finding in linted.findings:
             results.append(
                 {
                     "ruleId": finding.rule,
                     "ruleIndex": index[finding.rule],
                     "level": finding.severity.sarif_level,
-                    "message": {"text": f"{finding.message}. Fix: {finding.fix}"},
+                    "message": {"text": f"{who}{finding.message}. Fix: {finding.fix}"},
                     "locations": [
                         {
                             "physicalLocation": {
                                 "artifactLocation": {"uri": linted.path},
-                                "region": {"startLine": line_of(linted.text, finding)},
+                                "region": {"startLine": linted.line(finding)},
                             },
-                            "logicalLocations": [{"fullyQualifiedName": finding.location}],
+                            "logicalLocations": [{"fullyQualifiedName": linted.qualified(finding)}],
                         }
                     ],
                     "properties": {"severity": finding.severity.value},

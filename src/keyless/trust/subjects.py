@@ -24,6 +24,10 @@ class Breadth(StrEnum):
     UNRECOGNISED = "unrecognised"
     REPO_WIDE = "repo-wide"
     MUTABLE_PREFIX = "mutable-prefix"
+    #: A MUTABLE_PREFIX value whose wildcard covers a whole field with a later one pinned
+    #: (``SubjectShape.open_type``); lint's rules tell them apart, ``subject_shape`` never
+    #: returns it.
+    FIELD_BOUNDARY = "field-boundary"
     ORG_WIDE = "org-wide"
     CROSS_TENANT = "cross-tenant"
     ALL = "all"

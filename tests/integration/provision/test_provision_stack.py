@@ -55,17 +55,23 @@ def ca_sha1(stack: RunningStack) -> str:
 
 def test_bitbucket_repository_scope(provisioner: Provisioner, stack: RunningStack) -> None:
     issuer = provisioner.issuer("/bb-repo")
-    result = provisioner.run(
-        [
-            *BITBUCKET_SCOPE,
-            "--issuer",
-            issuer,
-            "--role-name",
-            "bb-repo",
-            "--s3-deploy",
-            f"{BUCKET}/bb-repo",
-        ]
-    )
+    argv = [
+        *BITBUCKET_SCOPE,
+        "--issuer",
+        issuer,
+        "--role-name",
+        "bb-repo",
+        "--s3-deploy",
+        f"{BUCKET}/bb-repo",
+    ]
+    # Any step of the repository may deploy with it: high (docs/lint-severity.md), so refused
+    # before anything is written unless --allow-risky says it is meant.
+    refused = provisioner.run(argv)
+    assert refused.code == 2
+    assert "subject-repo-wide" in refused.stderr
+    assert "--allow-risky" in refused.stderr
+    assert provisioner.writes == []
+    result = provisioner.run([*argv, "--allow-risky"])
     assert result.code == 0, result.stderr
     assert stack.admin.secret_access_key not in result.stdout + result.stderr
     role_arn = result.stdout.strip()
@@ -194,7 +200,8 @@ def test_gitlab_branch_scope(provisioner: Provisioner) -> None:
 
 def test_a_second_run_writes_nothing_and_says_unchanged(provisioner: Provisioner) -> None:
     issuer = provisioner.issuer("/idem")
-    argv = [*BITBUCKET_SCOPE, "--issuer", issuer, "--role-name", "idem"]
+    # A repository scope on a deploy role is high: --allow-risky (test_bitbucket_repository_scope).
+    argv = [*BITBUCKET_SCOPE, "--issuer", issuer, "--role-name", "idem", "--allow-risky"]
     argv += ["--s3-deploy", f"{BUCKET}/idem", "--tag", "team=web", "--max-session-duration", "7200"]
 
     planned = provisioner.run([*argv, "--dry-run", "--json"])
@@ -260,7 +267,8 @@ def test_a_narrower_role_is_not_widened_without_force(
     role_arn = narrow.stdout.strip()
     trust_before = stack.iam().get_role(RoleName="narrow")["Role"]["AssumeRolePolicyDocument"]
 
-    wider = provisioner.run([*BITBUCKET_SCOPE, *common])
+    # --allow-risky accepts the repository scope's lint grade; the widening still needs --force.
+    wider = provisioner.run([*BITBUCKET_SCOPE, *common, "--allow-risky"])
     assert wider.code == 2
     assert provisioner.writes == []
     assert "widens who can assume it" in wider.stderr
@@ -271,7 +279,7 @@ def test_a_narrower_role_is_not_widened_without_force(
     assert trust_after == trust_before
     assert provisioner.refused(role_arn, issuer, bitbucket_claims()) == "AccessDenied"
 
-    forced = provisioner.run([*BITBUCKET_SCOPE, *common, "--force"])
+    forced = provisioner.run([*BITBUCKET_SCOPE, *common, "--allow-risky", "--force"])
     assert forced.code == 0, forced.stderr
     assert provisioner.writes == ["UpdateAssumeRolePolicy"]
     provisioner.assume(role_arn, issuer, bitbucket_claims())
@@ -310,7 +318,7 @@ def test_a_denied_call_part_way_reports_what_exists(
     provisioner: Provisioner, stack: RunningStack
 ) -> None:
     issuer = provisioner.issuer("/denied")
-    argv = [*BITBUCKET_SCOPE, "--issuer", issuer, "--role-name", "denied"]
+    argv = [*BITBUCKET_SCOPE, "--issuer", issuer, "--role-name", "denied", "--allow-risky"]
     argv += ["--s3-deploy", f"{BUCKET}/denied"]
     limited = limited_user(stack)
 

@@ -145,18 +145,22 @@ def test_a_wider_trust_needs_force_and_writes_nothing_without_it() -> None:
     assert trust.widening.claims["sub"].startswith("{" + REPO_UUID + "}:")
     assert any(line.startswith("-") and ENV_UUID in line for line in trust.diff)
     with pytest.raises(ProvisionRefusedError) as caught:
-        apply(the_plan, iam.client)
+        # A repository-wide subject on a deploy role is also high (docs/lint-severity.md).
+        apply(the_plan, iam.client, allow_risky=True)
+    with pytest.raises(ProvisionRefusedError) as risky:
+        apply(the_plan, iam.client, force=True)
+    assert "subject-repo-wide" in risky.value.message
     assert "widens who can assume it" in caught.value.message
     assert caught.value.remedy is not None
     assert "--force" in caught.value.remedy
     assert "Nothing was written" in caught.value.remedy
     assert iam.writes[-1] == "put_role_policy"  # nothing after the first run
-    assert run(iam, wider, force=True) == ["update_assume_role_policy"]
+    assert run(iam, wider, force=True, allow_risky=True) == ["update_assume_role_policy"]
 
 
 def test_a_narrower_trust_needs_no_force() -> None:
     iam = FakeIam()
-    run(iam, desired(environment=None))
+    run(iam, desired(environment=None), allow_risky=True)  # repository-wide deploy role: high
     narrower = desired(environment=ENV_UUID)
     assert plan(narrower, read_current(iam.client, narrower)).change(Item.TRUST).widening is None
     assert run(iam, narrower) == ["update_assume_role_policy"]

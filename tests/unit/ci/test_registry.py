@@ -26,7 +26,15 @@ def _file(tmp_path: Path, name: str, token: str) -> str:
 
 
 def test_registry_names_and_order() -> None:
-    assert list(PROVIDERS) == ["bitbucket", "github", "gitlab", "circleci", "buildkite", "file"]
+    assert list(PROVIDERS) == [
+        "bitbucket",
+        "github",
+        "gitlab",
+        "circleci",
+        "buildkite",
+        "terraform",
+        "file",
+    ]
     assert [p.name for p in CI_PROVIDERS] == list(PROVIDERS)[:-1]
     for name, provider in PROVIDERS.items():
         assert get_provider(name) is provider
@@ -39,7 +47,7 @@ def test_unknown_provider_is_a_usage_error_listing_the_choices() -> None:
     with pytest.raises(UsageError) as info:
         get_provider("jenkins")
     assert "'jenkins'" in info.value.message
-    assert "bitbucket, github, gitlab, circleci, buildkite, file" in info.value.message
+    assert "bitbucket, github, gitlab, circleci, buildkite, terraform, file" in info.value.message
 
 
 @pytest.mark.parametrize(
@@ -53,6 +61,8 @@ def test_unknown_provider_is_a_usage_error_listing_the_choices() -> None:
         ("https://gitlab.com", "gitlab"),
         ("https://oidc.circleci.com/org/9f1f0d1e-0000-4000-8000-00000000abcd", "circleci"),
         ("https://agent.buildkite.com", "buildkite"),
+        ("https://app.terraform.io", "terraform"),
+        ("https://app.eu.terraform.io", "terraform"),
         ("https://issuer.example", None),
     ],
 )

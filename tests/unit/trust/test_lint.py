@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from keyless.trust.lint import RULES, Finding, LintedFile, Severity, line_of, lint, sarif
+from keyless.trust.lint import (
+    RULES,
+    Finding,
+    LintContext,
+    LintedFile,
+    Severity,
+    line_of,
+    lint,
+    sarif,
+)
 from keyless.trust.model import dumps_policy, parse_policy
 
 GH = "token.actions.githubusercontent.com"
@@ -18,6 +27,8 @@ PROJECT = "22222222-2222-4222-8222-222222222222"
 CC = f"oidc.circleci.com/org/{ORG}"
 BK = "agent.buildkite.com"
 OTHER = "auth.example.com"
+TF = "app.terraform.io"
+TF_AUD = "aws.workload.identity"
 REPO = "{33333333-3333-4333-8333-333333333333}"
 ENV = "{44444444-4444-4444-8444-444444444444}"
 STEP = "{55555555-5555-4555-8555-555555555555}"
@@ -97,6 +108,10 @@ TRIGGER_AND_CLOSE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         gh("repo:acme/app:ref:refs/heads/release*", "StringLike"),
         gh("repo:acme/app:ref:refs/heads/*", "StringLike"),
     ),
+    "subject-field-boundary-wildcard": (
+        on(GL, "project_path:acme/app:ref_type:*:ref:main"),
+        on(GL, "project_path:acme/app:ref_type:branch:ref:main", "StringEquals"),
+    ),
     "subject-repo-wide": (
         gh("repo:acme/app:*", "StringLike"),
         gh("repo:acme/app:environment:prod"),
@@ -136,6 +151,23 @@ TRIGGER_AND_CLOSE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "github-environment-colon": (
         gh("repo:acme@1/app@2:environment:prod%3Av1"),
         gh("repo:acme@1/app@2:environment:prod-v1"),
+    ),
+    "github-custom-subject-job-chosen": (
+        gh("environment:prod"),
+        gh("repository_owner_id:1:repository_id:2:environment:prod"),
+    ),
+    "gitlab-path-only-subject": (
+        on(GL, "project_path:acme/app:ref_type:branch:ref:main", "StringEquals"),
+        on(GL, "project_path:acme/app:ref_type:branch:ref:main-*"),
+    ),
+    "terraform-plan-can-assume": (
+        on(TF, "organization:acme:project:p:workspace:prod:run_phase:*", aud=TF_AUD),
+        on(
+            TF,
+            "organization:acme:project:p:workspace:prod:run_phase:apply",
+            "StringEquals",
+            aud=TF_AUD,
+        ),
     ),
     "aud-missing": (
         doc(stmt(GH, {"StringEquals": {f"{GH}:sub": GOOD_GH_SUB}})),
@@ -325,8 +357,8 @@ def test_rule_ids_are_unique_and_described() -> None:
             GL,
             "project_path:g/p:ref_type:*:ref:main",
             "StringLike",
-            "subject-mutable-prefix",
-            Severity.MEDIUM,
+            "subject-field-boundary-wildcard",
+            Severity.HIGH,
         ),
         (
             GL,
@@ -354,10 +386,10 @@ def test_rule_ids_are_unique_and_described() -> None:
             "project_path:g/p:ref_type:branch:ref:*",
             "StringLike",
             "subject-repo-wide",
-            Severity.LOW,
+            Severity.HIGH,
         ),
-        (BB, f"{REPO}:*", "StringLike", "subject-repo-wide", Severity.LOW),
-        (BK, "organization:acme:pipeline:app:*", "StringLike", "subject-repo-wide", Severity.LOW),
+        (BB, f"{REPO}:*", "StringLike", "subject-repo-wide", Severity.HIGH),
+        (BK, "organization:acme:pipeline:app:*", "StringLike", "subject-repo-wide", Severity.HIGH),
         (GH, "repo:acme/*", "StringNotLike", "subject-negated-only", Severity.CRITICAL),
         (BB, f"{REPO}:*", "StringNotLike", "subject-negated-only", Severity.HIGH),
     ],
@@ -510,3 +542,30 @@ def test_line_of_points_at_the_member_in_its_statement() -> None:
     assert at(1, "k:sub") == 5
     assert at(1, None) == 6
     assert at(None, None) == 1
+
+
+# --- an issuer whose URL does not name its CI ------------------------------------------------
+
+
+TFE = "tfe.corp.example"
+OPEN_PHASE = "organization:acme:project:Default Project:workspace:prod:run_phase:*"
+
+
+def test_a_terraform_enterprise_host_is_graded_by_terraform_when_named_with_ci() -> None:
+    policy = parse_policy(on(TFE, OPEN_PHASE, aud=TF_AUD))
+    unnamed = lint(policy)
+    assert [(f.rule, f.severity) for f in unnamed if f.rule == "unknown-issuer"] == [
+        ("unknown-issuer", Severity.INFO)
+    ]
+    assert "HCP Terraform" in next(f for f in unnamed if f.rule == "unknown-issuer").message
+    named = lint(policy, context=LintContext(ci="terraform"))
+    assert "unknown-issuer" not in {f.rule for f in named}
+    assert ("terraform-plan-can-assume", Severity.HIGH) in {(f.rule, f.severity) for f in named}
+    exact = parse_policy(on(TFE, OPEN_PHASE.replace(":*", ":apply"), "StringEquals", aud=TF_AUD))
+    assert lint(exact, context=LintContext(ci="terraform")) == []
+
+
+def test_an_issuer_that_names_its_ci_keeps_it_whatever_ci_says() -> None:
+    policy = parse_policy(on(TF, OPEN_PHASE, aud=TF_AUD))
+    rules = {f.rule for f in lint(policy, context=LintContext(ci="github"))}
+    assert "terraform-plan-can-assume" in rules

@@ -14,12 +14,18 @@ from keyless.trust.lint_rules.targets import document
 from keyless.trust.model import parse_policy
 from tests.unit.trust.test_lint import BB, GH, TRIGGER_AND_CLOSE, clean, on
 
-#: Rules whose severity depends on the issuer (shared: CRITICAL, per-tenant: HIGH).
+#: Rules whose severity depends on the issuer (shared: CRITICAL, per-tenant: HIGH), on whether
+#: the role writes (repository-wide, pull request, run phase: HIGH or LOW) or on the provider's
+#: client IDs (aud-missing: MEDIUM or LOW); docs/lint-severity.md.
 GRADED = {
     "subject-missing",
     "subject-negated-only",
     "subject-scoped-to-all",
     "subject-wildcard-tenant",
+    "subject-repo-wide",
+    "github-pull-request",
+    "terraform-plan-can-assume",
+    "aud-missing",
 }
 
 
@@ -28,7 +34,7 @@ def _policies() -> list[dict[str, Any]]:
 
 
 def test_every_rule_declares_id_severity_title_help_and_fix() -> None:
-    assert len(RULES) == 32
+    assert len(RULES) == 36
     for declared in RULES:
         assert declared.id
         assert isinstance(declared.severity, Severity)

@@ -6,13 +6,25 @@ listed in this order, and SARIF's rule catalogue follows it.
 
 from __future__ import annotations
 
-from keyless.trust.lint_rules import bitbucket, conditions, github, policy, principal, subject
+from keyless.trust.lint_rules import (
+    bitbucket,
+    conditions,
+    github,
+    gitlab,
+    policy,
+    principal,
+    subject,
+    terraform,
+)
 from keyless.trust.lint_rules.registry import REGISTRY, Hit, Rule, rule
 
 __all__ = ["REGISTRY", "RULES", "Hit", "Rule", "rule"]
 
 #: Report order by module; within a module, declaration order.
-_ORDER = tuple(m.__name__ for m in (principal, subject, github, conditions, bitbucket, policy))
+_ORDER = tuple(
+    m.__name__
+    for m in (principal, subject, github, gitlab, terraform, conditions, bitbucket, policy)
+)
 
 RULES: tuple[Rule, ...] = tuple(
     sorted(

@@ -13,12 +13,40 @@ from keyless.trust.operators import Qualifier, literal_pattern, test_condition
 from keyless.trust.subjects import WILDCARDS
 
 
+def aud_grade(target: Target) -> Severity:
+    """LOW when the provider is known to list one client ID (STS then admits that one audience
+    only); MEDIUM when it lists several or the list is unknown: every CI lets the job choose the
+    audience it asks for, so any listed audience gets in (docs/lint-severity.md#audience)."""
+    ids = target.context.client_ids
+    return Severity.LOW if ids is not None and len(ids) <= 1 else Severity.MEDIUM
+
+
+def _aud_reason(target: Target) -> str:
+    ids = target.context.client_ids
+    if ids is not None and len(ids) <= 1:
+        return (
+            "STS admits only the provider's one client ID"
+            + (f" ({ids[0]!r})" if ids else "")
+            + ", so this is defence in depth"
+        )
+    if ids is not None:
+        return (
+            f"the provider lists {len(ids)} client IDs and the job chooses which it asks for,"
+            " so tokens minted for any of them are accepted"
+        )
+    return (
+        "any audience registered on the provider is accepted and the job chooses the one it"
+        " asks for (pass --client-id with the provider's client IDs to grade it)"
+    )
+
+
 @rule(
     id="aud-missing",
     severity=Severity.MEDIUM,
+    grade=aud_grade,
     title="No condition on the audience",
-    help="STS checks aud against the provider's client IDs; pinning it in the role is defence"
-    " in depth where a provider has several or the job chooses its own.",
+    help="STS checks aud against the provider's client IDs; pinning it in the role matters where"
+    " a provider has several, since the job chooses the one it asks for.",
     fix='Add "StringEquals": {"ISSUER:aud": "AUDIENCE"} with the one audience the provider was'
     " registered with.",
 )
@@ -30,10 +58,9 @@ def aud_missing(doc: Document) -> Iterator[Hit]:
             continue  # aud-loose reports negated-only aud conditions
         yield Hit(
             target,
-            f"no condition on `{target.prefix}:aud`: any audience registered on the provider"
-            " is accepted (and some CIs let the job choose its audience)",
+            f"no condition on `{target.prefix}:aud`: " + _aud_reason(target),
             f'Add "StringEquals": {{"{target.prefix}:aud": "AUDIENCE"}} with the one audience'
-            " the provider was registered with.",
+            " the provider was registered with (keyless trust build writes it).",
             location=f"{target.statement.location}.Condition",
             element="Principal",
         )

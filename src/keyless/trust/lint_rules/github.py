@@ -9,20 +9,34 @@ from keyless.trust.findings import Severity
 from keyless.trust.lint_rules.registry import Hit, rule
 from keyless.trust.lint_rules.targets import (
     Document,
+    Target,
     allows,
+    closed_by,
+    example_fix,
     has_control,
     is_github,
+    pinned,
     positive_string,
     subject_values,
 )
 from keyless.trust.subjects import Breadth, SubjectShape
 
 
+def _writer_grade(target: Target) -> Severity:
+    # Anyone who can push a branch can open a pull request from it: high for a role that may
+    # write, low once read-only permissions or a closing condition narrow it.
+    if not target.context.may_write or closed_by(target) is not None:
+        return Severity.LOW
+    return Severity.HIGH
+
+
 @rule(
     id="github-pull-request",
-    severity=Severity.MEDIUM,
+    severity=Severity.HIGH,
+    grade=_writer_grade,
     title="GitHub pull_request subject",
-    help="pull_request runs execute unmerged code of any branch with the role.",
+    help="pull_request runs execute unmerged code of any branch with the role: anyone who can"
+    " push a branch and open a pull request can assume it.",
     fix="Trust a protected environment (`...:environment:NAME`) or the default"
     " branch instead; give pull requests a read-only role if they need one.",
 )
@@ -32,8 +46,10 @@ def github_pull_request(doc: Document) -> Iterator[Hit]:
             if item.value.endswith(":pull_request"):
                 yield Hit(
                     target,
-                    f"`sub` value {item.value!r} admits pull_request runs: unmerged code from"
-                    " any branch of the repository runs with the role",
+                    f"`sub` value {item.value!r} admits pull_request runs: anyone who can push"
+                    " a branch and open a pull request runs unmerged code with the role",
+                    "Trust a protected environment instead: "
+                    + example_fix(target).split(": ", 1)[1],
                     location=item.condition.location,
                     element=item.condition.key,
                 )
@@ -82,6 +98,9 @@ def github_floating_workflow_ref(doc: Document) -> Iterator[Hit]:
                 )
 
 
+_NAMED = (Breadth.EXACT, Breadth.PER_RUN, Breadth.REPO_WIDE)
+
+
 def _is_immutable(shape: SubjectShape) -> bool:
     return any(
         segment.role in (SegmentRole.TENANT, SegmentRole.REPOSITORY) and "@" in text
@@ -103,15 +122,18 @@ def github_name_only(doc: Document) -> Iterator[Hit]:
         if any(positive_string(c) for c in target.conditions("repository_id")):
             continue
         values = subject_values(doc, target)
-        pinned = [v for v in values if v.shape.breadth.rank <= Breadth.REPO_WIDE.rank]
+        # Only values of the default template name the repository; a customised template
+        # (`repository_owner_id:N:...`) is github-custom-subject's.
+        pinned = [v for v in values if v.shape.breadth in _NAMED]
         if pinned and not any(_is_immutable(v.shape) for v in pinned):
             item = pinned[0]
             yield Hit(
                 target,
-                f"`sub` value {item.value!r} names the repository by name only: it stops"
-                " matching once the repository uses immutable subjects"
+                f"`sub` value {item.value!r} names the repository by name only: whoever"
+                " registers the name after a rename, transfer or deletion can assume the role,"
+                " and it stops matching once the repository uses immutable subjects"
                 " (repo:OWNER@ID/REPO@ID, default after renames and transfers since"
-                " 2026-07-15), and a deleted name can be registered again",
+                " 2026-07-15)",
                 location=item.condition.location,
                 element=item.condition.key,
             )
@@ -159,3 +181,73 @@ def github_environment_colon(doc: Document) -> Iterator[Hit]:
                     location=item.condition.location,
                     element=item.condition.key,
                 )
+
+
+#: Claims a GitHub job (or whoever writes its workflow) chooses; as the first claim of a
+#: customised subject template they come before anything naming the repository, so a value that
+#: pins them admits any repository that uses such a template (docs/ci-tokens.md#github-sub).
+_JOB_CHOSEN = frozenset(
+    {
+        "actor",
+        "base_ref",
+        "context",
+        "environment",
+        "event_name",
+        "head_ref",
+        "job_workflow_ref",
+        "ref",
+        "ref_type",
+        "runner_environment",
+        "workflow",
+        "workflow_ref",
+    }
+)
+
+
+def _first_claim(value: str) -> str:
+    return value.partition(":")[0]
+
+
+def is_custom_template(target: Target) -> bool:
+    """A GitHub `sub` condition written for a customised subject template (include_claim_keys)
+    led by a claim the job chooses (github-custom-subject-job-chosen reports it)."""
+    if not is_github(target):
+        return False
+    return any(
+        _first_claim(value) in _JOB_CHOSEN
+        for condition in target.conditions("sub")
+        if positive_string(condition)
+        for value in condition.string_values
+    )
+
+
+@rule(
+    id="github-custom-subject-job-chosen",
+    severity=Severity.HIGH,
+    title="GitHub custom subject led by a claim the job chooses",
+    help="A customised subject template whose first claim is `environment`, `workflow`, `ref` or"
+    " `context` lets any repository that uses such a template produce the pinned value"
+    " (Checkov CKV_AWS_358 fails it).",
+    fix="Lead the template with `repository_owner_id` and `repository_id`, or use the default"
+    " subject: keyless trust build --ci github --repository OWNER/REPO --environment NAME"
+    " --owner-id N --repository-id N.",
+)
+def github_custom_subject(doc: Document) -> Iterator[Hit]:
+    for target in filter(is_github, allows(doc)):
+        if pinned(target, "repository_id"):
+            continue  # the repository is pinned by its immutable id in its own condition
+        for condition in target.conditions("sub"):
+            if not positive_string(condition):
+                continue
+            for value in condition.string_values:
+                claim = _first_claim(value)
+                if claim in _JOB_CHOSEN:
+                    yield Hit(
+                        target,
+                        f"`sub` value {value!r} starts with `{claim}`, which the job chooses:"
+                        " any repository whose subject template starts the same way, in any"
+                        " organization, can produce it and assume the role",
+                        location=condition.location,
+                        element=condition.key,
+                    )
+                    break

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from keyless.ci import CI_PROVIDERS
 from keyless.trust.evaluate import SET_SOURCE_IDENTITY, TAG_SESSION, WEB_IDENTITY_ACTION
 from keyless.trust.findings import Severity
 from keyless.trust.lint_rules.registry import Hit, rule
@@ -17,6 +18,7 @@ from keyless.trust.lint_rules.targets import (
 from keyless.trust.model import Effect
 
 _TAG_KEYS = ("aws:requesttag/", "aws:tagkeys", "sts:transitivetagkeys")
+_KNOWN = ", ".join(p.display_name for p in CI_PROVIDERS)
 
 
 def _allowed_actions(doc: Document, prefix: str, action: str) -> bool:
@@ -155,8 +157,8 @@ def unknown_issuer(doc: Document) -> Iterator[Hit]:
         seen.add(target.prefix)
         yield Hit(
             target,
-            f"{target.prefix} is not an issuer keyless knows (Bitbucket, GitHub, GitLab,"
-            " CircleCI, Buildkite): only the generic checks apply",
+            f"{target.prefix} is not an issuer keyless knows ({_KNOWN}): only the generic"
+            " checks apply (a self-hosted issuer: name its CI with --ci NAME)",
             location=f"{target.statement.location}.Principal",
             element="Principal",
         )

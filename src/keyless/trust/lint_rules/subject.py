@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from keyless.trust.findings import Severity
+from keyless.trust.lint_rules.github import is_custom_template
 from keyless.trust.lint_rules.registry import Hit, rule
 from keyless.trust.lint_rules.targets import (
     Document,
     Target,
     allows,
+    closed_by,
     example_fix,
     has_control,
     is_github,
@@ -80,28 +82,31 @@ def subject_negated_only(doc: Document) -> Iterator[Hit]:
         )
 
 
-def _breadth_hits(doc: Document, breadth: Breadth, text: str) -> Iterator[Hit]:
+def _breadth_hits(
+    doc: Document, breadth: Breadth, text: str, suffix: Callable[[Target], str] | None = None
+) -> Iterator[Hit]:
     """The `sub` values of ``breadth``; ``text`` says what such a value admits (``{field}`` is the
     subject field the wildcard opens, ``{name}`` the CI)."""
+    wanted = Breadth.MUTABLE_PREFIX if breadth is Breadth.FIELD_BOUNDARY else breadth
     for target in allows(doc):
         if breadth is Breadth.UNRECOGNISED and not target.grammar.segments:
             continue
+        if breadth is Breadth.UNRECOGNISED and is_custom_template(target):
+            continue  # github-custom-subject reads GitHub's customised templates
         for item in subject_values(doc, target):
             shape = item.shape
-            if shape.breadth is not breadth:
+            if shape.breadth is not wanted:
                 continue
             field = shape.segment.field if shape.segment else "subject"
             detail = text.format(field=field, name=target.name)
-            if shape.open_type:
-                detail = (
-                    f"leaves the {field} open but pins the name after it: a tag can stand"
-                    " in for the branch of the same name"
-                )
+            if shape.open_type is not (breadth is Breadth.FIELD_BOUNDARY):
+                continue
             yield Hit(
                 target,
                 f"`sub` value {item.value!r} "
                 + detail
-                + (f" ({target.everyone})" if breadth is Breadth.ALL else ""),
+                + (f" ({target.everyone})" if breadth is Breadth.ALL else "")
+                + (suffix(target) if suffix else ""),
                 example_fix(target) if breadth is not Breadth.UNRECOGNISED else None,
                 location=item.condition.location,
                 element=item.condition.key,
@@ -173,19 +178,68 @@ def subject_mutable_prefix(doc: Document) -> Iterator[Hit]:
 
 
 @rule(
+    id="subject-field-boundary-wildcard",
+    severity=Severity.HIGH,
+    title="Wildcard across a subject field boundary",
+    help="A wildcard over a whole field with a later field pinned (`ref_type:*:ref:main`) lets a"
+    " tag, which anyone who can push may create, stand in for the protected branch of that name.",
+    fix=_PIN_FIX,
+)
+def subject_field_boundary(doc: Document) -> Iterator[Hit]:
+    return _breadth_hits(
+        doc,
+        Breadth.FIELD_BOUNDARY,
+        "leaves the {field} open but pins the name after it: anyone who can push a tag (or"
+        " branch) of that name, unprotected, can assume the role",
+    )
+
+
+def repo_wide_grade(target: Target) -> Severity:
+    """HIGH for a role that may write (unknown permissions count as writing), LOW when its
+    permissions are read-only or another condition closes the subject to trusted writers."""
+    if not target.context.may_write or closed_by(target) is not None:
+        return Severity.LOW
+    return Severity.HIGH
+
+
+def _repo_wide_suffix(target: Target) -> str:
+    closer = closed_by(target)
+    if closer is not None:
+        return f"; {closer}, which closes it to trusted writers"
+    if not target.context.may_write:
+        return "; the role's permissions are read-only"
+    writes = "write" if target.context.writes else "may write (no --permissions given)"
+    return f"; the role's permissions {writes}"
+
+
+@rule(
     id="subject-repo-wide",
-    severity=Severity.LOW,
-    title="Any ref or environment of one repository",
-    help="Every branch, tag, pull request and environment of the repository can assume the"
-    " role; deploy roles should pin a protected environment.",
+    severity=Severity.HIGH,
+    grade=repo_wide_grade,
+    title="Any ref, pull request or environment of one repository",
+    help="Anyone who can push a branch or tag or open a pull request in the repository can assume"
+    " the role; for a role that writes that is high unless a protected environment, `ref_protected`"
+    " or a pinned reusable workflow with `repository_id` closes it.",
     fix=_PIN_FIX,
 )
 def subject_repo_wide(doc: Document) -> Iterator[Hit]:
+    # HCP Terraform's only context is the run phase: terraform-plan-can-assume reports it.
+    return (
+        hit
+        for hit in _repo_wide_hits(doc)
+        if not (
+            isinstance(hit.at, Target) and hit.at.provider and hit.at.provider.name == "terraform"
+        )
+    )
+
+
+def _repo_wide_hits(doc: Document) -> Iterator[Hit]:
     return _breadth_hits(
         doc,
         Breadth.REPO_WIDE,
-        "leaves the {field} open: any branch, tag, pull request or environment of the"
-        " repository can assume the role",
+        "leaves the {field} open: anyone who can push a branch or tag or open a pull request"
+        " in the repository can assume the role",
+        _repo_wide_suffix,
     )
 
 

@@ -5,9 +5,9 @@ provider, the provider's subject grammar and exposed claims, and which `sub` val
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from keyless.ci import provider_for_issuer
+from keyless.ci import CI_PROVIDERS, provider_for_issuer
 from keyless.ci.base import Provider, SubjectGrammar
 from keyless.trust.evaluate import WEB_IDENTITY_ACTION, Exposure, exposure_for
 from keyless.trust.findings import Severity
@@ -18,6 +18,23 @@ from keyless.trust.subjects import SubjectShape, subject_shape
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LintContext:
+    """What lint knows beyond the trust policy: whether the role's permissions write anything,
+    the OIDC provider's client-ID list, and the CI (by ``--ci`` name) of an issuer whose URL does
+    not say (Terraform Enterprise, GitHub Enterprise Server, GitLab self-managed, the local
+    stack). ``None`` is unknown: a role of unknown permissions is graded as one that may write
+    (docs/lint-severity.md#what-lint-knows); an unknown issuer gets the generic checks only."""
+
+    writes: bool | None = None
+    client_ids: tuple[str, ...] | None = None
+    ci: str | None = None
+
+    @property
+    def may_write(self) -> bool:
+        return self.writes is not False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Target:
     """An Allow or Deny statement for web identity through one OIDC provider."""
 
@@ -25,6 +42,8 @@ class Target:
     prefix: str  # issuer without https://: the condition-key prefix
     provider: Provider | None
     exposure: Exposure
+    #: What lint knows beyond the trust policy (docs/lint-severity.md#what-lint-knows).
+    context: LintContext = field(default_factory=lambda: LintContext())
 
     @property
     def name(self) -> str:
@@ -84,7 +103,9 @@ def provider_prefixes(statement: Statement) -> list[str]:
     return prefixes
 
 
-def document(policy: Policy) -> Document:
+def document(policy: Policy, context: LintContext | None = None) -> Document:
+    context = context or LintContext()
+    declared = next((p for p in CI_PROVIDERS if p.name == context.ci), None)
     targets: list[Target] = []
     for statement in policy.statements:
         if not covers_web_identity(statement):
@@ -95,8 +116,10 @@ def document(policy: Policy) -> Document:
                 Target(
                     statement=statement,
                     prefix=prefix,
-                    provider=provider_for_issuer(issuer),
+                    # An issuer whose URL names its CI is that CI's, whatever context.ci says.
+                    provider=provider_for_issuer(issuer) or declared,
                     exposure=exposure_for(issuer),
+                    context=context,
                 )
             )
     return Document(policy=policy, targets=tuple(targets))
@@ -119,7 +142,8 @@ def positive_string(condition: Condition) -> bool:
 def example_fix(target: Target) -> str:
     name = target.provider.name if target.provider else None
     commands = {
-        "github": "keyless trust build --ci github --repository OWNER/REPO --environment NAME",
+        "github": "keyless trust build --ci github --repository OWNER/REPO --environment NAME"
+        " --owner-id N --repository-id N",
         "bitbucket": (
             "keyless trust build --ci bitbucket --workspace SLUG --workspace-uuid UUID"
             " --repository-uuid UUID --environment-uuid UUID"
@@ -128,6 +152,8 @@ def example_fix(target: Target) -> str:
         "circleci": "keyless trust build --ci circleci --org-id UUID --project-id UUID",
         "buildkite": "keyless trust build --ci buildkite --organization SLUG --pipeline SLUG"
         " --branch main",
+        "terraform": "keyless trust build --ci terraform --organization ORG --project PROJECT"
+        " --workspace WORKSPACE --run-phase apply",
     }
     if name in commands:
         return f"Pin `{target.prefix}:sub` to one repository and environment: {commands[name]}"
@@ -227,3 +253,41 @@ def is_github(target: Target) -> bool:
 
 def is_bitbucket(target: Target) -> bool:
     return target.provider is not None and target.provider.name == "bitbucket"
+
+
+def build_command(target: Target) -> str:
+    """The `keyless trust build` command that writes the safe form for this target's CI."""
+    return example_fix(target)
+
+
+def exact_values(condition: Condition) -> list[str]:
+    """The values of a positive string condition that are exact (no wildcard IAM would honour)."""
+    if not positive_string(condition):
+        return []
+    wild = condition.operator.base.wildcards
+    return [v for v in condition.string_values if not (wild and any(c in v for c in "*?"))]
+
+
+def pinned(target: Target, claim: str) -> bool:
+    """A positive condition pins ``claim`` to exact values only."""
+    return any(
+        (values := exact_values(c)) and len(values) == len(c.string_values)
+        for c in target.conditions(claim)
+    )
+
+
+def closed_by(target: Target) -> str | None:
+    """The condition besides `sub` that closes a repository-wide subject to trusted writers, or
+    ``None``: a pinned GitHub `environment`, a pinned `job_workflow_ref` with `repository_id`, a
+    GitLab `ref_protected` pinned to "true" (docs/lint-severity.md#closing-conditions)."""
+    name = target.provider.name if target.provider else None
+    if name == "github":
+        if pinned(target, "environment"):
+            return "`environment` is pinned"
+        if pinned(target, "job_workflow_ref") and pinned(target, "repository_id"):
+            return "`job_workflow_ref` and `repository_id` are pinned"
+    if name == "gitlab":
+        for condition in target.conditions("ref_protected"):
+            if [v.lower() for v in exact_values(condition)] == ["true"]:
+                return "`ref_protected` is pinned to true"
+    return None
