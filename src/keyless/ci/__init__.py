@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from keyless.ci import bitbucket, buildkite, circleci, github, gitlab, tokenfile
 from keyless.ci.base import ObtainedToken, Provider, Runner
+from keyless.ci.local_issuers import LOCAL_ISSUERS_NONE, LocalIssuers
 from keyless.errors import CredentialError, UsageError
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ __all__ = [
     "CI_PROVIDERS",
     "PROVIDERS",
     "Detection",
+    "LocalIssuers",
     "ObtainedToken",
     "Provider",
     "detect",
@@ -61,12 +63,13 @@ def get_provider(name: str) -> Provider:
         raise UsageError(f"unknown CI {name!r}; choose one of {', '.join(PROVIDERS)}") from None
 
 
-def provider_for_issuer(issuer: str) -> Provider | None:
-    """The CI whose issuer URL shape ``issuer`` has, or ``None`` (e.g. a self-hosted issuer)."""
+def provider_for_issuer(issuer: str, local: LocalIssuers = LOCAL_ISSUERS_NONE) -> Provider | None:
+    """The CI whose issuer URL shape ``issuer`` has, else the CI whose local-stack issuer it is
+    (``local``, from ``local_issuers.from_environment``), else ``None`` (e.g. self-hosted)."""
     for provider in CI_PROVIDERS:
         if provider.owns_issuer(issuer):
             return provider
-    return None
+    return local.provider_for(issuer)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

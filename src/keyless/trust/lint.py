@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from keyless.ci.local_issuers import LOCAL_ISSUERS_NONE, LocalIssuers
 from keyless.trust.findings import Finding, Severity
 from keyless.trust.lint_rules import RULES, Rule
 from keyless.trust.lint_rules.targets import document
@@ -31,9 +32,12 @@ __all__ = [
 ]
 
 
-def lint(policy: Policy, *, rules: Sequence[Rule] = RULES) -> list[Finding]:
-    """Every finding of every rule, by statement and then by descending severity."""
-    doc = document(policy)
+def lint(
+    policy: Policy, *, rules: Sequence[Rule] = RULES, local: LocalIssuers = LOCAL_ISSUERS_NONE
+) -> list[Finding]:
+    """Every finding of every rule, by statement and then by descending severity. ``local``
+    names the local stack's issuers, linted as their CI's (``keyless.ci.local_issuers``)."""
+    doc = document(policy, local)
     findings = [finding for rule in rules for finding in rule.check(doc)]
     unique = list(dict.fromkeys(findings))
     order = {rule.id: index for index, rule in enumerate(rules)}

@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from keyless.ci import provider_for_issuer
+from keyless.ci import LocalIssuers, provider_for_issuer
 from keyless.ci.base import Provider, SubjectGrammar
+from keyless.ci.local_issuers import LOCAL_ISSUERS_NONE
 from keyless.trust.evaluate import WEB_IDENTITY_ACTION, Exposure, exposure_for
 from keyless.trust.findings import Severity
 from keyless.trust.glob import Glob, compile_glob
@@ -84,7 +85,7 @@ def provider_prefixes(statement: Statement) -> list[str]:
     return prefixes
 
 
-def document(policy: Policy) -> Document:
+def document(policy: Policy, local: LocalIssuers = LOCAL_ISSUERS_NONE) -> Document:
     targets: list[Target] = []
     for statement in policy.statements:
         if not covers_web_identity(statement):
@@ -95,7 +96,7 @@ def document(policy: Policy) -> Document:
                 Target(
                     statement=statement,
                     prefix=prefix,
-                    provider=provider_for_issuer(issuer),
+                    provider=provider_for_issuer(issuer, local),
                     exposure=exposure_for(issuer),
                 )
             )
