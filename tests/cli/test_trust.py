@@ -457,3 +457,33 @@ def test_check_reads_the_token_from_stdin_with_dash(tmp_path: Path) -> None:
     empty = run_cli(["trust", "check", "--policy", str(policy), "--token", "-"], stdin="")
     assert empty.code == 2
     assert "standard input is empty" in empty.stderr
+
+
+def test_build_takes_the_issuer_of_the_scope(tmp_path: Path) -> None:
+    issuer = "https://127.0.0.1:45001/2.0/workspaces/acme/pipelines-config/identity/oidc"
+    scope = ["--ci", "bitbucket", "--workspace", "acme", "--workspace-uuid", BB_WS]
+    scope += ["--repository-uuid", BB_REPO, "--issuer", issuer]
+    result = run_cli(["trust", "build", *scope, "--account-id", ACCOUNT])
+    assert result.code == 0, result.stderr
+    statement = json.loads(result.stdout)["Statement"][0]
+    prefix = issuer.removeprefix("https://")
+    assert statement["Principal"]["Federated"] == f"arn:aws:iam::{ACCOUNT}:oidc-provider/{prefix}"
+    assert f"{prefix}:sub" in statement["Condition"]["StringLike"]
+    bad = run_cli(["trust", "build", *scope[:-1], "http://127.0.0.1:45001/x"])
+    assert bad.code == 2
+    assert "--issuer http://127.0.0.1:45001/x is not an https URL" in bad.stderr
+
+
+def test_lint_knows_the_local_stacks_issuers_from_its_variables(tmp_path: Path) -> None:
+    base = "https://127.0.0.1:45001"
+    issuer = f"{base}/2.0/workspaces/acme/pipelines-config/identity/oidc"
+    scope = ["--ci", "bitbucket", "--workspace", "acme", "--workspace-uuid", BB_WS]
+    built = run_cli(["trust", "build", *scope, "--repository-uuid", BB_REPO, "--issuer", issuer])
+    path = _write(tmp_path, "trust.json", built.stdout)
+    unknown = run_cli(["trust", "lint", path, "--format", "json"])
+    assert [f["rule"] for f in json.loads(unknown.stdout)] == ["unknown-issuer"]
+    env = {"KEYLESS_LOCAL_BITBUCKET_ISSUER_BASE": base}
+    known = run_cli(["trust", "lint", path, "--format", "json"], env=env)
+    assert known.code == 0
+    # Bitbucket's subject grammar applies: the repository-wide `sub` is Bitbucket's finding.
+    assert [f["rule"] for f in json.loads(known.stdout)] == ["subject-repo-wide"]

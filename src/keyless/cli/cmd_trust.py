@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from keyless import __version__, tokens
+from keyless.ci import local_issuers
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_NEGATIVE, EXIT_OK, Subparsers
-from keyless.cli.scope_args import SCOPE_HELP, add_scope_arguments, scope_from_args
+from keyless.cli.scope_args import SCOPE_HELP, add_scope_arguments, trust_spec_from_args
 from keyless.errors import PolicyError, UsageError
 from keyless.jsonlimits import JsonLimitError, loads_bounded
 from keyless.limits import DOCUMENT_MAX_CHARS, TOKEN_MAX_CHARS
@@ -240,9 +241,9 @@ def _read_claims(args: argparse.Namespace, stdin: TextIO) -> Mapping[str, Any]:
 
 
 def run_build(args: argparse.Namespace, console: Console) -> int:
-    scope = scope_from_args(args)
+    spec = trust_spec_from_args(args)
     account = account_id(args.account_id) if args.account_id is not None else None
-    built = build(scope, account=account)
+    built = build(spec, account=account)
     output = OutputFormat(args.format)
     console.stdout.write(render(built, output))
     for note in built.notes:
@@ -338,9 +339,11 @@ def _check_text(result: Evaluation) -> list[str]:
 def run_lint(args: argparse.Namespace, console: Console) -> int:
     fail_on = Severity(args.fail_on)
     linted: list[LintedFile] = []
+    local = local_issuers.from_environment(console.env)
     for path in args.files:
         text, policy = _read_policy(path)
-        linted.append(LintedFile(path=_uri(path), text=text, findings=tuple(lint(policy))))
+        findings = tuple(lint(policy, local=local))
+        linted.append(LintedFile(path=_uri(path), text=text, findings=findings))
     failing = [f for item in linted for f in item.findings if f.severity.rank >= fail_on.rank]
     if args.format == "sarif":
         console.emit_json(sarif(linted, tool_version=__version__))
