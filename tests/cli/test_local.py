@@ -419,3 +419,30 @@ def test_keyless_in_the_job_recognises_the_local_issuers(served: Served, tmp_pat
     assert document["provider"] == "github"
     assert document["claims"]["repository"] == "acme/site"
     assert document["claims"]["environment"] == "prod"
+
+
+def test_a_local_token_with_the_wrong_audience_names_the_command_that_fixes_it(
+    served: Served, tmp_path: Path
+) -> None:
+    github = ["--ci", "github", "--repository", "acme/site", "--environment", "prod"]
+    token_file = str(tmp_path / "gh.jwt")
+    assert local(served, "token", *github, "--write", token_file).code == 0  # aud github.com/acme
+    served.stack.register_provider(served.info.servers["github"], client_ids=["sts.amazonaws.com"])
+    env = _env(
+        AWS_ENDPOINT_URL=served.info.endpoint_url,
+        AWS_DEFAULT_REGION=served.info.region,
+        KEYLESS_LOCAL_GITHUB_ISSUER=served.info.servers["github"],
+    )
+    fix = (
+        "keyless local token --ci github <the same scope flags> --audience sts.amazonaws.com"
+        f" --write {token_file}"
+    )
+    assume = ["assume", "--role-arn", served.role_arn, "--token-file", token_file]
+    refused = run_cli(assume, env=env)  # STS: Incorrect token audience
+    assert refused.code == 2
+    assert "Incorrect token audience" in refused.stderr
+    assert fix in refused.stderr
+    asked = run_cli([*assume, "--audience", "sts.amazonaws.com"], env=env)  # keyless refuses
+    assert asked.code == 2
+    assert "has audience 'https://github.com/acme'" in asked.stderr
+    assert fix in asked.stderr

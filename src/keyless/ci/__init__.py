@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from keyless.ci import bitbucket, buildkite, circleci, github, gitlab, tokenfile
+from keyless.ci import bitbucket, buildkite, circleci, github, gitlab, local_issuers, tokenfile
 from keyless.ci.base import ObtainedToken, Provider, Runner
 from keyless.ci.local_issuers import LOCAL_ISSUERS_NONE, LocalIssuers
 from keyless.errors import CredentialError, UsageError
@@ -164,7 +164,10 @@ def obtain_token(
     _refuse_token_env(token_env, provider)
     if detection.token_file is not None:
         return tokenfile.read_token_file(
-            detection.token_file, origin=detection.origin, audience=audience
+            detection.token_file,
+            origin=detection.origin,
+            audience=audience,
+            local=local_issuers.from_environment(env),
         )
 
     if http is None:

@@ -15,6 +15,7 @@ Production code reads this module; it never imports the stack (``keyless.local``
 from __future__ import annotations
 
 import ipaddress
+import shlex
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -93,6 +94,29 @@ class LocalIssuers:
 
         ci = self.ci_of(issuer)
         return PROVIDERS.get(ci) if ci is not None else None
+
+    def remint_hint(
+        self, issuer: str | None, *, audience: str | None, path: str | None = None
+    ) -> str | None:
+        """For a token of a local issuer whose ``aud`` is not the one wanted: the one command
+        that mints it again with ``audience`` (default: the audience ``keyless provision``
+        registers for the CI, when it is the same for every scope); ``None`` for other tokens.
+
+        The local issuers mint what the CI mints, so a token asked for without ``--audience``
+        carries the CI's own default (GitHub: ``https://github.com/OWNER``), not STS's.
+        """
+        from keyless.ci.shared import CiBase
+
+        provider = self.provider_for(issuer) if issuer else None
+        if not isinstance(provider, CiBase):
+            return None
+        wanted = audience or provider.aws_audience or "AUD"
+        write = f" --write {shlex.quote(path)}" if path else ""
+        return (
+            f"The token is from the local stack's {provider.display_name} issuer: mint it again"
+            f" for the provider's audience:  keyless local token --ci {provider.name}"
+            f" <the same scope flags> --audience {wanted}{write}"
+        )
 
 
 LOCAL_ISSUERS_NONE: Final = LocalIssuers()

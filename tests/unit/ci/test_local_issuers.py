@@ -75,3 +75,18 @@ def test_the_exports_name_roots_and_bases() -> None:
     servers = {"github": GITHUB_ROOT, "bitbucket": BITBUCKET_BASE}
     issuers = {"github": (GITHUB_ROOT,), "bitbucket": ()}
     assert dict(exported_variables(servers, issuers)) == ENV
+
+
+def test_the_remint_hint_is_for_local_tokens_only() -> None:
+    local = from_environment(ENV)
+    hint = local.remint_hint(GITHUB_ROOT, audience=None, path="gh.jwt")
+    assert hint is not None
+    assert hint.endswith(
+        "keyless local token --ci github <the same scope flags> --audience sts.amazonaws.com"
+        " --write gh.jwt"
+    )
+    bitbucket = local.remint_hint(BITBUCKET_ISSUER, audience="ari:x", path=None)
+    assert bitbucket is not None
+    assert bitbucket.endswith("--audience ari:x")
+    assert local.remint_hint("https://token.actions.githubusercontent.com", audience=None) is None
+    assert LocalIssuers().remint_hint(GITHUB_ROOT, audience=None) is None
