@@ -487,3 +487,27 @@ def test_lint_knows_the_local_stacks_issuers_from_its_variables(tmp_path: Path) 
     assert known.code == 0
     # Bitbucket's subject grammar applies: the repository-wide `sub` is Bitbucket's finding.
     assert [f["rule"] for f in json.loads(known.stdout)] == ["subject-repo-wide"]
+
+
+def test_check_says_an_allow_once(tmp_path: Path) -> None:
+    policy = _built(tmp_path, *GITHUB_ENV)
+    result = run_cli(["trust", "check", "--policy", policy, "--claims", _claims(tmp_path)])
+    assert result.code == 0
+    assert result.stdout.splitlines()[0] == "Decision: allow"
+    assert "(allow)" not in result.stdout
+    assert "So IAM allows" not in result.stdout  # no closing paragraph restating the verdict
+
+
+def test_check_never_wraps_inside_a_quoted_value(tmp_path: Path) -> None:
+    policy = _built(tmp_path, *GITHUB_ENV)
+    long_sub = "repo:acme/app:ref:refs/heads/" + "feature-" * 20
+    claims = _claims(tmp_path, sub=long_sub)
+    result = run_cli(["trust", "check", "--policy", policy, "--claims", claims])
+    assert result.code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Decision: deny (implicit-deny)"
+    assert sum(line.startswith("Decision:") for line in lines) == 1
+    assert "So IAM denies" not in result.stdout
+    reason = next(line for line in lines if line.startswith("Reason:"))
+    assert f'but the request has "{long_sub}"' in reason  # whole, on one line
+    assert any(line.startswith("Note: The token comes from") for line in lines)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -311,8 +310,9 @@ def _table(rows: Sequence[ConditionRow], several_actions: bool) -> list[str]:
 
 
 def _check_text(result: Evaluation) -> list[str]:
-    verdict = "allow" if result.allowed else "deny"
-    lines = [f"Decision: {verdict} ({result.decision.value})", f"Reason:   {result.reason}", ""]
+    # The verdict once; each line whole (never wrapped), so values copy and paste as they are.
+    verdict = "allow" if result.allowed else f"deny ({result.decision.value})"
+    lines = [f"Decision: {verdict}", f"Reason:   {result.reason}", ""]
     rows = result.conditions
     if rows:
         lines.extend(_table(rows, len(result.actions) > 1))
@@ -328,8 +328,9 @@ def _check_text(result: Evaluation) -> list[str]:
     for statement in result.statements:
         if statement.principal_note and statement.action == result.actions[0]:
             lines.append(f"  statement {statement.index}, principal: {statement.principal_note}")
-    lines.append("")
-    lines.extend(textwrap.wrap(result.explanation, width=100))
+    if result.notes:
+        lines.append("")
+        lines.extend(f"Note: {note}" for note in result.notes)
     return lines
 
 
