@@ -158,7 +158,10 @@ def obtain_token(
             remedy=(
                 "Run keyless inside a CI job (Bitbucket Pipelines, GitHub Actions, GitLab CI,\n"
                 "CircleCI, Buildkite), force one with --ci NAME, or pass a token file with\n"
-                "--token-file PATH (or KEYLESS_TOKEN_FILE / AWS_WEB_IDENTITY_TOKEN_FILE)."
+                "--token-file PATH (or KEYLESS_TOKEN_FILE / AWS_WEB_IDENTITY_TOKEN_FILE).\n"
+                "On a laptop, run the command as a job of the local stack (keyless[local]):\n"
+                "  keyless local run --ci github --repository OWNER/REPO"
+                " -- keyless token --show-claims"
             ),
         )
     _refuse_token_env(token_env, provider)
