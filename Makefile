@@ -27,6 +27,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH ?= all
+# How many packages the lock pins: said before the (quiet) install, so a first run is not silent.
+LOCKED = $(shell grep -c '^[A-Za-z0-9_.-]*==' requirements.lock)
 
 .PHONY: demo dev test lint lock readme clean bench dist test-versions system-deps
 
@@ -46,6 +48,8 @@ VERSION_TESTS := tests/unit/test_compat.py tests/unit/trust tests/unit/test_toke
 dev: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
+	@echo "make: installing keyless and the $(LOCKED) packages of requirements.lock into $(VENV)"
+	@echo "make: (once, or after the lock changes: about a minute, longer on a busy machine)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .

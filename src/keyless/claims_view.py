@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from keyless import tokens
-from keyless.ci import provider_for_issuer
+from keyless.ci import LocalIssuers, provider_for_issuer
 from keyless.ci.base import STANDARD_SAFE_CLAIMS, Provider
+from keyless.ci.local_issuers import LOCAL_ISSUERS_NONE
 
 __all__ = [
     "CLAIM_ORDER",
@@ -44,11 +45,16 @@ REDACTED: Final = "<redacted>"
 NOT_SAFE: Final = "not known to be safe to print"
 
 
-def safe_claims(provider: Provider | None, issuer: str | None = None) -> frozenset[str]:
+def safe_claims(
+    provider: Provider | None,
+    issuer: str | None = None,
+    local: LocalIssuers = LOCAL_ISSUERS_NONE,
+) -> frozenset[str]:
     """The claims fine to print: the registered ones, plus the CI's list. For a token file (or no
-    provider) the CI is the one whose issuer URL shape ``issuer`` has, when there is one."""
+    provider) the CI is the one whose issuer URL shape ``issuer`` has, or whose local-stack
+    issuer it is (``local``), when there is one."""
     if (provider is None or provider.name == "file") and issuer:
-        provider = provider_for_issuer(issuer) or provider
+        provider = provider_for_issuer(issuer, local) or provider
     return STANDARD_SAFE_CLAIMS | (provider.safe_claims if provider else frozenset())
 
 

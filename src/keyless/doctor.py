@@ -29,7 +29,14 @@ from keyless.aws.sts import (
     role_partition,
 )
 from keyless.causes import Cause
-from keyless.ci import CI_PROVIDERS, PROVIDERS, detect, obtain_token, provider_for_issuer
+from keyless.ci import (
+    CI_PROVIDERS,
+    PROVIDERS,
+    detect,
+    local_issuers,
+    obtain_token,
+    provider_for_issuer,
+)
 from keyless.ci.base import (
     CiProvider,
     ObtainedToken,
@@ -316,7 +323,8 @@ class _Doctor:
                 fix="The CI handed over something that is not a JWT; check the variable or file.",
             )
         if self.provider is None or self.provider.name == "file":
-            self.provider = provider_for_issuer(self.token.issuer or "") or self.provider
+            local = local_issuers.from_environment(self.env)
+            self.provider = provider_for_issuer(self.token.issuer or "", local) or self.provider
         view = claims_view.view(self.token, claims_view.safe_claims(self.provider))
         shown = dict(view.shown)
         details = [f"{name} = {claims_view.display(value)}" for name, value in shown.items()]

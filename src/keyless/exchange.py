@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from keyless.ci import PROVIDERS, ObtainedToken, detect, obtain_token
-from keyless.errors import CredentialError, UsageError
+from keyless.ci import PROVIDERS, ObtainedToken, detect, local_issuers, obtain_token
+from keyless.errors import CredentialError, TokenError, UsageError
 
 if TYPE_CHECKING:
-    from keyless.aws.sts import AccountId, Assumed, RoleArn, Sts
+    from keyless.aws.sts import AccountId, Assumed, RoleArn, Sts, StsApiError
     from keyless.http import HttpClient
 
 #: Where the role comes from when the command line does not name one, in this order.
@@ -125,6 +125,7 @@ def obtain_credentials(
     and the fallback session name."""
     from keyless.aws.sts import (
         ExchangeRequest,
+        StsApiError,
         check_session_name,
         check_token_usable,
         derive_session_name,
@@ -158,7 +159,10 @@ def obtain_credentials(
         assumed = exchange_with_keys(keys, exchange, sts=sts)
     else:
         check_token_usable(obtained.token, source=obtained.source, clock=clock)
-        assumed = sts_exchange(obtained.token, exchange, sts=sts)
+        try:
+            assumed = sts_exchange(obtained.token, exchange, sts=sts)
+        except StsApiError as exc:
+            raise _local_audience_hint(exc, obtained, env, path=source.token_file) from exc
     return Obtained(assumed=assumed, region=request.region, token=obtained)
 
 
@@ -204,6 +208,31 @@ def _token_or_fallback(
             f" {request.role_arn} (--allow-static-fallback)"
         )
         return None
+
+
+def _local_audience_hint(
+    exc: StsApiError, obtained: ObtainedToken, env: Mapping[str, str], *, path: str | None
+) -> StsApiError:
+    """STS refused the audience of a token the local stack minted: its remedy names the command
+    that mints it for the audience, so "--audience" and "mint it" do not send the user round."""
+    if exc.code != "InvalidIdentityToken" or "audience" not in exc.sts_message.lower():
+        return exc
+    from keyless.aws.sts import StsApiError
+    from keyless.tokens import peek
+
+    try:
+        issuer = peek(obtained.token).issuer
+    except TokenError:
+        return exc
+    hint = local_issuers.from_environment(env).remint_hint(issuer, audience=None, path=path)
+    if hint is None:
+        return exc
+    return StsApiError(
+        exc.message,
+        code=exc.code,
+        sts_message=exc.sts_message,
+        remedy=hint + ("\n" + exc.remedy if exc.remedy else ""),
+    )
 
 
 def assumed_line(obtained: Obtained) -> str:

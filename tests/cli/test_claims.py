@@ -19,6 +19,7 @@ from tests.fixtures.issuer import BITBUCKET_PATH
 from tests.slow_server import drip, tls_files
 
 AUDIENCE = "ari:cloud:bitbucket::workspace/0f5e3c0e-4f5e-4d4a-9f0e-2b1d8d9c7a11"
+REDACTED_TEXT = claims_view.REDACTED
 PRIVATE_VALUE = "jane.doe@example.test"
 CLAIMS = {"sub": "{repo}:{step}", "aud": AUDIENCE, "user_email": PRIVATE_VALUE}
 
@@ -290,3 +291,24 @@ def test_duration_formatting() -> None:
     assert claims_view.duration(3_600 + 300) == "1h 5m"
     assert claims_view.duration(86_400 * 2 + 3_600 * 3 + 59) == "2d 3h"
     assert claims_view.duration(3_600 + 7) == "1h"
+
+
+def test_a_local_stack_token_shows_its_cis_claims(tmp_path: Path) -> None:
+    from tests.jwt_factory import make_token
+
+    issuer = "https://127.0.0.1:45002"
+    token = make_token({"repository": "octo-org/site", "environment": "production"}, issuer=issuer)
+    path = write_token(tmp_path, token)
+    unknown = run(["claims", str(path), "--json"])
+    assert json.loads(unknown.stdout)["provider"] is None
+    assert json.loads(unknown.stdout)["claims"]["repository"] == REDACTED_TEXT
+    env = {"KEYLESS_LOCAL_GITHUB_ISSUER": issuer}
+    local = run_cli(["claims", str(path), "--json"], env=env)
+    _OUTPUTS.append(local.stdout + local.stderr)
+    document = json.loads(local.stdout)
+    assert document["provider"] == "github"
+    assert document["claims"]["repository"] == "octo-org/site"
+    assert document["claims"]["environment"] == "production"
+    human = run_cli(["claims", str(path)], env=env)
+    _OUTPUTS.append(human.stdout + human.stderr)
+    assert re.search(r"^  repository\s+octo-org/site$", human.stdout, re.MULTILINE)

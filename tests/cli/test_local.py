@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -350,3 +351,98 @@ def test_without_a_running_stack_a_temporary_one_serves_the_command(tmp_path: Pa
     assert claims["aud"] == "6c1e3a3e-2f2a-4f6e-9d3c-2f9a8f1b7c11"
     assert "/vcs-origin/" in claims["sub"]
     assert not (tmp_path / "no-stack-here").exists()
+
+
+# --- the scope printed by local pipeline pastes everywhere ---------------------------------------
+
+_PIPELINE = """\
+pipelines:
+  default:
+    - step:
+        name: Deploy
+        deployment: production
+        oidc: true
+        script:
+          - true
+"""
+
+
+def test_print_scope_pastes_into_every_command_that_takes_a_scope(
+    served: Served, tmp_path: Path
+) -> None:
+    pipeline = tmp_path / "site" / "bitbucket-pipelines.yml"
+    pipeline.parent.mkdir()
+    pipeline.write_text(_PIPELINE, encoding="utf-8")
+    printed = local(
+        served, "pipeline", str(pipeline), "--deployment", "production", "--print-scope"
+    )
+    assert printed.code == 0, printed.stderr
+    scope = shlex.split(printed.stdout)
+    issuer = scope[scope.index("--issuer") + 1]
+
+    built = run_cli(["trust", "build", *scope, "--account-id", "123456789012"], env=_env())
+    assert built.code == 0, built.stderr
+    statement = json.loads(built.stdout)["Statement"][0]
+    assert statement["Principal"]["Federated"].endswith(f":oidc-provider/{issuer_prefix(issuer)}")
+
+    written = local(served, "token", *scope, "--write", str(tmp_path / "t.jwt"))
+    assert written.code == 0, written.stderr
+    assert tokens.peek((tmp_path / "t.jwt").read_text()).issuer == issuer
+
+    ran = local(served, "run", *scope, "--", KEYLESS, "token", "--json")
+    assert ran.code == 0, ran.stderr
+    assert json.loads(ran.stdout)["claims"]["iss"] == issuer
+
+
+def test_an_issuer_the_stack_does_not_sign_with_is_refused(served: Served, tmp_path: Path) -> None:
+    scope = [*BITBUCKET, "--repository-uuid", REPO_A, "--issuer", "https://127.0.0.1:9/other"]
+    for command in (
+        ["token", *scope, "--write", str(tmp_path / "t")],
+        ["run", *scope, "--", "true"],
+    ):
+        result = local(served, *command)
+        assert result.code == 2
+        assert "--issuer https://127.0.0.1:9/other is not the issuer of this scope" in result.stderr
+        assert "/2.0/workspaces/acme/pipelines-config/identity/oidc" in result.stderr
+    assert not (tmp_path / "t").exists()
+
+
+def test_keyless_in_the_job_recognises_the_local_issuers(served: Served, tmp_path: Path) -> None:
+    # `keyless claims` on a file, inside the job: the issuer is the stack's GitHub, so GitHub's
+    # safe claims (repository, environment) are shown, not redacted.
+    github = ["--ci", "github", "--repository", "acme/site", "--environment", "prod"]
+    written = local(served, "token", *github, "--write", str(tmp_path / "gh.jwt"))
+    assert written.code == 0, written.stderr
+    ran = local(served, "run", *github, "--", KEYLESS, "claims", str(tmp_path / "gh.jwt"), "--json")
+    assert ran.code == 0, ran.stderr
+    document = json.loads(ran.stdout)
+    assert document["provider"] == "github"
+    assert document["claims"]["repository"] == "acme/site"
+    assert document["claims"]["environment"] == "prod"
+
+
+def test_a_local_token_with_the_wrong_audience_names_the_command_that_fixes_it(
+    served: Served, tmp_path: Path
+) -> None:
+    github = ["--ci", "github", "--repository", "acme/site", "--environment", "prod"]
+    token_file = str(tmp_path / "gh.jwt")
+    assert local(served, "token", *github, "--write", token_file).code == 0  # aud github.com/acme
+    served.stack.register_provider(served.info.servers["github"], client_ids=["sts.amazonaws.com"])
+    env = _env(
+        AWS_ENDPOINT_URL=served.info.endpoint_url,
+        AWS_DEFAULT_REGION=served.info.region,
+        KEYLESS_LOCAL_GITHUB_ISSUER=served.info.servers["github"],
+    )
+    fix = (
+        "keyless local token --ci github <the same scope flags> --audience sts.amazonaws.com"
+        f" --write {token_file}"
+    )
+    assume = ["assume", "--role-arn", served.role_arn, "--token-file", token_file]
+    refused = run_cli(assume, env=env)  # STS: Incorrect token audience
+    assert refused.code == 2
+    assert "Incorrect token audience" in refused.stderr
+    assert fix in refused.stderr
+    asked = run_cli([*assume, "--audience", "sts.amazonaws.com"], env=env)  # keyless refuses
+    assert asked.code == 2
+    assert "has audience 'https://github.com/acme'" in asked.stderr
+    assert fix in asked.stderr

@@ -196,10 +196,15 @@ def test_unknown_ci_is_a_usage_error() -> None:
 
 
 def test_no_ci_is_exit_2_with_a_remedy() -> None:
-    result = run_cli(["token"])
+    result = run_cli(["token", "--show-claims"])
     assert result.code == 2
     assert result.stderr.startswith("error: no CI detected")
     assert "--token-file PATH" in result.stderr
+    # The laptop's way to a token, pasteable as it is:
+    local_run = (
+        "keyless local run --ci github --repository OWNER/REPO -- keyless token --show-claims"
+    )
+    assert f"\n  {local_run}\n" in result.stderr + "\n"
 
 
 def test_bitbucket_step_without_oidc_shows_the_yaml() -> None:

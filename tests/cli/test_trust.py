@@ -581,3 +581,57 @@ def test_lint_text_escapes_a_role_name_from_the_file(tmp_path: Path) -> None:
     result = run_cli(["trust", "lint", _write(tmp_path, "roles.json", page)])
     assert "\x1b" not in result.stdout
     assert "role broad\\x1b[2J\\x0aforged: clean: " in result.stdout
+
+
+def test_build_takes_the_issuer_of_the_scope(tmp_path: Path) -> None:
+    issuer = "https://127.0.0.1:45001/2.0/workspaces/acme/pipelines-config/identity/oidc"
+    scope = ["--ci", "bitbucket", "--workspace", "acme", "--workspace-uuid", BB_WS]
+    scope += ["--repository-uuid", BB_REPO, "--issuer", issuer]
+    result = run_cli(["trust", "build", *scope, "--account-id", ACCOUNT])
+    assert result.code == 0, result.stderr
+    statement = json.loads(result.stdout)["Statement"][0]
+    prefix = issuer.removeprefix("https://")
+    assert statement["Principal"]["Federated"] == f"arn:aws:iam::{ACCOUNT}:oidc-provider/{prefix}"
+    assert f"{prefix}:sub" in statement["Condition"]["StringLike"]
+    bad = run_cli(["trust", "build", *scope[:-1], "http://127.0.0.1:45001/x"])
+    assert bad.code == 2
+    assert "--issuer http://127.0.0.1:45001/x is not an https URL" in bad.stderr
+
+
+def test_lint_knows_the_local_stacks_issuers_from_its_variables(tmp_path: Path) -> None:
+    base = "https://127.0.0.1:45001"
+    issuer = f"{base}/2.0/workspaces/acme/pipelines-config/identity/oidc"
+    scope = ["--ci", "bitbucket", "--workspace", "acme", "--workspace-uuid", BB_WS]
+    built = run_cli(["trust", "build", *scope, "--repository-uuid", BB_REPO, "--issuer", issuer])
+    path = _write(tmp_path, "trust.json", built.stdout)
+    unknown = run_cli(["trust", "lint", path, "--format", "json"])
+    assert [f["rule"] for f in json.loads(unknown.stdout)] == ["unknown-issuer"]
+    env = {"KEYLESS_LOCAL_BITBUCKET_ISSUER_BASE": base}
+    known = run_cli(["trust", "lint", path, "--format", "json"], env=env)
+    assert known.code == 0
+    # Bitbucket's subject grammar applies: the repository-wide `sub` is Bitbucket's finding.
+    assert [f["rule"] for f in json.loads(known.stdout)] == ["subject-repo-wide"]
+
+
+def test_check_says_an_allow_once(tmp_path: Path) -> None:
+    policy = _built(tmp_path, *GITHUB_ENV)
+    result = run_cli(["trust", "check", "--policy", policy, "--claims", _claims(tmp_path)])
+    assert result.code == 0
+    assert result.stdout.splitlines()[0] == "Decision: allow"
+    assert "(allow)" not in result.stdout
+    assert "So IAM allows" not in result.stdout  # no closing paragraph restating the verdict
+
+
+def test_check_never_wraps_inside_a_quoted_value(tmp_path: Path) -> None:
+    policy = _built(tmp_path, *GITHUB_ENV)
+    long_sub = "repo:acme/app:ref:refs/heads/" + "feature-" * 20
+    claims = _claims(tmp_path, sub=long_sub)
+    result = run_cli(["trust", "check", "--policy", policy, "--claims", claims])
+    assert result.code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Decision: deny (implicit-deny)"
+    assert sum(line.startswith("Decision:") for line in lines) == 1
+    assert "So IAM denies" not in result.stdout
+    reason = next(line for line in lines if line.startswith("Reason:"))
+    assert f'but the request has "{long_sub}"' in reason  # whole, on one line
+    assert any(line.startswith("Note: The token comes from") for line in lines)

@@ -244,3 +244,30 @@ def test_doctor_detects_as_obtain_token_does_with_ci_flag_and_token_file(tmp_pat
     ci = report.steps[0]
     assert (ci.name, ci.status, ci.summary) == ("ci", Status.OK, "GitHub Actions (--ci github)")
     assert report.causes == (Cause.OIDC_NOT_ENABLED,)
+
+
+def test_a_local_stack_token_file_shows_its_cis_claims(tmp_path: Path) -> None:
+    from keyless.errors import NetworkError
+    from keyless.http import HttpResponse
+    from tests.jwt_factory import make_token
+
+    issuer = "https://127.0.0.1:45002"
+    token_file = tmp_path / "gh.jwt"
+    token_file.write_text(make_token({"repository": "octo-org/site"}, issuer=issuer))
+
+    class Unreachable:
+        def get(self, url: str, **_: object) -> HttpResponse:
+            raise NetworkError(f"cannot reach {url}")
+
+    def claims(env: dict[str, str]) -> tuple[str, ...]:
+        with stubbed_sts() as stub:
+            report = diagnose(
+                DoctorRequest(env=env, token_file=str(token_file)),
+                http=Unreachable(),
+                sts=stub.sts,
+                iam=_no_iam,
+            )
+        return next(step for step in report.steps if step.name == "claims").details
+
+    assert "repository = octo-org/site" not in claims({})
+    assert "repository = octo-org/site" in claims({"KEYLESS_LOCAL_GITHUB_ISSUER": issuer})

@@ -19,6 +19,7 @@ import botocore.exceptions
 from keyless.aws.errors import error_code, error_message
 from keyless.aws.thumbprint import Thumbprint
 from keyless.aws.widening import Widening, find_widening
+from keyless.ci.local_issuers import LOCAL_ISSUERS_NONE, LocalIssuers
 from keyless.compat import StrEnum
 from keyless.errors import AccessDeniedError, AwsError, KeylessError, PolicyError, UsageError
 from keyless.trust.evaluate import provider_arn_for
@@ -294,6 +295,12 @@ class Plan:
     def calls(self) -> tuple[Call, ...]:
         return tuple(call for change in self.changes for call in change.calls)
 
+    def dry_run_summary(self) -> str:
+        if not self.calls:
+            return "Dry run: nothing to change, nothing was written."
+        planned = changes_and_calls(self.changes, self.calls)
+        return f"Dry run: would make {planned}; nothing was written."
+
     def change(self, item: Item) -> Change:
         return next(change for change in self.changes if change.item is item)
 
@@ -374,13 +381,19 @@ def _diff(current: Any, planned: Policy) -> tuple[str, ...]:
     return tuple(lines)
 
 
+def _created(planned: Policy) -> tuple[str, ...]:
+    """A new policy document as a diff: every line added, so a plan shows what it writes."""
+    return tuple(f"+{line}" for line in dumps_policy(planned).splitlines())
+
+
 def _same_policy(current: Any, planned: Policy) -> bool:
     parsed, _ = _normalized(current)
     return parsed is not None and to_document(parsed) == to_document(planned)
 
 
-def plan(desired: Desired, current: Current) -> Plan:
-    """Compare ``desired`` with ``current``; pure: the same inputs give the same plan."""
+def plan(desired: Desired, current: Current, *, local: LocalIssuers = LOCAL_ISSUERS_NONE) -> Plan:
+    """Compare ``desired`` with ``current``; pure: the same inputs give the same plan. ``local``
+    names the local stack's issuers, so that its trust is linted as its CI's."""
     changes = [*_provider_changes(desired, current.provider), *_role_changes(desired, current.role)]
     notes: list[str] = []
     if current.role is not None:
@@ -410,12 +423,12 @@ def plan(desired: Desired, current: Current) -> Plan:
         desired=desired,
         role_arn=current.role.arn if current.role else desired.role_arn,
         changes=tuple(changes),
-        findings=tuple(lint(desired.trust, context=_lint_context(desired, current))),
+        findings=tuple(lint(desired.trust, context=_lint_context(desired, current, local))),
         notes=tuple(notes),
     )
 
 
-def _lint_context(desired: Desired, current: Current) -> LintContext:
+def _lint_context(desired: Desired, current: Current, local: LocalIssuers) -> LintContext:
     # Provisioning knows what lint alone cannot: whether the role's permissions write, the
     # provider's client IDs and the CI (docs/lint-severity.md#what-lint-knows).
     kept = current.provider.client_ids if current.provider is not None else ()
@@ -423,6 +436,7 @@ def _lint_context(desired: Desired, current: Current) -> LintContext:
         writes=writes(to_document(desired.permissions)),
         client_ids=tuple(dict.fromkeys((*desired.client_ids, *kept))),
         ci=desired.ci,
+        local=local,
     )
 
 
@@ -643,7 +657,9 @@ def _put_permissions(desired: Desired, current: Any) -> Change:
         item=Item.PERMISSIONS,
         action=Action.CREATE if current is None else Action.UPDATE,
         summary=f"inline policy {desired.policy_name} of {name}",
-        diff=_diff(current, desired.permissions) if current is not None else (),
+        diff=_diff(current, desired.permissions)
+        if current is not None
+        else _created(desired.permissions),
         calls=(
             Call(
                 method="put_role_policy",
@@ -682,7 +698,7 @@ def _new_role(desired: Desired) -> list[Change]:
             item=Item.TRUST,
             action=Action.CREATE,
             summary=f"trust policy of {name}",
-            diff=tuple(f"+{line}" for line in dumps_policy(desired.trust).splitlines()),
+            diff=_created(desired.trust),
         ),
         Change(
             item=Item.MAX_SESSION, action=Action.CREATE, summary=f"max session duration {seconds} s"
@@ -823,6 +839,28 @@ class Applied:
     plan: Plan
     #: The write calls made, in order (empty when the plan had no change).
     calls: tuple[Call, ...]
+
+    def summary(self) -> str:
+        """One line that counts what the plan counts (its rows) and what was written (calls):
+        one call can make several rows (a new provider takes its client IDs and thumbprints)."""
+        if not self.calls:
+            return "Nothing to change: the account is as planned (no write call)."
+        return f"Applied: {changes_and_calls(self.plan.changes, self.calls)}."
+
+
+def changes_and_calls(changes: Sequence[Change], calls: Sequence[Call]) -> str:
+    """``7 changes (7 create) in 3 IAM write calls (iam:CreateRole, ...)``."""
+    counts: dict[str, int] = {}
+    for change in changes:
+        if change.action is not Action.UNCHANGED:
+            counts[change.action.value] = counts.get(change.action.value, 0) + 1
+    total = sum(counts.values())
+    kinds = ", ".join(f"{count} {action}" for action, count in counts.items())
+    operations = ", ".join(dict.fromkeys(call.operation for call in calls))
+    return (
+        f"{total} change{'s' if total != 1 else ''} ({kinds}) in {len(calls)} IAM write"
+        f" call{'s' if len(calls) != 1 else ''} ({operations})"
+    )
 
 
 Sleep = Callable[[float], None]

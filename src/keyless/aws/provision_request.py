@@ -7,7 +7,6 @@ Pure apart from reading ``--policy FILE``; planning and applying are ``keyless.a
 
 from __future__ import annotations
 
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +15,6 @@ from keyless.errors import UsageError
 from keyless.trust.build import AccountId, trust_policy
 from keyless.trust.evaluate import provider_arn_for
 from keyless.trust.model import Policy, parse_policy, to_document
-from keyless.urls import has_userinfo, shown_url
 
 if TYPE_CHECKING:
     from keyless.aws.provision import Desired
@@ -36,21 +34,6 @@ class ProvisionOptions:
     tags: tuple[str, ...] = ()
     max_session_duration: str | None = None
     permissions_boundary: str | None = None
-
-
-def parse_issuer(text: str) -> str:
-    parts = urllib.parse.urlsplit(text)
-    if (
-        parts.scheme != "https"
-        or not parts.hostname
-        or parts.query
-        or parts.fragment
-        or has_userinfo(text)
-    ):
-        raise UsageError(
-            f"--issuer {shown_url(text)} is not an https URL without user info, query or fragment"
-        )
-    return text
 
 
 def client_ids(spec: TrustSpec) -> tuple[str, ...]:

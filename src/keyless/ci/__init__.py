@@ -23,8 +23,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from keyless.ci import bitbucket, buildkite, circleci, github, gitlab, terraform, tokenfile
+from keyless.ci import (
+    bitbucket,
+    buildkite,
+    circleci,
+    github,
+    gitlab,
+    local_issuers,
+    terraform,
+    tokenfile,
+)
 from keyless.ci.base import ObtainedToken, Provider, Runner
+from keyless.ci.local_issuers import LOCAL_ISSUERS_NONE, LocalIssuers
 from keyless.errors import CredentialError, UsageError
 
 if TYPE_CHECKING:
@@ -34,6 +44,7 @@ __all__ = [
     "CI_PROVIDERS",
     "PROVIDERS",
     "Detection",
+    "LocalIssuers",
     "ObtainedToken",
     "Provider",
     "detect",
@@ -63,12 +74,13 @@ def get_provider(name: str) -> Provider:
         raise UsageError(f"unknown CI {name!r}; choose one of {', '.join(PROVIDERS)}") from None
 
 
-def provider_for_issuer(issuer: str) -> Provider | None:
-    """The CI whose issuer URL shape ``issuer`` has, or ``None`` (e.g. a self-hosted issuer)."""
+def provider_for_issuer(issuer: str, local: LocalIssuers = LOCAL_ISSUERS_NONE) -> Provider | None:
+    """The CI whose issuer URL shape ``issuer`` has, else the CI whose local-stack issuer it is
+    (``local``, from ``local_issuers.from_environment``), else ``None`` (e.g. self-hosted)."""
     for provider in CI_PROVIDERS:
         if provider.owns_issuer(issuer):
             return provider
-    return None
+    return local.provider_for(issuer)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,13 +170,19 @@ def obtain_token(
                 "Run keyless inside a CI job (Bitbucket Pipelines, GitHub Actions, GitLab CI,\n"
                 "CircleCI, Buildkite, an HCP Terraform run), force one with --ci NAME, or pass a\n"
                 "token file with --token-file PATH (or KEYLESS_TOKEN_FILE /\n"
-                "AWS_WEB_IDENTITY_TOKEN_FILE)."
+                "AWS_WEB_IDENTITY_TOKEN_FILE).\n"
+                "On a laptop, run the command as a job of the local stack (keyless[local]):\n"
+                "  keyless local run --ci github --repository OWNER/REPO"
+                " -- keyless token --show-claims"
             ),
         )
     _refuse_token_env(token_env, provider)
     if detection.token_file is not None:
         return tokenfile.read_token_file(
-            detection.token_file, origin=detection.origin, audience=audience
+            detection.token_file,
+            origin=detection.origin,
+            audience=audience,
+            local=local_issuers.from_environment(env),
         )
 
     if http is None:

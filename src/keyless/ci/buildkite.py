@@ -178,6 +178,7 @@ class Buildkite(CiBase[BuildkiteScope]):
     # agent.buildkite.com mints tokens for every Buildkite organization.
     shared_issuer = True
     issuer_shape = re.compile(re.escape(ISSUER))
+    aws_audience = DEFAULT_AWS_AUDIENCE
     subject_grammar = SUBJECT_GRAMMAR
 
     scope_options: tuple[ScopeOption, ...] = (

@@ -296,6 +296,7 @@ class GitHub(CiBase[GitHubScope]):
     # token.actions.githubusercontent.com mints tokens for every repository on GitHub.
     shared_issuer = True
     issuer_shape = _ISSUER
+    aws_audience = DEFAULT_AWS_AUDIENCE
     subject_grammar = SUBJECT_GRAMMAR
 
     scope_options: tuple[ScopeOption, ...] = (

@@ -60,6 +60,9 @@ class CiBase(Generic[ScopeT]):
     #: overrides ``owns_issuer`` instead.
     issuer_shape: re.Pattern[str] | None = None
     jwks_suffix: str = "/.well-known/jwks"
+    #: The audience ``keyless provision`` registers for every scope of this CI (the CIs that let
+    #: the job choose it); ``None`` when it depends on the scope (Bitbucket's workspace ARI).
+    aws_audience: str | None = None
 
     #: The scope type this CI's trust is pinned to, and its command-line flags.
     scope_type: type[ScopeT]

@@ -16,8 +16,10 @@ from keyless.ci.base import (
     SubjectGrammar,
     checked_token,
 )
+from keyless.ci.local_issuers import LOCAL_ISSUERS_NONE, LocalIssuers, from_environment
 from keyless.errors import CredentialError, TokenError
 from keyless.limits import TOKEN_MAX_CHARS
+from keyless.tokens import peek
 
 if TYPE_CHECKING:
     from keyless.http import HttpClient
@@ -34,7 +36,13 @@ OIDC provider lists, or drop --audience.
 """
 
 
-def read_token_file(path: str | Path, *, origin: str, audience: str | None = None) -> ObtainedToken:
+def read_token_file(
+    path: str | Path,
+    *,
+    origin: str,
+    audience: str | None = None,
+    local: LocalIssuers = LOCAL_ISSUERS_NONE,
+) -> ObtainedToken:
     """The token in ``path`` (named by ``origin``, e.g. ``--token-file``), checked for shape.
 
     Symlinks are followed on purpose: Kubernetes projects service-account tokens through them.
@@ -58,7 +66,19 @@ def read_token_file(path: str | Path, *, origin: str, audience: str | None = Non
     except UnicodeDecodeError:
         raise TokenError(f"{DISPLAY_NAME}: {path} (from {origin}) is not a JWT") from None
     obtained = checked_token(text, provider="file", display_name=DISPLAY_NAME, source=source)
-    return require_audience(obtained, audience, display_name=DISPLAY_NAME, remedy=_AUDIENCE_REMEDY)
+    remedy = _AUDIENCE_REMEDY
+    if audience is not None:
+        # A local stack's token has one fix: the command that mints it (keyless.ci.local_issuers).
+        hint = local.remint_hint(_issuer(obtained), audience=audience, path=str(path))
+        remedy = f"{remedy}{hint}" if hint else remedy
+    return require_audience(obtained, audience, display_name=DISPLAY_NAME, remedy=remedy)
+
+
+def _issuer(obtained: ObtainedToken) -> str | None:
+    try:
+        return peek(obtained.token).issuer
+    except TokenError:
+        return None  # require_audience names the malformed token
 
 
 class TokenFile:
@@ -87,7 +107,12 @@ class TokenFile:
     ) -> ObtainedToken | None:
         for name in self.markers:
             if env.get(name):
-                return read_token_file(env[name], origin=name, audience=audience)
+                return read_token_file(
+                    env[name],
+                    origin=name,
+                    audience=audience,
+                    local=from_environment(env),
+                )
         return None
 
     def owns_issuer(self, issuer: str) -> bool:

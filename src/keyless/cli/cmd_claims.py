@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from keyless import claims_view, tokens
-from keyless.ci import provider_for_issuer
+from keyless.ci import local_issuers, provider_for_issuer
 from keyless.ci.base import Provider
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_NEGATIVE, EXIT_OK, Subparsers
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         _emit_verdict_only(failed, console, as_json=args.json)
         return EXIT_NEGATIVE
     verdict = _verify(raw, token, args) if args.verify else None
-    provider = _provider_for(token.issuer)
+    provider = _provider_for(token.issuer, console.env)
     safe = claims_view.safe_claims(provider)
     document = _document(token, safe=safe, show_all=args.all, provider=provider, verdict=verdict)
     if args.json:
@@ -249,10 +249,12 @@ def _emit_verdict_only(verdict: _Verdict, console: Console, *, as_json: bool) ->
 # --- presentation ------------------------------------------------------------------------------
 
 
-def _provider_for(issuer: str | None) -> Provider | None:
+def _provider_for(issuer: str | None, env: Mapping[str, str]) -> Provider | None:
     """The CI provider that owns ``issuer`` (an unverified ``iss``: used only to choose which
-    claims are safe to print), or ``None``."""
-    return None if issuer is None else provider_for_issuer(issuer)
+    claims are safe to print), the local stack's issuers included, or ``None``."""
+    if issuer is None:
+        return None
+    return provider_for_issuer(issuer, local_issuers.from_environment(env))
 
 
 def _document(

@@ -347,10 +347,8 @@ def _exports(admin: AdminCredentials, info: StackInfo) -> list[tuple[str, str]]:
         (CA_VARIABLE, str(info.ca_bundle)),
         ("KEYLESS_LOCAL_CA_THUMBPRINT", info.ca_thumbprint),
     ]
-    for ci, base in info.servers.items():
-        # A root issuer is the server itself; the others live below it, one per tenant.
-        name = "ISSUER" if base in info.issuers.get(ci, ()) else "ISSUER_BASE"
-        exports.append((f"KEYLESS_LOCAL_{ci.upper()}_{name}", base))
+    # A root issuer is the server itself; the others live below it, one per tenant.
+    exports.extend(info.issuer_variables)
     return exports
 
 
@@ -389,7 +387,7 @@ def _wait_forever() -> None:
 
 def run_token(args: argparse.Namespace, console: Console) -> int:
     from keyless.local.jobs import emulated
-    from keyless.local.served import RemoteTokens
+    from keyless.local.served import RemoteTokens, check_issuer
 
     provider = emulated(args.ci)
     scope = scope_from_args(args)
@@ -403,6 +401,7 @@ def run_token(args: argparse.Namespace, console: Console) -> int:
     if args.lifetime is not None:
         claims = claims.with_lifetime(args.lifetime)
     info = _running(_state_dir(args, console))
+    check_issuer(info, provider, scope, args.issuer)
     token = RemoteTokens.of(info, provider, scope).sign(claims)
     peeked = tokens.peek(token)
     about = f"{provider.display_name} token from {peeked.issuer}, sub {peeked.subject}"
@@ -466,7 +465,7 @@ def run_pipeline(args: argparse.Namespace, console: Console) -> int:
 def run_run(args: argparse.Namespace, console: Console) -> int:
     from keyless.local.jobs import emulated
     from keyless.local.run import JobProcess, job_process_environment
-    from keyless.local.served import RemoteTokens, find_running, served_stack
+    from keyless.local.served import RemoteTokens, check_issuer, find_running, served_stack
 
     command: list[str] = list(args.command)
     if command[:1] == ["--"]:
@@ -487,6 +486,7 @@ def run_run(args: argparse.Namespace, console: Console) -> int:
         if info is None:
             console.info(f"keyless local: no stack runs from {state_dir}; starting a temporary one")
             _, info = exit_stack.enter_context(served_stack(state_dir=workdir / "state"))
+        check_issuer(info, provider, scope, args.issuer)
         job = provider.job_environment(
             scope, run, tokens=RemoteTokens.of(info, provider, scope), audiences=audiences
         )
@@ -497,6 +497,7 @@ def run_run(args: argparse.Namespace, console: Console) -> int:
             ca_bundle=info.ca_bundle,
             state_dir=info.state_dir,
             buildkite_agent=provider.name == "buildkite",
+            issuer_variables=info.issuer_variables,
         )
         env = job_process_environment(console.env, job, process)
         console.info(

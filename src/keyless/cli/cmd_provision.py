@@ -10,11 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from keyless.aws.provision_request import parse_issuer
+from keyless.ci import local_issuers
 from keyless.ci.base import TrustSpec
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
-from keyless.cli.scope_args import SCOPE_HELP, add_scope_arguments, scope_from_args
+from keyless.cli.scope_args import SCOPE_HELP, add_scope_arguments, trust_spec_from_args
 from keyless.errors import AwsError, NetworkError, UsageError
 
 if TYPE_CHECKING:
@@ -89,9 +89,6 @@ def register(subparsers: Subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_scope_arguments(parser)
-    parser.add_argument(
-        "--issuer", metavar="URL", help="the issuer URL, when not the CI's public one"
-    )
     parser.add_argument("--role-name", metavar="NAME", required=True, help="the IAM role")
     permissions = parser.add_mutually_exclusive_group(required=True)
     permissions.add_argument(
@@ -189,14 +186,6 @@ def _offline_issuer(spec: TrustSpec, console: Console) -> TrustSpec:
     return dataclasses.replace(spec, issuer=stripped)
 
 
-def trust_spec(args: argparse.Namespace) -> TrustSpec:
-    spec = scope_from_args(args).trust_spec()
-    if args.issuer is not None:
-        # Same conditions, another issuer: a CI served from elsewhere keeps its subject grammar.
-        spec = dataclasses.replace(spec, issuer=parse_issuer(args.issuer))
-    return spec
-
-
 def issuer_thumbprint(issuer: str, *, ca_bundle: Path | None) -> Thumbprint:
     """``keyless.aws.thumbprint.issuer_thumbprint``, imported on use; tests replace it."""
     from keyless.aws import thumbprint
@@ -254,7 +243,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from keyless.aws.thumbprint import parse_thumbprint
 
     _check_combinations(args)
-    spec = trust_spec(args)
+    spec = trust_spec_from_args(args)
     if args.thumbprint is not None and args.issuer is not None:
         spec = _offline_issuer(spec, console)
     # Everything that can be refused offline is refused before the network is touched.
@@ -284,7 +273,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     account, partition = _caller_account(session)
     desired = desired_state(args, spec=spec, account=account, partition=partition, prints=prints)
     iam = clients.client(session, "iam")
-    the_plan = plan(desired, read_current(iam, desired))
+    local = local_issuers.from_environment(console.env)
+    the_plan = plan(desired, read_current(iam, desired), local=local)
     if not args.json:
         _show_plan(the_plan, console, spec.notes)
     if args.dry_run:
@@ -292,7 +282,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             console.emit_json(_document(the_plan, args, status="planned", calls=()))
         else:
             _show_refusals(the_plan, args, console)
-            console.info("Dry run: nothing was written.")
+            console.info(the_plan.dry_run_summary())
         return EXIT_OK
     try:
         applied = apply(the_plan, iam, force=args.force, allow_risky=args.allow_risky)
@@ -307,10 +297,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         status = "applied" if applied.calls else "unchanged"
         console.emit_json(_document(the_plan, args, status=status, calls=applied.calls))
     else:
-        if applied.calls:
-            console.info(f"Applied: {len(applied.calls)} write call(s).")
-        else:
-            console.info("Nothing to change: the account is as planned (no write call).")
+        console.info(applied.summary())
         console.out(the_plan.role_arn)
     return EXIT_OK
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from keyless import claims_view, tokens
-from keyless.ci import PROVIDERS, obtain_token
+from keyless.ci import PROVIDERS, local_issuers, obtain_token
 from keyless.ci.base import ObtainedToken
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
@@ -115,7 +115,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
         return EXIT_OK
 
     claims = claims_view.view(
-        token, claims_view.safe_claims(PROVIDERS[obtained.provider], token.issuer)
+        token,
+        claims_view.safe_claims(
+            PROVIDERS[obtained.provider], token.issuer, local_issuers.from_environment(console.env)
+        ),
     )
     shown, hidden = dict(claims.shown), list(claims.hidden)
     if args.json:

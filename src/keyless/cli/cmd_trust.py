@@ -7,16 +7,15 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from keyless import __version__, tokens
-from keyless.ci import CI_PROVIDERS
+from keyless.ci import CI_PROVIDERS, local_issuers
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_NEGATIVE, EXIT_OK, Subparsers
-from keyless.cli.scope_args import SCOPE_HELP, add_scope_arguments, scope_from_args
+from keyless.cli.scope_args import SCOPE_HELP, add_scope_arguments, trust_spec_from_args
 from keyless.errors import PolicyError, UsageError
 from keyless.jsonlimits import JsonLimitError, loads_bounded
 from keyless.limits import DOCUMENT_MAX_CHARS, IAM_OUTPUT_MAX_CHARS, TOKEN_MAX_CHARS
@@ -268,9 +267,9 @@ def _read_claims(args: argparse.Namespace, stdin: TextIO) -> Mapping[str, Any]:
 
 
 def run_build(args: argparse.Namespace, console: Console) -> int:
-    scope = scope_from_args(args)
+    spec = trust_spec_from_args(args)
     account = account_id(args.account_id) if args.account_id is not None else None
-    built = build(scope, account=account)
+    built = build(spec, account=account)
     output = OutputFormat(args.format)
     console.stdout.write(render(built, output))
     for note in built.notes:
@@ -338,8 +337,9 @@ def _table(rows: Sequence[ConditionRow], several_actions: bool) -> list[str]:
 
 
 def _check_text(result: Evaluation) -> list[str]:
-    verdict = "allow" if result.allowed else "deny"
-    lines = [f"Decision: {verdict} ({result.decision.value})", f"Reason:   {result.reason}", ""]
+    # The verdict once; each line whole (never wrapped), so values copy and paste as they are.
+    verdict = "allow" if result.allowed else f"deny ({result.decision.value})"
+    lines = [f"Decision: {verdict}", f"Reason:   {result.reason}", ""]
     rows = result.conditions
     if rows:
         lines.extend(_table(rows, len(result.actions) > 1))
@@ -355,8 +355,9 @@ def _check_text(result: Evaluation) -> list[str]:
     for statement in result.statements:
         if statement.principal_note and statement.action == result.actions[0]:
             lines.append(f"  statement {statement.index}, principal: {statement.principal_note}")
-    lines.append("")
-    lines.extend(textwrap.wrap(result.explanation, width=100))
+    if result.notes:
+        lines.append("")
+        lines.extend(f"Note: {note}" for note in result.notes)
     return lines
 
 
@@ -369,6 +370,7 @@ def run_lint(args: argparse.Namespace, console: Console) -> int:
         writes=_permissions_write(args.permissions) if args.permissions else None,
         client_ids=tuple(args.client_ids) if args.client_ids else None,
         ci=args.ci,
+        local=local_issuers.from_environment(console.env),
     )
     linted: list[LintedFile] = []
     for path in args.files:

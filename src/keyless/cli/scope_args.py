@@ -2,21 +2,35 @@
 
 Each CI declares its flags (``scope_options``) and builds its ``Scope`` from their values; this
 module only turns the declarations into argparse options. ``add_scope_arguments(parser)`` adds
-them; ``scope_from_args(args)`` builds the CI's ``Scope`` and refuses flags that belong to another
-CI, so a typo never silently widens a scope.
+them and ``--issuer URL``; ``scope_from_args(args)`` builds the CI's ``Scope`` and refuses flags
+that belong to another CI, so a typo never silently widens a scope; ``trust_spec_from_args``
+is that scope's trust, for ``--issuer`` when one is given.
+
+Every command that takes a scope takes ``--issuer`` too, so the flags one command prints
+(``keyless local pipeline --print-scope``) paste into every other.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import urllib.parse
 from collections.abc import Mapping
 
 from keyless.ci import CI_PROVIDERS
-from keyless.ci.base import CiProvider, Scope
+from keyless.ci.base import CiProvider, Scope, TrustSpec
 from keyless.ci.shared import CiBase
 from keyless.errors import UsageError
+from keyless.urls import has_userinfo, shown_url
 
-__all__ = ["CI_NAMES", "SCOPE_HELP", "add_scope_arguments", "scope_from_args"]
+__all__ = [
+    "CI_NAMES",
+    "SCOPE_HELP",
+    "add_scope_arguments",
+    "parse_issuer",
+    "scope_from_args",
+    "trust_spec_from_args",
+]
 
 #: The CIs a scope can be given for, in the order of their help groups.
 SCOPED: tuple[CiProvider, ...] = tuple(p for p in CI_PROVIDERS if isinstance(p, CiBase))
@@ -60,6 +74,12 @@ def add_scope_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help=f"the CI: {', '.join(CI_NAMES)}",
     )
+    parser.add_argument(
+        "--issuer",
+        metavar="URL",
+        help="the issuer URL, when not the CI's public one (GitHub Enterprise Server, the local"
+        " stack)",
+    )
     for provider in SCOPED:
         group = parser.add_argument_group(f"{provider.short_name} scope (--ci {provider.name})")
         for option in provider.scope_options:
@@ -90,3 +110,28 @@ def scope_from_args(args: argparse.Namespace) -> Scope:
     if missing:
         raise UsageError(f"--ci {ci} needs {' '.join(missing)}", remedy=SCOPE_HELP)
     return provider.scope_from_values(values)
+
+
+def parse_issuer(text: str) -> str:
+    """``--issuer URL``: an https URL with a host and no user info, query or fragment."""
+    parts = urllib.parse.urlsplit(text)
+    if (
+        parts.scheme != "https"
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or has_userinfo(text)
+    ):
+        raise UsageError(
+            f"--issuer {shown_url(text)} is not an https URL without user info, query or fragment"
+        )
+    return text
+
+
+def trust_spec_from_args(args: argparse.Namespace) -> TrustSpec:
+    """The trust of ``scope_from_args(args)``; with ``--issuer``, the same conditions for that
+    issuer (a CI served from elsewhere keeps its subject grammar)."""
+    spec = scope_from_args(args).trust_spec()
+    if args.issuer is not None:
+        spec = dataclasses.replace(spec, issuer=parse_issuer(args.issuer))
+    return spec

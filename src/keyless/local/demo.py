@@ -409,6 +409,7 @@ class _Demo:
                 region=info.region,
                 ca_bundle=info.ca_bundle,
                 state_dir=info.state_dir,
+                issuer_variables=info.issuer_variables,
             ),
         )
         return subprocess.run(  # noqa: S603 - keyless itself; the admin key is in env only

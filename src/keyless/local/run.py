@@ -56,6 +56,9 @@ class JobProcess:
     state_dir: Path | None = None
     #: Put a ``buildkite-agent`` stand-in first on PATH.
     buildkite_agent: bool = False
+    #: The stack's ``KEYLESS_LOCAL_<CI>_ISSUER(_BASE)`` variables, so keyless inside the job
+    #: recognises the local issuers as their CIs' (``keyless.ci.local_issuers``).
+    issuer_variables: tuple[tuple[str, str], ...] = ()
 
 
 def job_process_environment(
@@ -94,6 +97,7 @@ def job_process_environment(
     env[CA_VARIABLE] = str(process.ca_bundle)
     if process.state_dir is not None:
         env["KEYLESS_LOCAL_STATE"] = str(process.state_dir)
+    env.update(process.issuer_variables)
     if process.buildkite_agent:
         bin_dir = process.workdir / "bin"
         bin_dir.mkdir(mode=0o700, exist_ok=True)

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from keyless.ci.base import CiProvider, JobClaims, RawToken, Scope, TokenEndpoint
-from keyless.errors import NetworkError
+from keyless.ci.local_issuers import exported_variables
+from keyless.errors import NetworkError, UsageError
 from keyless.fsutil import write_secret_file
 from keyless.http import HttpClient, UrllibClient
 from keyless.local.jobs import JOBS_PATH, PING_PATH, SIGN_PATH, claims_query
@@ -27,9 +28,11 @@ __all__ = [
     "STATE_VARIABLE",
     "RemoteTokens",
     "StackInfo",
+    "check_issuer",
     "default_state_dir",
     "find_running",
     "read_stack_file",
+    "scope_issuer",
     "served_stack",
 ]
 
@@ -64,6 +67,11 @@ class StackInfo:
     #: Every issuer served when the stack started, by CI name.
     issuers: Mapping[str, tuple[str, ...]]
     control_secret: str = field(repr=False)
+
+    @property
+    def issuer_variables(self) -> tuple[tuple[str, str], ...]:
+        """``KEYLESS_LOCAL_<CI>_ISSUER(_BASE)`` for each CI's issuer server."""
+        return tuple(exported_variables(self.servers, self.issuers))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -184,6 +192,30 @@ def served_stack(*, state_dir: Path, port: int = 0) -> Iterator[tuple[RunningSta
             yield stack, info
         finally:
             stack_file.unlink(missing_ok=True)
+
+
+def scope_issuer(info: StackInfo, provider: CiProvider, scope: Scope) -> str:
+    """The issuer URL that ``info``'s stack signs ``scope``'s tokens with."""
+    base = info.servers.get(provider.name)
+    if base is None:
+        raise LocalStackError(f"the running stack has no {provider.name} issuer")
+    path = provider.issuer_path(scope)
+    return base if path == "/" else base + path
+
+
+def check_issuer(info: StackInfo, provider: CiProvider, scope: Scope, issuer: str | None) -> None:
+    """``--issuer URL`` (as ``local pipeline --print-scope`` prints it) must be the issuer the
+    stack signs the scope's tokens with: the stack, not the flag, decides it."""
+    if issuer is None:
+        return
+    served = scope_issuer(info, provider, scope)
+    if issuer != served:
+        raise UsageError(
+            f"--issuer {issuer} is not the issuer of this scope on the local stack at"
+            f" {info.endpoint_url}: it signs with {served}",
+            remedy="Drop --issuer (the stack decides the issuer of a scope), or run against the"
+            " stack that printed it (--state DIR, or its KEYLESS_LOCAL_STATE).",
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

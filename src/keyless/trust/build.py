@@ -105,8 +105,10 @@ def _display(spec: TrustSpec) -> str:
     return get_provider(spec.provider).display_name
 
 
-def build(scope: Scope, *, account: AccountId | None = None) -> Built:
-    spec = scope.trust_spec()
+def build(spec: Scope | TrustSpec, *, account: AccountId | None = None) -> Built:
+    """The policy for a scope, or for a spec already made from one (``--issuer``)."""
+    if not isinstance(spec, TrustSpec):
+        spec = spec.trust_spec()
     return Built(spec=spec, policy=trust_policy(spec, account=account), account_id=account)
 
 

@@ -216,6 +216,9 @@ class Evaluation:
     decision: Decision
     reason: str
     explanation: str
+    #: What the verdict, the reason and the condition rows do not say: which condition keys IAM
+    #: sees for the issuer, extra actions, conditions on claims AWS does not expose.
+    notes: tuple[str, ...] = ()
     deciding_statement: StatementResult | None
     statements: tuple[StatementResult, ...]
     actions: tuple[str, ...]
@@ -646,6 +649,7 @@ def _finish(
         decision=decision,
         reason=reason,
         explanation=_explain(decision, reason, results, ctx, actions),
+        notes=(*_exposure_sentences(ctx, actions), *_hidden_sentences(results, ctx)),
         deciding_statement=deciding,
         statements=results,
         actions=actions,
@@ -710,13 +714,7 @@ def _reason(
     return f"no statement allows {action} (no Allow statement covers this action)"
 
 
-def _explain(
-    decision: Decision,
-    reason: str,
-    results: Sequence[StatementResult],
-    ctx: _Context,
-    actions: Sequence[str],
-) -> str:
+def _exposure_sentences(ctx: _Context, actions: Sequence[str]) -> list[str]:
     extra = sorted(ctx.exposure.claims - STANDARD_KEYS)
     sentences = [
         f"The token comes from {ctx.request.issuer} ({ctx.exposure.name}); for it IAM sees the"
@@ -729,20 +727,11 @@ def _explain(
             f"The token carries session tags or a source identity, so {', '.join(actions[1:])}"
             " must be allowed too."
         )
-    for result in results:
-        if not result.relevant or result.action != WEB_IDENTITY_ACTION:
-            continue
-        kind = result.effect.value
-        if result.outcome is Outcome.PASS:
-            sentences.append(f"{result.label} ({kind}) matches: every condition holds.")
-        elif result.outcome is Outcome.FAIL:
-            row = _first(result.conditions, Outcome.FAIL)
-            detail = _row_sentence(row) if row else "a condition fails"
-            sentences.append(f"{result.label} ({kind}) does not match: {detail}.")
-        else:
-            row = _first(result.conditions, Outcome.UNKNOWN)
-            detail = _row_sentence(row) if row else (result.note or result.principal_note or "")
-            sentences.append(f"{result.label} ({kind}) cannot be decided: {detail}.")
+    return sentences
+
+
+def _hidden_sentences(results: Sequence[StatementResult], ctx: _Context) -> list[str]:
+    sentences: list[str] = []
     seen: set[str] = set()
     for row in (r for result in results for r in result.conditions):
         claim = _hidden_claim(row, ctx)
@@ -759,6 +748,32 @@ def _explain(
                 f"The condition on `{claim}` does nothing: AWS does not expose it for"
                 f" {ctx.exposure.name}, so {row.operator} sees an absent key and is always true."
             )
+    return sentences
+
+
+def _explain(
+    decision: Decision,
+    reason: str,
+    results: Sequence[StatementResult],
+    ctx: _Context,
+    actions: Sequence[str],
+) -> str:
+    sentences = _exposure_sentences(ctx, actions)
+    for result in results:
+        if not result.relevant or result.action != WEB_IDENTITY_ACTION:
+            continue
+        kind = result.effect.value
+        if result.outcome is Outcome.PASS:
+            sentences.append(f"{result.label} ({kind}) matches: every condition holds.")
+        elif result.outcome is Outcome.FAIL:
+            row = _first(result.conditions, Outcome.FAIL)
+            detail = _row_sentence(row) if row else "a condition fails"
+            sentences.append(f"{result.label} ({kind}) does not match: {detail}.")
+        else:
+            row = _first(result.conditions, Outcome.UNKNOWN)
+            detail = _row_sentence(row) if row else (result.note or result.principal_note or "")
+            sentences.append(f"{result.label} ({kind}) cannot be decided: {detail}.")
+    sentences.extend(_hidden_sentences(results, ctx))
     verdicts = {
         Decision.ALLOW: "So IAM allows the call.",
         Decision.EXPLICIT_DENY: "So IAM denies the call: an explicit Deny wins over any Allow.",

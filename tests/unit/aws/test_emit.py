@@ -16,6 +16,7 @@ from hcl2.utils import SerializationOptions
 
 from keyless.cli import cmd_provision
 from keyless.cli.main import build_parser
+from keyless.cli.scope_args import trust_spec_from_args
 from keyless.trust.evaluate import provider_arn_for
 from keyless.trust.model import to_document
 from tests.cli.helpers import run_cli
@@ -93,7 +94,7 @@ def argv_for(name: str, tmp_path: Path) -> list[str]:
 def applied_documents(argv: list[str]) -> tuple[dict[str, Any], dict[str, Any], str]:
     """Trust and permissions the apply path would write into ACCOUNT, and the provider ARN."""
     args = build_parser().parse_args(argv)
-    spec = cmd_provision.trust_spec(args)
+    spec = trust_spec_from_args(args)
     desired = cmd_provision.desired_state(
         args, spec=spec, account=ACCOUNT, partition="aws", prints=()
     )

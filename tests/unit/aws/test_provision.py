@@ -27,10 +27,11 @@ from keyless.aws.provision import (
     read_current,
 )
 from keyless.aws.thumbprint import Thumbprint
+from keyless.ci import local_issuers
 from keyless.ci.bitbucket import BitbucketScope
 from keyless.errors import AccessDeniedError, UsageError
 from keyless.trust.build import account_id, trust_policy
-from keyless.trust.model import parse_policy, to_document
+from keyless.trust.model import dumps_policy, parse_policy, to_document
 from tests.unit.aws.fake_iam import ACCOUNT, FakeIam, client_error
 
 WORKSPACE_UUID = "0d9b4a1e-7f3c-4c2a-9b1e-5a6f7c8d9e01"
@@ -223,6 +224,59 @@ def test_a_changed_permission_policy_is_rewritten_with_a_diff() -> None:
     assert change.action is Action.UPDATE
     assert any(line.startswith("+") and "s3:DeleteObject" in line for line in change.diff)
     assert run(iam, deleting) == ["put_role_policy"]
+
+
+def test_every_policy_the_plan_creates_shows_its_content() -> None:
+    iam = FakeIam()
+    want = desired()
+    the_plan = plan(want, read_current(iam.client, want))
+    for item, policy in ((Item.TRUST, want.trust), (Item.PERMISSIONS, want.permissions)):
+        change = the_plan.change(item)
+        assert change.action is Action.CREATE
+        assert change.diff == tuple(f"+{line}" for line in dumps_policy(policy).splitlines())
+    assert any("s3:PutObject" in line for line in the_plan.change(Item.PERMISSIONS).diff)
+
+
+def test_a_role_without_keyless_policy_shows_the_policy_it_gets() -> None:
+    iam = FakeIam()
+    run(iam, desired())
+    del iam.roles["deploy"]["policies"]["keyless-permissions"]
+    want = desired()
+    change = plan(want, read_current(iam.client, want)).change(Item.PERMISSIONS)
+    assert change.action is Action.CREATE
+    assert change.diff[0] == "+{"
+    assert any("s3:ListBucket" in line for line in change.diff)
+
+
+def test_the_summary_counts_rows_and_write_calls_apart() -> None:
+    iam = FakeIam()
+    want = desired()
+    the_plan = plan(want, read_current(iam.client, want))
+    assert the_plan.dry_run_summary() == (
+        "Dry run: would make 7 changes (7 create) in 3 IAM write calls"
+        " (iam:CreateOpenIDConnectProvider, iam:CreateRole, iam:PutRolePolicy);"
+        " nothing was written."
+    )
+    applied = apply(the_plan, iam.client, sleep=lambda _: None)
+    assert applied.summary() == (
+        "Applied: 7 changes (7 create) in 3 IAM write calls"
+        " (iam:CreateOpenIDConnectProvider, iam:CreateRole, iam:PutRolePolicy)."
+    )
+    again = plan(want, read_current(iam.client, want))
+    assert again.dry_run_summary() == "Dry run: nothing to change, nothing was written."
+    assert apply(again, iam.client).summary().startswith("Nothing to change")
+
+
+def test_the_local_stacks_issuer_is_linted_as_its_ci() -> None:
+    base = "https://127.0.0.1:45001"
+    issuer = base + "/2.0/workspaces/acme/pipelines-config/identity/oidc"
+    spec = dataclasses.replace(scope(ENV_UUID).trust_spec(), issuer=issuer)
+    want = desired(issuer=issuer, trust=trust_policy(spec, account=account_id(ACCOUNT)))
+    current = read_current(FakeIam().client, want)
+    unknown = [f.rule for f in plan(want, current).findings]
+    assert "unknown-issuer" in unknown
+    local = local_issuers.from_environment({"KEYLESS_LOCAL_BITBUCKET_ISSUER_BASE": base})
+    assert "unknown-issuer" not in [f.rule for f in plan(want, current, local=local).findings]
 
 
 def test_other_policies_of_the_role_are_named_not_touched() -> None:

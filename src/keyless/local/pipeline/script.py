@@ -140,6 +140,7 @@ def process_environment(
             region=stack.region,
             ca_bundle=stack.ca_bundle,
             state_dir=stack.state_dir,
+            issuer_variables=stack.issuer_variables,
         ),
     )
     # The keyless running this pipeline is the one a step finds first (scripts, emulated pipes).

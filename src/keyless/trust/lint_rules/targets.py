@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from keyless.ci import CI_PROVIDERS, provider_for_issuer
+from keyless.ci import CI_PROVIDERS, LocalIssuers, provider_for_issuer
 from keyless.ci.base import Provider, SubjectGrammar
+from keyless.ci.local_issuers import LOCAL_ISSUERS_NONE
 from keyless.trust.evaluate import WEB_IDENTITY_ACTION, Exposure, exposure_for
 from keyless.trust.findings import Severity
 from keyless.trust.glob import Glob, compile_glob
@@ -28,6 +29,8 @@ class LintContext:
     writes: bool | None = None
     client_ids: tuple[str, ...] | None = None
     ci: str | None = None
+    #: The local stack's issuers, linted as their CI's (``keyless.ci.local_issuers``).
+    local: LocalIssuers = LOCAL_ISSUERS_NONE
 
     @property
     def may_write(self) -> bool:
@@ -117,7 +120,7 @@ def document(policy: Policy, context: LintContext | None = None) -> Document:
                     statement=statement,
                     prefix=prefix,
                     # An issuer whose URL names its CI is that CI's, whatever context.ci says.
-                    provider=provider_for_issuer(issuer) or declared,
+                    provider=provider_for_issuer(issuer, context.local) or declared,
                     exposure=exposure_for(issuer),
                     context=context,
                 )
