@@ -117,11 +117,17 @@ found, or an error.
 
 
 _PIPELINE_EPILOG = f"""\
-Which steps: the pipeline Bitbucket would run for --branch B (default: the branch checked out in
-the file's folder, else main): under `branches:` an exact name first, then glob patterns in file
-order, else `default:`; --custom NAME runs `custom: NAME` instead. --step NAME runs only the
-steps so named, --deployment ENV only those that deploy to ENV. Steps run one after another
-(`parallel:` ones too); the first step that fails stops the pipeline.
+The file is first checked against the public bitbucket-pipelines JSON schema (when
+check-jsonschema is installed), errors naming the line.
+
+Which steps: the pipeline Bitbucket would start for --branch B (default: the branch checked out
+in the file's folder, else main): under `branches:` an exact name first, then glob patterns (`*`,
+`**`, `{{a,b}}`) in file order, else `default:`; --tag T: under `tags:` only; --pull-request
+SOURCE:DEST: SOURCE under `pull-requests:` (BITBUCKET_PR_DESTINATION_BRANCH is DEST); --custom
+NAME runs `custom: NAME`, its `variables:` answered by --var NAME=VALUE, else the variables
+file's `custom:`, else their `default:` (within `allowed-values:`). --step NAME runs only the
+steps so named, --deployment ENV only those that deploy to ENV. The first step that fails stops
+the pipeline.
 
 A step runs its `script:` lines in one bash session in the file's folder (the working tree as it
 is), with a fresh HOME, each command echoed before it runs, then its `after-script:` with
@@ -231,6 +237,27 @@ def register(subparsers: Subparsers) -> None:
         "--branch", metavar="B", help="the branch (default: the checked-out one, else main)"
     )
     pipeline.add_argument("--custom", metavar="NAME", help="run the custom pipeline NAME")
+    pipeline.add_argument("--tag", metavar="T", help="run the pipeline of a push of tag T")
+    pipeline.add_argument(
+        "--pull-request",
+        metavar="SOURCE:DEST",
+        help="run the pipeline of a pull request from SOURCE into DEST",
+    )
+    pipeline.add_argument(
+        "--var",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="answer a custom pipeline's variable (repeatable)",
+    )
+    pipeline.add_argument(
+        "--manual", action="store_true", help="run `trigger: manual` steps without stopping"
+    )
+    pipeline.add_argument(
+        "--working-tree",
+        action="store_true",
+        help="steps start from the working tree, uncommitted changes included",
+    )
     pipeline.add_argument(
         "--variables", metavar="FILE", type=Path, help="repository and deployment variables (YAML)"
     )
@@ -436,6 +463,12 @@ def run_pipeline(args: argparse.Namespace, console: Console) -> int:
         custom=args.custom,
         repository=args.repository,
         variables=args.variables,
+        tag=args.tag,
+        pull_request=args.pull_request,
+        values=args.var,
+        manual=args.manual,
+        working_tree=args.working_tree,
+        notice=console.info,
     )
     if args.print_scope:
         deployments = (args.deployment,) if args.deployment else ()

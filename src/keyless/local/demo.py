@@ -370,7 +370,7 @@ class _Demo:
             pipeline=adhoc,
             groups=adhoc.groups,
             repository=plan.repository,
-            branch=plan.branch,
+            trigger=plan.trigger,
             commit=plan.commit,
             variables=plan.variables,
             identities=plan.identities,

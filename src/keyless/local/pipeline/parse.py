@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, TypeAlias
 
+from keyless.compat import StrEnum
 from keyless.errors import UsageError
 from keyless.yamlsafe import load_yaml_file
 
@@ -95,14 +96,44 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CustomVariable:
+    """One ``- name:`` of a custom pipeline's ``variables:``, asked for when it runs."""
+
+    name: str
+    default: str | None = None
+    #: ``allowed-values:``: the value must be one of them (empty: any value).
+    allowed: tuple[str, ...] = ()
+
+
+class TriggerKind(StrEnum):
+    BRANCH = "branch"
+    TAG = "tag"
+    PULL_REQUEST = "pull request"
+    CUSTOM = "custom"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Trigger:
+    """What started the pipeline: a push to a branch or of a tag, a pull request (source branch
+    ``name`` into ``destination``), or a person running custom pipeline ``name``."""
+
+    kind: TriggerKind
+    name: str
+    #: A pull request's destination branch.
+    destination: str | None = None
+    #: The branch a custom pipeline runs on (Bitbucket runs it against a branch's commit).
+    branch: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Pipeline:
     """One pipeline of the file: groups run one after another, a group's steps (a `parallel:`)
     one after another too, here."""
 
     key: str
     groups: tuple[tuple[Step, ...], ...]
-    #: Defaults of a custom pipeline's `variables:`.
-    variables: Mapping[str, str] = field(default_factory=dict)
+    #: A custom pipeline's `variables:`: what Bitbucket asks for when it is run.
+    prompts: tuple[CustomVariable, ...] = ()
 
     @property
     def steps(self) -> tuple[Step, ...]:
@@ -113,34 +144,64 @@ class Pipeline:
 class PipelineFile:
     path: Path
     default: Pipeline | None
-    #: `branches:` in file order: (glob pattern, pipeline).
+    #: `branches:`, `tags:` and `pull-requests:` in file order: (glob pattern, pipeline).
     branches: tuple[tuple[str, Pipeline], ...]
     custom: Mapping[str, Pipeline]
+    tags: tuple[tuple[str, Pipeline], ...] = ()
+    pull_requests: tuple[tuple[str, Pipeline], ...] = ()
 
-    def select(self, *, branch: str, custom: str | None = None) -> Pipeline:
-        """The pipeline Bitbucket would run: ``custom``'s, else the branch's (an exact name
-        before patterns, patterns in file order), else ``default``."""
-        if custom is not None:
-            if custom not in self.custom:
+    def select(
+        self,
+        trigger: Trigger | None = None,
+        *,
+        branch: str | None = None,
+        custom: str | None = None,
+    ) -> Pipeline:
+        """The pipeline Bitbucket starts for ``trigger`` (Atlassian's "Pipeline start
+        conditions"): a custom pipeline by name; a tag by ``tags:`` only (``default:`` runs on
+        pushes "excluding tag pushes"); a pull request by its source branch under
+        ``pull-requests:``; a branch by ``branches:``, else ``default:``. Within a section an exact
+        name wins over glob patterns, patterns are tried in file order. ``branch`` and
+        ``custom`` are short for a branch or custom trigger."""
+        if trigger is None:
+            if custom is not None:
+                trigger = Trigger(kind=TriggerKind.CUSTOM, name=custom, branch=branch)
+            else:
+                trigger = Trigger(kind=TriggerKind.BRANCH, name=branch or "main")
+        if trigger.kind is TriggerKind.CUSTOM:
+            if trigger.name not in self.custom:
                 known = ", ".join(self.custom) or "none"
                 raise PipelineError(
-                    f"{self.path}: no custom pipeline {custom!r} (custom pipelines: {known})"
+                    f"{self.path}: no custom pipeline {trigger.name!r} (custom pipelines: {known})"
                 )
-            return self.custom[custom]
-        for pattern, pipeline in self.branches:
-            if pattern == branch:
-                return pipeline
-        for pattern, pipeline in self.branches:
-            if branch_glob(pattern).fullmatch(branch):
-                return pipeline
-        if self.default is None:
-            known = ", ".join(p for p, _ in self.branches) or "none"
-            raise PipelineError(
-                f"{self.path}: no pipeline for branch {branch!r} and no `default:`"
-                f" (branch patterns: {known})",
-                remedy="Choose a branch with --branch B, or a custom pipeline with --custom NAME.",
-            )
-        return self.default
+            return self.custom[trigger.name]
+        section, where = {
+            TriggerKind.TAG: (self.tags, "tags"),
+            TriggerKind.PULL_REQUEST: (self.pull_requests, "pull-requests"),
+            TriggerKind.BRANCH: (self.branches, "branches"),
+        }[trigger.kind]
+        found = _match(section, trigger.name)
+        if found is not None:
+            return found
+        if trigger.kind is TriggerKind.BRANCH and self.default is not None:
+            return self.default
+        known = ", ".join(p for p, _ in section) or "none"
+        fallback = " and no `default:`" if trigger.kind is TriggerKind.BRANCH else ""
+        raise PipelineError(
+            f"{self.path}: no pipeline for {trigger.kind.value} {trigger.name!r}{fallback}"
+            f" ({where} patterns: {known}); Bitbucket would start none",
+            remedy="Choose another --branch, --tag, --pull-request SOURCE:DEST or --custom NAME.",
+        )
+
+
+def _match(section: tuple[tuple[str, Pipeline], ...], name: str) -> Pipeline | None:
+    for pattern, pipeline in section:
+        if pattern == name:
+            return pipeline
+    for pattern, pipeline in section:
+        if branch_glob(pattern).fullmatch(name):
+            return pipeline
+    return None
 
 
 _STARSTAR: Final = "\x00**"
@@ -263,13 +324,32 @@ def load_pipeline_file(path: Path) -> PipelineFile:
         (str(pattern), _pipeline(f"branches: {pattern}", items, context))
         for pattern, items in _mapping(pipelines.get("branches"), "pipelines.branches", path)
     )
+    tags = tuple(
+        (str(pattern), _pipeline(f"tags: {pattern}", items, context))
+        for pattern, items in _mapping(pipelines.get("tags"), "pipelines.tags", path)
+    )
+    pull_requests = tuple(
+        (str(pattern), _pipeline(f"pull-requests: {pattern}", items, context))
+        for pattern, items in _mapping(
+            pipelines.get("pull-requests"), "pipelines.pull-requests", path
+        )
+    )
     custom = {
         str(name): _pipeline(f"custom: {name}", items, context)
         for name, items in _mapping(pipelines.get("custom"), "pipelines.custom", path)
     }
-    if default is None and not branches and not custom:
-        raise PipelineError(f"{path}: `pipelines:` has no default, branches or custom pipeline")
-    return PipelineFile(path=path, default=default, branches=branches, custom=custom)
+    if default is None and not (branches or custom or tags or pull_requests):
+        raise PipelineError(
+            f"{path}: `pipelines:` has no default, branches, tags, pull-requests or custom pipeline"
+        )
+    return PipelineFile(
+        path=path,
+        default=default,
+        branches=branches,
+        custom=custom,
+        tags=tags,
+        pull_requests=pull_requests,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -293,7 +373,7 @@ def _pipeline(key: str, items: object, context: _Context) -> Pipeline:
     if not isinstance(items, list) or not items:
         raise PipelineError(f"{context.path}: {where} must be a non-empty list of steps")
     groups: list[tuple[Step, ...]] = []
-    defaults: dict[str, str] = {}
+    prompts: tuple[CustomVariable, ...] = ()
     for index, item in enumerate(items):
         at = f"{where}[{index}]"
         if not isinstance(item, dict) or len(item) != 1:
@@ -306,14 +386,14 @@ def _pipeline(key: str, items: object, context: _Context) -> Pipeline:
         elif kind == "stage":
             groups.extend((step,) for step in _stage(body, at + ".stage", context))
         elif kind == "variables" and index == 0:
-            defaults = _custom_variables(body, at + ".variables", context.path)
+            prompts = _custom_variables(body, at + ".variables", context.path)
         else:
             raise PipelineError(
                 f"{context.path}: {at} is `{kind}:`; expected step, parallel or stage"
             )
     if not groups:
         raise PipelineError(f"{context.path}: {where} has no step")
-    return Pipeline(key=key, groups=tuple(groups), variables=defaults)
+    return Pipeline(key=key, groups=tuple(groups), prompts=prompts)
 
 
 def _parallel(body: object, where: str, context: _Context) -> tuple[Step, ...]:
@@ -346,16 +426,25 @@ def _stage(body: object, where: str, context: _Context) -> list[Step]:
     return steps
 
 
-def _custom_variables(body: object, where: str, path: Path) -> dict[str, str]:
+def _custom_variables(body: object, where: str, path: Path) -> tuple[CustomVariable, ...]:
     if not isinstance(body, list):
         raise PipelineError(f"{path}: {where} must be a list of `- name: NAME`")
-    found: dict[str, str] = {}
+    found: list[CustomVariable] = []
     for entry in body:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise PipelineError(f"{path}: {where} entries need `name:`")
-        if entry.get("default") is not None:
-            found[entry["name"]] = _scalar(entry["default"], f"{where}.{entry['name']}", path)
-    return found
+        name = _variable_name(entry["name"], where, path)
+        at = f"{where}.{name}"
+        default = entry.get("default")
+        allowed = entry.get("allowed-values") or []
+        if not isinstance(allowed, list):
+            raise PipelineError(f"{path}: {at}.allowed-values must be a list")
+        values = tuple(_scalar(v, f"{at}.allowed-values", path) for v in allowed)
+        text = _scalar(default, f"{at}.default", path) if default is not None else None
+        if text is not None and values and text not in values:
+            raise PipelineError(f"{path}: {at}.default {text!r} is not among its allowed-values")
+        found.append(CustomVariable(name=name, default=text, allowed=values))
+    return tuple(found)
 
 
 def _step(body: object, where: str, context: _Context) -> Step:
@@ -476,49 +565,127 @@ def _variable_name(name: str, where: str, path: Path) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Variables:
-    """Workspace, repository and deployment variables, as in Bitbucket's settings."""
+    """Workspace, repository and deployment variables, as in Bitbucket's settings, and the answers
+    to custom pipelines' ``variables:`` (the file's ``custom:`` section)."""
 
     workspace: Mapping[str, str] = field(default_factory=dict)
     repository: Mapping[str, str] = field(default_factory=dict)
     deployments: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    custom: Mapping[str, str] = field(default_factory=dict)
+    #: Names marked ``secured: true``, per layer ("workspace", "repository", "deployment:ENV",
+    #: "custom"): their values are masked in the log.
+    secured: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: The answers of the custom pipeline being run (``--var`` over ``custom:`` over defaults).
+    pipeline: Mapping[str, str] = field(default_factory=dict)
 
     def for_step(self, deployment: str | None) -> dict[str, str]:
-        """Deployment variables override repository ones, which override workspace ones."""
-        found = {**self.workspace, **self.repository}
-        if deployment is not None:
-            found.update(self.deployments.get(deployment, {}))
+        """A custom pipeline's variables override deployment ones, which override repository
+        ones, which override workspace ones."""
+        return {name: value for _, name, value in self._layers(deployment)}
+
+    def secrets_for_step(self, deployment: str | None) -> dict[str, str]:
+        """Name -> value of the step's secured variables (every layer, so that a secured value
+        overridden by a plain one is still masked)."""
+        found: dict[str, str] = {}
+        for layer, name, value in self._layers(deployment):
+            if name in self.secured.get(layer, frozenset()) and value:
+                found[name] = value
         return found
+
+    def _layers(self, deployment: str | None) -> list[tuple[str, str, str]]:
+        layers: list[tuple[str, Mapping[str, str]]] = [
+            ("workspace", self.workspace),
+            ("repository", self.repository),
+        ]
+        if deployment is not None:
+            layers.append((f"deployment:{deployment}", self.deployments.get(deployment, {})))
+        layers.append(("custom", self.pipeline))
+        return [(layer, name, value) for layer, values in layers for name, value in values.items()]
 
 
 def load_variables(path: Path) -> Variables:
-    """A YAML (or JSON) file with ``workspace:``, ``repository:`` and ``deployments: {ENV: ...}``
-    mappings of ``NAME: value``."""
+    """A YAML (or JSON) file with ``workspace:``, ``repository:``, ``deployments: {ENV: ...}``
+    and ``custom:`` mappings of ``NAME: value`` or ``NAME: {value: V, secured: true}``."""
     document = load_yaml_file(path, source=f"--variables {path}", error=PipelineError)
-    shape = "repository:\n  NAME: value\ndeployments:\n  production:\n    NAME: value"
+    shape = (
+        "repository:\n  NAME: value\n  TOKEN: {value: V, secured: true}\n"
+        "deployments:\n  production:\n    NAME: value\ncustom:\n  NAME: value"
+    )
     if document is None:
         return Variables()
-    if not isinstance(document, dict) or set(document) - {"workspace", "repository", "deployments"}:
+    layers = {"workspace", "repository", "deployments", "custom"}
+    if not isinstance(document, dict) or set(document) - layers:
         raise PipelineError(
-            f"--variables {path}: expected the keys workspace, repository, deployments",
+            f"--variables {path}: expected the keys workspace, repository, deployments, custom",
             remedy=shape,
         )
+    secured: dict[str, frozenset[str]] = {}
 
-    def names(value: object, where: str) -> dict[str, str]:
+    def names(value: object, where: str, layer: str) -> dict[str, str]:
         found: dict[str, str] = {}
+        hidden: set[str] = set()
         for name, item in _mapping(value, where, path):
             text = _variable_name(str(name), where, path)
             if text.startswith("BITBUCKET_"):
                 raise PipelineError(
                     f"--variables {path}: {where}.{text}: BITBUCKET_ variables are Bitbucket's own"
                 )
+            if isinstance(item, dict):
+                if set(item) - {"value", "secured"} or not isinstance(
+                    item.get("secured", False), bool
+                ):
+                    raise PipelineError(
+                        f"--variables {path}: {where}.{text} must be a value or"
+                        " {value: V, secured: true}",
+                        remedy=shape,
+                    )
+                if item.get("secured", False):
+                    hidden.add(text)
+                item = item.get("value")
             found[text] = _scalar(item, f"{where}.{text}", path)
+        if hidden:
+            secured[layer] = frozenset(hidden)
         return found
 
     return Variables(
-        workspace=names(document.get("workspace"), "workspace"),
-        repository=names(document.get("repository"), "repository"),
+        workspace=names(document.get("workspace"), "workspace", "workspace"),
+        repository=names(document.get("repository"), "repository", "repository"),
         deployments={
-            str(env): names(values, f"deployments.{env}")
+            str(env): names(values, f"deployments.{env}", f"deployment:{env}")
             for env, values in _mapping(document.get("deployments"), "deployments", path)
         },
+        custom=names(document.get("custom"), "custom", "custom"),
+        secured=secured,
     )
+
+
+def answer_prompts(
+    pipeline: Pipeline, variables: Variables, given: Mapping[str, str]
+) -> dict[str, str]:
+    """The values of a custom pipeline's ``variables:`` as Bitbucket asks for them: ``given``
+    (``--var``), else the variables file's ``custom:``, else the ``default:``; each within its
+    ``allowed-values``. A value for a variable the pipeline does not ask for is refused."""
+    asked = {prompt.name: prompt for prompt in pipeline.prompts}
+    unknown = sorted(set(given) - set(asked))
+    if unknown:
+        known = ", ".join(asked) or "none"
+        raise PipelineError(
+            f"--var {unknown[0]}: pipeline {pipeline.key} has no such variable"
+            f" (its variables: {known})",
+            remedy="Only a custom pipeline's `variables:` can be given with --var NAME=VALUE.",
+        )
+    found: dict[str, str] = {}
+    for name, prompt in asked.items():
+        value = given.get(name, variables.custom.get(name, prompt.default))
+        if value is None:
+            raise PipelineError(
+                f"pipeline {pipeline.key} asks for variable {name} and none was given",
+                remedy=f"Give --var {name}=VALUE, or {name}: VALUE under `custom:` in --variables.",
+            )
+        if prompt.allowed and value not in prompt.allowed:
+            raise PipelineError(
+                f"variable {name}={value!r} is not among its allowed-values"
+                f" ({', '.join(prompt.allowed)})"
+            )
+        found[name] = value
+    return found

@@ -166,7 +166,11 @@ def run_pipeline(
         f" {identity.workspace} {{{identity.workspace_uuid}}}",
     )
     commit = plan.commit[:7] if plan.commit else "made up"
-    _say(log, f"  branch {plan.branch}, commit {commit}, build #{identity.build_number}")
+    trigger = plan.trigger
+    started = f"{trigger.kind.value} {trigger.name}"
+    if trigger.destination is not None:
+        started += f" into {trigger.destination} (#{plan.pr_id})"
+    _say(log, f"  {started}, commit {commit}, build #{identity.build_number}")
     _say(log, f"  AWS: the local stack at {stack.endpoint_url}; no AWS key in any step")
     results: list[StepResult] = []
     failed = False

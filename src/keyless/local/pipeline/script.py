@@ -16,7 +16,14 @@ from typing import Final
 from keyless.ci import bitbucket
 from keyless.ci.base import JobClaims, JobRun, JobTokens, RawToken, TokenEndpoint
 from keyless.local.pipeline.identities import Identity
-from keyless.local.pipeline.parse import EMULATED_PIPES, Command, PipeCall, Step, command_text
+from keyless.local.pipeline.parse import (
+    EMULATED_PIPES,
+    Command,
+    PipeCall,
+    Step,
+    TriggerKind,
+    command_text,
+)
 from keyless.local.pipeline.plan import PipelinePlan
 from keyless.local.run import JobProcess, job_process_environment
 from keyless.local.served import StackInfo
@@ -78,8 +85,11 @@ def step_variables(
     """The step's variables (the file's, then Bitbucket's, the token only with `oidc: true`) and
     the claims of its token."""
     step, identity = job.step, job.identity
+    trigger = job.plan.trigger
+    tag = trigger.name if trigger.kind is TriggerKind.TAG else None
     run = JobRun(
-        branch=job.plan.branch,
+        branch=job.plan.branch if tag is None else None,
+        tag=tag,
         step=step.name,
         build_number=identity.build_number,
         commit=job.plan.commit,
@@ -99,6 +109,9 @@ def step_variables(
         BITBUCKET_PIPELINE_UUID="{" + job.pipeline_uuid + "}",
         BITBUCKET_CLONE_DIR=str(job.plan.clone_dir),
     )
+    if trigger.kind is TriggerKind.PULL_REQUEST:
+        own["BITBUCKET_PR_ID"] = str(job.plan.pr_id)
+        own["BITBUCKET_PR_DESTINATION_BRANCH"] = str(trigger.destination)
     if job.parallel is not None:
         own["BITBUCKET_PARALLEL_STEP"] = str(job.parallel[0] - 1)
         own["BITBUCKET_PARALLEL_STEP_COUNT"] = str(job.parallel[1])
