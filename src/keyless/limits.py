@@ -198,3 +198,8 @@ YAML_MAX_DEPTH = 100
 #: Default ``keyless deploy --concurrency``: requests in flight. The local measurements flatten out
 #: at 16.
 DEFAULT_CONCURRENCY = 16
+
+#: Issuers one local issuer server adds on their first request (a CI's per-workspace or per-org
+#: issuers, served for any well-formed path): each costs an RSA key and a line of saved state, so
+#: a client asking for made-up workspaces in a loop cannot grow the state without bound.
+MAX_ON_DEMAND_ISSUERS = 256

@@ -337,6 +337,7 @@ def _running(state_dir: Path) -> StackInfo:
 
 
 def run_serve(args: argparse.Namespace, console: Console) -> int:
+    from keyless.local.jobs import issuer_patterns
     from keyless.local.served import served_stack
 
     port: int = args.port
@@ -349,6 +350,8 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
         for ci, urls in info.issuers.items():
             for url in urls:
                 console.out(f"# {ci} issuer: {url}")
+        for ci, pattern in issuer_patterns(info.servers).items():
+            console.out(f"# {ci} issuers: {pattern}")
         console.out(f"# keyless local stack running (pid {info.pid}); Ctrl-C or SIGTERM stops it")
         console.stdout.flush()
         console.info(f"keyless local: AWS on {info.endpoint_url}, state in {state_dir}")
