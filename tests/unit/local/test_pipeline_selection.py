@@ -160,3 +160,10 @@ def test_without_check_jsonschema_the_check_is_skipped_with_a_notice(
     validate_pipeline_file(path, notice=said.append)
     assert len(said) == 1
     assert "not checked against the bitbucket-pipelines schema" in said[0]
+
+
+def test_a_step_with_services_is_refused_only_when_it_would_run(tmp_path: Path) -> None:
+    text = FILE.replace("[echo feature]}", "[echo feature], services: [docker]}")
+    assert _first(_plan(tmp_path, text, branch="main")) == "Main"
+    with pytest.raises(PipelineError, match=r"step 'Feature' .* needs services \(docker\)"):
+        _plan(tmp_path, text, branch="feature/x")

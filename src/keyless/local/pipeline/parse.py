@@ -93,6 +93,10 @@ class Step:
     #: What Bitbucket would do that this machine does not, said once before the step runs.
     notes: tuple[str, ...] = ()
     max_time_minutes: int | None = None
+    #: `trigger: manual`: the pipeline pauses before it.
+    manual: bool = False
+    #: `services:`: refused when the step is to run (no service containers here).
+    services: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -465,10 +469,10 @@ def _step(body: object, where: str, context: _Context) -> Step:
     if deployment is not None and (not isinstance(deployment, str) or not deployment.strip()):
         raise PipelineError(f"{path}: {where}.deployment must be an environment name")
     image = _image(body["image"], f"{where}.image", path) if "image" in body else context.image
-    if body.get("services"):
-        notes.append(f"services not started here: {', '.join(map(str, body['services']))}")
-    if body.get("trigger") == "manual":
-        notes.append("manual in Bitbucket: runs without waiting here")
+    services = body.get("services") or []
+    if not isinstance(services, list):
+        raise PipelineError(f"{path}: {where}.services must list service names")
+    manual = body.get("trigger") == "manual"
     if "condition" in body:
         notes.append("condition not evaluated: the step runs")
     max_time = body.get("max-time")
@@ -484,6 +488,8 @@ def _step(body: object, where: str, context: _Context) -> Step:
         image=image,
         notes=tuple(notes),
         max_time_minutes=max_time,
+        manual=manual,
+        services=tuple(map(str, services)),
     )
 
 

@@ -137,6 +137,15 @@ def plan_pipeline(
             for s in pipeline.steps
         )
         raise PipelineError(f"pipeline {pipeline.key} has no step {wanted}; its steps: {shown}")
+    for chosen in (s for group in groups for s in group):
+        if chosen.services:
+            raise PipelineError(
+                f"step {chosen.name!r} of pipeline {pipeline.key} needs services"
+                f" ({', '.join(chosen.services)}): keyless local pipeline starts no service"
+                " containers",
+                remedy="Start the service yourself and choose the other steps with --step NAME,"
+                " or run this pipeline in Bitbucket.",
+            )
     slug = repository or _slug(clone_dir.name)
     loaded = load_variables(variables) if variables is not None else Variables()
     loaded = replace(loaded, pipeline=answer_prompts(pipeline, loaded, _pairs(values)))

@@ -174,11 +174,22 @@ def run_pipeline(
     _say(log, f"  AWS: the local stack at {stack.endpoint_url}; no AWS key in any step")
     results: list[StepResult] = []
     failed = False
+    paused = False
     number = 0
     for group in plan.groups:
         for step in group:
             number += 1
-            if failed:
+            if failed or paused:
+                results.append(_not_run(step))
+                continue
+            if step.manual and not plan.manual:
+                # Bitbucket pauses the pipeline here until someone runs the step.
+                _say(
+                    log,
+                    f"Step {step.name!r} is `trigger: manual`: the pipeline stops here"
+                    " (run it with --manual, or --step NAME)",
+                )
+                paused = True
                 results.append(_not_run(step))
                 continue
             result = _run_step(
@@ -208,6 +219,13 @@ def run_pipeline(
     passed = sum(1 for r in results if r.status is StepStatus.PASSED)
     if outcome.passed:
         _say(log, f"Pipeline PASSED: {passed} of {len(results)} steps in {outcome.seconds:.1f} s")
+    elif paused and not failed:
+        waiting = next(r for r in results if r.status is StepStatus.NOT_RUN)
+        _say(
+            log,
+            f"Pipeline PAUSED before manual step {waiting.name!r}: {passed} of {len(results)}"
+            " steps passed",
+        )
     else:
         first = next(r for r in results if r.status is StepStatus.FAILED)
         _say(
@@ -216,6 +234,18 @@ def run_pipeline(
             f" {passed} of {len(results)} steps passed",
         )
     return outcome
+
+
+def step_masks(variables: Mapping[str, str], secured: Mapping[str, str]) -> dict[str, str]:
+    """What the step's output is masked with, as Bitbucket masks secured variables: each value
+    (the OIDC token, secured variables) replaced by ``$NAME`` wherever it occurs; the longest
+    first, so a secret containing another is masked whole. Encoded forms (base64) are not
+    masked, as in Bitbucket."""
+    found = {value: f"${name}" for name, value in secured.items() if value}
+    token = variables.get(bitbucket.STEP_VARIABLE, "")
+    if token:
+        found[token] = f"${bitbucket.STEP_VARIABLE}"
+    return dict(sorted(found.items(), key=lambda item: -len(item[0])))
 
 
 def _not_run(step: Step) -> StepResult:
@@ -235,8 +265,7 @@ def _run_step(
     _say(log, "Build setup")
     for line in setup_lines(job, claims):
         _say(log, "  " + line)
-    token = variables.get(bitbucket.STEP_VARIABLE, "")
-    masks = {token: f"${bitbucket.STEP_VARIABLE}"} if token else {}
+    masks = step_masks(variables, job.plan.variables.secrets_for_step(step.deployment))
     with tempfile.TemporaryDirectory(prefix="keyless-step-") as scratch:
         workdir = Path(scratch)
         env = process_environment(workdir, variables, stack=stack, base_env=base_env)
@@ -249,8 +278,11 @@ def _run_step(
         )
         if step.after_script:
             _say(log, "After script")
+            # Atlassian: "The exit code of a step ... Values can be 0 (success) or 1 (failed)".
             after_code, _, after_output, _ = run(
-                step.after_script, env={**env, "BITBUCKET_EXIT_CODE": str(code)}, max_seconds=None
+                step.after_script,
+                env={**env, "BITBUCKET_EXIT_CODE": "0" if code == 0 else "1"},
+                max_seconds=None,
             )
             output += after_output
             if after_code != 0:
