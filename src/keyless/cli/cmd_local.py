@@ -137,8 +137,9 @@ BITBUCKET_STEP_UUID, BITBUCKET_PIPELINE_UUID, BITBUCKET_CLONE_DIR,
 BITBUCKET_DEPLOYMENT_ENVIRONMENT and its _UUID, ...), those of --variables FILE, and
 BITBUCKET_STEP_OIDC_TOKEN only with `oidc: true` (`oidc: audiences:` adds audiences to the
 workspace's; `deployment:` puts the environment's UUID in `sub`). AWS is the local stack, as for
-`keyless local run`: no AWS key, only the token. YAML anchors and `<<:` merges work; images,
-services and caches are not used.
+`keyless local run`: no AWS key, only the token. YAML anchors and `<<:` merges work; images and
+caches are not used, a step with `services:` is refused; a `trigger: manual` step pauses the
+pipeline unless --manual (or --step). Secured variables ({{value: V, secured: true}}) are masked.
 
 Pipes: atlassian/aws-s3-deploy and atlassian/aws-cloudfront-invalidate run as `keyless pipe ...`
 with their `variables:` ($NAME taken from the step) and Bitbucket's variables; any other pipe
@@ -252,11 +253,6 @@ def register(subparsers: Subparsers) -> None:
     )
     pipeline.add_argument(
         "--manual", action="store_true", help="run `trigger: manual` steps without stopping"
-    )
-    pipeline.add_argument(
-        "--working-tree",
-        action="store_true",
-        help="steps start from the working tree, uncommitted changes included",
     )
     pipeline.add_argument(
         "--variables", metavar="FILE", type=Path, help="repository and deployment variables (YAML)"
@@ -470,7 +466,6 @@ def run_pipeline(args: argparse.Namespace, console: Console) -> int:
         pull_request=args.pull_request,
         values=args.var,
         manual=args.manual,
-        working_tree=args.working_tree,
         notice=console.info,
     )
     if args.print_scope:
