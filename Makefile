@@ -52,8 +52,11 @@ lint: dev
 	$(BIN)/ruff format --check
 	$(BIN)/mypy
 
+# Two workers: the suite is mostly waiting on local servers and child processes, and CI has 2 cores.
+TEST_JOBS ?= 2
+
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_JOBS)
 	$(MAKE) --no-print-directory test-versions
 
 test-versions: $(addprefix test-,$(OTHER_PYTHONS))

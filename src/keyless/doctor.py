@@ -4,18 +4,17 @@ problem or skipped, and a named cause with its fix for every problem found.
 
 from __future__ import annotations
 
-import json
-import re
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from keyless import tokens
+from keyless import claims_view, tokens
 from keyless.aws.clients import CLIENT_CONFIG, region_from
+from keyless.aws.errors import error_code
 from keyless.aws.sts import (
     RoleArn,
     Sts,
@@ -29,15 +28,17 @@ from keyless.aws.sts import (
     role_name,
     role_partition,
 )
-from keyless.ci import CI_PROVIDERS, PROVIDERS, bitbucket, github, obtain_token, provider_for_issuer
+from keyless.causes import Cause
+from keyless.ci import CI_PROVIDERS, PROVIDERS, detect, obtain_token, provider_for_issuer
 from keyless.ci.base import (
-    STANDARD_SAFE_CLAIMS,
+    CiProvider,
     ObtainedToken,
     Provider,
     SegmentRole,
     SubjectGrammar,
     SubjectSegment,
 )
+from keyless.ci.shared import CiBase
 from keyless.compat import StrEnum
 from keyless.errors import (
     CredentialError,
@@ -74,38 +75,6 @@ class Status(StrEnum):
     OK = "ok"
     PROBLEM = "problem"
     SKIPPED = "skipped"
-
-
-class Cause(StrEnum):
-    """The named causes doctor recognises; stable identifiers for ``--json``."""
-
-    NO_CI = "no-ci"
-    SEVERAL_CIS = "several-cis"
-    #: Bitbucket step without `oidc: true`, GitHub job without `id-token: write`
-    OIDC_NOT_ENABLED = "oidc-not-enabled"
-    TOKEN_UNAVAILABLE = "token-unavailable"  # noqa: S105 - a cause name
-    TOKEN_MALFORMED = "token-malformed"  # noqa: S105 - a cause name
-    TOKEN_EXPIRED = "token-expired"  # noqa: S105 - a cause name
-    ISSUER_UNREACHABLE = "issuer-unreachable"
-    SIGNATURE = "signature"
-    #: no IAM OIDC provider for the token's issuer (or the trust policy names another one)
-    PROVIDER_MISSING = "provider-missing"
-    AUDIENCE = "audience"
-    #: `sub` names another organization / owner / workspace / group than the role trusts
-    ORGANIZATION = "organization"
-    #: `sub` names another repository / project / pipeline of the same organization
-    REPOSITORY = "repository"
-    #: `sub` names another branch, tag or ref than the role pins
-    REF = "ref"
-    #: a Bitbucket deployment environment or a GitHub `environment:` changes `sub`
-    DEPLOYMENT_ENVIRONMENT = "deployment-environment"
-    PULL_REQUEST = "pull-request"
-    #: GitHub's `repo:OWNER@ID/REPO@ID:...` form against a name-only pattern (or the reverse)
-    IMMUTABLE_SUBJECT = "immutable-subject"
-    CUSTOM_SUBJECT = "custom-subject"
-    SUBJECT = "subject"
-    TRUST_POLICY = "trust-policy"
-    EXCHANGE = "exchange"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -266,37 +235,28 @@ class _Doctor:
 
     def ci_step(self) -> Step:
         request = self.request
-        if request.token_file or self.env.get("KEYLESS_TOKEN_FILE"):
-            origin = "--token-file" if request.token_file else "KEYLESS_TOKEN_FILE"
-            return Step(name="ci", status=Status.OK, summary=f"a token file ({origin})")
-        if request.ci != "auto":
-            self.provider = PROVIDERS[request.ci]
-            return Step(
-                name="ci",
-                status=Status.OK,
-                summary=f"{self.provider.display_name} (--ci {request.ci})",
-            )
-        detected = [p for p in CI_PROVIDERS if p.in_ci(self.env)]
-        if len(detected) > 1:
-            names = ", ".join(p.display_name for p in detected)
+        # A contradiction (--token-file with another CI's --ci) is a usage error, not a finding.
+        detection = detect(self.env, ci=request.ci, token_file=request.token_file)
+        if detection.several:
+            names = ", ".join(p.display_name for p in detection.several)
             return Step(
                 name="ci",
                 status=Status.PROBLEM,
                 summary=f"the variables of several CIs are set ({names})",
                 cause=Cause.SEVERAL_CIS,
-                fix=f"Choose one with --ci NAME, e.g. --ci {detected[0].name}.",
+                fix=f"Choose one with --ci NAME, e.g. --ci {detection.several[0].name}.",
             )
-        if detected:
-            self.provider = detected[0]
-            marker = next(m for m in self.provider.markers if self.env.get(m))
-            return Step(
-                name="ci",
-                status=Status.OK,
-                summary=f"{self.provider.display_name} ({marker} is set)",
+        if detection.is_file:
+            return Step(name="ci", status=Status.OK, summary=f"a token file ({detection.origin})")
+        if detection.provider is not None:
+            self.provider = detection.provider
+            origin = (
+                detection.origin
+                if detection.origin.startswith("--")
+                else (f"{detection.origin} is set")
             )
-        if self.env.get("AWS_WEB_IDENTITY_TOKEN_FILE"):
             return Step(
-                name="ci", status=Status.OK, summary="a token file (AWS_WEB_IDENTITY_TOKEN_FILE)"
+                name="ci", status=Status.OK, summary=f"{self.provider.display_name} ({origin})"
             )
         markers = ", ".join(p.markers[0] for p in CI_PROVIDERS)
         return Step(
@@ -335,13 +295,8 @@ class _Doctor:
 
     def _token_cause(self, exc: KeylessError) -> Cause:
         # Checked on the environment, not on message texts: the variable is there or not.
-        provider = self.provider.name if self.provider else None
-        if provider == bitbucket.PROVIDER.name and not self.env.get(bitbucket.STEP_VARIABLE):
-            return Cause.OIDC_NOT_ENABLED
-        if provider == github.PROVIDER.name and not (
-            self.env.get(github.REQUEST_URL_VARIABLE)
-            and self.env.get(github.REQUEST_BEARER_VARIABLE)
-        ):
+        ci = _ci(self.provider)
+        if ci is not None and ci.oidc_disabled(self.env):
             return Cause.OIDC_NOT_ENABLED
         if isinstance(exc, TokenError):
             return Cause.TOKEN_MALFORMED
@@ -362,14 +317,11 @@ class _Doctor:
             )
         if self.provider is None or self.provider.name == "file":
             self.provider = provider_for_issuer(self.token.issuer or "") or self.provider
-        safe = STANDARD_SAFE_CLAIMS | (self.provider.safe_claims if self.provider else frozenset())
-        first = [name for name in _CLAIM_ORDER if name in self.token.claims]
-        ordered = first + sorted(name for name in self.token.claims if name not in _CLAIM_ORDER)
-        shown = {name: tokens.thaw(self.token.claims[name]) for name in ordered if name in safe}
-        hidden = sorted(name for name in self.token.claims if name not in safe)
-        details = [f"{name} = {_show(value)}" for name, value in shown.items()]
-        if hidden:
-            details.append(f"not shown (not known to be safe to print): {', '.join(hidden)}")
+        view = claims_view.view(self.token, claims_view.safe_claims(self.provider))
+        shown = dict(view.shown)
+        details = [f"{name} = {claims_view.display(value)}" for name, value in shown.items()]
+        if view.hidden:
+            details.append(claims_view.hidden_line(view.hidden))
         # The prefix has no scheme left, so the console's URL redaction would not see user info.
         prefix = issuer_prefix(shown_url(self.token.issuer or ""))
         return Step(
@@ -395,17 +347,15 @@ class _Doctor:
             )
         if expires + TOKEN_LEEWAY_SECONDS < now:
             self.expired = True
-            renew = (
-                "Bitbucket's step token cannot be renewed within the step: re-run the step, and"
-                " exchange it early in the step."
-                if self.provider is bitbucket.PROVIDER
-                else "Get a fresh token right before the exchange (keyless assume and"
+            ci = _ci(self.provider)
+            renew = (ci.renew_hint() if ci else None) or (
+                "Get a fresh token right before the exchange (keyless assume and"
                 " credential-process do, where the CI allows it)."
             )
             return Step(
                 name="time",
                 status=Status.PROBLEM,
-                summary=f"the token expired {_span(now - expires)} ago ({_iso(expires)})",
+                summary=f"the token {claims_view.time_text('exp', expires, now)}",
                 cause=Cause.TOKEN_EXPIRED,
                 fix=renew,
             )
@@ -413,14 +363,15 @@ class _Doctor:
             return Step(
                 name="time",
                 status=Status.PROBLEM,
-                summary=f"the token is valid only from {_iso(not_before)}: is this clock right?",
+                summary="the token is valid only from"
+                f" {claims_view.time_text('nbf', not_before, now)}: is this clock right?",
                 cause=Cause.TOKEN_EXPIRED,
                 fix="Synchronise the machine's clock (NTP).",
             )
         return Step(
             name="time",
             status=Status.OK,
-            summary=f"valid for another {_span(expires - now)} (until {_iso(expires)})",
+            summary=f"valid until {claims_view.time_text('exp', expires, now)}",
         )
 
     def signature_step(self) -> Step:
@@ -489,7 +440,7 @@ class _Doctor:
             try:
                 found = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
             except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
+                code = error_code(exc) or ""
                 if code == "NoSuchEntity":
                     return self._provider_missing(arn, issuer)
                 return self.skipped(
@@ -562,7 +513,7 @@ class _Doctor:
         try:
             document = iam.get_role(RoleName=role_name(role))["Role"]["AssumeRolePolicyDocument"]
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc) or ""
             return None, f"IAM refused iam:GetRole ({code}); pass --policy FILE"
         except BotoCoreError as exc:
             return None, f"IAM cannot be read ({type(exc).__name__}); pass --policy FILE"
@@ -651,12 +602,10 @@ class _Doctor:
     def _provider_name(self) -> str | None:
         if self.provider is not None and self.provider.name != "file":
             return self.provider.name
+        # A token file names no CI; a default `sub` of a distinctive shape does.
         subject = self.token.subject if self.token else None
-        if subject and subject.startswith("repo:"):
-            return github.PROVIDER.name
-        if subject and subject.startswith("{"):
-            return bitbucket.PROVIDER.name
-        return None
+        guessed = [p for p in CI_PROVIDERS if subject and _guessed(p, subject)]
+        return guessed[0].name if guessed else None
 
     def exchange_step(self) -> tuple[Step, TemporaryCredentials | None]:
         role = self.request.role_arn
@@ -723,20 +672,10 @@ class _Doctor:
         subject = self.token.subject if self.token else None
         if not subject:
             return Cause.TRUST_POLICY, "STS denied the token."
-        provider = self._provider_name()
-        if provider == github.PROVIDER.name:
-            parsed = _github_subject(subject)
-            if parsed is None:
-                return _custom_subject(subject)
-            owner_repo, context = parsed
-            if "@" in owner_repo:
-                return Cause.IMMUTABLE_SUBJECT, _IMMUTABLE_FIX.format(subject=subject)
-            if context == "pull_request":
-                return Cause.PULL_REQUEST, _PULL_REQUEST_FIX.format(subject=subject)
-            if context.startswith("environment:"):
-                return Cause.DEPLOYMENT_ENVIRONMENT, _GITHUB_ENVIRONMENT_FIX.format(subject=subject)
-        if provider == bitbucket.PROVIDER.name and subject.count(":") == 2:
-            return Cause.DEPLOYMENT_ENVIRONMENT, _BITBUCKET_ENVIRONMENT_FIX.format(subject=subject)
+        ci = _ci(PROVIDERS.get(self._provider_name() or ""))
+        finding = ci.likely_subject_cause(subject) if ci else None
+        if finding is not None:
+            return finding.cause, finding.fix
         return Cause.TRUST_POLICY, (
             f"The role's trust policy does not admit sub {subject!r} with aud"
             f" {', '.join(self.token.audience) if self.token else ''}."
@@ -784,75 +723,7 @@ class _Doctor:
         )
 
 
-_CLAIM_ORDER: Final = ("iss", "sub", "aud", "iat", "nbf", "exp")
-
-
 # --- classification of a `sub` that does not match -----------------------------------------------
-
-# repo:OWNER[@ID]/REPO[@ID]:CONTEXT with GitHub's default contexts (docs/ci-tokens.md#github-sub); a
-# value's `:` is written %3A, so a further `:` means a custom subject template.
-_GITHUB_SUBJECT: Final = re.compile(
-    r"repo:(?P<repo>[^/:]+/[^:]+):(?P<context>pull_request|environment:[^:]+|ref:[^:]+)"
-)
-
-_IMMUTABLE_FIX = (
-    "The token uses GitHub's immutable subject form ({subject}: owner and repository with @ID,"
-    " the default for repositories created or renamed after 2026-07-15), and the trust policy"
-    " pins the name-only form. Pin repo:OWNER@OWNER_ID/REPO@REPO_ID:... (keyless trust build"
-    " --owner-id N --repository-id N), or keep both forms during a migration."
-)
-_IMMUTABLE_REVERSE_FIX = (
-    "The trust policy pins GitHub's immutable subject form (owner and repository with @ID), and"
-    " this repository's tokens use the name-only form ({subject}). Pin repo:OWNER/REPO:..., or"
-    " opt the repository in to immutable subjects."
-)
-_PULL_REQUEST_FIX = (
-    "The job runs for a pull request, so sub is {subject}; the role pins a branch or an"
-    " environment. Do not let pull requests assume a deploy role: run the deploy on push to the"
-    " branch, or give pull requests their own read-only role trusting ...:pull_request."
-)
-_GITHUB_ENVIRONMENT_FIX = (
-    "The job has `environment:`, which makes sub {subject} instead of ...:ref:refs/heads/BRANCH."
-    " Pin the environment in the trust policy (keyless trust build --environment NAME), or"
-    " drop `environment:` from the job."
-)
-_GITHUB_NO_ENVIRONMENT_FIX = (
-    "The trust policy pins a GitHub environment, and this job has none (sub {subject}). Add"
-    " `environment: NAME` to the job."
-)
-_BITBUCKET_ENVIRONMENT_FIX = (
-    "The step's deployment environment is part of sub ({subject}: repository, environment and"
-    " step UUIDs), and the trust policy pins another one, or none. Pin the step's environment"
-    " (keyless trust build --environment-uuid UUID), or set the step's `deployment:` to the"
-    " environment the role expects."
-)
-_BITBUCKET_NO_ENVIRONMENT_FIX = (
-    "The trust policy pins a deployment environment, and this step has none (sub {subject}:"
-    " repository and step UUIDs only). Add `deployment: NAME` to the step."
-)
-
-
-def _github_subject(subject: str) -> tuple[str, str] | None:
-    match = _GITHUB_SUBJECT.fullmatch(subject)
-    if match is None:
-        return None
-    return match["repo"], match["context"]
-
-
-def _custom_subject(subject: str) -> tuple[Cause, str]:
-    return Cause.CUSTOM_SUBJECT, (
-        f"sub {subject!r} is not in GitHub's default form repo:OWNER/REPO:CONTEXT: the"
-        " organization or repository uses a custom subject template (see GET"
-        " /repos/OWNER/REPO/actions/oidc/customization/sub). Write the trust policy for that"
-        " template, or reset the repository to the default with use_default: true."
-    )
-
-
-def _pattern_repo(pattern: str) -> str | None:
-    """The OWNER/REPO part of a GitHub subject pattern, or ``None`` for another shape."""
-    if not pattern.startswith("repo:"):
-        return None
-    return pattern[len("repo:") :].split(":", 1)[0]
 
 
 def classify_subject(
@@ -863,13 +734,17 @@ def classify_subject(
     The cause is the first component of the CI's subject grammar (organization, repository,
     then ref or environment...) in which ``actual`` differs from the closest pattern.
     """
-    if provider == github.PROVIDER.name:
-        return _classify_github(actual, patterns)
-    if provider == bitbucket.PROVIDER.name:
-        return _classify_bitbucket(actual, patterns)
     known = PROVIDERS.get(provider) if provider is not None else None
     grammar = known.subject_grammar if known is not None else None
     differing = _first_difference(grammar, actual, patterns) if grammar else None
+    ci = _ci(known)
+    if ci is not None:
+        # The CI's own reading first (GitHub's subject forms, Bitbucket's environments); it
+        # leaves the rest to the segment that differs.
+        role = differing.segment.role if differing is not None else None
+        finding = ci.classify_subject(actual, patterns, differing=role)
+        if finding is not None:
+            return finding.cause, finding.fix
     if differing is not None:
         return _segment_cause(differing, actual)
     return Cause.SUBJECT, (
@@ -983,94 +858,34 @@ def _segment_cause(difference: _Difference, actual: str) -> tuple[Cause, str]:
     )
 
 
-def _classify_github(actual: str, patterns: Sequence[str]) -> tuple[Cause, str]:
-    parsed = _github_subject(actual)
-    if parsed is None:
-        return _custom_subject(actual)
-    owner_repo, context = parsed
-    repos = [repo for repo in (_pattern_repo(p) for p in patterns) if repo is not None]
-    immutable = "@" in owner_repo
-    if immutable and repos and not any("@" in repo for repo in repos):
-        return Cause.IMMUTABLE_SUBJECT, _IMMUTABLE_FIX.format(subject=actual)
-    if not immutable and repos and all("@" in repo for repo in repos):
-        return Cause.IMMUTABLE_SUBJECT, _IMMUTABLE_REVERSE_FIX.format(subject=actual)
-    differing = _first_difference(github.SUBJECT_GRAMMAR, actual, patterns)
-    if differing is not None and differing.segment.role is not SegmentRole.CONTEXT:
-        return _segment_cause(differing, actual)  # the owner or the repository differs
-    if context == "pull_request":
-        return Cause.PULL_REQUEST, _PULL_REQUEST_FIX.format(subject=actual)
-    pinned_environment = any(":environment:" in pattern for pattern in patterns)
-    if context.startswith("environment:") and not pinned_environment:
-        return Cause.DEPLOYMENT_ENVIRONMENT, _GITHUB_ENVIRONMENT_FIX.format(subject=actual)
-    if not context.startswith("environment:") and pinned_environment and patterns:
-        return Cause.DEPLOYMENT_ENVIRONMENT, _GITHUB_NO_ENVIRONMENT_FIX.format(subject=actual)
-    if context.startswith("environment:"):
-        return Cause.DEPLOYMENT_ENVIRONMENT, (
-            f"The job deploys to another environment than the role pins (sub {actual})."
-        )
-    if differing is not None:
-        return _segment_cause(differing, actual)  # another branch or tag
-    return Cause.SUBJECT, (
-        f"sub {actual!r} matches none of {', '.join(patterns)}: the job runs in another"
-        " repository or on another branch or tag than the role expects."
-    )
-
-
-def _classify_bitbucket(actual: str, patterns: Sequence[str]) -> tuple[Cause, str]:
-    parts = actual.split(":")
-    repository = parts[0]
-    same_repository = [p for p in patterns if compile_glob(p.split(":")[0]).match(repository)]
-    if not same_repository:
-        return Cause.REPOSITORY, (
-            f"sub {actual!r} names another repository than the role pins"
-            f" ({', '.join(patterns)}); each repository needs its own role or pattern."
-        )
-    if len(parts) == 3:
-        return Cause.DEPLOYMENT_ENVIRONMENT, _BITBUCKET_ENVIRONMENT_FIX.format(subject=actual)
-    return Cause.DEPLOYMENT_ENVIRONMENT, _BITBUCKET_NO_ENVIRONMENT_FIX.format(subject=actual)
-
-
 def _audience_fix(
     provider: Provider | None, audiences: Sequence[str], expected: Sequence[str]
 ) -> str:
     wanted = ", ".join(expected) if expected else "the provider's client ID"
     have = ", ".join(audiences) or "none"
-    if provider is bitbucket.PROVIDER:
-        how = (
-            "Bitbucket sets the audience in bitbucket-pipelines.yml (`oidc: {audiences: [...]}`);"
-            " its default is the workspace ARI, ari:cloud:bitbucket::workspace/UUID."
-        )
-    elif provider is github.PROVIDER:
-        how = "GitHub: keyless asks for --audience (default sts.amazonaws.com)."
-    else:
-        how = "Request the audience the IAM provider lists (--audience, or the CI's YAML)."
+    ci = _ci(provider)
+    how = (ci.audience_hint() if ci else None) or (
+        "Request the audience the IAM provider lists (--audience, or the CI's YAML)."
+    )
     return (
         f"The token's aud is {have}; IAM expects {wanted}. Add the token's audience to the IAM"
         f" OIDC provider's client IDs (and the trust policy's :aud), or {how}"
     )
 
 
+def _ci(provider: Provider | None) -> CiProvider | None:
+    """``provider`` when it is a CI (with hints of its own), ``None`` for a token file."""
+    return provider if isinstance(provider, CiBase) else None
+
+
+def _guessed(provider: Provider, subject: str) -> bool:
+    ci = _ci(provider)
+    return ci is not None and ci.guess_from_subject(subject)
+
+
 def _row_line(row: ConditionRow) -> str:
-    actual = "absent" if row.actual is None else _show(row.actual)
+    actual = "absent" if row.actual is None else claims_view.display(row.actual)
     return (
         f"{row.result.value:<7} {row.operator} {row.key} in [{', '.join(row.values)}];"
         f" the token has {actual}" + (f" ({row.note})" if row.note else "")
     )
-
-
-def _show(value: object) -> str:
-    if isinstance(value, str) and value.isprintable():
-        return value
-    return json.dumps(value, sort_keys=True, ensure_ascii=True, default=str)
-
-
-def _iso(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
-
-
-def _span(seconds: float) -> str:
-    minutes, secs = divmod(int(abs(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m {secs}s" if minutes else f"{secs}s"

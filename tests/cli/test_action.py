@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from keyless.cli.cmd_action import INPUTS, OUTPUTS, env_name
+from keyless.action import INPUTS, OUTPUTS, env_name
 from keyless.local.served import StackInfo, served_stack
 from keyless.local.stack import RunningStack
 from keyless.trust.evaluate import issuer_prefix

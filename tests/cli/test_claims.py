@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from keyless import claims_view
 from keyless.cli import cmd_claims
 from keyless.local.issuer import LocalIssuer
 from tests.cli.helpers import Result, run_cli
@@ -282,10 +283,10 @@ def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_duration_formatting() -> None:
-    assert cmd_claims.duration(0) == "0s"
-    assert cmd_claims.duration(59) == "59s"
-    assert cmd_claims.duration(180) == "3m"
-    assert cmd_claims.duration(250) == "4m 10s"
-    assert cmd_claims.duration(3_600 + 300) == "1h 5m"
-    assert cmd_claims.duration(86_400 * 2 + 3_600 * 3 + 59) == "2d 3h"
-    assert cmd_claims.duration(3_600 + 7) == "1h"
+    assert claims_view.duration(0) == "0s"
+    assert claims_view.duration(59) == "59s"
+    assert claims_view.duration(180) == "3m"
+    assert claims_view.duration(250) == "4m 10s"
+    assert claims_view.duration(3_600 + 300) == "1h 5m"
+    assert claims_view.duration(86_400 * 2 + 3_600 * 3 + 59) == "2d 3h"
+    assert claims_view.duration(3_600 + 7) == "1h"

@@ -75,3 +75,12 @@ def test_unexpected_exception_hides_its_text_without_verbose(
     assert result.code == 2
     assert secret not in result.stderr
     assert "ValueError" in result.stderr
+
+
+def test_the_command_table_matches_what_the_modules_register() -> None:
+    # keyless --help is rendered from COMMANDS; the modules' own help must say the same.
+    full = cli_main.build_parser()
+    lazy = cli_main.build_parser("")
+    assert full.format_help() == lazy.format_help()
+    for name, _module, _help in cli_main.COMMANDS:
+        assert cli_main.build_parser(name).format_help() == full.format_help()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -229,3 +230,17 @@ def test_outside_any_ci_the_cause_is_no_ci() -> None:
         report = diagnose(DoctorRequest(env={}), http=NO_HTTP, sts=stub.sts, iam=_no_iam)
     assert report.causes == (Cause.NO_CI,)
     assert [step.status for step in report.steps].count(Status.PROBLEM) == 1
+
+
+def test_doctor_detects_as_obtain_token_does_with_ci_flag_and_token_file(tmp_path: Path) -> None:
+    # `--ci github` wins over KEYLESS_TOKEN_FILE, in doctor's ci step as in obtain_token.
+    token_file = tmp_path / "token"
+    token_file.write_text("unused")
+    env = {"GITHUB_ACTIONS": "true", "KEYLESS_TOKEN_FILE": str(token_file)}
+    with stubbed_sts() as stub:
+        report = diagnose(
+            DoctorRequest(env=env, ci="github"), http=NO_HTTP, sts=stub.sts, iam=_no_iam
+        )
+    ci = report.steps[0]
+    assert (ci.name, ci.status, ci.summary) == ("ci", Status.OK, "GitHub Actions (--ci github)")
+    assert report.causes == (Cause.OIDC_NOT_ENABLED,)

@@ -162,3 +162,23 @@ def test_the_probe_sees_what_a_command_loads(inputs: dict[str, str]) -> None:
     # The assertions above can fail: importing the AWS layer shows up in the probe.
     assert "botocore" in _loaded_by("import keyless.aws.sts")
     assert Path(inputs["token"]).read_text().count(".") == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "modules"),
+    [
+        (["--help"], set()),
+        (["claims", "--help"], {"keyless.cli.cmd_claims"}),
+        (["trust", "lint", "--help"], {"keyless.cli.cmd_trust"}),
+    ],
+)
+def test_a_command_imports_only_its_own_command_module(argv: list[str], modules: set[str]) -> None:
+    # The top-level parser comes from keyless.cli.main.COMMANDS: no other command module loads.
+    added = _loaded_by(
+        "import io\n"
+        "from contextlib import redirect_stdout\n"
+        "from keyless.cli.main import main\n"
+        "with redirect_stdout(io.StringIO()):\n"
+        f"    assert main({argv!r}) == 0\n"
+    )
+    assert {name for name in added if name.startswith("keyless.cli.cmd_")} == modules

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NewType
 
 import botocore.exceptions
 
+from keyless.aws.errors import error_code, error_message
 from keyless.aws.thumbprint import Thumbprint
 from keyless.aws.widening import Widening, find_widening
 from keyless.compat import StrEnum
@@ -688,17 +689,9 @@ def _new_role(desired: Desired) -> list[Change]:
 # --- reading what IAM has ------------------------------------------------------------------------
 
 
-def _error_code(exc: botocore.exceptions.ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _error_message(exc: botocore.exceptions.ClientError) -> str:
-    return " ".join(str(exc.response.get("Error", {}).get("Message", "")).split())
-
-
 def _aws_error(exc: botocore.exceptions.ClientError, what: str) -> KeylessError:
-    code = _error_code(exc)
-    message = f"{what}: {code}: {_error_message(exc)}"
+    code = error_code(exc) or ""
+    message = f"{what}: {code}: {error_message(exc)}"
     if code in ("AccessDenied", "AccessDeniedException"):
         return AccessDeniedError(
             message,
@@ -725,7 +718,7 @@ def _read_provider(iam: IAMClient, desired: Desired) -> ProviderState | None:
     try:
         response = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
     except botocore.exceptions.ClientError as exc:
-        if _error_code(exc) == "NoSuchEntity":
+        if (error_code(exc) or "") == "NoSuchEntity":
             return None
         raise _aws_error(exc, f"cannot read the OIDC provider {arn}") from exc
     return ProviderState(
@@ -751,7 +744,7 @@ def _read_role(iam: IAMClient, desired: Desired) -> RoleState | None:
                 iam.get_role_policy(RoleName=name, PolicyName=desired.policy_name)["PolicyDocument"]
             )
     except botocore.exceptions.ClientError as exc:
-        if _error_code(exc) == "NoSuchEntity":
+        if (error_code(exc) or "") == "NoSuchEntity":
             return None
         raise _aws_error(exc, f"cannot read the role {name}") from exc
     boundary = role.get("PermissionsBoundary", {}).get("PermissionsBoundaryArn")
@@ -846,7 +839,7 @@ def apply(
             _invoke(iam, call, retry_principal=created_provider, sleep=sleep)
         except botocore.exceptions.ClientError as exc:
             if call.method == "create_open_id_connect_provider" and (
-                _error_code(exc) == "EntityAlreadyExists"
+                (error_code(exc) or "") == "EntityAlreadyExists"
             ):
                 # Created by someone else since the plan was read: reuse it, as a fresh plan
                 # would, and add the audiences it lacks.
@@ -872,8 +865,8 @@ def _invoke(iam: IAMClient, call: Call, *, retry_principal: bool, sleep: Sleep) 
             propagating = (
                 retry_principal
                 and call.method in ("create_role", "update_assume_role_policy")
-                and _error_code(exc) == "MalformedPolicyDocument"
-                and "principal" in _error_message(exc).lower()
+                and (error_code(exc) or "") == "MalformedPolicyDocument"
+                and "principal" in error_message(exc).lower()
             )
             if not propagating or attempt >= IAM_PROPAGATION_MAX_ATTEMPTS:
                 raise
@@ -911,7 +904,7 @@ def _incomplete(
     done: Sequence[Call],
     pending: Sequence[Call],
 ) -> ProvisionIncompleteError:
-    code = _error_code(exc)
+    code = error_code(exc) or ""
     desired = the_plan.desired
     lines = ["In the account now:"]
     lines.extend(f"  done       {call.describe}" for call in done)
@@ -921,7 +914,7 @@ def _incomplete(
     if len(lines) == 1:
         lines.append("  nothing was changed by this run")
     lines.append("Not done:")
-    lines.append(f"  failed     {failed.describe}: {code}: {_error_message(exc)}")
+    lines.append(f"  failed     {failed.describe}: {code}: {error_message(exc)}")
     lines.extend(f"  not done   {call.describe}" for call in pending)
     lines.append(
         f"Next: allow the caller {failed.operation}"

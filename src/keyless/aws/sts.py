@@ -27,6 +27,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
 
 from keyless.aws.clients import CLIENT_CONFIG, region_from
+from keyless.aws.errors import error_code, error_message, http_status
 from keyless.ci.base import Provider, RawToken, session_name_part
 from keyless.compat import UTC
 from keyless.errors import (
@@ -512,7 +513,7 @@ def retry_reason(exc: Exception) -> str | None:
             return None
         if code in RETRYABLE_CODES:
             return code
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        status = http_status(exc) or 0
         if status >= 500:
             return f"HTTP {status}"
         return None
@@ -525,11 +526,11 @@ def retry_reason(exc: Exception) -> str | None:
 
 
 def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "")) or "Unknown"
+    return error_code(exc) or "Unknown"
 
 
 def _message(exc: ClientError, secrets: tuple[str, ...]) -> str:
-    text = " ".join(str(exc.response.get("Error", {}).get("Message", "")).split())
+    text = error_message(exc)
     for secret in secrets:
         if secret:
             text = text.replace(secret, "<redacted>")

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, NewType, Protocol
 
+from keyless.causes import Cause
 from keyless.compat import StrEnum
 from keyless.errors import CredentialError, TokenError, UsageError
 from keyless.limits import CI_HELPER_TIMEOUT_SECONDS, TOKEN_MAX_CHARS
@@ -294,6 +295,14 @@ class SubjectGrammar:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SubjectFinding:
+    """Why a job's `sub` does not satisfy a role, as ``keyless doctor`` reports it."""
+
+    cause: Cause
+    fix: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TrustCondition:
     """One condition of a least-privilege trust policy: ``operator`` on ``<issuer>:<claim>``."""
 
@@ -319,6 +328,24 @@ class Scope(Protocol):
     def trust_spec(self) -> TrustSpec:
         """The conditions that admit this scope and nothing else."""
         ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScopeOption:
+    """One command-line flag of a CI's scope (``--repository OWNER/REPO``), declared by the CI.
+
+    The CLI adds each flag once, in the group of the first CI that declares it with a ``help``;
+    a CI that reuses another's flag (GitLab's ``--ref``) declares it with ``help=None``.
+    """
+
+    flag: str
+    #: The keyword of the CI's ``scope_from_values`` that receives the value.
+    dest: str
+    metavar: str | None = None
+    help: str | None = None
+    choices: tuple[str, ...] | None = None
+    #: Whether the scope cannot be built without it (named in the "needs" message, in order).
+    required: bool = False
 
 
 def iam_literal(text: str) -> str:
@@ -462,6 +489,41 @@ class CiProvider(Provider, Protocol):
 
     #: Where the issuer's JWKS is served, below the issuer URL.
     jwks_suffix: str
+    #: The CI's name in scope messages and the CLI's scope group ("GitHub", "Bitbucket").
+    short_name: str
+    #: The flags of this CI's scope, and the same in one or two lines for a help epilog.
+    scope_options: tuple[ScopeOption, ...]
+    scope_usage: tuple[str, ...]
+
+    def scope_from_values(self, values: Mapping[str, str | None]) -> Scope:
+        """The scope from the values of ``scope_options`` by ``dest`` (``None``: not given)."""
+        ...
+
+    def guess_from_subject(self, subject: str) -> bool:
+        """True when ``subject`` has a shape only this CI's default `sub` has."""
+        ...
+
+    def oidc_disabled(self, env: Mapping[str, str]) -> bool:
+        """True when the job runs without the CI's OIDC switch (the token variables are absent)."""
+        ...
+
+    def classify_subject(
+        self, actual: str, patterns: Sequence[str], *, differing: SegmentRole | None
+    ) -> SubjectFinding | None:
+        """This CI's own reading of a `sub` that matches none of ``patterns``, or ``None``."""
+        ...
+
+    def likely_subject_cause(self, subject: str) -> SubjectFinding | None:
+        """Why STS likely denied ``subject`` when no trust policy can be read, or ``None``."""
+        ...
+
+    def renew_hint(self) -> str | None:
+        """How to get a fresh token after the job's expired, or ``None`` (the generic advice)."""
+        ...
+
+    def audience_hint(self) -> str | None:
+        """Where this CI's audience is chosen, or ``None`` (the generic advice)."""
+        ...
 
     def issuer_path(self, scope: Scope) -> str:
         """The path of ``scope``'s issuer below the CI's host: ``/`` or a per-tenant path."""

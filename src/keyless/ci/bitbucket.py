@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from keyless.causes import Cause
 from keyless.ci._claims import require_audience
 from keyless.ci.base import (
     STANDARD_SAFE_CLAIMS,
@@ -19,17 +20,18 @@ from keyless.ci.base import (
     JobTokens,
     ObtainedToken,
     Runner,
-    Scope,
+    ScopeOption,
     SegmentRole,
+    SubjectFinding,
     SubjectGrammar,
     SubjectSegment,
     TrustCondition,
     TrustSpec,
-    checked_token,
     compose_session_name,
-    issuer_path_of,
 )
+from keyless.ci.shared import CiBase
 from keyless.errors import CredentialError, UsageError
+from keyless.trust.glob import compile_glob
 
 if TYPE_CHECKING:
     from keyless.http import HttpClient
@@ -93,93 +95,6 @@ SUBJECT_GRAMMAR = SubjectGrammar(
         ),
     )
 )
-
-
-class Bitbucket:
-    name = "bitbucket"
-    display_name = "Bitbucket Pipelines"
-    markers: tuple[str, ...] = ("BITBUCKET_BUILD_NUMBER", "BITBUCKET_REPO_UUID", STEP_VARIABLE)
-    # Bitbucket is not among the issuers for which STS exposes extra claims
-    # (docs/aws-sts-iam.md#condition-keys): only :sub and :aud can be conditioned, so branch or
-    # environment pins go through `sub`.
-    aws_condition_claims: frozenset[str] = frozenset()
-    aws_unconfirmed_claims: frozenset[str] = frozenset()
-    safe_claims: frozenset[str] = STANDARD_SAFE_CLAIMS | {
-        "branchName",
-        "deploymentEnvironmentUuid",
-        "pipelineRunUuid",
-        "pipelineUuid",
-        "repositoryUuid",
-        "stepUuid",
-        "workspaceUuid",
-    }
-
-    # One issuer per workspace (docs/ci-tokens.md#bitbucket-issuer): without a `sub` pin, the whole
-    # workspace is trusted.
-    shared_issuer = False
-    subject_grammar = SUBJECT_GRAMMAR
-
-    def in_ci(self, env: Mapping[str, str]) -> bool:
-        return any(env.get(name) for name in self.markers)
-
-    def obtain(
-        self,
-        env: Mapping[str, str],
-        *,
-        audience: str | None,
-        http: HttpClient,
-        runner: Runner | None = None,
-    ) -> ObtainedToken | None:
-        if not self.in_ci(env):
-            return None
-        value = env.get(STEP_VARIABLE, "")
-        if not value.strip():
-            raise CredentialError(
-                f"{self.display_name}: {STEP_VARIABLE} is not set in this step"
-                " (the step has no `oidc: true`)",
-                remedy=_OIDC_REMEDY,
-            )
-        obtained = checked_token(
-            value, provider=self.name, display_name=self.display_name, source=STEP_VARIABLE
-        )
-        # The audience is fixed by the YAML; a different --audience is refused, not ignored.
-        return require_audience(
-            obtained,
-            audience,
-            display_name=self.display_name,
-            remedy=_audience_remedy(audience or ""),
-        )
-
-    def owns_issuer(self, issuer: str) -> bool:
-        return _ISSUER.fullmatch(issuer) is not None
-
-    def session_name(self, env: Mapping[str, str]) -> str | None:
-        # The step UUID (braces are not allowed in a session name) tells steps of a build apart.
-        step = env.get("BITBUCKET_STEP_UUID", "").strip("{}")[:8]
-        repository = env.get("BITBUCKET_REPO_SLUG") or env.get("BITBUCKET_REPO_UUID", "")
-        return compose_session_name(
-            "bitbucket", repository.strip("{}"), env.get("BITBUCKET_BUILD_NUMBER"), step
-        )
-
-    # --- the local stack (keyless.local): what a step's token and environment look like -------
-
-    #: Bitbucket's API serves the keys at `.../oidc/keys.json` (docs/ci-tokens.md#bitbucket-issuer;
-    #: jwks_uri UNCONFIRMED).
-    jwks_suffix = "/keys.json"
-
-    def issuer_path(self, scope: Scope) -> str:
-        return issuer_path_of(_own(scope).issuer)
-
-    def job_claims(self, scope: Scope, run: JobRun, *, audiences: Sequence[str] = ()) -> JobClaims:
-        return step_claims(_own(scope), run, audiences=audiences)
-
-    def job_environment(
-        self, scope: Scope, run: JobRun, *, tokens: JobTokens, audiences: Sequence[str] = ()
-    ) -> dict[str, str]:
-        return step_environment(_own(scope), run, tokens=tokens, audiences=audiences)
-
-
-PROVIDER = Bitbucket()
 
 
 # --- trust: the scope a role can be pinned to -----------------------------------------------------
@@ -269,6 +184,171 @@ class BitbucketScope:
         )
 
 
+# --- the provider -------------------------------------------------------------------------------
+
+
+class Bitbucket(CiBase[BitbucketScope]):
+    name = "bitbucket"
+    short_name = "Bitbucket"
+    scope_type = BitbucketScope
+    display_name = "Bitbucket Pipelines"
+    markers: tuple[str, ...] = ("BITBUCKET_BUILD_NUMBER", "BITBUCKET_REPO_UUID", STEP_VARIABLE)
+    # Bitbucket is not among the issuers for which STS exposes extra claims
+    # (docs/aws-sts-iam.md#condition-keys): only :sub and :aud can be conditioned, so branch or
+    # environment pins go through `sub`.
+    aws_condition_claims: frozenset[str] = frozenset()
+    safe_claims: frozenset[str] = STANDARD_SAFE_CLAIMS | {
+        "branchName",
+        "deploymentEnvironmentUuid",
+        "pipelineRunUuid",
+        "pipelineUuid",
+        "repositoryUuid",
+        "stepUuid",
+        "workspaceUuid",
+    }
+
+    # One issuer per workspace (docs/ci-tokens.md#bitbucket-issuer): without a `sub` pin, the whole
+    # workspace is trusted.
+    shared_issuer = False
+    issuer_shape = _ISSUER
+    subject_grammar = SUBJECT_GRAMMAR
+
+    scope_options: tuple[ScopeOption, ...] = (
+        ScopeOption(
+            flag="--workspace",
+            dest="workspace",
+            metavar="SLUG",
+            help="workspace slug (in the issuer URL)",
+            required=True,
+        ),
+        ScopeOption(
+            flag="--workspace-uuid",
+            dest="workspace_uuid",
+            metavar="UUID",
+            help="workspace UUID (the audience)",
+            required=True,
+        ),
+        ScopeOption(
+            flag="--repository-uuid",
+            dest="repository_uuid",
+            metavar="UUID",
+            help="repository UUID",
+            required=True,
+        ),
+        ScopeOption(
+            flag="--environment-uuid",
+            dest="environment_uuid",
+            metavar="UUID",
+            help="deployment environment UUID (deploy roles)",
+        ),
+    )
+    scope_usage: tuple[str, ...] = (
+        "--workspace SLUG --workspace-uuid UUID --repository-uuid UUID",
+        "[--environment-uuid UUID]",
+    )
+
+    def in_ci(self, env: Mapping[str, str]) -> bool:
+        return any(env.get(name) for name in self.markers)
+
+    def obtain(
+        self,
+        env: Mapping[str, str],
+        *,
+        audience: str | None,
+        http: HttpClient,
+        runner: Runner | None = None,
+    ) -> ObtainedToken | None:
+        if not self.in_ci(env):
+            return None
+        value = env.get(STEP_VARIABLE, "")
+        if not value.strip():
+            raise CredentialError(
+                f"{self.display_name}: {STEP_VARIABLE} is not set in this step"
+                " (the step has no `oidc: true`)",
+                remedy=_OIDC_REMEDY,
+            )
+        obtained = self.checked(value, source=STEP_VARIABLE)
+        # The audience is fixed by the YAML; a different --audience is refused, not ignored.
+        return require_audience(
+            obtained,
+            audience,
+            display_name=self.display_name,
+            remedy=_audience_remedy(audience or ""),
+        )
+
+    def session_name(self, env: Mapping[str, str]) -> str | None:
+        # The step UUID (braces are not allowed in a session name) tells steps of a build apart.
+        step = env.get("BITBUCKET_STEP_UUID", "").strip("{}")[:8]
+        repository = env.get("BITBUCKET_REPO_SLUG") or env.get("BITBUCKET_REPO_UUID", "")
+        return compose_session_name(
+            "bitbucket", repository.strip("{}"), env.get("BITBUCKET_BUILD_NUMBER"), step
+        )
+
+    # --- the local stack (keyless.local): what a step's token and environment look like -------
+
+    #: Bitbucket's API serves the keys at `.../oidc/keys.json` (docs/ci-tokens.md#bitbucket-issuer;
+    #: jwks_uri UNCONFIRMED).
+    jwks_suffix = "/keys.json"
+
+    def claims_for(
+        self, scope: BitbucketScope, run: JobRun, *, audiences: Sequence[str] = ()
+    ) -> JobClaims:
+        return step_claims(scope, run, audiences=audiences)
+
+    def environment_for(
+        self,
+        scope: BitbucketScope,
+        run: JobRun,
+        *,
+        tokens: JobTokens,
+        audiences: Sequence[str] = (),
+    ) -> dict[str, str]:
+        return step_environment(scope, run, tokens=tokens, audiences=audiences)
+
+    # --- keyless doctor: the deployment environment in `sub` (docs/ci-tokens.md#bitbucket-sub) --
+
+    def guess_from_subject(self, subject: str) -> bool:
+        return subject.startswith("{")
+
+    def oidc_disabled(self, env: Mapping[str, str]) -> bool:
+        return not env.get(STEP_VARIABLE)
+
+    def renew_hint(self) -> str | None:
+        return (
+            "Bitbucket's step token cannot be renewed within the step: re-run the step, and"
+            " exchange it early in the step."
+        )
+
+    def audience_hint(self) -> str | None:
+        return (
+            "Bitbucket sets the audience in bitbucket-pipelines.yml (`oidc: {audiences: [...]}`);"
+            " its default is the workspace ARI, ari:cloud:bitbucket::workspace/UUID."
+        )
+
+    def classify_subject(
+        self, actual: str, patterns: Sequence[str], *, differing: SegmentRole | None
+    ) -> SubjectFinding | None:
+        parts = actual.split(":")
+        repository = parts[0]
+        if not any(compile_glob(p.split(":")[0]).match(repository) for p in patterns):
+            return SubjectFinding(
+                cause=Cause.REPOSITORY,
+                fix=f"sub {actual!r} names another repository than the role pins"
+                f" ({', '.join(patterns)}); each repository needs its own role or pattern.",
+            )
+        if len(parts) == 3:
+            return _finding(Cause.DEPLOYMENT_ENVIRONMENT, _ENVIRONMENT_FIX, actual)
+        return _finding(Cause.DEPLOYMENT_ENVIRONMENT, _NO_ENVIRONMENT_FIX, actual)
+
+    def likely_subject_cause(self, subject: str) -> SubjectFinding | None:
+        if subject.count(":") == 2:
+            return _finding(Cause.DEPLOYMENT_ENVIRONMENT, _ENVIRONMENT_FIX, subject)
+        return None
+
+
+PROVIDER = Bitbucket()
+
+
 # --- the local stack: a step's token and environment (docs/ci-tokens.md#bitbucket) ----------------
 
 #: Atlassian states no lifetime (docs/ci-tokens.md#bitbucket-issuer, UNCONFIRMED): an hour, so a
@@ -278,12 +358,6 @@ TOKEN_LIFETIME_SECONDS = 3600
 #: (docs/ci-tokens.md#bitbucket-delivery).
 MAX_AUDIENCES = 10
 MAX_AUDIENCE_CHARS = 150
-
-
-def _own(scope: Scope) -> BitbucketScope:
-    if not isinstance(scope, BitbucketScope):
-        raise UsageError(f"Bitbucket needs a Bitbucket scope, not {type(scope).__name__}")
-    return scope
 
 
 def _braced(value: str, what: str) -> str:
@@ -368,3 +442,21 @@ def step_environment(
         env["BITBUCKET_DEPLOYMENT_ENVIRONMENT"] = run.deployment or "production"
     env[STEP_VARIABLE] = tokens.sign(claims)
     return env
+
+
+# --- keyless doctor: why a Bitbucket `sub` does not match ---------------------------------------
+
+_ENVIRONMENT_FIX = (
+    "The step's deployment environment is part of sub ({subject}: repository, environment and"
+    " step UUIDs), and the trust policy pins another one, or none. Pin the step's environment"
+    " (keyless trust build --environment-uuid UUID), or set the step's `deployment:` to the"
+    " environment the role expects."
+)
+_NO_ENVIRONMENT_FIX = (
+    "The trust policy pins a deployment environment, and this step has none (sub {subject}:"
+    " repository and step UUIDs only). Add `deployment: NAME` to the step."
+)
+
+
+def _finding(cause: Cause, fix: str, subject: str) -> SubjectFinding:
+    return SubjectFinding(cause=cause, fix=fix.format(subject=subject))

@@ -19,19 +19,17 @@ from keyless.ci.base import (
     JobTokens,
     ObtainedToken,
     Runner,
-    Scope,
+    ScopeOption,
     SegmentRole,
     SubjectGrammar,
     SubjectSegment,
     TrustCondition,
     TrustSpec,
-    checked_token,
     compose_session_name,
-    env_true,
     iam_literal,
-    issuer_path_of,
     run_helper,
 )
+from keyless.ci.shared import CiBase
 from keyless.errors import UsageError
 
 if TYPE_CHECKING:
@@ -91,98 +89,6 @@ SUBJECT_GRAMMAR = SubjectGrammar(
 )
 
 
-class Buildkite:
-    name = "buildkite"
-    display_name = "Buildkite"
-    markers: tuple[str, ...] = ("BUILDKITE",)
-    # Buildkite is not among the issuers for which STS exposes extra claims
-    # (docs/aws-sts-iam.md#condition-keys); its AWS guide pins organization and pipeline through
-    # session tags (aws:RequestTag/...) instead.
-    aws_condition_claims: frozenset[str] = frozenset()
-    aws_unconfirmed_claims: frozenset[str] = frozenset()
-    safe_claims: frozenset[str] = STANDARD_SAFE_CLAIMS | {
-        "agent_id",
-        "build_branch",
-        "build_commit",
-        "build_id",
-        "build_number",
-        "build_source",
-        "build_tag",
-        "cluster_id",
-        "cluster_name",
-        "job_id",
-        "organization_id",
-        "organization_slug",
-        "pipeline_id",
-        "pipeline_slug",
-        "queue_id",
-        "queue_key",
-        "runner_environment",
-        "step_key",
-    }
-
-    # agent.buildkite.com mints tokens for every Buildkite organization.
-    shared_issuer = True
-    subject_grammar = SUBJECT_GRAMMAR
-
-    def in_ci(self, env: Mapping[str, str]) -> bool:
-        return env_true(env, "BUILDKITE")
-
-    def obtain(
-        self,
-        env: Mapping[str, str],
-        *,
-        audience: str | None,
-        http: HttpClient,
-        runner: Runner | None = None,
-    ) -> ObtainedToken | None:
-        if not self.in_ci(env):
-            return None
-        # Buildkite's default audience is the organization URL; AWS wants sts.amazonaws.com.
-        argv = [*COMMAND, "--audience", audience or DEFAULT_AWS_AUDIENCE]
-        output = run_helper(
-            runner,
-            argv,
-            env=env,
-            display_name=self.display_name,
-            missing_remedy=_MISSING_REMEDY,
-            failure_remedy=_FAILURE_REMEDY,
-        )
-        return checked_token(
-            output, provider=self.name, display_name=self.display_name, source=" ".join(COMMAND)
-        )
-
-    def owns_issuer(self, issuer: str) -> bool:
-        return issuer == ISSUER
-
-    def session_name(self, env: Mapping[str, str]) -> str | None:
-        # The job id tells the jobs of one build apart; its first 8 characters are enough.
-        return compose_session_name(
-            "buildkite",
-            env.get("BUILDKITE_PIPELINE_SLUG"),
-            env.get("BUILDKITE_BUILD_NUMBER"),
-            env.get("BUILDKITE_JOB_ID", "")[:8],
-        )
-
-    # --- the local stack (keyless.local): what a job's token and environment look like --------
-
-    jwks_suffix = "/.well-known/jwks"
-
-    def issuer_path(self, scope: Scope) -> str:
-        return issuer_path_of(_own(scope).issuer)
-
-    def job_claims(self, scope: Scope, run: JobRun, *, audiences: Sequence[str] = ()) -> JobClaims:
-        return job_claims(_own(scope), run, audiences=audiences)
-
-    def job_environment(
-        self, scope: Scope, run: JobRun, *, tokens: JobTokens, audiences: Sequence[str] = ()
-    ) -> dict[str, str]:
-        return job_environment(_own(scope), run, tokens=tokens, audiences=audiences)
-
-
-PROVIDER = Buildkite()
-
-
 # --- trust: the scope a role can be pinned to -----------------------------------------------------
 # docs/ci-tokens.md#buildkite, docs/security-model.md#generator-rules
 
@@ -234,18 +140,118 @@ class BuildkiteScope:
         )
 
 
+# --- the provider -------------------------------------------------------------------------------
+
+
+class Buildkite(CiBase[BuildkiteScope]):
+    name = "buildkite"
+    short_name = "Buildkite"
+    scope_type = BuildkiteScope
+    display_name = "Buildkite"
+    markers: tuple[str, ...] = ("BUILDKITE",)
+    # Buildkite is not among the issuers for which STS exposes extra claims
+    # (docs/aws-sts-iam.md#condition-keys); its AWS guide pins organization and pipeline through
+    # session tags (aws:RequestTag/...) instead.
+    aws_condition_claims: frozenset[str] = frozenset()
+    safe_claims: frozenset[str] = STANDARD_SAFE_CLAIMS | {
+        "agent_id",
+        "build_branch",
+        "build_commit",
+        "build_id",
+        "build_number",
+        "build_source",
+        "build_tag",
+        "cluster_id",
+        "cluster_name",
+        "job_id",
+        "organization_id",
+        "organization_slug",
+        "pipeline_id",
+        "pipeline_slug",
+        "queue_id",
+        "queue_key",
+        "runner_environment",
+        "step_key",
+    }
+
+    # agent.buildkite.com mints tokens for every Buildkite organization.
+    shared_issuer = True
+    issuer_shape = re.compile(re.escape(ISSUER))
+    subject_grammar = SUBJECT_GRAMMAR
+
+    scope_options: tuple[ScopeOption, ...] = (
+        ScopeOption(
+            flag="--organization",
+            dest="organization",
+            metavar="SLUG",
+            help="organization slug",
+            required=True,
+        ),
+        ScopeOption(
+            flag="--pipeline", dest="pipeline", metavar="SLUG", help="pipeline slug", required=True
+        ),
+        ScopeOption(flag="--branch", dest="branch", metavar="NAME", help="branch"),
+    )
+    scope_usage: tuple[str, ...] = ("--organization SLUG --pipeline SLUG [--branch NAME]",)
+
+    def obtain(
+        self,
+        env: Mapping[str, str],
+        *,
+        audience: str | None,
+        http: HttpClient,
+        runner: Runner | None = None,
+    ) -> ObtainedToken | None:
+        if not self.in_ci(env):
+            return None
+        # Buildkite's default audience is the organization URL; AWS wants sts.amazonaws.com.
+        argv = [*COMMAND, "--audience", audience or DEFAULT_AWS_AUDIENCE]
+        output = run_helper(
+            runner,
+            argv,
+            env=env,
+            display_name=self.display_name,
+            missing_remedy=_MISSING_REMEDY,
+            failure_remedy=_FAILURE_REMEDY,
+        )
+        return self.checked(output, source=" ".join(COMMAND))
+
+    def session_name(self, env: Mapping[str, str]) -> str | None:
+        # The job id tells the jobs of one build apart; its first 8 characters are enough.
+        return compose_session_name(
+            "buildkite",
+            env.get("BUILDKITE_PIPELINE_SLUG"),
+            env.get("BUILDKITE_BUILD_NUMBER"),
+            env.get("BUILDKITE_JOB_ID", "")[:8],
+        )
+
+    # --- the local stack (keyless.local): what a job's token and environment look like --------
+
+    def claims_for(
+        self, scope: BuildkiteScope, run: JobRun, *, audiences: Sequence[str] = ()
+    ) -> JobClaims:
+        return job_claims(scope, run, audiences=audiences)
+
+    def environment_for(
+        self,
+        scope: BuildkiteScope,
+        run: JobRun,
+        *,
+        tokens: JobTokens,
+        audiences: Sequence[str] = (),
+    ) -> dict[str, str]:
+        return job_environment(scope, run, tokens=tokens, audiences=audiences)
+
+
+PROVIDER = Buildkite()
+
+
 # --- the local stack: a job's token and environment (docs/ci-tokens.md#buildkite) -----------------
 
 #: The default `exp - iat`; `--lifetime` changes it (docs/ci-tokens.md#buildkite).
 TOKEN_LIFETIME_SECONDS = 300
 #: Where the job reaches its agent's API (the agent's default endpoint has this path).
 AGENT_API_PATH = "/v3"
-
-
-def _own(scope: Scope) -> BuildkiteScope:
-    if not isinstance(scope, BuildkiteScope):
-        raise UsageError(f"Buildkite needs a Buildkite scope, not {type(scope).__name__}")
-    return scope
 
 
 def _job_ref(scope: BuildkiteScope, run: JobRun) -> tuple[str, str]:

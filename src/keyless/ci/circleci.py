@@ -19,19 +19,17 @@ from keyless.ci.base import (
     JobTokens,
     ObtainedToken,
     Runner,
-    Scope,
+    ScopeOption,
     SegmentRole,
     SubjectGrammar,
     SubjectSegment,
     TrustCondition,
     TrustSpec,
-    checked_token,
     compose_session_name,
-    env_true,
-    issuer_path_of,
     run_helper,
     stable_uuid,
 )
+from keyless.ci.shared import CiBase
 from keyless.errors import CredentialError, UsageError
 
 if TYPE_CHECKING:
@@ -95,113 +93,6 @@ SUBJECT_GRAMMAR = SubjectGrammar(
 )
 
 
-class CircleCI:
-    name = "circleci"
-    display_name = "CircleCI"
-    markers: tuple[str, ...] = ("CIRCLECI",)
-    # STS validates some CircleCI-specific claims since January 2026, but the list of keys is
-    # UNCONFIRMED (docs/aws-sts-iam.md#condition-keys): claim none, so generated policies rely on
-    # `sub` and `aud` only, and list CircleCI's own claims as unconfirmed, so an evaluator calls
-    # them undecidable.
-    aws_condition_claims: frozenset[str] = frozenset()
-    aws_unconfirmed_claims: frozenset[str] = frozenset(
-        {
-            "oidc.circleci.com/context-ids",
-            "oidc.circleci.com/project-id",
-            "oidc.circleci.com/ssh-rerun",
-            "oidc.circleci.com/vcs-origin",
-            "oidc.circleci.com/vcs-ref",
-        }
-    )
-    safe_claims: frozenset[str] = STANDARD_SAFE_CLAIMS | {
-        "oidc.circleci.com/context-ids",
-        "oidc.circleci.com/project-id",
-        "oidc.circleci.com/ssh-rerun",
-        "oidc.circleci.com/vcs-origin",
-        "oidc.circleci.com/vcs-ref",
-    }
-
-    # One issuer per organization (docs/ci-tokens.md#circleci): without a `sub` pin, the whole org
-    # is trusted.
-    shared_issuer = False
-    subject_grammar = SUBJECT_GRAMMAR
-
-    def in_ci(self, env: Mapping[str, str]) -> bool:
-        return env_true(env, "CIRCLECI")
-
-    def obtain(
-        self,
-        env: Mapping[str, str],
-        *,
-        audience: str | None,
-        http: HttpClient,
-        runner: Runner | None = None,
-    ) -> ObtainedToken | None:
-        if not self.in_ci(env):
-            return None
-        found = [
-            checked_token(
-                env[name], provider=self.name, display_name=self.display_name, source=name
-            )
-            for name in ENV_VARIABLES
-            if env.get(name, "").strip()
-        ]
-        if audience is None:
-            if not found:
-                raise CredentialError(
-                    f"{self.display_name}: neither {' nor '.join(ENV_VARIABLES)} is set",
-                    remedy=_MISSING_REMEDY,
-                )
-            return found[0]
-        for obtained in found:
-            # The job's own token already has the audience: no need for the CLI.
-            if audience in token_audiences(obtained, display_name=self.display_name):
-                return obtained
-        # Only `aud` can be customised (docs/ci-tokens.md#circleci). The audience is not a secret,
-        # so argv is safe.
-        argv = ["circleci", "run", "oidc", "get", "--claims", json.dumps({"aud": audience})]
-        output = run_helper(
-            runner,
-            argv,
-            env=env,
-            display_name=self.display_name,
-            missing_remedy=_CLI_REMEDY,
-            failure_remedy=_MISSING_REMEDY,
-        )
-        return checked_token(
-            output,
-            provider=self.name,
-            display_name=self.display_name,
-            source="circleci run oidc get",
-        )
-
-    def owns_issuer(self, issuer: str) -> bool:
-        return _ISSUER.fullmatch(issuer) is not None
-
-    def session_name(self, env: Mapping[str, str]) -> str | None:
-        return compose_session_name(
-            "circleci", env.get("CIRCLE_PROJECT_REPONAME"), env.get("CIRCLE_BUILD_NUM")
-        )
-
-    # --- the local stack (keyless.local): what a job's tokens and environment look like -------
-
-    jwks_suffix = "/.well-known/jwks"
-
-    def issuer_path(self, scope: Scope) -> str:
-        return issuer_path_of(_own(scope).issuer)
-
-    def job_claims(self, scope: Scope, run: JobRun, *, audiences: Sequence[str] = ()) -> JobClaims:
-        return token_claims(_own(scope), run, audiences=audiences)
-
-    def job_environment(
-        self, scope: Scope, run: JobRun, *, tokens: JobTokens, audiences: Sequence[str] = ()
-    ) -> dict[str, str]:
-        return job_environment(_own(scope), run, tokens=tokens, audiences=audiences)
-
-
-PROVIDER = CircleCI()
-
-
 # --- trust: the scope a role can be pinned to -----------------------------------------------------
 # docs/ci-tokens.md#circleci, docs/security-model.md#other-risks, #generator-rules
 
@@ -251,18 +142,119 @@ class CircleCIScope:
         )
 
 
+# --- the provider -------------------------------------------------------------------------------
+
+
+class CircleCI(CiBase[CircleCIScope]):
+    name = "circleci"
+    short_name = "CircleCI"
+    scope_type = CircleCIScope
+    display_name = "CircleCI"
+    markers: tuple[str, ...] = ("CIRCLECI",)
+    # STS validates some CircleCI-specific claims since January 2026, but the list of keys is
+    # UNCONFIRMED (docs/aws-sts-iam.md#condition-keys): claim none, so generated policies rely on
+    # `sub` and `aud` only, and list CircleCI's own claims as unconfirmed, so an evaluator calls
+    # them undecidable.
+    aws_condition_claims: frozenset[str] = frozenset()
+    aws_unconfirmed_claims: frozenset[str] = frozenset(
+        {
+            "oidc.circleci.com/context-ids",
+            "oidc.circleci.com/project-id",
+            "oidc.circleci.com/ssh-rerun",
+            "oidc.circleci.com/vcs-origin",
+            "oidc.circleci.com/vcs-ref",
+        }
+    )
+    safe_claims: frozenset[str] = STANDARD_SAFE_CLAIMS | {
+        "oidc.circleci.com/context-ids",
+        "oidc.circleci.com/project-id",
+        "oidc.circleci.com/ssh-rerun",
+        "oidc.circleci.com/vcs-origin",
+        "oidc.circleci.com/vcs-ref",
+    }
+
+    # One issuer per organization (docs/ci-tokens.md#circleci): without a `sub` pin, the whole org
+    # is trusted.
+    shared_issuer = False
+    issuer_shape = _ISSUER
+    subject_grammar = SUBJECT_GRAMMAR
+
+    scope_options: tuple[ScopeOption, ...] = (
+        ScopeOption(
+            flag="--org-id", dest="org_id", metavar="UUID", help="organization ID", required=True
+        ),
+        ScopeOption(
+            flag="--project-id", dest="project_id", metavar="UUID", help="project ID", required=True
+        ),
+    )
+    scope_usage: tuple[str, ...] = ("--org-id UUID --project-id UUID",)
+
+    def obtain(
+        self,
+        env: Mapping[str, str],
+        *,
+        audience: str | None,
+        http: HttpClient,
+        runner: Runner | None = None,
+    ) -> ObtainedToken | None:
+        if not self.in_ci(env):
+            return None
+        found = [
+            self.checked(env[name], source=name)
+            for name in ENV_VARIABLES
+            if env.get(name, "").strip()
+        ]
+        if audience is None:
+            if not found:
+                raise CredentialError(
+                    f"{self.display_name}: neither {' nor '.join(ENV_VARIABLES)} is set",
+                    remedy=_MISSING_REMEDY,
+                )
+            return found[0]
+        for obtained in found:
+            # The job's own token already has the audience: no need for the CLI.
+            if audience in token_audiences(obtained, display_name=self.display_name):
+                return obtained
+        # Only `aud` can be customised (docs/ci-tokens.md#circleci). The audience is not a secret,
+        # so argv is safe.
+        argv = ["circleci", "run", "oidc", "get", "--claims", json.dumps({"aud": audience})]
+        output = run_helper(
+            runner,
+            argv,
+            env=env,
+            display_name=self.display_name,
+            missing_remedy=_CLI_REMEDY,
+            failure_remedy=_MISSING_REMEDY,
+        )
+        return self.checked(output, source="circleci run oidc get")
+
+    def session_name(self, env: Mapping[str, str]) -> str | None:
+        return compose_session_name(
+            "circleci", env.get("CIRCLE_PROJECT_REPONAME"), env.get("CIRCLE_BUILD_NUM")
+        )
+
+    # --- the local stack (keyless.local): what a job's tokens and environment look like -------
+
+    def claims_for(
+        self, scope: CircleCIScope, run: JobRun, *, audiences: Sequence[str] = ()
+    ) -> JobClaims:
+        return token_claims(scope, run, audiences=audiences)
+
+    def environment_for(
+        self, scope: CircleCIScope, run: JobRun, *, tokens: JobTokens, audiences: Sequence[str] = ()
+    ) -> dict[str, str]:
+        return job_environment(scope, run, tokens=tokens, audiences=audiences)
+
+
+PROVIDER = CircleCI()
+
+
 # --- the local stack: a job's tokens and environment (docs/ci-tokens.md#circleci) -----------------
 
 #: `exp = iat + 1 h` (docs/ci-tokens.md#circleci).
 TOKEN_LIFETIME_SECONDS = 3600
 #: The user who started the emulated job.
 _USER = "keyless-local"
-
-
-def _own(scope: Scope) -> CircleCIScope:
-    if not isinstance(scope, CircleCIScope):
-        raise UsageError(f"CircleCI needs a CircleCI scope, not {type(scope).__name__}")
-    return scope
 
 
 def _vcs_origin(scope: CircleCIScope) -> str:

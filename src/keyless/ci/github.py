@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from keyless.causes import Cause
 from keyless.ci.base import (
     DEFAULT_AWS_AUDIENCE,
     STANDARD_SAFE_CLAIMS,
@@ -22,19 +23,19 @@ from keyless.ci.base import (
     JobTokens,
     ObtainedToken,
     Runner,
-    Scope,
+    ScopeOption,
     SegmentRole,
+    SubjectFinding,
     SubjectGrammar,
     SubjectSegment,
     TrustCondition,
     TrustSpec,
-    checked_token,
     compose_session_name,
     env_true,
     iam_literal,
-    issuer_path_of,
     stable_number,
 )
+from keyless.ci.shared import CiBase
 from keyless.errors import CredentialError, NetworkError, UsageError
 from keyless.limits import (
     GITHUB_TOKEN_REQUEST_SECONDS,
@@ -107,223 +108,6 @@ SUBJECT_GRAMMAR = SubjectGrammar(
         ),
     )
 )
-
-
-class GitHub:
-    name = "github"
-    display_name = "GitHub Actions"
-    markers: tuple[str, ...] = ("GITHUB_ACTIONS", REQUEST_URL_VARIABLE)
-    # STS validates these GitHub claims as condition keys since January 2026
-    # (docs/aws-sts-iam.md#condition-keys).
-    aws_condition_claims: frozenset[str] = frozenset(
-        {
-            "actor",
-            "actor_id",
-            "job_workflow_ref",
-            "repository",
-            "repository_id",
-            "workflow",
-            "ref",
-            "environment",
-            "enterprise_id",
-        }
-    )
-    aws_unconfirmed_claims: frozenset[str] = frozenset()
-    safe_claims: frozenset[str] = STANDARD_SAFE_CLAIMS | {
-        "actor",
-        "actor_id",
-        "base_ref",
-        "enterprise",
-        "enterprise_id",
-        "environment",
-        "event_name",
-        "head_ref",
-        "job_workflow_ref",
-        "job_workflow_sha",
-        "ref",
-        "ref_type",
-        "repository",
-        "repository_id",
-        "repository_owner",
-        "repository_owner_id",
-        "repository_visibility",
-        "run_attempt",
-        "run_id",
-        "run_number",
-        "runner_environment",
-        "sha",
-        "workflow",
-        "workflow_ref",
-        "workflow_sha",
-    }
-
-    def __init__(
-        self,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        random: Callable[[], float] = random.random,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._sleep = sleep
-        self._random = random
-        self._clock = clock
-
-    # token.actions.githubusercontent.com mints tokens for every repository on GitHub.
-    shared_issuer = True
-    subject_grammar = SUBJECT_GRAMMAR
-
-    def in_ci(self, env: Mapping[str, str]) -> bool:
-        return env_true(env, "GITHUB_ACTIONS") or bool(env.get(REQUEST_URL_VARIABLE))
-
-    def obtain(
-        self,
-        env: Mapping[str, str],
-        *,
-        audience: str | None,
-        http: HttpClient,
-        runner: Runner | None = None,
-    ) -> ObtainedToken | None:
-        if not self.in_ci(env):
-            return None
-        missing = [
-            name for name in (REQUEST_URL_VARIABLE, REQUEST_BEARER_VARIABLE) if not env.get(name)
-        ]
-        if missing:
-            raise CredentialError(
-                f"{self.display_name}: {' and '.join(missing)} not set in this job"
-                " (no `id-token: write` permission)",
-                remedy=_PERMISSIONS_REMEDY,
-            )
-        url = self.request_url(env[REQUEST_URL_VARIABLE], audience or DEFAULT_AWS_AUDIENCE)
-        headers = {"Authorization": f"bearer {env[REQUEST_BEARER_VARIABLE]}", "Accept": ACCEPT}
-        response = self._fetch(http, url, headers)
-        return checked_token(
-            self._value(response, url),
-            provider=self.name,
-            display_name=self.display_name,
-            source=REQUEST_URL_VARIABLE,
-        )
-
-    def owns_issuer(self, issuer: str) -> bool:
-        return _ISSUER.fullmatch(issuer) is not None
-
-    def session_name(self, env: Mapping[str, str]) -> str | None:
-        # configure-aws-credentials uses a constant ("GitHubActions"); the run id and attempt
-        # make each session findable in CloudTrail.
-        return compose_session_name(
-            "github",
-            env.get("GITHUB_REPOSITORY"),
-            env.get("GITHUB_RUN_ID"),
-            env.get("GITHUB_RUN_ATTEMPT"),
-        )
-
-    # --- the local stack (keyless.local): what a job's token and environment look like --------
-
-    jwks_suffix = "/.well-known/jwks"
-
-    def issuer_path(self, scope: Scope) -> str:
-        return issuer_path_of(_own(scope).issuer)
-
-    def job_claims(self, scope: Scope, run: JobRun, *, audiences: Sequence[str] = ()) -> JobClaims:
-        return job_claims(_own(scope), run, audiences=audiences)
-
-    def job_environment(
-        self, scope: Scope, run: JobRun, *, tokens: JobTokens, audiences: Sequence[str] = ()
-    ) -> dict[str, str]:
-        return job_environment(_own(scope), run, tokens=tokens, audiences=audiences)
-
-    def request_url(self, base: str, audience: str) -> str:
-        """``base`` with ``audience`` added to its query (which GitHub's URL already has)."""
-        parts = urllib.parse.urlsplit(base)
-        local = parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS
-        if has_userinfo(base):
-            raise CredentialError(
-                f"{self.display_name}: {REQUEST_URL_VARIABLE} has user info ({_origin(base)});"
-                " refusing to send the request token with it"
-            )
-        if parts.scheme != "https" and not local:
-            raise CredentialError(
-                f"{self.display_name}: {REQUEST_URL_VARIABLE} is not an https URL"
-                f" ({_origin(base)}); refusing to send the request token over it"
-            )
-        extra = urllib.parse.urlencode({"audience": audience})
-        query = parts.query.strip("&")
-        return urllib.parse.urlunsplit(parts._replace(query=f"{query}&{extra}" if query else extra))
-
-    def _fetch(self, http: HttpClient, url: str, headers: Mapping[str, str]) -> HttpResponse:
-        """GET with full-jitter exponential backoff on 5xx, 429 and transport failures only."""
-        deadline = self._clock() + RETRY_TOTAL_BUDGET_SECONDS
-        last = "no attempt"
-        attempts = 0
-        floor = 0.0  # from a 429's Retry-After
-        while attempts < TOKEN_REQUEST_MAX_ATTEMPTS:
-            if attempts:
-                ceiling = min(
-                    RETRY_MAX_DELAY_SECONDS, RETRY_BASE_DELAY_SECONDS * 2 ** (attempts - 1)
-                )
-                delay = max(self._random() * ceiling, floor)
-                if self._clock() + delay > deadline:
-                    break
-                self._sleep(delay)
-            left = deadline - self._clock()
-            if left <= 0:
-                break
-            attempts += 1
-            try:
-                # The attempt in flight is inside the budget too: its deadline is what is left.
-                timeout = min(GITHUB_TOKEN_REQUEST_SECONDS, left)
-                response = http.get(url, headers=headers, timeout=timeout)
-            except NetworkError as exc:
-                # UrllibClient's message names the URL without its query; never the headers.
-                last = exc.message
-                floor = 0.0
-                continue
-            if response.status == 200:
-                return response
-            if response.status == 429 or response.status >= 500:
-                last = f"HTTP {response.status}"
-                floor = _retry_after(response)
-                continue
-            raise CredentialError(
-                f"{self.display_name}: the ID token endpoint {_origin(url)}"
-                f" answered HTTP {response.status}",
-                remedy=_refused_remedy(response.status),
-            )
-        raise NetworkError(
-            f"{self.display_name}: the ID token endpoint {_origin(url)} failed"
-            f" {attempts} time(s); last: {last}",
-            remedy="GitHub's token service may be degraded; re-run the job in a few minutes.",
-        )
-
-    def _value(self, response: HttpResponse, url: str) -> str:
-        # The body carries the token: it never goes into a message.
-        try:
-            document = json.loads(response.body)
-        except ValueError:
-            document = None
-        value = document.get("value") if isinstance(document, dict) else None
-        if not isinstance(value, str):
-            raise CredentialError(
-                f"{self.display_name}: the answer of {_origin(url)} is not JSON with a"
-                " string `value`"
-            )
-        return value
-
-
-def _retry_after(response: HttpResponse) -> float:
-    """A 429's ``Retry-After`` in seconds (integer form only), capped like any other delay."""
-    for key, value in response.headers.items():
-        if key.lower() == "retry-after" and value.strip().isdigit():
-            return min(float(value.strip()), RETRY_MAX_DELAY_SECONDS)
-    return 0.0
-
-
-def _origin(url: str) -> str:
-    """``url`` for a message: no query, no user info (either might carry a secret)."""
-    return shown_url(url)
-
-
-PROVIDER = GitHub()
 
 
 # --- trust: the scope a role can be pinned to -----------------------------------------------------
@@ -438,6 +222,311 @@ class GitHubScope:
         )
 
 
+# --- the provider -------------------------------------------------------------------------------
+
+
+class GitHub(CiBase[GitHubScope]):
+    name = "github"
+    short_name = "GitHub"
+    scope_type = GitHubScope
+    display_name = "GitHub Actions"
+    markers: tuple[str, ...] = ("GITHUB_ACTIONS", REQUEST_URL_VARIABLE)
+    # STS validates these GitHub claims as condition keys since January 2026
+    # (docs/aws-sts-iam.md#condition-keys).
+    aws_condition_claims: frozenset[str] = frozenset(
+        {
+            "actor",
+            "actor_id",
+            "job_workflow_ref",
+            "repository",
+            "repository_id",
+            "workflow",
+            "ref",
+            "environment",
+            "enterprise_id",
+        }
+    )
+    safe_claims: frozenset[str] = STANDARD_SAFE_CLAIMS | {
+        "actor",
+        "actor_id",
+        "base_ref",
+        "enterprise",
+        "enterprise_id",
+        "environment",
+        "event_name",
+        "head_ref",
+        "job_workflow_ref",
+        "job_workflow_sha",
+        "ref",
+        "ref_type",
+        "repository",
+        "repository_id",
+        "repository_owner",
+        "repository_owner_id",
+        "repository_visibility",
+        "run_attempt",
+        "run_id",
+        "run_number",
+        "runner_environment",
+        "sha",
+        "workflow",
+        "workflow_ref",
+        "workflow_sha",
+    }
+
+    def __init__(
+        self,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        random: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sleep = sleep
+        self._random = random
+        self._clock = clock
+
+    # token.actions.githubusercontent.com mints tokens for every repository on GitHub.
+    shared_issuer = True
+    issuer_shape = _ISSUER
+    subject_grammar = SUBJECT_GRAMMAR
+
+    scope_options: tuple[ScopeOption, ...] = (
+        ScopeOption(
+            flag="--repository",
+            dest="repository",
+            metavar="OWNER/REPO",
+            help="the repository",
+            required=True,
+        ),
+        ScopeOption(
+            flag="--ref",
+            dest="ref",
+            metavar="REF",
+            help="GitHub: branch or refs/tags/TAG; GitLab: branch or tag name",
+        ),
+        ScopeOption(
+            flag="--environment", dest="environment", metavar="NAME", help="deployment environment"
+        ),
+        ScopeOption(
+            flag="--owner-id",
+            dest="owner_id",
+            metavar="N",
+            help="owner id: use the immutable subject (with --repository-id)",
+        ),
+        ScopeOption(
+            flag="--repository-id",
+            dest="repository_id",
+            metavar="N",
+            help="repository id (with --owner-id)",
+        ),
+    )
+    scope_usage: tuple[str, ...] = (
+        "--repository OWNER/REPO [--ref REF | --environment NAME]",
+        "[--owner-id N --repository-id N]",
+    )
+
+    def in_ci(self, env: Mapping[str, str]) -> bool:
+        return env_true(env, "GITHUB_ACTIONS") or bool(env.get(REQUEST_URL_VARIABLE))
+
+    def obtain(
+        self,
+        env: Mapping[str, str],
+        *,
+        audience: str | None,
+        http: HttpClient,
+        runner: Runner | None = None,
+    ) -> ObtainedToken | None:
+        if not self.in_ci(env):
+            return None
+        missing = [
+            name for name in (REQUEST_URL_VARIABLE, REQUEST_BEARER_VARIABLE) if not env.get(name)
+        ]
+        if missing:
+            raise CredentialError(
+                f"{self.display_name}: {' and '.join(missing)} not set in this job"
+                " (no `id-token: write` permission)",
+                remedy=_PERMISSIONS_REMEDY,
+            )
+        url = self.request_url(env[REQUEST_URL_VARIABLE], audience or DEFAULT_AWS_AUDIENCE)
+        headers = {"Authorization": f"bearer {env[REQUEST_BEARER_VARIABLE]}", "Accept": ACCEPT}
+        response = self._fetch(http, url, headers)
+        return self.checked(self._value(response, url), source=REQUEST_URL_VARIABLE)
+
+    def session_name(self, env: Mapping[str, str]) -> str | None:
+        # configure-aws-credentials uses a constant ("GitHubActions"); the run id and attempt
+        # make each session findable in CloudTrail.
+        return compose_session_name(
+            "github",
+            env.get("GITHUB_REPOSITORY"),
+            env.get("GITHUB_RUN_ID"),
+            env.get("GITHUB_RUN_ATTEMPT"),
+        )
+
+    # --- the local stack (keyless.local): what a job's token and environment look like --------
+
+    def claims_for(
+        self, scope: GitHubScope, run: JobRun, *, audiences: Sequence[str] = ()
+    ) -> JobClaims:
+        return job_claims(scope, run, audiences=audiences)
+
+    def environment_for(
+        self, scope: GitHubScope, run: JobRun, *, tokens: JobTokens, audiences: Sequence[str] = ()
+    ) -> dict[str, str]:
+        return job_environment(scope, run, tokens=tokens, audiences=audiences)
+
+    def request_url(self, base: str, audience: str) -> str:
+        """``base`` with ``audience`` added to its query (which GitHub's URL already has)."""
+        parts = urllib.parse.urlsplit(base)
+        local = parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS
+        if has_userinfo(base):
+            raise CredentialError(
+                f"{self.display_name}: {REQUEST_URL_VARIABLE} has user info ({_origin(base)});"
+                " refusing to send the request token with it"
+            )
+        if parts.scheme != "https" and not local:
+            raise CredentialError(
+                f"{self.display_name}: {REQUEST_URL_VARIABLE} is not an https URL"
+                f" ({_origin(base)}); refusing to send the request token over it"
+            )
+        extra = urllib.parse.urlencode({"audience": audience})
+        query = parts.query.strip("&")
+        return urllib.parse.urlunsplit(parts._replace(query=f"{query}&{extra}" if query else extra))
+
+    # --- keyless doctor: GitHub's subject forms (docs/ci-tokens.md#github-sub) ------------------
+
+    def guess_from_subject(self, subject: str) -> bool:
+        return subject.startswith("repo:")
+
+    def oidc_disabled(self, env: Mapping[str, str]) -> bool:
+        return not (env.get(REQUEST_URL_VARIABLE) and env.get(REQUEST_BEARER_VARIABLE))
+
+    def audience_hint(self) -> str | None:
+        return "GitHub: keyless asks for --audience (default sts.amazonaws.com)."
+
+    def classify_subject(
+        self, actual: str, patterns: Sequence[str], *, differing: SegmentRole | None
+    ) -> SubjectFinding | None:
+        parsed = _default_subject(actual)
+        if parsed is None:
+            return _custom_subject(actual)
+        owner_repo, context = parsed
+        repos = [repo for repo in (_pattern_repo(p) for p in patterns) if repo is not None]
+        immutable = "@" in owner_repo
+        if immutable and repos and not any("@" in repo for repo in repos):
+            return _finding(Cause.IMMUTABLE_SUBJECT, _IMMUTABLE_FIX, actual)
+        if not immutable and repos and all("@" in repo for repo in repos):
+            return _finding(Cause.IMMUTABLE_SUBJECT, _IMMUTABLE_REVERSE_FIX, actual)
+        if differing is not None and differing is not SegmentRole.CONTEXT:
+            return None  # the owner or the repository differs
+        if context == "pull_request":
+            return _finding(Cause.PULL_REQUEST, _PULL_REQUEST_FIX, actual)
+        pinned_environment = any(":environment:" in pattern for pattern in patterns)
+        if context.startswith("environment:") and not pinned_environment:
+            return _finding(Cause.DEPLOYMENT_ENVIRONMENT, _ENVIRONMENT_FIX, actual)
+        if not context.startswith("environment:") and pinned_environment and patterns:
+            return _finding(Cause.DEPLOYMENT_ENVIRONMENT, _NO_ENVIRONMENT_FIX, actual)
+        if context.startswith("environment:"):
+            return SubjectFinding(
+                cause=Cause.DEPLOYMENT_ENVIRONMENT,
+                fix=f"The job deploys to another environment than the role pins (sub {actual}).",
+            )
+        if differing is not None:
+            return None  # another branch or tag
+        return SubjectFinding(
+            cause=Cause.SUBJECT,
+            fix=f"sub {actual!r} matches none of {', '.join(patterns)}: the job runs in another"
+            " repository or on another branch or tag than the role expects.",
+        )
+
+    def likely_subject_cause(self, subject: str) -> SubjectFinding | None:
+        parsed = _default_subject(subject)
+        if parsed is None:
+            return _custom_subject(subject)
+        owner_repo, context = parsed
+        if "@" in owner_repo:
+            return _finding(Cause.IMMUTABLE_SUBJECT, _IMMUTABLE_FIX, subject)
+        if context == "pull_request":
+            return _finding(Cause.PULL_REQUEST, _PULL_REQUEST_FIX, subject)
+        if context.startswith("environment:"):
+            return _finding(Cause.DEPLOYMENT_ENVIRONMENT, _ENVIRONMENT_FIX, subject)
+        return None
+
+    def _fetch(self, http: HttpClient, url: str, headers: Mapping[str, str]) -> HttpResponse:
+        """GET with full-jitter exponential backoff on 5xx, 429 and transport failures only."""
+        deadline = self._clock() + RETRY_TOTAL_BUDGET_SECONDS
+        last = "no attempt"
+        attempts = 0
+        floor = 0.0  # from a 429's Retry-After
+        while attempts < TOKEN_REQUEST_MAX_ATTEMPTS:
+            if attempts:
+                ceiling = min(
+                    RETRY_MAX_DELAY_SECONDS, RETRY_BASE_DELAY_SECONDS * 2 ** (attempts - 1)
+                )
+                delay = max(self._random() * ceiling, floor)
+                if self._clock() + delay > deadline:
+                    break
+                self._sleep(delay)
+            left = deadline - self._clock()
+            if left <= 0:
+                break
+            attempts += 1
+            try:
+                # The attempt in flight is inside the budget too: its deadline is what is left.
+                timeout = min(GITHUB_TOKEN_REQUEST_SECONDS, left)
+                response = http.get(url, headers=headers, timeout=timeout)
+            except NetworkError as exc:
+                # UrllibClient's message names the URL without its query; never the headers.
+                last = exc.message
+                floor = 0.0
+                continue
+            if response.status == 200:
+                return response
+            if response.status == 429 or response.status >= 500:
+                last = f"HTTP {response.status}"
+                floor = _retry_after(response)
+                continue
+            raise CredentialError(
+                f"{self.display_name}: the ID token endpoint {_origin(url)}"
+                f" answered HTTP {response.status}",
+                remedy=_refused_remedy(response.status),
+            )
+        raise NetworkError(
+            f"{self.display_name}: the ID token endpoint {_origin(url)} failed"
+            f" {attempts} time(s); last: {last}",
+            remedy="GitHub's token service may be degraded; re-run the job in a few minutes.",
+        )
+
+    def _value(self, response: HttpResponse, url: str) -> str:
+        # The body carries the token: it never goes into a message.
+        try:
+            document = json.loads(response.body)
+        except ValueError:
+            document = None
+        value = document.get("value") if isinstance(document, dict) else None
+        if not isinstance(value, str):
+            raise CredentialError(
+                f"{self.display_name}: the answer of {_origin(url)} is not JSON with a"
+                " string `value`"
+            )
+        return value
+
+
+def _retry_after(response: HttpResponse) -> float:
+    """A 429's ``Retry-After`` in seconds (integer form only), capped like any other delay."""
+    for key, value in response.headers.items():
+        if key.lower() == "retry-after" and value.strip().isdigit():
+            return min(float(value.strip()), RETRY_MAX_DELAY_SECONDS)
+    return 0.0
+
+
+def _origin(url: str) -> str:
+    """``url`` for a message: no query, no user info (either might carry a secret)."""
+    return shown_url(url)
+
+
+PROVIDER = GitHub()
+
+
 # --- the local stack: a job's token and environment (docs/ci-tokens.md#github) --------------------
 
 #: `exp - iat` of every GitHub ID token; no parameter changes it (docs/ci-tokens.md#github-issuer).
@@ -445,12 +534,6 @@ TOKEN_LIFETIME_SECONDS = 300
 #: The emulated job's actor and workflow file (a workflow named after its file).
 _ACTOR = "keyless-local"
 _WORKFLOW = "deploy"
-
-
-def _own(scope: Scope) -> GitHubScope:
-    if not isinstance(scope, GitHubScope):
-        raise UsageError(f"GitHub needs a GitHub scope, not {type(scope).__name__}")
-    return scope
 
 
 def _ids(scope: GitHubScope) -> tuple[str, str]:
@@ -574,3 +657,66 @@ def job_environment(
         REQUEST_URL_VARIABLE: endpoint.url,
         REQUEST_BEARER_VARIABLE: endpoint.bearer,
     }
+
+
+# --- keyless doctor: why a GitHub `sub` does not match ------------------------------------------
+
+# repo:OWNER[@ID]/REPO[@ID]:CONTEXT with GitHub's default contexts (docs/ci-tokens.md#github-sub); a
+# value's `:` is written %3A, so a further `:` means a custom subject template.
+_DEFAULT_SUBJECT = re.compile(
+    r"repo:(?P<repo>[^/:]+/[^:]+):(?P<context>pull_request|environment:[^:]+|ref:[^:]+)"
+)
+
+_IMMUTABLE_FIX = (
+    "The token uses GitHub's immutable subject form ({subject}: owner and repository with @ID,"
+    " the default for repositories created or renamed after 2026-07-15), and the trust policy"
+    " pins the name-only form. Pin repo:OWNER@OWNER_ID/REPO@REPO_ID:... (keyless trust build"
+    " --owner-id N --repository-id N), or keep both forms during a migration."
+)
+_IMMUTABLE_REVERSE_FIX = (
+    "The trust policy pins GitHub's immutable subject form (owner and repository with @ID), and"
+    " this repository's tokens use the name-only form ({subject}). Pin repo:OWNER/REPO:..., or"
+    " opt the repository in to immutable subjects."
+)
+_PULL_REQUEST_FIX = (
+    "The job runs for a pull request, so sub is {subject}; the role pins a branch or an"
+    " environment. Do not let pull requests assume a deploy role: run the deploy on push to the"
+    " branch, or give pull requests their own read-only role trusting ...:pull_request."
+)
+_ENVIRONMENT_FIX = (
+    "The job has `environment:`, which makes sub {subject} instead of ...:ref:refs/heads/BRANCH."
+    " Pin the environment in the trust policy (keyless trust build --environment NAME), or"
+    " drop `environment:` from the job."
+)
+_NO_ENVIRONMENT_FIX = (
+    "The trust policy pins a GitHub environment, and this job has none (sub {subject}). Add"
+    " `environment: NAME` to the job."
+)
+
+
+def _finding(cause: Cause, fix: str, subject: str) -> SubjectFinding:
+    return SubjectFinding(cause=cause, fix=fix.format(subject=subject))
+
+
+def _default_subject(subject: str) -> tuple[str, str] | None:
+    match = _DEFAULT_SUBJECT.fullmatch(subject)
+    if match is None:
+        return None
+    return match["repo"], match["context"]
+
+
+def _custom_subject(subject: str) -> SubjectFinding:
+    return SubjectFinding(
+        cause=Cause.CUSTOM_SUBJECT,
+        fix=f"sub {subject!r} is not in GitHub's default form repo:OWNER/REPO:CONTEXT: the"
+        " organization or repository uses a custom subject template (see GET"
+        " /repos/OWNER/REPO/actions/oidc/customization/sub). Write the trust policy for that"
+        " template, or reset the repository to the default with use_default: true.",
+    )
+
+
+def _pattern_repo(pattern: str) -> str | None:
+    """The OWNER/REPO part of a GitHub subject pattern, or ``None`` for another shape."""
+    if not pattern.startswith("repo:"):
+        return None
+    return pattern[len("repo:") :].split(":", 1)[0]

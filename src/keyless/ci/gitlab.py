@@ -19,19 +19,17 @@ from keyless.ci.base import (
     JobTokens,
     ObtainedToken,
     Runner,
-    Scope,
+    ScopeOption,
     SegmentRole,
     SubjectGrammar,
     SubjectSegment,
     TrustCondition,
     TrustSpec,
-    checked_token,
     compose_session_name,
-    env_true,
     iam_literal,
-    issuer_path_of,
     stable_number,
 )
+from keyless.ci.shared import CiBase
 from keyless.compat import StrEnum
 from keyless.errors import CredentialError, UsageError
 
@@ -89,158 +87,6 @@ SUBJECT_GRAMMAR = SubjectGrammar(
         SubjectSegment(literal=":ref:", field="ref", role=SegmentRole.CONTEXT, example="zz-probe"),
     )
 )
-
-
-class GitLab:
-    name = "gitlab"
-    display_name = "GitLab CI"
-    markers: tuple[str, ...] = ("GITLAB_CI",)
-    # GitLab is not among the issuers for which STS exposes extra claims
-    # (docs/ci-tokens.md#gitlab-aws).
-    aws_condition_claims: frozenset[str] = frozenset()
-    # Not user_email, user_identities or groups_direct: personal data that logs should not keep.
-    aws_unconfirmed_claims: frozenset[str] = frozenset()
-    safe_claims: frozenset[str] = STANDARD_SAFE_CLAIMS | {
-        "ci_config_ref_uri",
-        "ci_config_sha",
-        "deployment_tier",
-        "environment",
-        "environment_action",
-        "environment_protected",
-        "job_id",
-        "namespace_id",
-        "namespace_path",
-        "pipeline_id",
-        "pipeline_source",
-        "project_id",
-        "project_path",
-        "project_visibility",
-        "ref",
-        "ref_path",
-        "ref_protected",
-        "ref_type",
-        "runner_environment",
-        "runner_id",
-        "sha",
-        "user_access_level",
-        "user_id",
-        "user_login",
-    }
-
-    # gitlab.com (and any self-managed instance) mints tokens for every project it hosts.
-    shared_issuer = True
-    subject_grammar = SUBJECT_GRAMMAR
-
-    def in_ci(self, env: Mapping[str, str]) -> bool:
-        return env_true(env, "GITLAB_CI")
-
-    def obtain(
-        self,
-        env: Mapping[str, str],
-        *,
-        audience: str | None,
-        http: HttpClient,
-        runner: Runner | None = None,
-    ) -> ObtainedToken | None:
-        if not self.in_ci(env):
-            return None
-        named = env.get(NAME_VARIABLE, "").strip()
-        if named:
-            return self._named(env, named, audience)
-        found = [
-            self._token(env, name) for name in DEFAULT_TOKEN_VARIABLES if env.get(name, "").strip()
-        ]
-        if not found:
-            for name in DEPRECATED_VARIABLES:
-                if env.get(name):
-                    raise self._deprecated(env, name, audience)
-            raise CredentialError(
-                f"{self.display_name}: no ID token variable is set in this job"
-                f" (looked for {', '.join(DEFAULT_TOKEN_VARIABLES)})",
-                remedy=_id_tokens_remedy(env, DEFAULT_TOKEN_VARIABLES[0], audience),
-            )
-        if audience is not None:
-            # Several id_tokens entries usually mean several audiences: take the one asked for.
-            for obtained in found:
-                if audience in token_audiences(obtained, display_name=self.display_name):
-                    return obtained
-            raise CredentialError(
-                f"{self.display_name}: none of {', '.join(o.source for o in found)}"
-                f" has audience {audience!r}",
-                remedy=_id_tokens_remedy(env, found[0].source, audience),
-            )
-        if len({o.token for o in found}) > 1:
-            raise CredentialError(
-                f"{self.display_name}: several ID token variables are set"
-                f" ({', '.join(o.source for o in found)}); choose one with --token-env NAME"
-                " or --audience AUD",
-                remedy=f"For example: keyless token --token-env {found[0].source}",
-            )
-        return found[0]
-
-    def owns_issuer(self, issuer: str) -> bool:
-        # The issuer is the instance URL: gitlab.com, or a self-managed host. Only hosts whose
-        # first label is "gitlab" are claimed; other self-managed issuers need --ci gitlab.
-        parts = urllib.parse.urlsplit(issuer)
-        host = parts.hostname or ""
-        return (
-            parts.scheme == "https"
-            and parts.path in ("", "/")
-            and not parts.query
-            and (host == "gitlab.com" or host.startswith("gitlab."))
-        )
-
-    def session_name(self, env: Mapping[str, str]) -> str | None:
-        return compose_session_name("gitlab", env.get("CI_PROJECT_PATH"), env.get("CI_JOB_ID"))
-
-    # --- the local stack (keyless.local): what a job's token and environment look like --------
-
-    #: GitLab serves its keys here, not below `.well-known` (docs/ci-tokens.md#gitlab-issuer).
-    jwks_suffix = "/oauth/discovery/keys"
-
-    def issuer_path(self, scope: Scope) -> str:
-        return issuer_path_of(_own(scope).issuer)
-
-    def job_claims(self, scope: Scope, run: JobRun, *, audiences: Sequence[str] = ()) -> JobClaims:
-        return job_claims(_own(scope), run, audiences=audiences)
-
-    def job_environment(
-        self, scope: Scope, run: JobRun, *, tokens: JobTokens, audiences: Sequence[str] = ()
-    ) -> dict[str, str]:
-        return job_environment(_own(scope), run, tokens=tokens, audiences=audiences)
-
-    def _named(self, env: Mapping[str, str], name: str, audience: str | None) -> ObtainedToken:
-        if name in DEPRECATED_VARIABLES:
-            raise self._deprecated(env, name, audience)
-        if not env.get(name, "").strip():
-            raise CredentialError(
-                f"{self.display_name}: {name} (named by --token-env or {NAME_VARIABLE})"
-                " is not set in this job",
-                remedy=_id_tokens_remedy(env, name, audience),
-            )
-        return require_audience(
-            self._token(env, name),
-            audience,
-            display_name=self.display_name,
-            remedy=_id_tokens_remedy(env, name, audience),
-        )
-
-    def _token(self, env: Mapping[str, str], name: str) -> ObtainedToken:
-        return checked_token(
-            env[name], provider=self.name, display_name=self.display_name, source=name
-        )
-
-    def _deprecated(
-        self, env: Mapping[str, str], name: str, audience: str | None
-    ) -> CredentialError:
-        return CredentialError(
-            f"{self.display_name}: {name} is deprecated (GitLab 15.9, removed in 17.0) and its"
-            " audience cannot be chosen; keyless reads an `id_tokens:` variable instead",
-            remedy=_id_tokens_remedy(env, DEFAULT_TOKEN_VARIABLES[0], audience),
-        )
-
-
-PROVIDER = GitLab()
 
 
 # --- trust: the scope a role can be pinned to -----------------------------------------------------
@@ -318,6 +164,192 @@ class GitLabScope:
         )
 
 
+# --- the provider -------------------------------------------------------------------------------
+
+
+class GitLab(CiBase[GitLabScope]):
+    name = "gitlab"
+    short_name = "GitLab"
+    scope_type = GitLabScope
+    display_name = "GitLab CI"
+    markers: tuple[str, ...] = ("GITLAB_CI",)
+    # GitLab is not among the issuers for which STS exposes extra claims
+    # (docs/ci-tokens.md#gitlab-aws).
+    aws_condition_claims: frozenset[str] = frozenset()
+    # Not user_email, user_identities or groups_direct: personal data that logs should not keep.
+    safe_claims: frozenset[str] = STANDARD_SAFE_CLAIMS | {
+        "ci_config_ref_uri",
+        "ci_config_sha",
+        "deployment_tier",
+        "environment",
+        "environment_action",
+        "environment_protected",
+        "job_id",
+        "namespace_id",
+        "namespace_path",
+        "pipeline_id",
+        "pipeline_source",
+        "project_id",
+        "project_path",
+        "project_visibility",
+        "ref",
+        "ref_path",
+        "ref_protected",
+        "ref_type",
+        "runner_environment",
+        "runner_id",
+        "sha",
+        "user_access_level",
+        "user_id",
+        "user_login",
+    }
+
+    # gitlab.com (and any self-managed instance) mints tokens for every project it hosts.
+    shared_issuer = True
+    subject_grammar = SUBJECT_GRAMMAR
+
+    scope_options: tuple[ScopeOption, ...] = (
+        ScopeOption(
+            flag="--project",
+            dest="project",
+            metavar="GROUP/PROJECT",
+            help="project path",
+            required=True,
+        ),
+        # Declared (with help for both CIs) by GitHub, whose group comes first.
+        ScopeOption(flag="--ref", dest="ref"),
+        ScopeOption(
+            flag="--ref-type",
+            dest="ref_type",
+            choices=tuple(t.value for t in RefType),
+            help="kind of --ref (default: branch)",
+        ),
+        ScopeOption(
+            flag="--gitlab-url",
+            dest="url",
+            metavar="URL",
+            help=f"instance URL, the issuer (default: {DEFAULT_URL})",
+        ),
+    )
+    scope_usage: tuple[str, ...] = (
+        "--project GROUP/PROJECT [--ref NAME] [--ref-type branch|tag] [--gitlab-url URL]",
+    )
+
+    def scope_from_values(self, values: Mapping[str, str | None]) -> GitLabScope:
+        ref_type, url = values.get("ref_type"), values.get("url")
+        return GitLabScope(
+            project=values["project"] or "",
+            ref=values.get("ref"),
+            ref_type=RefType(ref_type) if ref_type else None,
+            url=url or DEFAULT_URL,
+        )
+
+    def obtain(
+        self,
+        env: Mapping[str, str],
+        *,
+        audience: str | None,
+        http: HttpClient,
+        runner: Runner | None = None,
+    ) -> ObtainedToken | None:
+        if not self.in_ci(env):
+            return None
+        named = env.get(NAME_VARIABLE, "").strip()
+        if named:
+            return self._named(env, named, audience)
+        found = [
+            self._token(env, name) for name in DEFAULT_TOKEN_VARIABLES if env.get(name, "").strip()
+        ]
+        if not found:
+            for name in DEPRECATED_VARIABLES:
+                if env.get(name):
+                    raise self._deprecated(env, name, audience)
+            raise CredentialError(
+                f"{self.display_name}: no ID token variable is set in this job"
+                f" (looked for {', '.join(DEFAULT_TOKEN_VARIABLES)})",
+                remedy=_id_tokens_remedy(env, DEFAULT_TOKEN_VARIABLES[0], audience),
+            )
+        if audience is not None:
+            # Several id_tokens entries usually mean several audiences: take the one asked for.
+            for obtained in found:
+                if audience in token_audiences(obtained, display_name=self.display_name):
+                    return obtained
+            raise CredentialError(
+                f"{self.display_name}: none of {', '.join(o.source for o in found)}"
+                f" has audience {audience!r}",
+                remedy=_id_tokens_remedy(env, found[0].source, audience),
+            )
+        if len({o.token for o in found}) > 1:
+            raise CredentialError(
+                f"{self.display_name}: several ID token variables are set"
+                f" ({', '.join(o.source for o in found)}); choose one with --token-env NAME"
+                " or --audience AUD",
+                remedy=f"For example: keyless token --token-env {found[0].source}",
+            )
+        return found[0]
+
+    def owns_issuer(self, issuer: str) -> bool:
+        # The issuer is the instance URL: gitlab.com, or a self-managed host. Only hosts whose
+        # first label is "gitlab" are claimed; other self-managed issuers need --ci gitlab.
+        parts = urllib.parse.urlsplit(issuer)
+        host = parts.hostname or ""
+        return (
+            parts.scheme == "https"
+            and parts.path in ("", "/")
+            and not parts.query
+            and (host == "gitlab.com" or host.startswith("gitlab."))
+        )
+
+    def session_name(self, env: Mapping[str, str]) -> str | None:
+        return compose_session_name("gitlab", env.get("CI_PROJECT_PATH"), env.get("CI_JOB_ID"))
+
+    # --- the local stack (keyless.local): what a job's token and environment look like --------
+
+    #: GitLab serves its keys here, not below `.well-known` (docs/ci-tokens.md#gitlab-issuer).
+    jwks_suffix = "/oauth/discovery/keys"
+
+    def claims_for(
+        self, scope: GitLabScope, run: JobRun, *, audiences: Sequence[str] = ()
+    ) -> JobClaims:
+        return job_claims(scope, run, audiences=audiences)
+
+    def environment_for(
+        self, scope: GitLabScope, run: JobRun, *, tokens: JobTokens, audiences: Sequence[str] = ()
+    ) -> dict[str, str]:
+        return job_environment(scope, run, tokens=tokens, audiences=audiences)
+
+    def _named(self, env: Mapping[str, str], name: str, audience: str | None) -> ObtainedToken:
+        if name in DEPRECATED_VARIABLES:
+            raise self._deprecated(env, name, audience)
+        if not env.get(name, "").strip():
+            raise CredentialError(
+                f"{self.display_name}: {name} (named by --token-env or {NAME_VARIABLE})"
+                " is not set in this job",
+                remedy=_id_tokens_remedy(env, name, audience),
+            )
+        return require_audience(
+            self._token(env, name),
+            audience,
+            display_name=self.display_name,
+            remedy=_id_tokens_remedy(env, name, audience),
+        )
+
+    def _token(self, env: Mapping[str, str], name: str) -> ObtainedToken:
+        return self.checked(env[name], source=name)
+
+    def _deprecated(
+        self, env: Mapping[str, str], name: str, audience: str | None
+    ) -> CredentialError:
+        return CredentialError(
+            f"{self.display_name}: {name} is deprecated (GitLab 15.9, removed in 17.0) and its"
+            " audience cannot be chosen; keyless reads an `id_tokens:` variable instead",
+            remedy=_id_tokens_remedy(env, DEFAULT_TOKEN_VARIABLES[0], audience),
+        )
+
+
+PROVIDER = GitLab()
+
+
 # --- the local stack: a job's token and environment (docs/ci-tokens.md#gitlab) --------------------
 
 #: `exp` is the job's timeout (docs/ci-tokens.md#gitlab-issuer); GitLab's default job timeout is an
@@ -327,12 +359,6 @@ TOKEN_LIFETIME_SECONDS = 3600
 ID_TOKEN_VARIABLE = DEFAULT_TOKEN_VARIABLES[1]
 _USER = "keyless-local"
 _TIERS = frozenset({"production", "staging", "testing", "development"})
-
-
-def _own(scope: Scope) -> GitLabScope:
-    if not isinstance(scope, GitLabScope):
-        raise UsageError(f"GitLab needs a GitLab scope, not {type(scope).__name__}")
-    return scope
 
 
 def _job_ref(scope: GitLabScope, run: JobRun) -> tuple[str, str]:

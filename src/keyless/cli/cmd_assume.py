@@ -7,26 +7,28 @@ The three commands share their options (``add_exchange_options``) and one exchan
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from keyless.ci import CI_PROVIDERS, PROVIDERS, obtain_token
-from keyless.ci.base import ObtainedToken, Provider
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
 from keyless.cli.token_args import add_token_source_arguments
-from keyless.errors import CredentialError, OutputError, UsageError
+from keyless.errors import OutputError, UsageError
+from keyless.exchange import (
+    CredentialRequest,
+    Obtained,
+    SessionOptions,
+    TokenSource,
+    assumed_line,
+    load_session_policy,
+    obtain_credentials,
+    resolve_role_arn,
+)
 
 if TYPE_CHECKING:
-    from keyless.aws.sts import (
-        Assumed,
-        RoleArn,
-        Sts,
-    )
+    from keyless.aws.sts import Sts
 
 #: Seconds since the epoch (token expiry, fallback session names); tests replace it.
 clock: Callable[[], float] = time.time
@@ -38,9 +40,6 @@ def make_sts(env: Mapping[str, str], region: str, notify: Callable[[str], None])
 
     return Sts.for_environment(env, region=region, notify=notify)
 
-
-#: Where ``--role-arn`` comes from when it is not given, in this order.
-ROLE_ARN_VARIABLES = ("KEYLESS_ROLE_ARN", "AWS_OIDC_ROLE_ARN")
 
 _SHARED_EPILOG = """\
 The role: --role-arn, else $KEYLESS_ROLE_ARN, else $AWS_OIDC_ROLE_ARN (the Atlassian pipes' name).
@@ -145,13 +144,6 @@ def add_exchange_options(
     add_token_source_arguments(token)
 
 
-def exchange_defaults() -> argparse.Namespace:
-    """Every exchange option at its default: for callers without a command line (the pipes)."""
-    parser = argparse.ArgumentParser(add_help=False)
-    add_exchange_options(parser)
-    return parser.parse_args([])
-
-
 def _add_session_options(role: argparse._ArgumentGroup) -> None:
     role.add_argument(
         "--session-policy", metavar="FILE", type=Path, help="inline session policy (JSON file)"
@@ -219,69 +211,12 @@ def register(subparsers: Subparsers) -> None:
 # --- the shared exchange -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Exchanged:
-    assumed: Assumed
-    region: str
-    #: The token (for --profile); ``None`` after a static-key fallback.
-    obtained: ObtainedToken | None
-
-
-def role_arn_from(args: argparse.Namespace, env: Mapping[str, str]) -> RoleArn:
-    from keyless.aws.sts import parse_role_arn
-
-    if args.role_arn:
-        return parse_role_arn(args.role_arn)
-    for name in ROLE_ARN_VARIABLES:
-        if env.get(name):
-            return parse_role_arn(env[name], flag=name)
-    raise UsageError(
-        "no role to assume: pass --role-arn ARN (or set KEYLESS_ROLE_ARN)",
-        remedy="e.g. keyless assume --role-arn arn:aws:iam::123456789012:role/deploy",
-    )
-
-
-def _session_policy(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"--session-policy {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"--session-policy {path} is not UTF-8 text") from None
-    try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise UsageError(f"--session-policy {path} is not JSON: {exc}") from None
-    # Compact JSON: STS counts every character against its 2048 limit.
-    return json.dumps(document, separators=(",", ":"))
-
-
-def _detected(env: Mapping[str, str], ci: str) -> Provider | None:
-    if ci != "auto":
-        return PROVIDERS.get(ci)
-    found = [p for p in CI_PROVIDERS if p.in_ci(env)]
-    return found[0] if len(found) == 1 else None
-
-
-def exchange(args: argparse.Namespace, console: Console) -> Exchanged:
-    """Options -> token -> STS -> checked credentials; the one path of all three commands."""
+def request_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> CredentialRequest:
+    """The options of ``add_exchange_options`` as a request (the only mapping of them)."""
     from keyless.aws.clients import region_from
-    from keyless.aws.sts import (
-        ExchangeRequest,
-        check_session_name,
-        check_token_usable,
-        derive_session_name,
-        exchange_with_keys,
-        parse_account_id,
-        parse_role_arn,
-        static_keys,
-    )
-    from keyless.aws.sts import exchange as sts_exchange
+    from keyless.aws.sts import parse_account_id, parse_role_arn
 
-    env = console.env
-    role_arn = role_arn_from(args, env)
+    role_arn = resolve_role_arn(args.role_arn, env)
     region = region_from(env, args.region)
     chain = (
         parse_role_arn(args.chain_role_arn, flag="--chain-role-arn")
@@ -289,69 +224,39 @@ def exchange(args: argparse.Namespace, console: Console) -> Exchanged:
         else None
     )
     expect = parse_account_id(args.expect_account) if args.expect_account else None
-    if args.session_name is not None:
-        check_session_name(args.session_name)
-    policy = _session_policy(args.session_policy)
-    sts = make_sts(env, region, lambda line: console.info(f"keyless: {line}"))
-
-    try:
-        obtained: ObtainedToken | None = obtain_token(
-            env,
-            ci=args.ci,
-            audience=args.audience,
-            token_file=args.token_file,
-            token_env=args.token_env,
-        )
-    except CredentialError as exc:
-        keys = static_keys(env)
-        if not args.allow_static_fallback:
-            if keys is not None:
-                raise CredentialError(
-                    exc.message,
-                    remedy=(exc.remedy + "\n\n" if exc.remedy else "")
-                    + "Static keys are set (AWS_ACCESS_KEY_ID), but keyless never falls back to"
-                    " them unless --allow-static-fallback is given.",
-                ) from exc
-            raise
-        if keys is None:
-            raise CredentialError(
-                f"{exc.message}; --allow-static-fallback found no AWS_ACCESS_KEY_ID and"
-                " AWS_SECRET_ACCESS_KEY either",
-                remedy=exc.remedy,
-            ) from exc
-        console.info(
-            f"warning: {exc.message}; using the static keys in AWS_ACCESS_KEY_ID to assume"
-            f" {role_arn} (--allow-static-fallback)"
-        )
-        obtained = None
-
-    provider = PROVIDERS.get(obtained.provider) if obtained else _detected(env, args.ci)
-    request = ExchangeRequest(
+    return CredentialRequest(
         role_arn=role_arn,
-        session_name=args.session_name or derive_session_name(env, provider, clock=clock),
-        duration_seconds=args.duration,
-        session_policy=policy,
-        session_policy_arns=tuple(args.session_policy_arn),
-        chain_role_arn=chain,
+        region=region,
+        token=TokenSource(
+            ci=args.ci, audience=args.audience, token_file=args.token_file, token_env=args.token_env
+        ),
+        session=SessionOptions(
+            name=args.session_name,
+            duration_seconds=args.duration,
+            policy=load_session_policy(args.session_policy),
+            policy_arns=tuple(args.session_policy_arn),
+        ),
         expect_account=expect,
+        chain_role_arn=chain,
+        allow_static_fallback=args.allow_static_fallback,
     )
-    if obtained is None:
-        keys = static_keys(env)
-        assert keys is not None  # noqa: S101 - checked above
-        assumed = exchange_with_keys(keys, request, sts=sts)
-    else:
-        check_token_usable(obtained.token, source=obtained.source, clock=clock)
-        assumed = sts_exchange(obtained.token, request, sts=sts)
-    return Exchanged(assumed=assumed, region=region, obtained=obtained)
 
 
-def assumed_line(exchanged: Exchanged) -> str:
-    """The one line every command that exchanged a token prints on stderr."""
-    assumed = exchanged.assumed
-    return (
-        f"keyless: assumed {assumed.identity.arn} (account {assumed.identity.account}) until"
-        f" {assumed.credentials.expiration_iso}"
+def obtain(request: CredentialRequest, console: Console) -> Obtained:
+    """``obtain_credentials`` with this CLI's seams (``make_sts``, ``clock``) and its stderr."""
+    return obtain_credentials(
+        request,
+        env=console.env,
+        sts_factory=make_sts,
+        notify=lambda line: console.info(f"keyless: {line}"),
+        warn=console.info,
+        clock=clock,
     )
+
+
+def exchange(args: argparse.Namespace, console: Console) -> Obtained:
+    """Options -> request -> checked credentials; the one path of all three commands."""
+    return obtain(request_from_args(args, console.env), console)
 
 
 def _refuse_terminal(console: Console, what: str) -> None:
@@ -402,14 +307,14 @@ def run_assume(args: argparse.Namespace, console: Console) -> int:
     explicit_region = args.region
     written = None
     if args.profile is not None:
-        if exchanged.obtained is None:
+        if exchanged.token is None:
             raise UsageError("--profile needs an OIDC token; the static-key fallback has none")
         written = write_profile(
             profile=args.profile,
             role_arn=assumed.role_arn,
             session_name=assumed.session_name,
             region=exchanged.region,
-            token=exchanged.obtained.token,
+            token=exchanged.token.token,
             env=console.env,
         )
         console.info(

@@ -5,16 +5,15 @@ check it against its issuer's published keys, naming the check that failed.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from keyless import tokens
+from keyless import claims_view, tokens
 from keyless.ci import provider_for_issuer
-from keyless.ci.base import STANDARD_SAFE_CLAIMS, Provider
+from keyless.ci.base import Provider
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_NEGATIVE, EXIT_OK, Subparsers
 from keyless.errors import TokenError, TokenVerificationError, UsageError
@@ -23,14 +22,9 @@ from keyless.limits import TOKEN_LEEWAY_SECONDS, TOKEN_MAX_CHARS
 if TYPE_CHECKING:
     pass
 
-#: Claims shown for any issuer, also one no CI provider owns (a self-hosted issuer): the registered
-#: ones naming the issuer, the subject, the audience and the times. A CI provider adds its own.
-FALLBACK_SAFE_CLAIMS = STANDARD_SAFE_CLAIMS
 #: Header parameters shown: how the token is signed, never key material.
 SAFE_HEADER = ("alg", "kid", "typ")
-REDACTED = "<redacted>"
-
-_ORDER = ("iss", "sub", "aud", "iat", "nbf", "exp")
+REDACTED = claims_view.REDACTED
 # Whitespace around a token (a newline from `echo`, CRLF from an editor) is allowed beyond the cap.
 _READ_SLACK = 1024
 
@@ -108,7 +102,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         return EXIT_NEGATIVE
     verdict = _verify(raw, token, args) if args.verify else None
     provider = _provider_for(token.issuer)
-    safe = FALLBACK_SAFE_CLAIMS | (provider.safe_claims if provider else frozenset())
+    safe = claims_view.safe_claims(provider)
     document = _document(token, safe=safe, show_all=args.all, provider=provider, verdict=verdict)
     if args.json:
         console.emit_json(document)
@@ -272,7 +266,7 @@ def _document(
     now = clock()
     claims: dict[str, object] = {}
     redacted: list[str] = []
-    for name in _ordered(token.claims):
+    for name in claims_view.ordered(token.claims):
         if show_all or name in safe:
             claims[name] = tokens.thaw(token.claims[name])
         else:
@@ -287,8 +281,8 @@ def _document(
         value = token.time_claim(name)
         if value is not None and name in claims and claims[name] != REDACTED:
             times[name] = {
-                "at": _iso(value),
-                "relative": _relative(name, value - now),
+                "at": claims_view.iso(value),
+                "relative": claims_view.relative(name, value - now),
                 "seconds_from_now": int(value - now),
             }
     return {
@@ -314,61 +308,22 @@ def _human(document: Mapping[str, object], verdict: _Verdict | None) -> list[str
     provider = document["provider"]
     if provider:
         lines.append(f"  provider  {provider}")
-    lines.append("  header    " + "  ".join(f"{k}={_display(v)}" for k, v in header.items()))
+    lines.append(
+        "  header    " + "  ".join(f"{k}={claims_view.display(v)}" for k, v in header.items())
+    )
     width = min(max((len(name) for name in claims), default=0), 28)
     lines.append("claims:")
     for name, value in claims.items():
-        text = value if value == REDACTED else _display(value)
+        text = value if value == REDACTED else claims_view.display(value)
         if name in times:
             text = f"{times[name]['at']} ({times[name]['relative']})"
         lines.append(f"  {name.ljust(width)}  {text}")
     if redacted:
         lines.append(
-            f"{len(redacted)} claim(s) not known to be safe to show are redacted; --all shows them"
+            f"{len(redacted)} claim(s) {claims_view.NOT_SAFE} are redacted; --all shows them"
         )
     if verdict is not None:
         if verdict.issuer_from_token and verdict.issuer:
             lines.append("note: issuer taken from the token's own 'iss'; --issuer pins it")
         lines.append(_verdict_line(verdict))
     return lines
-
-
-def _ordered(claims: Mapping[str, object]) -> list[str]:
-    first = [name for name in _ORDER if name in claims]
-    return first + sorted(name for name in claims if name not in _ORDER)
-
-
-def _display(value: object) -> str:
-    # Printed as is only when printable: a claim must not move the cursor or colour a terminal.
-    if isinstance(value, str) and value.isprintable():
-        return value
-    return json.dumps(value, sort_keys=True, ensure_ascii=True)
-
-
-def _iso(timestamp: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
-
-
-def _relative(name: str, delta: float) -> str:
-    future = delta > 0
-    span = duration(abs(delta))
-    if name == "exp":
-        return f"expires in {span}" if future else f"expired {span} ago"
-    if name == "nbf":
-        return f"not valid for another {span}" if future else f"valid since {span} ago"
-    return f"issued in {span}, in the future" if future else f"issued {span} ago"
-
-
-def duration(seconds: float) -> str:
-    """``4m 10s``, ``3m``, ``2h 5m``, ``1d 3h``: the two largest units, zeros dropped."""
-    total = int(seconds)
-    units = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
-    parts: list[str] = []
-    for suffix, size in units:
-        count, total = divmod(total, size)
-        if count or parts:
-            parts.append(f"{count}{suffix}")
-        if len(parts) == 2:
-            break
-    shown = [part for part in parts if not part.startswith("0")]
-    return " ".join(shown) or "0s"

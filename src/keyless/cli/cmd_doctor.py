@@ -10,11 +10,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from keyless.cli.cmd_assume import ROLE_ARN_VARIABLES
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_NEGATIVE, EXIT_OK, Subparsers
 from keyless.cli.token_args import add_token_source_arguments
 from keyless.errors import KeylessError, UsageError
+from keyless.exchange import ROLE_ARN_VARIABLES
 from keyless.trust.model import loads_policy
 
 if TYPE_CHECKING:

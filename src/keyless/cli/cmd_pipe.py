@@ -120,22 +120,25 @@ def _session(settings: PipeSettings, console: Console, name: str) -> boto3.Sessi
     """``AWS_OIDC_ROLE_ARN``: the role's credentials from the step's token, through the exchange
     of ``keyless assume`` (token detection, retries, session name, no fall-back to stored keys);
     else the standard AWS configuration."""
+    from keyless.aws.clients import region_from
     from keyless.aws.sts import assumed_session, parse_role_arn
     from keyless.cli import cmd_assume
     from keyless.deploy import pipe
     from keyless.errors import CredentialError
+    from keyless.exchange import CredentialRequest, assumed_line
 
     if settings.role_arn is None:
         ambient = pipe.ambient_session(settings)
         if ambient.get_credentials() is None:
             raise pipe.no_credentials_error(name)
         return ambient
-    args = cmd_assume.exchange_defaults()
-    args.role_arn = parse_role_arn(settings.role_arn, flag="AWS_OIDC_ROLE_ARN")
-    args.region = settings.region
+    request = CredentialRequest(
+        role_arn=parse_role_arn(settings.role_arn, flag="AWS_OIDC_ROLE_ARN"),
+        region=region_from(console.env, settings.region),
+    )
     try:
-        exchanged = cmd_assume.exchange(args, console)
+        exchanged = cmd_assume.obtain(request, console)
     except CredentialError as exc:
         raise pipe.token_error(exc, name) from None
-    console.info(cmd_assume.assumed_line(exchanged))
+    console.info(assumed_line(exchanged))
     return assumed_session(exchanged.assumed.credentials, region=exchanged.region)

@@ -10,15 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from keyless.aws.provision_request import parse_issuer
 from keyless.ci.base import TrustSpec
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
 from keyless.cli.scope_args import SCOPE_HELP, add_scope_arguments, scope_from_args
 from keyless.errors import AwsError, NetworkError, UsageError
-from keyless.trust.build import AccountId, trust_policy
-from keyless.trust.evaluate import provider_arn_for
-from keyless.trust.model import Policy, parse_policy, to_document
-from keyless.urls import has_userinfo, shown_url
 
 if TYPE_CHECKING:
     import boto3
@@ -177,21 +174,6 @@ def _check_combinations(args: argparse.Namespace) -> None:
             )
 
 
-def _issuer(text: str) -> str:
-    parts = urllib.parse.urlsplit(text)
-    if (
-        parts.scheme != "https"
-        or not parts.hostname
-        or parts.query
-        or parts.fragment
-        or has_userinfo(text)
-    ):
-        raise UsageError(
-            f"--issuer {shown_url(text)} is not an https URL without user info, query or fragment"
-        )
-    return text
-
-
 def _offline_issuer(spec: TrustSpec, console: Console) -> TrustSpec:
     """With --thumbprint no discovery document is read to compare --issuer with, so a trailing
     '/' is dropped, with a notice: no CI keyless knows has one in its issuer (``iss``), and IAM
@@ -211,21 +193,8 @@ def trust_spec(args: argparse.Namespace) -> TrustSpec:
     spec = scope_from_args(args).trust_spec()
     if args.issuer is not None:
         # Same conditions, another issuer: a CI served from elsewhere keeps its subject grammar.
-        spec = dataclasses.replace(spec, issuer=_issuer(args.issuer))
+        spec = dataclasses.replace(spec, issuer=parse_issuer(args.issuer))
     return spec
-
-
-def client_ids(spec: TrustSpec) -> tuple[str, ...]:
-    """The audiences the trust requires: the provider must accept each as a client ID."""
-    found = tuple(
-        value
-        for condition in spec.conditions
-        if condition.claim == "aud" and condition.operator == "StringEquals"
-        for value in condition.values
-    )
-    if not found:
-        raise UsageError(f"{spec.provider}: the scope pins no audience; cannot register one")
-    return found
 
 
 def issuer_thumbprint(issuer: str, *, ca_bundle: Path | None) -> Thumbprint:
@@ -243,22 +212,6 @@ def thumbprints(args: argparse.Namespace, issuer: str) -> tuple[Thumbprint, ...]
     return (issuer_thumbprint(issuer, ca_bundle=args.ca_bundle),)
 
 
-def _trust(spec: TrustSpec, account: str, partition: str) -> Policy:
-    policy = trust_policy(spec, account=AccountId(account))
-    if partition == "aws":
-        return policy
-    # trust_policy names the provider in the commercial partition; elsewhere (aws-cn,
-    # aws-us-gov) the principal must carry the account's own partition.
-    document = to_document(policy)
-    plain = provider_arn_for(spec.issuer, account)
-    for statement in document["Statement"]:
-        if statement.get("Principal", {}).get("Federated") == plain:
-            statement["Principal"]["Federated"] = provider_arn_for(
-                spec.issuer, account, partition=partition
-            )
-    return parse_policy(document)
-
-
 def desired_state(
     args: argparse.Namespace,
     *,
@@ -267,57 +220,21 @@ def desired_state(
     partition: str,
     prints: tuple[Thumbprint, ...],
 ) -> Desired:
-    from keyless.aws.permissions import (
-        S3DeployPreset,
-        load_permission_policy,
-        parse_distribution_id,
-        parse_s3_location,
-        s3_deploy_policy,
-    )
-    from keyless.aws.provision import (
-        Desired,
-        parse_max_session_duration,
-        parse_permissions_boundary,
-        parse_role_name,
-        parse_tag,
-    )
+    """The command's options as ``ProvisionOptions`` for ``provision_request.desired_state``."""
+    from keyless.aws import provision_request
 
-    if args.s3_deploy is not None:
-        preset = S3DeployPreset(
-            location=parse_s3_location(args.s3_deploy),
-            allow_delete=args.allow_delete,
-            distribution=(
-                parse_distribution_id(args.cloudfront_distribution)
-                if args.cloudfront_distribution is not None
-                else None
-            ),
-        )
-        permissions = s3_deploy_policy(preset, account_id=account, partition=partition)
-    else:
-        permissions = load_permission_policy(args.policy)
-    tags = tuple(parse_tag(text) for text in args.tag)
-    if len({key for key, _ in tags}) != len(tags):
-        raise UsageError("--tag: the same key is given twice")
-    return Desired(
-        account_id=account,
-        partition=partition,
-        issuer=spec.issuer,
-        client_ids=client_ids(spec),
-        thumbprints=prints,
-        role_name=parse_role_name(args.role_name),
-        trust=_trust(spec, account, partition),
-        permissions=permissions,
-        max_session_duration=(
-            parse_max_session_duration(args.max_session_duration)
-            if args.max_session_duration is not None
-            else None
-        ),
-        permissions_boundary=(
-            parse_permissions_boundary(args.permissions_boundary)
-            if args.permissions_boundary is not None
-            else None
-        ),
-        tags=tags,
+    options = provision_request.ProvisionOptions(
+        role_name=args.role_name,
+        s3_deploy=args.s3_deploy,
+        allow_delete=args.allow_delete,
+        cloudfront_distribution=args.cloudfront_distribution,
+        policy=args.policy,
+        tags=tuple(args.tag),
+        max_session_duration=args.max_session_duration,
+        permissions_boundary=args.permissions_boundary,
+    )
+    return provision_request.desired_state(
+        options, spec=spec, account=account, partition=partition, prints=prints
     )
 
 

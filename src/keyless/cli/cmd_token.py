@@ -6,14 +6,13 @@ The token itself goes only to a pipe or to a 0600 file; everything printed for p
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from keyless import tokens
-from keyless.ci import PROVIDERS, obtain_token, provider_for_issuer
-from keyless.ci.base import STANDARD_SAFE_CLAIMS, ObtainedToken
+from keyless import claims_view, tokens
+from keyless.ci import PROVIDERS, obtain_token
+from keyless.ci.base import ObtainedToken
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
 from keyless.cli.token_args import add_token_source_arguments
@@ -24,8 +23,6 @@ from keyless.limits import TOKEN_LEEWAY_SECONDS
 #: Seconds since the epoch, for expiry; tests replace it.
 clock: Callable[[], float] = time.time
 
-_ORDER = ("iss", "sub", "aud", "iat", "nbf", "exp")
-_TIMES = ("iat", "nbf", "exp")
 
 _EPILOG = """\
 Where the token comes from (--ci auto, the first that applies; one that applies but is broken
@@ -98,9 +95,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     expires = token.time_claim("exp")
     now = clock()
     expired = expires is not None and expires + TOKEN_LEEWAY_SECONDS < now
-    if expired and (to_stdout or args.write):
+    if expires is not None and expired and (to_stdout or args.write):
         raise TokenVerificationError(
-            f"the token from {obtained.source} expired at {_iso(expires)}",
+            f"the token from {obtained.source} expired at {claims_view.iso(expires)}",
             check="expired",
             remedy="Tokens live minutes; get a fresh one right before use (re-run the step).",
         )
@@ -117,7 +114,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
         console.stdout.flush()
         return EXIT_OK
 
-    shown, hidden = _split(token, _safe_claims(obtained, token))
+    claims = claims_view.view(
+        token, claims_view.safe_claims(PROVIDERS[obtained.provider], token.issuer)
+    )
+    shown, hidden = dict(claims.shown), list(claims.hidden)
     if args.json:
         console.emit_json(
             {
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 "source": obtained.source,
                 "claims": shown,
                 "claims_not_shown": hidden,
-                "expires_at": _iso(expires) if expires is not None else None,
+                "expires_at": claims_view.iso(expires) if expires is not None else None,
                 "expired": expired,
                 "written": str(written) if written else None,
             }
@@ -134,24 +134,6 @@ def run(args: argparse.Namespace, console: Console) -> int:
         for line in _human(obtained, shown, hidden, now):
             console.out(line)
     return EXIT_OK
-
-
-def _safe_claims(obtained: ObtainedToken, token: tokens.UnverifiedToken) -> frozenset[str]:
-    """The claims fine to print: the source CI's list, or for a file the issuer's CI's list."""
-    provider = PROVIDERS[obtained.provider]
-    if provider.name == "file" and token.issuer is not None:
-        # An unverified iss only chooses which claims to show, never whom to trust.
-        provider = provider_for_issuer(token.issuer) or provider
-    return STANDARD_SAFE_CLAIMS | provider.safe_claims
-
-
-def _split(
-    token: tokens.UnverifiedToken, safe: frozenset[str]
-) -> tuple[dict[str, object], list[str]]:
-    ordered = [n for n in _ORDER if n in token.claims]
-    ordered += sorted(n for n in token.claims if n not in _ORDER)
-    shown = {n: tokens.thaw(token.claims[n]) for n in ordered if n in safe}
-    return shown, [n for n in ordered if n not in safe]
 
 
 def _human(
@@ -164,46 +146,20 @@ def _human(
     ]
     width = max((len(name) for name in shown), default=0)
     for name, value in shown.items():
-        text = _display(value)
-        if name in _TIMES and isinstance(value, int) and not isinstance(value, bool):
-            text = f"{_iso(value)} ({_relative(name, value - now)})"
+        text = claims_view.display(value)
+        if (
+            name in claims_view.TIME_CLAIMS
+            and isinstance(value, int)
+            and not isinstance(value, bool)
+        ):
+            text = claims_view.time_text(name, value, now)
         lines.append(f"  {name.ljust(width)}  {text}")
     if hidden:
-        lines.append(f"not shown (not known to be safe to print): {', '.join(hidden)}")
+        lines.append(claims_view.hidden_line(hidden))
     return lines
-
-
-def _display(value: object) -> str:
-    # Printed as is only when printable: a claim must not move the cursor or colour a terminal.
-    if isinstance(value, str) and value.isprintable():
-        return value
-    return json.dumps(value, sort_keys=True, ensure_ascii=True)
-
-
-def _iso(timestamp: int | None) -> str:
-    if timestamp is None:
-        return "unknown"
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
 def _expiry(expires: int | None, now: float) -> str:
     if expires is None:
         return "the token has no expiry (exp)"
-    return f"expires {_iso(expires)} ({_relative('exp', expires - now)})"
-
-
-def _relative(name: str, delta: float) -> str:
-    span = _span(abs(delta))
-    if name == "exp":
-        return f"in {span}" if delta > 0 else f"expired {span} ago"
-    if name == "nbf":
-        return f"valid in {span}" if delta > 0 else f"valid since {span} ago"
-    return f"{span} in the future" if delta > 0 else f"{span} ago"
-
-
-def _span(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+    return claims_view.time_text("exp", expires, now)

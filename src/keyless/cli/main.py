@@ -7,6 +7,7 @@ at or above ``--fail-on``, doctor found a problem); 2 a usage or runtime error.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -43,40 +44,69 @@ class _ArgumentError(Exception):
     pass
 
 
+#: Every command, in ``keyless --help`` order: its name, the module that registers it and its
+#: one-line help. The top-level parser is built from this table, importing only the module of the
+#: command being run (start-up time); tests/cli/test_main.py checks it against the modules.
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("action", "cmd_action", "the steps of the keyless GitHub Action (action.yml)"),
+    ("assume", "cmd_assume", "trade this job's OIDC token for a role's temporary credentials"),
+    ("exec", "cmd_assume", "run a command with a role's temporary credentials in its environment"),
+    (
+        "credential-process",
+        "cmd_assume",
+        "print credentials for credential_process in an AWS config file",
+    ),
+    ("claims", "cmd_claims", "show a token's claims (safe ones only) and optionally verify it"),
+    (
+        "demo",
+        "cmd_demo",
+        "the whole story on the local stack: provision, deploy, refuse, diagnose",
+    ),
+    (
+        "deploy",
+        "cmd_deploy",
+        "sync a folder to S3 by content (safe delete, headers, CloudFront invalidation)",
+    ),
+    (
+        "doctor",
+        "cmd_doctor",
+        "check CI, token, IAM provider, trust policy and the exchange, step by step",
+    ),
+    (
+        "local",
+        "cmd_local",
+        "the local stack: CI token issuers and an AWS that enforces web identity",
+    ),
+    ("pipe", "cmd_pipe", "run as an Atlassian AWS pipe, from its variables (OIDC only)"),
+    (
+        "provision",
+        "cmd_provision",
+        "create or update the IAM OIDC provider and a role for one CI scope (idempotent)",
+    ),
+    ("token", "cmd_token", "get this CI job's OIDC token (the CI is detected)"),
+    ("trust", "cmd_trust", "build, check and lint role trust policies"),
+    ("whoami", "cmd_whoami", "show who this environment's AWS credentials are"),
+)
+_MODULE_OF: dict[str, str] = {name: module for name, module, _help in COMMANDS}
+
+
+def _command_module(module: str) -> CommandModule:
+    return cast(CommandModule, importlib.import_module(f"keyless.cli.{module}"))
+
+
 def _command_modules() -> list[CommandModule]:
-    # Imported here so that `keyless --version` stays fast and a broken command cannot break others.
-    from keyless.cli import (
-        cmd_action,
-        cmd_assume,
-        cmd_claims,
-        cmd_demo,
-        cmd_deploy,
-        cmd_doctor,
-        cmd_local,
-        cmd_pipe,
-        cmd_provision,
-        cmd_token,
-        cmd_trust,
-        cmd_whoami,
-    )
-
-    return [
-        cmd_action,
-        cmd_assume,
-        cmd_claims,
-        cmd_demo,
-        cmd_deploy,
-        cmd_doctor,
-        cmd_local,
-        cmd_pipe,
-        cmd_provision,
-        cmd_token,
-        cmd_trust,
-        cmd_whoami,
-    ]
+    """Every command module (the full parser: README help, tests, unknown commands)."""
+    return [_command_module(module) for module in dict.fromkeys(_MODULE_OF.values())]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_name(arguments: Sequence[str]) -> str | None:
+    # The top-level options take no values, so the first other argument is the command.
+    return next((arg for arg in arguments if not arg.startswith("-")), None)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; with ``only`` (a command's name, or ``""`` for none) the
+    other commands are placeholders built from ``COMMANDS``, and only that module is imported."""
     parser = _Parser(
         prog="keyless",
         description="Deploy from CI to AWS with no stored secrets.",
@@ -94,8 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser),
     )
     subparsers.required = True
-    for module in _command_modules():
-        module.register(subparsers)
+    if only is None:
+        for module in _command_modules():
+            module.register(subparsers)
+        return parser
+    wanted = _MODULE_OF.get(only)
+    registered = False
+    for name, module_name, help_text in COMMANDS:
+        if module_name != wanted:
+            subparsers.add_parser(name, help=help_text)
+        elif not registered:
+            registered = True
+            _command_module(module_name).register(subparsers)
     return parser
 
 
@@ -108,7 +148,9 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         # imports every command module).
         sys.stdout.write(f"keyless {__version__}\n")
         return EXIT_OK
-    parser = build_parser()
+    name = _command_name(arguments)
+    # A command keyless does not know gets the full parser, whose error lists the choices.
+    parser = build_parser(None if name is not None and name not in _MODULE_OF else (name or ""))
     try:
         args = parser.parse_args(arguments)
     except _ArgumentError as exc:

@@ -30,6 +30,7 @@ import botocore.config
 import botocore.exceptions
 from botocore.credentials import RefreshableCredentials
 
+from keyless.aws.errors import error_code, http_status
 from keyless.aws.renew import usable
 from keyless.deploy import manifest
 from keyless.deploy.headers import HeaderPolicy, ObjectHeaders
@@ -748,9 +749,8 @@ def _configured_endpoint_url(session: boto3.Session) -> str | None:
 
 
 def _aws_error(exc: botocore.exceptions.ClientError, what: str) -> AwsError | AccessDeniedError:
-    error = exc.response.get("Error", {})
-    code = str(error.get("Code", "Unknown"))
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = error_code(exc) or "Unknown"
+    status = http_status(exc)
     if code in ("AccessDenied", "403", "Forbidden") or status == 403:
         return AccessDeniedError(
             f"{what}: access denied",

@@ -5,17 +5,13 @@ from __future__ import annotations
 
 from typing import Final
 
-from keyless.ci import bitbucket, buildkite, circleci, github, gitlab
+from keyless.ci import CI_PROVIDERS
 from keyless.ci.base import CiProvider
+from keyless.ci.shared import CiBase
 
-#: The CIs the local stack emulates, in the order of their issuer servers' ports.
-EMULATED: Final[tuple[CiProvider, ...]] = (
-    bitbucket.PROVIDER,
-    github.PROVIDER,
-    gitlab.PROVIDER,
-    circleci.PROVIDER,
-    buildkite.PROVIDER,
-)
+#: The CIs the local stack emulates (every CI of the registry), in the order of their issuer
+#: servers' ports.
+EMULATED: Final[tuple[CiProvider, ...]] = tuple(p for p in CI_PROVIDERS if isinstance(p, CiBase))
 #: The local CA alone (PEM), for tools that take a CA file (``keyless claims --ca-bundle``).
 CA_VARIABLE: Final = "KEYLESS_LOCAL_CA_BUNDLE"
 #: Names the state folder for every ``keyless local`` command (``--state DIR`` wins).

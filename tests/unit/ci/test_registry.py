@@ -169,3 +169,26 @@ def test_runner_reaches_the_provider() -> None:
     obtained = obtain_token({"BUILDKITE": "true"}, audience="aud", http=NO_HTTP, runner=runner)
     assert obtained.token == token
     assert runner.calls[0][-1] == "aud"
+
+
+def test_ci_flag_comes_before_keyless_token_file_everywhere(tmp_path: Path) -> None:
+    """`--ci github` with KEYLESS_TOKEN_FILE set: the flag wins (README order) in the one
+    detection, so obtain_token asks GitHub and never reads the file."""
+    from keyless.ci import detect
+
+    token_file = _file(tmp_path, "token", make_token({}, issuer="https://issuer.example"))
+    env = {"GITHUB_ACTIONS": "true", "KEYLESS_TOKEN_FILE": token_file}
+    detection = detect(env, ci="github")
+    assert detection.provider is PROVIDERS["github"]
+    assert (detection.origin, detection.token_file) == ("--ci github", None)
+    with pytest.raises(CredentialError) as info:
+        obtain_token(env, ci="github", http=NO_HTTP)
+    assert "id-token: write" in (info.value.remedy or "") + info.value.message
+    # Without the flag the file comes first, before the GitHub markers.
+    auto = detect(env)
+    assert (auto.provider, auto.origin, auto.token_file) == (
+        PROVIDERS["file"],
+        "KEYLESS_TOKEN_FILE",
+        token_file,
+    )
+    assert obtain_token(env, http=NO_HTTP).source.startswith("KEYLESS_TOKEN_FILE")

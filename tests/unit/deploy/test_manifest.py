@@ -89,13 +89,13 @@ def test_deep_nesting_is_refused_before_parsing(levels: int) -> None:
     nested = "[" * levels + "]" * levels
     text = '{"version":1,"objects":{"a":' + nested + "}}"
     with pytest.raises(ManifestUnreadable, match="nested deeper than 3 levels"):
-        decode(gzip.compress(text.encode()))
+        decode(gzip.compress(text.encode(), mtime=0))
 
 
 def test_depth_ignores_brackets_inside_strings() -> None:
     text = json.dumps({"version": 1, "objects": {'[[[[{{{\\"': ["0" * 32, None, "a" * 16]}})
     assert json_depth(text.encode(), MANIFEST_MAX_DEPTH) == 3
-    assert decode(gzip.compress(text.encode())) == {'[[[[{{{\\"': ENTRY}
+    assert decode(gzip.compress(text.encode(), mtime=0)) == {'[[[[{{{\\"': ENTRY}
     assert json_depth(b"[[]", 3) is None
     assert json_depth(b"]]][[[", 3) is None
 
@@ -104,16 +104,22 @@ def test_depth_ignores_brackets_inside_strings() -> None:
     ("document", "why"),
     [
         (b"not gzip", "not gzip"),
-        (gzip.compress(b"{")[:-9], "truncated"),
-        (gzip.compress(b'{"a" nope}'), "not JSON"),
-        (gzip.compress(b"[]"), "not version 1"),
-        (gzip.compress(b'{"version":2,"objects":{}}'), "not version 1"),
-        (gzip.compress(b'{"version":1}'), "no objects"),
-        (gzip.compress(b'{"version":1,"objects":{"a":"x"}}'), "an entry is not"),
-        (gzip.compress(b'{"version":1,"objects":{"a":[1,null,"aaaaaaaaaaaaaaaa"]}}'), "an entry"),
-        (gzip.compress(b'{"version":1,"objects":{"a":["e",5,"aaaaaaaaaaaaaaaa"]}}'), "an entry"),
-        (gzip.compress(b'{"version":1,"objects":{"a":["e",null,"XYZ"]}}'), "an entry"),
-        (gzip.compress(b'{"version":1,"objects":{}}') + b"junk", "trailing bytes"),
+        (gzip.compress(b"{", mtime=0)[:-9], "truncated"),
+        (gzip.compress(b'{"a" nope}', mtime=0), "not JSON"),
+        (gzip.compress(b"[]", mtime=0), "not version 1"),
+        (gzip.compress(b'{"version":2,"objects":{}}', mtime=0), "not version 1"),
+        (gzip.compress(b'{"version":1}', mtime=0), "no objects"),
+        (gzip.compress(b'{"version":1,"objects":{"a":"x"}}', mtime=0), "an entry is not"),
+        (
+            gzip.compress(b'{"version":1,"objects":{"a":[1,null,"aaaaaaaaaaaaaaaa"]}}', mtime=0),
+            "an entry",
+        ),
+        (
+            gzip.compress(b'{"version":1,"objects":{"a":["e",5,"aaaaaaaaaaaaaaaa"]}}', mtime=0),
+            "an entry",
+        ),
+        (gzip.compress(b'{"version":1,"objects":{"a":["e",null,"XYZ"]}}', mtime=0), "an entry"),
+        (gzip.compress(b'{"version":1,"objects":{}}', mtime=0) + b"junk", "trailing bytes"),
     ],
 )
 def test_anything_else_is_unreadable_with_a_reason(document: bytes, why: str) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from keyless.aws.errors import error_code
 from keyless.errors import (
     IssuerError,
     KeylessError,
@@ -141,7 +142,7 @@ class IamDirectory:
         try:
             found = self._iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
         except ClientError as exc:
-            if _error_code(exc) == "NoSuchEntity":
+            if error_code(exc) == "NoSuchEntity":
                 return None
             raise
         return OidcProvider(
@@ -152,7 +153,7 @@ class IamDirectory:
         try:
             found = self._iam.get_role(RoleName=name)["Role"]
         except ClientError as exc:
-            if _error_code(exc) == "NoSuchEntity":
+            if error_code(exc) == "NoSuchEntity":
                 return None
             raise
         # boto3 decodes IAM's URL-encoded policy JSON into a dict; the evaluator takes JSON text.
@@ -163,10 +164,6 @@ class IamDirectory:
             trust_policy=policy,
             max_session_duration=int(found.get("MaxSessionDuration", DURATION_DEFAULT_SECONDS)),
         )
-
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 # --- the exchange, without HTTP -----------------------------------------------------------------
