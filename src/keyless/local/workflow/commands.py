@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 MASK: Final = "***"
-_COMMAND: Final = re.compile(r"::([A-Za-z-]+)(?: ([^:]*))?::(.*)", re.DOTALL)
+_COMMAND: Final = re.compile(r"::([A-Za-z0-9_-]+)(?: ([^:]*))?::(.*)", re.DOTALL)
 #: How ``::command::`` data and properties escape characters (the runner unescapes them).
 _DATA_ESCAPES: Final = (("%0D", "\r"), ("%0A", "\n"), ("%25", "%"))
 _PROPERTY_ESCAPES: Final = (("%0D", "\r"), ("%0A", "\n"), ("%3A", ":"), ("%2C", ","), ("%25", "%"))

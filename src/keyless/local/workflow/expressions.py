@@ -94,6 +94,8 @@ def _tokens(text: str) -> list[_Token]:
         at = match.start(kind)
         if kind == "refused":
             raise ExpressionError(f"operator {value!r} is not supported by keyless local workflow")
+        if kind == "other" and value == "'":
+            raise ExpressionError(f"a string opened at {at + 1} is not closed with '")
         if kind == "other":
             raise ExpressionError(f"unexpected character {value!r} at {at + 1} in the expression")
         found.append(_Token(kind, value, at))
