@@ -203,3 +203,24 @@ DEFAULT_CONCURRENCY = 16
 #: issuers, served for any well-formed path): each costs an RSA key and a line of saved state, so
 #: a client asking for made-up workspaces in a loop cannot grow the state without bound.
 MAX_ON_DEMAND_ISSUERS = 256
+
+# --- keyless local workflow (GitHub Actions jobs run here) ---------------------------------------
+#: Longest `${{ }}` expression evaluated: the GitHub Actions runner's own bound
+#: (actions/runner, ExpressionConstants.MaxLength).
+WORKFLOW_EXPRESSION_MAX_CHARS = 21_000
+#: Deepest nesting of an expression (parentheses, operators, calls): the runner's MaxDepth.
+WORKFLOW_EXPRESSION_MAX_DEPTH = 50
+#: Longest text an expression may build (format() results, interpolated strings); keyless' own
+#: bound, so that a value cannot grow without end.
+WORKFLOW_VALUE_MAX_CHARS = 1_000_000
+#: Largest GITHUB_ENV / GITHUB_OUTPUT / GITHUB_PATH file one step may leave, in bytes; keyless' own
+#: bound. GITHUB_STEP_SUMMARY: GitHub's documented limit, 1 MiB per step.
+WORKFLOW_FILE_COMMAND_MAX_BYTES = 1024 * 1024
+WORKFLOW_STEP_SUMMARY_MAX_BYTES = 1024 * 1024
+#: Default `timeout-minutes` of a job and of each step: GitHub's documented 360 minutes.
+WORKFLOW_DEFAULT_TIMEOUT_MINUTES = 360
+#: Most files and bytes `actions/checkout` copies from the working tree into the job's workspace.
+WORKFLOW_CHECKOUT_MAX_FILES = 20_000
+WORKFLOW_CHECKOUT_MAX_BYTES = 500 * 1024 * 1024
+#: Seconds one interpreter may take to say its version (setup-python looking for a match).
+WORKFLOW_PYTHON_PROBE_SECONDS = 10.0

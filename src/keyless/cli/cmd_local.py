@@ -268,6 +268,7 @@ def register(subparsers: Subparsers) -> None:
     )
     _add_state_argument(pipeline)
     pipeline.set_defaults(handler=run_pipeline)
+    _register_workflow(commands)
 
 
 def _add_state_argument(parser: argparse.ArgumentParser) -> None:
@@ -488,6 +489,115 @@ def run_pipeline(args: argparse.Namespace, console: Console) -> int:
         result = bitbucket_pipeline.run_pipeline(
             plan, stack=info, base_env=console.env, log=console.stdout
         )
+    return result.exit_code
+
+
+# --- workflow (GitHub Actions) -------------------------------------------------------------------
+
+_WORKFLOW_EPILOG = f"""\
+Runs one job's steps in order, as GitHub's runner does: `run:` in bash (`bash --noprofile --norc
+-eo pipefail {{0}}`, or the step's `shell:`), `working-directory`, workflow/job/step `env`, `if:`,
+`continue-on-error`, `timeout-minutes`, step `id` and outputs; $GITHUB_ENV, $GITHUB_OUTPUT,
+$GITHUB_PATH and $GITHUB_STEP_SUMMARY between steps; `::add-mask::` and the other workflow
+commands. `${{{{ }}}}` expressions: env, inputs, steps, github, secrets and vars contexts, literals,
+== != && || !, format(), contains(), startsWith(), endsWith(), success(), failure(), always();
+anything else is refused by name.
+
+The job has GitHub's variables (GITHUB_REPOSITORY, GITHUB_REF, GITHUB_SHA, GITHUB_WORKSPACE, ...),
+a private HOME, AWS on the local stack (as `keyless local run --ci github`), and
+ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN only when the job (or else the workflow) has `permissions:
+id-token: write`. The token's sub names --repository and the job's `environment:`.
+
+uses: actions/checkout (the working tree's files, tracked and untracked-not-ignored, copied into
+$GITHUB_WORKSPACE), actions/setup-python (an interpreter of that version on PATH or in pyenv,
+else refused), aws-actions/configure-aws-credentials and keyless' own action (`uses: ./` in
+keyless' repository, OWNER/keyless@REF), both as `keyless action configure-aws-credentials`.
+Any other action is refused.
+
+--secrets FILE and --vars FILE: a YAML or JSON mapping NAME: value; secrets are shown as ***
+everywhere. --input NAME=VALUE: workflow_dispatch inputs (then the event is workflow_dispatch).
+
+{_STATE_HELP}
+
+Exit codes: 0 the job succeeded; else the exit code of its first failed step; 2 an unusable file,
+job or flag.
+"""
+
+
+def _register_workflow(commands: Any) -> None:
+    workflow = commands.add_parser(
+        "workflow",
+        help="run a GitHub Actions job's steps here, against the local stack",
+        description="Run one job of a GitHub Actions workflow here, as GitHub's runner would.",
+        epilog=_WORKFLOW_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    workflow.add_argument("file", metavar="WORKFLOW.yml", type=Path)
+    workflow.add_argument("--job", metavar="ID", help="the job to run (default: the only one)")
+    workflow.add_argument(
+        "--repository", metavar="OWNER/REPO", help="the repository (default: local/FOLDER)"
+    )
+    workflow.add_argument(
+        "--branch", metavar="B", help="the branch (default: the checked-out one, else main)"
+    )
+    workflow.add_argument("--event", metavar="NAME", help="event_name (default: push)")
+    workflow.add_argument(
+        "--input", metavar="NAME=VALUE", action="append", default=[], help="a dispatch input"
+    )
+    workflow.add_argument("--secrets", metavar="FILE", type=Path, help="secrets (YAML/JSON map)")
+    workflow.add_argument("--vars", metavar="FILE", type=Path, help="variables (YAML/JSON map)")
+    workflow.add_argument(
+        "--var", metavar="NAME=VALUE", action="append", default=[], help="one variable"
+    )
+    _add_state_argument(workflow)
+    workflow.set_defaults(handler=run_workflow)
+
+
+def _pairs(values: Sequence[str], flag: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in values:
+        name, equals, value = item.partition("=")
+        if not equals or not name:
+            raise UsageError(f"{flag} {item!r} is not NAME=VALUE")
+        pairs[name] = value
+    return pairs
+
+
+def run_workflow(args: argparse.Namespace, console: Console) -> int:
+    from keyless.local import workflow as gha
+    from keyless.local.pipeline import git_checkout
+    from keyless.local.served import find_running, served_stack
+
+    path: Path = args.file
+    definition = gha.load_workflow(path)
+    job = definition.job(args.job)
+    folder = path.resolve().parent
+    repo_dir = folder.parent.parent if folder.parts[-2:] == (".github", "workflows") else folder
+    branch, commit = git_checkout(repo_dir)
+    inputs = {**definition.inputs, **_pairs(args.input, "--input")}
+    variables = gha.load_values(args.vars, what="--vars") if args.vars else {}
+    variables |= _pairs(args.var, "--var")
+    run = gha.WorkflowRun(
+        workflow=definition,
+        job=job,
+        repo_dir=repo_dir,
+        repository=args.repository or f"local/{repo_dir.name}",
+        branch=args.branch or branch or "main",
+        commit=commit,
+        event=args.event or ("workflow_dispatch" if args.input else "push"),
+        inputs=inputs,
+        secrets=gha.load_values(args.secrets, what="--secrets") if args.secrets else {},
+        variables=variables,
+    )
+    state_dir = _state_dir(args, console)
+    with contextlib.ExitStack() as exit_stack:
+        info = find_running(state_dir)
+        if info is None:
+            console.info(f"keyless local: no stack runs from {state_dir}; starting a temporary one")
+            scratch = Path(tempfile.mkdtemp(prefix="keyless-workflow-"))
+            exit_stack.callback(shutil.rmtree, scratch, ignore_errors=True)
+            _, info = exit_stack.enter_context(served_stack(state_dir=scratch / "state"))
+        result = gha.run_job(run, stack=info, base_env=console.env, log=console.stdout)
     return result.exit_code
 
 
