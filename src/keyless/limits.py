@@ -5,6 +5,8 @@ Each constant cites where its value comes from when an outside system sets it.
 
 from __future__ import annotations
 
+import os
+
 # --- network -----------------------------------------------------------------------------------
 #: Default deadline of one HTTP request, in seconds: connect, TLS handshake, sending and every
 #: read of the status line, headers and body together (not per read: a server dripping one byte
@@ -204,6 +206,21 @@ DEFAULT_CONCURRENCY = 16
 #: a client asking for made-up workspaces in a loop cannot grow the state without bound.
 MAX_ON_DEMAND_ISSUERS = 256
 
+# --- local CI runners: files copied into and out of a job ----------------------------------------
+#: Most files and bytes copied at once into or out of a local job: a working tree (actions/checkout
+#: of `local workflow`, a step of `local pipeline` started from the working tree), a step's
+#: artifacts, one cache. keyless' own bounds, so that a stray build folder cannot fill the disk.
+LOCAL_TREE_MAX_FILES = 20_000
+LOCAL_TREE_MAX_BYTES = 500 * 1024 * 1024
+#: Seconds git may take to clone the repository for one step, or to list what a commit changed.
+LOCAL_GIT_SECONDS = 300.0
+
+# --- keyless local pipeline (Bitbucket steps run here) -------------------------------------------
+#: Steps of one `parallel:` group running at once: the machine's cores (each step is a build).
+PIPELINE_MAX_CONCURRENT_STEPS = max(1, os.cpu_count() or 1)
+#: Days a cache is kept: Bitbucket's documented expiry of a cache, one week.
+PIPELINE_CACHE_MAX_AGE_DAYS = 7
+
 # --- keyless local workflow (GitHub Actions jobs run here) ---------------------------------------
 #: Longest `${{ }}` expression evaluated: the GitHub Actions runner's own bound
 #: (actions/runner, ExpressionConstants.MaxLength).
@@ -219,8 +236,5 @@ WORKFLOW_FILE_COMMAND_MAX_BYTES = 1024 * 1024
 WORKFLOW_STEP_SUMMARY_MAX_BYTES = 1024 * 1024
 #: Default `timeout-minutes` of a job and of each step: GitHub's documented 360 minutes.
 WORKFLOW_DEFAULT_TIMEOUT_MINUTES = 360
-#: Most files and bytes `actions/checkout` copies from the working tree into the job's workspace.
-WORKFLOW_CHECKOUT_MAX_FILES = 20_000
-WORKFLOW_CHECKOUT_MAX_BYTES = 500 * 1024 * 1024
 #: Seconds one interpreter may take to say its version (setup-python looking for a match).
 WORKFLOW_PYTHON_PROBE_SECONDS = 10.0

@@ -255,6 +255,11 @@ def register(subparsers: Subparsers) -> None:
         "--manual", action="store_true", help="run `trigger: manual` steps without stopping"
     )
     pipeline.add_argument(
+        "--working-tree",
+        action="store_true",
+        help="start each step from the working tree, uncommitted changes included",
+    )
+    pipeline.add_argument(
         "--variables", metavar="FILE", type=Path, help="repository and deployment variables (YAML)"
     )
     pipeline.add_argument(
@@ -467,6 +472,7 @@ def run_pipeline(args: argparse.Namespace, console: Console) -> int:
         pull_request=args.pull_request,
         values=args.var,
         manual=args.manual,
+        working_tree=args.working_tree,
         notice=console.info,
     )
     if args.print_scope:
@@ -487,7 +493,11 @@ def run_pipeline(args: argparse.Namespace, console: Console) -> int:
             exit_stack.callback(shutil.rmtree, scratch, ignore_errors=True)
             _, info = exit_stack.enter_context(served_stack(state_dir=scratch / "state"))
         result = bitbucket_pipeline.run_pipeline(
-            plan, stack=info, base_env=console.env, log=console.stdout
+            plan,
+            stack=info,
+            base_env=console.env,
+            log=console.stdout,
+            cache_dir=state_dir / bitbucket_pipeline.CACHES_FOLDER,
         )
     return result.exit_code
 

@@ -216,7 +216,7 @@ definitions:
           - export CARRIED=over
           - echo "carried $CARRIED"
           - echo "token $BITBUCKET_STEP_OIDC_TOKEN"
-          - keyless token --json > claims.json
+          - keyless token --json > "$RESULTS/claims.json"
           - env | grep -E '^(BITBUCKET_|GREETING=|PLACE=)' | sort
 pipelines:
   custom:
@@ -232,7 +232,7 @@ pipelines:
     variables = tmp_path / "variables.yml"
     variables.write_text(
         "workspace: {GREETING: workspace}\n"
-        "repository: {GREETING: repository}\n"
+        f"repository: {{GREETING: repository, RESULTS: {json.dumps(str(tmp_path))}}}\n"
         "deployments: {staging: {GREETING: staging}}\n"
     )
     first = served.pipeline(pipeline, "--custom", "show", "--variables", str(variables))
@@ -251,7 +251,10 @@ pipelines:
     assert found["BITBUCKET_DEPLOYMENT_ENVIRONMENT"] == "staging"
     env_uuid = "{" + identity.environments["staging"] + "}"
     assert found["BITBUCKET_DEPLOYMENT_ENVIRONMENT_UUID"] == env_uuid
-    assert found["BITBUCKET_CLONE_DIR"] == str(tmp_path.resolve())
+    # Each step runs in a fresh clone of its own, not in the folder of the file.
+    clone_dir = Path(found["BITBUCKET_CLONE_DIR"])
+    assert clone_dir.name == "build"
+    assert not clone_dir.exists()
     assert "BITBUCKET_STEP_OIDC_TOKEN" in found
     claims = json.loads((tmp_path / "claims.json").read_text())
     assert claims["claims"]["sub"].startswith(f"{{{identity.repository_uuid}}}:{env_uuid}:{{")

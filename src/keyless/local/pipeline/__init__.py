@@ -8,6 +8,7 @@ runs and its environment, ``run`` runs it. The first three start no process.
 
 from __future__ import annotations
 
+from keyless.local.pipeline.files import CACHES_FOLDER, PREDEFINED_CACHES
 from keyless.local.pipeline.identities import (
     IDENTITIES_FILE,
     Identity,
@@ -37,8 +38,10 @@ from keyless.local.pipeline.run import (
 from keyless.local.pipeline.script import keyless_argv, step_script
 
 __all__ = [
+    "CACHES_FOLDER",
     "EMULATED_PIPES",
     "IDENTITIES_FILE",
+    "PREDEFINED_CACHES",
     "CheckoutReader",
     "Identity",
     "PipeCall",

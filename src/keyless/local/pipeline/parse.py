@@ -97,6 +97,43 @@ class Step:
     manual: bool = False
     #: `services:`: refused when the step is to run (no service containers here).
     services: tuple[str, ...] = ()
+    #: `artifacts:` globs (relative to the clone) kept for the later steps.
+    artifacts: tuple[str, ...] = ()
+    #: `artifacts: download: false`: the earlier steps' artifacts are not put in the clone.
+    download_artifacts: bool = True
+    #: `caches:` by name (predefined or under `definitions: caches:`).
+    caches: tuple[str, ...] = ()
+    #: `condition: changesets:`: the step runs only when a changed file counts.
+    changesets: Changesets | None = None
+    #: Keys of `condition:` keyless does not evaluate; the step is refused when it is to run.
+    unsupported_condition: tuple[str, ...] = ()
+    #: `clone: enabled: false`: the step starts in an empty folder.
+    clone: bool = True
+    #: `fail-fast:` of the step, else of its `parallel:`: a failure stops the group's others.
+    fail_fast: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Changesets:
+    """``condition: changesets:``: a changed file counts when it matches one of
+    ``includePaths`` (any file, without them) and none of ``excludePaths``."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    def counts(self, changed: str) -> bool:
+        included = not self.include or any(branch_glob(p).fullmatch(changed) for p in self.include)
+        return included and not any(branch_glob(p).fullmatch(changed) for p in self.exclude)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheSpec:
+    """A cache: the folder it keeps (``~`` the step's HOME, else relative to the clone) and, for
+    ``key: files:``, the files whose content names it."""
+
+    name: str
+    path: str
+    key_files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -153,6 +190,8 @@ class PipelineFile:
     custom: Mapping[str, Pipeline]
     tags: tuple[tuple[str, Pipeline], ...] = ()
     pull_requests: tuple[tuple[str, Pipeline], ...] = ()
+    #: `definitions: caches:` by name.
+    caches: Mapping[str, CacheSpec] = field(default_factory=dict)
 
     def select(
         self,
@@ -316,7 +355,11 @@ def load_pipeline_file(path: Path) -> PipelineFile:
             f"{path} has no `pipelines:` mapping",
             remedy="A Bitbucket pipeline file starts with `pipelines:` and a `default:` list.",
         )
-    context = _Context(path=path, image=_image(document.get("image"), "image", path))
+    context = _Context(
+        path=path,
+        image=_image(document.get("image"), "image", path),
+        clone=_clone(document.get("clone"), "clone", path, default=True),
+    )
     options = document.get("options")
     if isinstance(options, dict) and "oidc" in options:
         context = replace(context, oidc=_oidc(options["oidc"], "options.oidc", path))
@@ -346,6 +389,8 @@ def load_pipeline_file(path: Path) -> PipelineFile:
         raise PipelineError(
             f"{path}: `pipelines:` has no default, branches, tags, pull-requests or custom pipeline"
         )
+    definitions = document.get("definitions")
+    caches = definitions.get("caches") if isinstance(definitions, dict) else None
     return PipelineFile(
         path=path,
         default=default,
@@ -353,6 +398,29 @@ def load_pipeline_file(path: Path) -> PipelineFile:
         custom=custom,
         tags=tags,
         pull_requests=pull_requests,
+        caches={
+            str(name): _cache_spec(str(name), spec, path)
+            for name, spec in _mapping(caches, "definitions.caches", path)
+        },
+    )
+
+
+def _cache_spec(name: str, spec: object, path: Path) -> CacheSpec:
+    where = f"definitions.caches.{name}"
+    if isinstance(spec, str) and spec.strip():
+        return CacheSpec(name=name, path=spec.strip())
+    if isinstance(spec, dict) and isinstance(spec.get("path"), str) and spec["path"].strip():
+        key = spec.get("key")
+        files = key.get("files") if isinstance(key, dict) else None
+        if key is not None and (
+            not isinstance(files, list)
+            or not files
+            or not all(isinstance(f, str) and f for f in files)
+        ):
+            raise PipelineError(f"{path}: {where}.key must have `files:` listing files")
+        return CacheSpec(name=name, path=spec["path"].strip(), key_files=tuple(files or ()))
+    raise PipelineError(
+        f"{path}: {where} must be a folder or {{key: {{files: [...]}}, path: FOLDER}}"
     )
 
 
@@ -362,6 +430,8 @@ class _Context:
     image: str | None = None
     #: `options: oidc:`: (enabled, audiences) for steps that do not say.
     oidc: tuple[bool, tuple[str, ...]] = (False, ())
+    #: The file's `clone: enabled:`.
+    clone: bool = True
 
 
 def _mapping(value: object, where: str, path: Path) -> list[tuple[object, object]]:
@@ -404,12 +474,19 @@ def _parallel(body: object, where: str, context: _Context) -> tuple[Step, ...]:
     items = body.get("steps") if isinstance(body, dict) else body
     if not isinstance(items, list) or not items:
         raise PipelineError(f"{context.path}: {where} must list steps")
+    fail_fast = body.get("fail-fast", False) if isinstance(body, dict) else False
+    if not isinstance(fail_fast, bool):
+        raise PipelineError(f"{context.path}: {where}.fail-fast must be true or false")
     steps = []
     for index, item in enumerate(items):
         if not isinstance(item, dict) or "step" not in item:
             raise PipelineError(f"{context.path}: {where}[{index}] must be a `step:`")
-        step = _step(item["step"], f"{where}[{index}].step", context)
-        steps.append(replace(step, notes=(*step.notes, "parallel in Bitbucket: runs in turn here")))
+        at = f"{where}[{index}].step"
+        step = _step(item["step"], at, context)
+        own = item["step"].get("fail-fast") if isinstance(item["step"], dict) else None
+        if own is not None and not isinstance(own, bool):
+            raise PipelineError(f"{context.path}: {at}.fail-fast must be true or false")
+        steps.append(replace(step, fail_fast=fail_fast if own is None else own))
     return tuple(steps)
 
 
@@ -473,8 +550,11 @@ def _step(body: object, where: str, context: _Context) -> Step:
     if not isinstance(services, list):
         raise PipelineError(f"{path}: {where}.services must list service names")
     manual = body.get("trigger") == "manual"
-    if "condition" in body:
-        notes.append("condition not evaluated: the step runs")
+    changesets, unsupported = _condition(body.get("condition"), f"{where}.condition", path)
+    artifacts, download = _artifacts(body.get("artifacts"), f"{where}.artifacts", path)
+    caches = body.get("caches") or []
+    if not isinstance(caches, list) or not all(isinstance(c, str) and c for c in caches):
+        raise PipelineError(f"{path}: {where}.caches must list cache names")
     max_time = body.get("max-time")
     if max_time is not None and (not isinstance(max_time, int) or max_time < 1):
         raise PipelineError(f"{path}: {where}.max-time must be a number of minutes")
@@ -490,7 +570,58 @@ def _step(body: object, where: str, context: _Context) -> Step:
         max_time_minutes=max_time,
         manual=manual,
         services=tuple(map(str, services)),
+        artifacts=artifacts,
+        download_artifacts=download,
+        caches=tuple(caches),
+        changesets=changesets,
+        unsupported_condition=unsupported,
+        clone=_clone(body.get("clone"), f"{where}.clone", path, default=context.clone),
     )
+
+
+def _globs(value: object, where: str, path: Path) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise PipelineError(f"{path}: {where} must list glob patterns")
+    return tuple(v.strip() for v in value)
+
+
+def _condition(value: object, where: str, path: Path) -> tuple[Changesets | None, tuple[str, ...]]:
+    if value is None:
+        return None, ()
+    if not isinstance(value, dict):
+        raise PipelineError(f"{path}: {where} must be a mapping such as `changesets:`")
+    unsupported = tuple(sorted(str(key) for key in value if key != "changesets"))
+    found = value.get("changesets")
+    if found is None:
+        return None, unsupported
+    if not isinstance(found, dict) or not ({"includePaths", "excludePaths"} & set(found)):
+        raise PipelineError(f"{path}: {where}.changesets needs includePaths or excludePaths")
+    changesets = Changesets(
+        include=_globs(found.get("includePaths"), f"{where}.changesets.includePaths", path),
+        exclude=_globs(found.get("excludePaths"), f"{where}.changesets.excludePaths", path),
+    )
+    return changesets, unsupported
+
+
+def _artifacts(value: object, where: str, path: Path) -> tuple[tuple[str, ...], bool]:
+    """`artifacts: [GLOB...]` or `artifacts: {download: BOOL, paths: [GLOB...]}`."""
+    if isinstance(value, dict):
+        download = value.get("download", True)
+        if not isinstance(download, bool):
+            raise PipelineError(f"{path}: {where}.download must be true or false")
+        return _globs(value.get("paths"), f"{where}.paths", path), download
+    return _globs(value, where, path), True
+
+
+def _clone(value: object, where: str, path: Path, *, default: bool) -> bool:
+    if value is None:
+        return default
+    enabled = value.get("enabled", default) if isinstance(value, dict) else None
+    if not isinstance(enabled, bool):
+        raise PipelineError(f"{path}: {where} must be a mapping such as `enabled: false`")
+    return enabled
 
 
 def _oidc(value: object, where: str, path: Path) -> tuple[bool, tuple[str, ...]]:

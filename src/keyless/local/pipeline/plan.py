@@ -14,6 +14,7 @@ from typing import TypeAlias
 
 from keyless.ci.base import JobRun
 from keyless.errors import UsageError
+from keyless.local.pipeline.files import step_caches
 from keyless.local.pipeline.parse import (
     Pipeline,
     PipelineError,
@@ -138,6 +139,14 @@ def plan_pipeline(
         )
         raise PipelineError(f"pipeline {pipeline.key} has no step {wanted}; its steps: {shown}")
     for chosen in (s for group in groups for s in group):
+        step_caches(chosen, file.caches)  # an unknown cache name is refused before anything runs
+        if chosen.unsupported_condition:
+            raise PipelineError(
+                f"step {chosen.name!r} of pipeline {pipeline.key} has `condition:`"
+                f" {', '.join(chosen.unsupported_condition)}, which keyless local pipeline does not"
+                " evaluate (it evaluates `condition: changesets:`)",
+                remedy="Choose the other steps with --step NAME, or run the pipeline in Bitbucket.",
+            )
         if chosen.services:
             raise PipelineError(
                 f"step {chosen.name!r} of pipeline {pipeline.key} needs services"

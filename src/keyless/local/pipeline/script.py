@@ -49,6 +49,8 @@ class StepJob:
     identity: Identity
     pipeline_uuid: str
     parallel: tuple[int, int] | None
+    #: The step's own clone of the repository (BITBUCKET_CLONE_DIR), where its script runs.
+    clone_dir: Path
 
 
 class _PipelineTokens:
@@ -107,7 +109,7 @@ def step_variables(
         BITBUCKET_REPO_OWNER=identity.workspace,
         BITBUCKET_REPO_IS_PRIVATE="true",
         BITBUCKET_PIPELINE_UUID="{" + job.pipeline_uuid + "}",
-        BITBUCKET_CLONE_DIR=str(job.plan.clone_dir),
+        BITBUCKET_CLONE_DIR=str(job.clone_dir),
     )
     if trigger.kind is TriggerKind.PULL_REQUEST:
         own["BITBUCKET_PR_ID"] = str(job.plan.pr_id)
@@ -124,7 +126,9 @@ def setup_lines(job: StepJob, claims: Mapping[str, object] | None) -> list[str]:
     step = job.step
     lines = []
     if step.image:
-        lines.append(f"image {step.image}: not pulled, the step runs on this machine")
+        lines.append(f"image {step.image}: not used, the step runs on this machine")
+    if "docker" in step.caches:
+        lines.append("cache docker: not kept (image layers are this machine's own)")
     lines.extend(step.notes)
     if step.deployment:
         environment = job.identity.environments[step.deployment]

@@ -19,12 +19,9 @@ from typing import Final
 
 # The input table of keyless' own action: one source for both emulations.
 from keyless.action import INPUTS, env_name
-from keyless.limits import (
-    WORKFLOW_CHECKOUT_MAX_BYTES,
-    WORKFLOW_CHECKOUT_MAX_FILES,
-    WORKFLOW_PYTHON_PROBE_SECONDS,
-)
+from keyless.limits import WORKFLOW_PYTHON_PROBE_SECONDS
 from keyless.local.workflow.parse import WorkflowError
+from keyless.local.worktree import TreeError, copy_files, working_tree_files
 
 __all__ = ["ActionCommand", "ActionDone", "checkout", "resolve_action", "setup_python"]
 
@@ -108,40 +105,6 @@ def configure_command(kind: str, with_: Mapping[str, str]) -> ActionCommand:
 # --- actions/checkout ----------------------------------------------------------------------------
 
 
-def _working_tree_files(repo_dir: Path) -> list[Path]:
-    """The files a clone would have plus the untracked ones git does not ignore; without git,
-    every file but ``.git``."""
-    git = shutil.which("git")
-    if git is not None and (repo_dir / ".git").exists():
-        done = subprocess.run(  # noqa: S603 - fixed git arguments
-            [
-                git,
-                "-C",
-                str(repo_dir),
-                "ls-files",
-                "-z",
-                "--cached",
-                "--others",
-                "--exclude-standard",
-            ],
-            capture_output=True,
-            check=False,
-            stdin=subprocess.DEVNULL,
-            timeout=WORKFLOW_PYTHON_PROBE_SECONDS,
-        )
-        if done.returncode == 0:
-            names = [name for name in done.stdout.decode("utf-8", "replace").split("\0") if name]
-            return [Path(name) for name in names]
-    found: list[Path] = []
-    for folder, dirs, files in os.walk(repo_dir):
-        dirs[:] = [d for d in dirs if d != ".git"]
-        for name in files:
-            found.append((Path(folder) / name).relative_to(repo_dir))
-            if len(found) > WORKFLOW_CHECKOUT_MAX_FILES:
-                return found
-    return found
-
-
 def checkout(repo_dir: Path, workspace: Path, with_: Mapping[str, str]) -> ActionDone:
     """The working tree's files copied into the workspace (``path:`` below it)."""
     repository = with_.get("repository", "")
@@ -153,26 +116,12 @@ def checkout(repo_dir: Path, workspace: Path, with_: Mapping[str, str]) -> Actio
     target = workspace / with_.get("path", "")
     if not target.resolve().is_relative_to(workspace.resolve()):
         raise WorkflowError("actions/checkout path: must stay inside $GITHUB_WORKSPACE")
-    files = _working_tree_files(repo_dir)
-    if len(files) > WORKFLOW_CHECKOUT_MAX_FILES:
-        raise WorkflowError(
-            f"the working tree {repo_dir} has more than {WORKFLOW_CHECKOUT_MAX_FILES} files;"
-            " add the generated ones to .gitignore"
-        )
-    copied = size = 0
-    for relative in files:
-        source = repo_dir / relative
-        if not source.is_file() or source.is_symlink():
-            continue
-        size += source.stat().st_size
-        if size > WORKFLOW_CHECKOUT_MAX_BYTES:
-            raise WorkflowError(
-                f"the working tree {repo_dir} holds more than {WORKFLOW_CHECKOUT_MAX_BYTES} bytes"
-            )
-        destination = target / relative
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, destination)
-        copied += 1
+    try:
+        copied = copy_files(
+            repo_dir, working_tree_files(repo_dir), target, what=f"the working tree {repo_dir}"
+        ).files
+    except TreeError as exc:
+        raise WorkflowError(exc.message) from None
     return ActionDone(
         lines=(f"Copied {copied} files of the working tree {repo_dir} (not a clone of a commit)",)
     )
