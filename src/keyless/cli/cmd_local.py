@@ -127,19 +127,29 @@ SOURCE:DEST: SOURCE under `pull-requests:` (BITBUCKET_PR_DESTINATION_BRANCH is D
 NAME runs `custom: NAME`, its `variables:` answered by --var NAME=VALUE, else the variables
 file's `custom:`, else their `default:` (within `allowed-values:`). --step NAME runs only the
 steps so named, --deployment ENV only those that deploy to ENV. The first step that fails stops
-the pipeline.
+the pipeline; a `parallel:` group's steps run at once (at most one per core), the rest of the
+group still running unless `fail-fast: true` stops it.
 
-A step runs its `script:` lines in one bash session in the file's folder (the working tree as it
-is), with a fresh HOME, each command echoed before it runs, then its `after-script:` with
-BITBUCKET_EXIT_CODE. It has Bitbucket's variables (BITBUCKET_BRANCH, BITBUCKET_COMMIT,
-BITBUCKET_BUILD_NUMBER, BITBUCKET_REPO_SLUG, BITBUCKET_REPO_UUID, BITBUCKET_WORKSPACE,
-BITBUCKET_STEP_UUID, BITBUCKET_PIPELINE_UUID, BITBUCKET_CLONE_DIR,
-BITBUCKET_DEPLOYMENT_ENVIRONMENT and its _UUID, ...), those of --variables FILE, and
+A step starts from a fresh clone of the commit checked out in the file's folder (--working-tree:
+a copy of the working tree, uncommitted changes included; outside git, a copy of the folder),
+with the earlier steps' `artifacts:` (unless `artifacts: download: false`) and its `caches:`
+(predefined or under `definitions: caches:`, `key: files:` included; kept in the state folder,
+saved after a passing step when not kept yet, dropped after a week). `condition: changesets:`
+skips it unless a changed file counts: the last commit's files, or a pull request's since it left
+DEST. It runs its `script:` lines in one bash session in the clone, with a fresh HOME, each
+command echoed before it runs, then its `after-script:` with BITBUCKET_EXIT_CODE.
+
+A step has Bitbucket's variables (BITBUCKET_BRANCH or BITBUCKET_TAG, BITBUCKET_COMMIT,
+BITBUCKET_BUILD_NUMBER, BITBUCKET_REPO_SLUG, BITBUCKET_REPO_UUID, BITBUCKET_REPO_FULL_NAME,
+BITBUCKET_WORKSPACE, BITBUCKET_STEP_UUID, BITBUCKET_PIPELINE_UUID, BITBUCKET_CLONE_DIR,
+BITBUCKET_PR_ID, BITBUCKET_PARALLEL_STEP, BITBUCKET_DEPLOYMENT_ENVIRONMENT and its _UUID, ...),
+those of --variables FILE, and
 BITBUCKET_STEP_OIDC_TOKEN only with `oidc: true` (`oidc: audiences:` adds audiences to the
 workspace's; `deployment:` puts the environment's UUID in `sub`). AWS is the local stack, as for
-`keyless local run`: no AWS key, only the token. YAML anchors and `<<:` merges work; images and
-caches are not used, a step with `services:` is refused; a `trigger: manual` step pauses the
-pipeline unless --manual (or --step). Secured variables ({{value: V, secured: true}}) are masked.
+`keyless local run`: no AWS key, only the token. YAML anchors and `<<:` merges work; `image:` is
+not used (the step runs on this machine), a step with `services:` or `condition: state:` is
+refused; a `trigger: manual` step pauses the pipeline unless --manual (or --step). Secured
+variables ({{value: V, secured: true}}) are masked.
 
 Pipes: atlassian/aws-s3-deploy and atlassian/aws-cloudfront-invalidate run as `keyless pipe ...`
 with their `variables:` ($NAME taken from the step) and Bitbucket's variables; any other pipe
