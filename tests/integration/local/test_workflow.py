@@ -33,6 +33,7 @@ from tests.integration.local.provisioning import (
 pytestmark = pytest.mark.integration
 
 REPOSITORY = "octo-org/site"
+ROOT = EXAMPLES.parent
 SECRET = "wf-s3cr3t-0123456789"
 
 
@@ -89,14 +90,14 @@ def test_the_github_example_deploys_through_the_workflow_runner(
         "--var",
         f"DEPLOY_ROLE_ARN={served.role_arn}",
         "--var",
-        f"SITE_BUCKET={BUCKET}/gha",
+        f"SITE_BUCKET={BUCKET}/gha/example",
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"Successfully set up Python {here}" in done.stdout
     assert "sub repo:octo-org/site:environment:production" in done.stdout
     assert "Skipped: `if: failure()` is false" in done.stdout
     assert done.stdout.rstrip().endswith("Job succeeded")
-    assert keys(served.stack, "gha") == ["404.html", "css/site.css", "index.html"]
+    assert keys(served.stack, "gha/example") == ["404.html", "css/site.css", "index.html"]
 
 
 def test_without_id_token_permission_no_token_and_secrets_are_masked(
@@ -147,3 +148,49 @@ jobs:
     assert "OIDC: no token" in done.stdout
     assert "url none outcome failure" in done.stdout
     assert "continue-on-error: true lets the job go on" in done.stdout
+
+
+def test_keyless_own_action_runs_as_uses_dot_slash(served: Served, tmp_path: Path) -> None:
+    """The repository's own action.yml, as a workflow of keyless' repository uses it: inputs from
+    `with:` (the required aws-region, the keyless-only deploy inputs), outputs in `steps.*`."""
+    repo = tmp_path / "keyless-repo"
+    shutil.copytree(EXAMPLES / "bitbucket" / "site", repo / "site")
+    shutil.copy(ROOT / "action.yml", repo / "action.yml")
+    (repo / ".github" / "workflows").mkdir(parents=True)
+    (repo / ".github" / "workflows" / "try.yml").write_text(
+        """\
+on: push
+permissions:
+  id-token: write
+  contents: read
+jobs:
+  deploy:
+    environment: production
+    steps:
+      - uses: actions/checkout@v5
+      - id: aws
+        uses: ./
+        with:
+          aws-region: us-east-1
+          role-to-assume: ${{ vars.DEPLOY_ROLE_ARN }}
+          deploy-source: site
+          deploy-target: s3://${{ vars.SITE_BUCKET }}
+      - run: echo "arn=${{ steps.aws.outputs.authenticated-arn }}"
+""",
+        encoding="utf-8",
+    )
+    done = workflow(
+        served,
+        repo,
+        ".github/workflows/try.yml",
+        "--repository",
+        REPOSITORY,
+        "--var",
+        f"DEPLOY_ROLE_ARN={served.role_arn}",
+        "--var",
+        f"SITE_BUCKET={BUCKET}/gha/own-action",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "arn=arn:aws:sts::" in done.stdout
+    assert ":assumed-role/gha-deploy/" in done.stdout
+    assert keys(served.stack, "gha/own-action") == ["404.html", "css/site.css", "index.html"]

@@ -29,6 +29,8 @@ _CHECKOUT: Final = re.compile(r"actions/checkout@\S+")
 _SETUP_PYTHON: Final = re.compile(r"actions/setup-python@\S+")
 _CONFIGURE: Final = re.compile(r"aws-actions/configure-aws-credentials@\S+")
 _KEYLESS: Final = re.compile(r"[A-Za-z0-9-]+/keyless@\S+")
+#: How keyless' action.yml runs its step: the venv's keyless program, quoted, then the command.
+_KEYLESS_STEP: Final = re.compile(r"keyless[\"']?\s+action\s+configure-aws-credentials\b")
 _VERSION: Final = re.compile(r"\d+(?:\.\d+){0,2}")
 _PROBE: Final = "import sys; print('%d.%d.%d' % sys.version_info[:3])"
 
@@ -61,7 +63,7 @@ def is_keyless_action(uses: str, repo_dir: Path) -> bool:
             text = action.read_text(encoding="utf-8")
         except OSError:
             return False
-        return "keyless action configure-aws-credentials" in text
+        return _KEYLESS_STEP.search(text) is not None
     return False
 
 
