@@ -220,6 +220,8 @@ LOCAL_GIT_SECONDS = 300.0
 PIPELINE_MAX_CONCURRENT_STEPS = max(1, os.cpu_count() or 1)
 #: Days a cache is kept: Bitbucket's documented expiry of a cache, one week.
 PIPELINE_CACHE_MAX_AGE_DAYS = 7
+#: Characters of a step's output kept in its result (the last ones; the log gets all of it).
+PIPELINE_STEP_OUTPUT_KEPT_CHARS = 1024 * 1024
 
 # --- keyless local workflow (GitHub Actions jobs run here) ---------------------------------------
 #: Longest `${{ }}` expression evaluated: the GitHub Actions runner's own bound

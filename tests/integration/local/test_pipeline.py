@@ -246,6 +246,11 @@ pipelines:
     assert found["PLACE"] == "here"
     assert found["BITBUCKET_BRANCH"] == "main"
     assert found["BITBUCKET_REPO_SLUG"] == "site"
+    assert found["BITBUCKET_REPO_FULL_NAME"] == f"{identity.workspace}/site"
+    assert found["BITBUCKET_GIT_HTTP_ORIGIN"] == f"http://bitbucket.org/{identity.workspace}/site"
+    assert found["BITBUCKET_GIT_SSH_ORIGIN"] == f"git@bitbucket.org:/{identity.workspace}/site.git"
+    assert found["BITBUCKET_REPO_OWNER_UUID"] == "{" + identity.workspace_uuid + "}"
+    assert re.fullmatch(r"\{[0-9a-f-]{36}\}", found["BITBUCKET_STEP_TRIGGERER_UUID"])
     assert found["BITBUCKET_WORKSPACE"] == identity.workspace
     assert found["BITBUCKET_REPO_UUID"] == "{" + identity.repository_uuid + "}"
     assert found["BITBUCKET_DEPLOYMENT_ENVIRONMENT"] == "staging"

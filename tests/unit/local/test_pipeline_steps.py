@@ -17,6 +17,7 @@ from keyless.ci.base import JobClaims, RawToken, TokenEndpoint
 from keyless.local import worktree
 from keyless.local.pipeline import PipelineError, PipelineResult, StepStatus, plan_pipeline
 from keyless.local.pipeline import files as pipeline_files
+from keyless.local.pipeline import run as pipeline_run
 from keyless.local.pipeline.run import git_checkout, run_pipeline
 from keyless.local.served import StackInfo
 
@@ -460,3 +461,20 @@ def test_a_state_condition_is_refused_naming_it(tmp_path: Path) -> None:
     repo = _repo(tmp_path, text)
     with pytest.raises(PipelineError, match="has `condition:` state, which keyless local"):
         _run(repo, tmp_path)
+
+
+def test_a_step_result_keeps_the_last_of_its_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = "for n in 0 1 2 3 4 5 6 7 8 9; do echo line-$n; done"
+    text = f"pipelines:\n  default:\n    - step:\n        script:\n          - '{script}'\n"
+    repo = _repo(tmp_path, text)
+    full = _run(repo, tmp_path)[0].steps[0].output
+    assert full.endswith("line-9\n")
+    # At the bound the whole output is kept; one character below it, the first one goes. The log
+    # has every line either way.
+    for bound, kept in ((len(full), full), (len(full) - 1, full[1:])):
+        monkeypatch.setattr(pipeline_run, "PIPELINE_STEP_OUTPUT_KEPT_CHARS", bound)
+        result, log = _run(repo, tmp_path)
+        assert result.steps[0].output == kept
+        assert full in log

@@ -4,6 +4,7 @@ output logged with the token masked, the results; and git, asked what is checked
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import functools
@@ -26,7 +27,7 @@ from keyless.ci import bitbucket
 from keyless.ci.base import JobTokens
 from keyless.ci.bitbucket import BitbucketScope
 from keyless.compat import StrEnum
-from keyless.limits import PIPELINE_MAX_CONCURRENT_STEPS
+from keyless.limits import PIPELINE_MAX_CONCURRENT_STEPS, PIPELINE_STEP_OUTPUT_KEPT_CHARS
 from keyless.local.pipeline.files import (
     collect_artifacts,
     download_artifacts,
@@ -469,7 +470,7 @@ def _run_step(
                 env={**env, "BITBUCKET_EXIT_CODE": "0" if code == 0 else "1"},
                 max_seconds=None,
             )
-            output += after_output
+            output = (output + after_output)[-PIPELINE_STEP_OUTPUT_KEPT_CHARS:]
             if after_code != 0:
                 _say(log, f"  after-script exited with {after_code} (the step's result stands)")
         if code == 0:
@@ -573,7 +574,10 @@ def run_commands(
         _stop_group(child)
 
     timer = threading.Timer(max_seconds, expire) if max_seconds is not None else None
-    captured: list[str] = []
+    # The log gets every line; the result keeps the last PIPELINE_STEP_OUTPUT_KEPT_CHARS of them,
+    # so a step that prints without end does not fill this process' memory.
+    captured: collections.deque[str] = collections.deque()
+    kept = 0
     with child:
         if stop is not None:
             stop.attach(child)
@@ -586,6 +590,10 @@ def run_commands(
                 for secret, shown in masks.items():
                     line = line.replace(secret, shown)
                 captured.append(line)
+                kept += len(line)
+                # Drop whole lines while what stays is still at least the bound.
+                while captured and kept - len(captured[0]) >= PIPELINE_STEP_OUTPUT_KEPT_CHARS:
+                    kept -= len(captured.popleft())
                 log.write(line)
                 log.flush()
             code = child.wait()
@@ -601,7 +609,8 @@ def run_commands(
     at = int(text) if text.isdigit() else None
     if code < 0:
         code = 128 - code
-    return code, at, "".join(captured), timed_out.is_set()
+    output = "".join(captured)[-PIPELINE_STEP_OUTPUT_KEPT_CHARS:]
+    return code, at, output, timed_out.is_set()
 
 
 def _stop_group(child: subprocess.Popen[bytes]) -> None:

@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import sys
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -107,7 +108,15 @@ def step_variables(
         BITBUCKET_REPO_SLUG=slug,
         BITBUCKET_REPO_FULL_NAME=f"{identity.workspace}/{slug}",
         BITBUCKET_REPO_OWNER=identity.workspace,
+        BITBUCKET_REPO_OWNER_UUID="{" + identity.workspace_uuid + "}",
         BITBUCKET_REPO_IS_PRIVATE="true",
+        # Atlassian's "Variables and secrets" gives these forms (the SSH one with its `:/`).
+        BITBUCKET_GIT_HTTP_ORIGIN=f"http://bitbucket.org/{identity.workspace}/{slug}",
+        BITBUCKET_GIT_SSH_ORIGIN=f"git@bitbucket.org:/{identity.workspace}/{slug}.git",
+        # Who ran it: one made-up user per workspace, the same in every run.
+        BITBUCKET_STEP_TRIGGERER_UUID="{"
+        + str(uuid.uuid5(uuid.NAMESPACE_URL, f"keyless-local-user:{identity.workspace_uuid}"))
+        + "}",
         BITBUCKET_PIPELINE_UUID="{" + job.pipeline_uuid + "}",
         BITBUCKET_CLONE_DIR=str(job.clone_dir),
     )
