@@ -132,7 +132,8 @@ group still running unless `fail-fast: true` stops it.
 
 A step starts from a fresh clone of the commit checked out in the file's folder (--working-tree:
 a copy of the working tree, uncommitted changes included; outside git, a copy of the folder),
-with the earlier steps' `artifacts:` (unless `artifacts: download: false`) and its `caches:`
+with the earlier steps' shared `artifacts:` (all, none or by name: `artifacts: download:`;
+`upload:` entries with name, type, paths, ignore-paths, depth, capture-on) and its `caches:`
 (predefined or under `definitions: caches:`, `key: files:` included; kept in the state folder,
 saved after a passing step when not kept yet, dropped after a week). `condition: changesets:`
 skips it unless a changed file counts: the last commit's files, or a pull request's since it left

@@ -145,8 +145,8 @@ def test_each_step_starts_from_a_fresh_clone_with_only_declared_artifacts(tmp_pa
     assert result.passed, log
     assert "uncommitted changes are not in the steps' clones" in log
     assert "cloned commit" in log
-    assert "artifact dist/**/*.js: 1 files" in log
-    assert "artifacts of earlier steps: 1 files" in log
+    # Kept at the end of Build, put in Use's clone (not in No download's).
+    assert log.count("artifact dist/**/*.js: 1 files") == 2
     assert not (repo / "junk.txt").exists()  # the step's clone was not the working tree
     assert not (repo / "dist").exists()
 
@@ -478,3 +478,72 @@ def test_a_step_result_keeps_the_last_of_its_output(
         result, log = _run(repo, tmp_path)
         assert result.steps[0].output == kept
         assert full in log
+
+
+UPLOAD = """\
+pipelines:
+  default:
+    - step:
+        name: Make
+        script:
+          - mkdir -p app/deep/er reports && echo a > app/a.txt && echo b > app/deep/er/b.txt
+          - echo skip > app/skip.log && echo r > reports/r.xml && echo t > app/tool.txt
+        artifacts:
+          upload:
+            - name: App
+              paths: ["app/**"]
+              ignore-paths: ["**/*.log"]
+              depth: 3
+            - name: Reports
+              type: scoped
+              paths: ["reports/*.xml"]
+            - name: Tool
+              paths: ["app/tool.txt"]
+    - step:
+        name: Only app
+        artifacts:
+          download: [App]
+        script:
+          - test -f app/a.txt && test ! -e app/deep/er/b.txt && test ! -e app/skip.log
+          - test ! -e reports
+    - step:
+        name: Everything shared
+        script:
+          - test -f app/a.txt && test -f app/tool.txt && test ! -e reports
+    - step:
+        name: Fails
+        artifacts:
+          upload:
+            - name: Failure
+              capture-on: failed
+              paths: ["*.txt"]
+        script:
+          - echo oops > failure.txt
+          - exit 1
+"""
+
+
+def test_named_artifacts_are_uploaded_and_downloaded_as_the_schema_describes(
+    tmp_path: Path,
+) -> None:
+    repo = _repo(tmp_path, UPLOAD)
+    result, log = _run(repo, tmp_path)
+    assert _statuses(result) == {
+        "Make": StepStatus.PASSED,
+        "Only app": StepStatus.PASSED,
+        "Everything shared": StepStatus.PASSED,
+        "Fails": StepStatus.FAILED,
+    }, log
+    assert "artifact App: 2 files" in log  # a.txt and tool.txt: b.txt is too deep, skip.log ignored
+    assert "artifact Reports: 1 files, not passed on (not shared)" in log
+    assert "artifact Failure: 1 files" in log  # captured on failure
+
+
+def test_a_download_of_an_artifact_no_step_made_is_said(tmp_path: Path) -> None:
+    text = (
+        "pipelines:\n  default:\n    - step:\n        artifacts:\n          download: [Nope]\n"
+        "        script: [echo hi]\n"
+    )
+    result, log = _run(_repo(tmp_path, text), tmp_path)
+    assert result.passed, log
+    assert "artifact Nope: no earlier step kept it" in log

@@ -39,43 +39,81 @@ _SECONDS_PER_DAY: Final = 86_400
 # --- artifacts -----------------------------------------------------------------------------------
 
 
-def _matching(clone: Path, patterns: Sequence[str]) -> Iterator[Path]:
-    """Files below ``clone`` (relative paths) that match one of ``patterns``; symbolic links and
-    ``.git`` left out."""
+def _files(clone: Path) -> Iterator[Path]:
+    """Files below ``clone`` (relative paths), in a stable order; ``.git`` left out."""
     for parent, dirs, files in os.walk(clone):
         dirs[:] = sorted(d for d in dirs if d != ".git")
         for name in sorted(files):
-            relative = (Path(parent) / name).relative_to(clone)
-            text = relative.as_posix()
-            if any(branch_glob(pattern).fullmatch(text) for pattern in patterns):
-                yield relative
+            yield (Path(parent) / name).relative_to(clone)
 
 
-def collect_artifacts(step: Step, clone: Path, target: Path) -> list[str]:
-    """Copy the files of ``clone`` that ``step``'s ``artifacts:`` globs match to ``target``;
-    returns the log lines (per pattern, as Bitbucket reports them)."""
+def _matching(clone: Path, patterns: Sequence[str]) -> Iterator[Path]:
+    for relative in _files(clone):
+        if any(branch_glob(pattern).fullmatch(relative.as_posix()) for pattern in patterns):
+            yield relative
+
+
+_NAME_FILE: Final = "name"
+
+
+def collect_artifacts(step: Step, clone: Path, target: Path, *, passed: bool) -> list[str]:
+    """Copy the files of ``clone`` that each of ``step``'s artifacts matches to a folder of its
+    own below ``target`` (its name beside them), when its ``capture-on`` holds for the step's
+    result; the log lines. Scoped artifacts and test reports are not kept: no later step gets
+    them."""
     lines: list[str] = []
-    found: list[Path] = []
-    for pattern in step.artifacts:
+    total = 0
+    for index, spec in enumerate(step.artifacts):
+        if spec.capture_on != "always" and (spec.capture_on == "success") != passed:
+            continue
         matched = []
-        for relative in _matching(clone, (pattern,)):
-            matched.append(relative)
-            if len(found) + len(matched) > LOCAL_TREE_MAX_FILES:
-                raise TreeError(
-                    f"the artifacts of step {step.name!r} are more than {LOCAL_TREE_MAX_FILES}"
-                    " files; narrow its `artifacts:` globs"
-                )
-        lines.append(f"artifact {pattern}: {len(matched)} files")
-        found.extend(m for m in matched if m not in found)
-    copy_files(clone, found, target, what=f"the artifacts of step {step.name!r}")
+        for relative in _files(clone):
+            if spec.matches(relative.as_posix()):
+                matched.append(relative)
+                if total + len(matched) > LOCAL_TREE_MAX_FILES:
+                    raise TreeError(
+                        f"the artifacts of step {step.name!r} are more than"
+                        f" {LOCAL_TREE_MAX_FILES} files; narrow its `artifacts:` globs"
+                    )
+        total += len(matched)
+        if not spec.shared:
+            lines.append(f"artifact {spec.name}: {len(matched)} files, not passed on (not shared)")
+            continue
+        lines.append(f"artifact {spec.name}: {len(matched)} files")
+        folder = target / str(index)
+        copy_files(clone, matched, folder / "files", what=f"the artifacts of step {step.name!r}")
+        (folder / _NAME_FILE).write_text(spec.name, encoding="utf-8")
     return lines
 
 
-def download_artifacts(store: Path, clone: Path) -> int:
-    """The artifacts kept so far, put at their places in ``clone``; returns how many files."""
-    if not store.is_dir():
-        return 0
-    return copy_files(store, tree_files(store), clone, what="the earlier steps' artifacts").files
+def kept_artifacts(pending: Path) -> list[tuple[str, Path]]:
+    """What ``collect_artifacts`` kept below ``pending``: (name, folder of its files), in order."""
+    if not pending.is_dir():
+        return []
+    found = []
+    for folder in sorted(pending.iterdir(), key=lambda p: int(p.name)):
+        found.append((folder.joinpath(_NAME_FILE).read_text(encoding="utf-8"), folder / "files"))
+    return found
+
+
+def download_artifacts(
+    kept: Mapping[str, Path], clone: Path, wanted: bool | tuple[str, ...]
+) -> list[str]:
+    """The artifacts kept so far (all of them, or those ``wanted`` by name), put at their places
+    in ``clone``, in the order they were made; the log lines."""
+    if wanted is False:
+        return []
+    names = list(kept) if wanted is True else list(wanted)
+    lines = []
+    for name in names:
+        folder = kept.get(name)
+        if folder is None:
+            lines.append(f"artifact {name}: no earlier step kept it")
+            continue
+        what = f"artifact {name}"
+        copied = copy_files(folder, tree_files(folder), clone, what=what)
+        lines.append(f"artifact {name}: {copied.files} files")
+    return lines
 
 
 # --- caches --------------------------------------------------------------------------------------

@@ -97,10 +97,10 @@ class Step:
     manual: bool = False
     #: `services:`: refused when the step is to run (no service containers here).
     services: tuple[str, ...] = ()
-    #: `artifacts:` globs (relative to the clone) kept for the later steps.
-    artifacts: tuple[str, ...] = ()
-    #: `artifacts: download: false`: the earlier steps' artifacts are not put in the clone.
-    download_artifacts: bool = True
+    #: `artifacts:` (globs relative to the clone) kept for the later steps.
+    artifacts: tuple[ArtifactSpec, ...] = ()
+    #: `artifacts: download:`: True every earlier artifact, False none, or those named.
+    download_artifacts: bool | tuple[str, ...] = True
     #: `caches:` by name (predefined or under `definitions: caches:`).
     caches: tuple[str, ...] = ()
     #: `condition: changesets:`: the step runs only when a changed file counts.
@@ -111,6 +111,29 @@ class Step:
     clone: bool = True
     #: `fail-fast:` of the step, else of its `parallel:`: a failure stops the group's others.
     fail_fast: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArtifactSpec:
+    """One artifact of a step: a glob of the plain list (named by the glob), or an entry of
+    `artifacts: upload:` (the bitbucket-pipelines schema's `artifacts_upload`)."""
+
+    name: str
+    paths: tuple[str, ...]
+    ignore: tuple[str, ...] = ()
+    #: `depth:`: files at most this many path segments below the clone.
+    depth: int | None = None
+    #: `type: shared` (the default) reaches later steps; `scoped` and `test-reports` do not.
+    shared: bool = True
+    #: `capture-on:` success (the default), failed or always.
+    capture_on: str = "success"
+
+    def matches(self, relative: str) -> bool:
+        if self.depth is not None and relative.count("/") + 1 > self.depth:
+            return False
+        if not any(branch_glob(p).fullmatch(relative) for p in self.paths):
+            return False
+        return not any(branch_glob(p).fullmatch(relative) for p in self.ignore)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -605,14 +628,55 @@ def _condition(value: object, where: str, path: Path) -> tuple[Changesets | None
     return changesets, unsupported
 
 
-def _artifacts(value: object, where: str, path: Path) -> tuple[tuple[str, ...], bool]:
-    """`artifacts: [GLOB...]` or `artifacts: {download: BOOL, paths: [GLOB...]}`."""
-    if isinstance(value, dict):
-        download = value.get("download", True)
-        if not isinstance(download, bool):
-            raise PipelineError(f"{path}: {where}.download must be true or false")
-        return _globs(value.get("paths"), f"{where}.paths", path), download
-    return _globs(value, where, path), True
+def _artifacts(
+    value: object, where: str, path: Path
+) -> tuple[tuple[ArtifactSpec, ...], bool | tuple[str, ...]]:
+    """`artifacts: [GLOB...]`, or `artifacts:` with `download:` (true, false or names),
+    `paths: [GLOB...]` and `upload:` (globs, or entries with name, paths, type, ...)."""
+    if not isinstance(value, dict):
+        return tuple(ArtifactSpec(name=g, paths=(g,)) for g in _globs(value, where, path)), True
+    download = value.get("download", True)
+    if isinstance(download, list):
+        download = _globs(download, f"{where}.download", path)
+    elif not isinstance(download, bool):
+        raise PipelineError(f"{path}: {where}.download must be true, false or artifact names")
+    globs = _globs(value.get("paths"), f"{where}.paths", path)
+    specs = [ArtifactSpec(name=g, paths=(g,)) for g in globs]
+    upload = value.get("upload") or []
+    if not isinstance(upload, list):
+        raise PipelineError(f"{path}: {where}.upload must list artifacts")
+    for index, entry in enumerate(upload):
+        at = f"{where}.upload[{index}]"
+        if isinstance(entry, str) and entry.strip():
+            specs.append(ArtifactSpec(name=entry.strip(), paths=(entry.strip(),)))
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise PipelineError(f"{path}: {at} must be a glob or have `name:` and `paths:`")
+        kind = entry.get("type", "shared")
+        capture = entry.get("capture-on", "success")
+        depth = entry.get("depth")
+        if kind not in ("shared", "scoped", "test-reports"):
+            raise PipelineError(f"{path}: {at}.type must be shared, scoped or test-reports")
+        if capture not in ("success", "failed", "always"):
+            raise PipelineError(f"{path}: {at}.capture-on must be success, failed or always")
+        if depth is not None and (
+            isinstance(depth, bool) or not isinstance(depth, int) or depth < 1
+        ):
+            raise PipelineError(f"{path}: {at}.depth must be a number from 1")
+        paths = _globs(entry.get("paths"), f"{at}.paths", path)
+        if not paths:
+            raise PipelineError(f"{path}: {at} needs `paths:` (glob patterns)")
+        specs.append(
+            ArtifactSpec(
+                name=entry["name"],
+                paths=paths,
+                ignore=_globs(entry.get("ignore-paths"), f"{at}.ignore-paths", path),
+                depth=depth,
+                shared=kind == "shared",
+                capture_on=capture,
+            )
+        )
+    return tuple(specs), download
 
 
 def _clone(value: object, where: str, path: Path, *, default: bool) -> bool:

@@ -31,6 +31,7 @@ from keyless.limits import PIPELINE_MAX_CONCURRENT_STEPS, PIPELINE_STEP_OUTPUT_K
 from keyless.local.pipeline.files import (
     collect_artifacts,
     download_artifacts,
+    kept_artifacts,
     restore_cache,
     save_cache,
     step_caches,
@@ -47,7 +48,7 @@ from keyless.local.pipeline.script import (
 )
 from keyless.local.pipeline.source import Source, read_source
 from keyless.local.served import RemoteTokens, StackInfo
-from keyless.local.worktree import TreeError, copy_files, tree_files
+from keyless.local.worktree import TreeError
 
 #: Seconds git may take to name the checkout's branch and commit.
 _GIT_TIMEOUT_SECONDS: Final = 10.0
@@ -211,11 +212,14 @@ class _Run:
     stack: StackInfo
     base_env: Mapping[str, str]
     make_tokens: TokensFor
-    #: Artifacts of the steps so far, at their paths relative to the clone.
+    #: Where the artifacts of the steps so far are kept.
     artifacts: Path
     #: Where caches are kept between runs; None: no caches kept.
     caches: Path | None
     total: int
+    #: The shared artifacts so far by name, each a folder of files at their paths in the clone;
+    #: in the order they were made (a name made again moves to the end).
+    kept: dict[str, Path] = field(default_factory=dict)
 
 
 def run_pipeline(
@@ -363,11 +367,17 @@ def _run_group(
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(one, index, job) for index, job in enumerate(jobs, 1)]
             results = [future.result() for future in futures]
-    # Later groups get these artifacts, in the group's step order (a later step's file wins).
+    # Later groups get these artifacts, in the group's step order (a later one of a name wins).
     for index in range(1, len(jobs) + 1):
-        kept = pending / str(index)
-        if kept.is_dir():
-            copy_files(kept, tree_files(kept), run.artifacts, what="the steps' artifacts")
+        for name, files in kept_artifacts(pending / str(index)):
+            folder = run.artifacts / uuid.uuid4().hex  # the name may be any text
+            run.artifacts.mkdir(exist_ok=True)
+            if files.is_dir():
+                shutil.move(files, folder)
+            else:
+                folder.mkdir()
+            run.kept.pop(name, None)
+            run.kept[name] = folder
     shutil.rmtree(pending, ignore_errors=True)
     return results
 
@@ -440,10 +450,8 @@ def _run_step(
                 _say(log, "  " + run.source.fill(clone))
             else:
                 _say(log, "  clone: enabled: false, the step starts in an empty folder")
-            if step.download_artifacts:
-                count = download_artifacts(run.artifacts, clone)
-                if count:
-                    _say(log, f"  artifacts of earlier steps: {count} files")
+            for line in download_artifacts(run.kept, clone, step.download_artifacts):
+                _say(log, "  " + line)
             for spec in caches:
                 _say(log, "  " + restore_cache(spec, root=_root(run), clone=clone, home=home))
         except TreeError as exc:
@@ -473,13 +481,13 @@ def _run_step(
             output = (output + after_output)[-PIPELINE_STEP_OUTPUT_KEPT_CHARS:]
             if after_code != 0:
                 _say(log, f"  after-script exited with {after_code} (the step's result stands)")
-        if code == 0:
+        if not stop.stopped:
             _say(log, "Build teardown")
             try:
-                for line in collect_artifacts(step, clone, pending):
+                for line in collect_artifacts(step, clone, pending, passed=code == 0):
                     _say(log, "  " + line)
             except TreeError as exc:
-                code, at, timed_out = _SETUP_FAILED, None, False
+                code, at, timed_out = code or _SETUP_FAILED, None, False
                 _say(log, f"  {exc.message}")
             for spec in caches if code == 0 else ():
                 _say(log, "  " + save_cache(spec, root=_root(run), clone=clone, home=home))
