@@ -496,7 +496,8 @@ def run_pipeline(args: argparse.Namespace, console: Console) -> int:
         flags = bitbucket_pipeline.scope_flags(identity, deployment=args.deployment, issuer=issuer)
         console.out(shlex.join(flags))
         return EXIT_OK
-    with contextlib.ExitStack() as exit_stack:
+    # SIGTERM and SIGHUP end the steps as Ctrl-C does (their own process groups, not ours).
+    with _signals_interrupt(), contextlib.ExitStack() as exit_stack:
         info = find_running(state_dir)
         if info is None:
             console.info(f"keyless local: no stack runs from {state_dir}; starting a temporary one")
@@ -611,7 +612,7 @@ def run_workflow(args: argparse.Namespace, console: Console) -> int:
         variables=variables,
     )
     state_dir = _state_dir(args, console)
-    with contextlib.ExitStack() as exit_stack:
+    with _signals_interrupt(), contextlib.ExitStack() as exit_stack:
         info = find_running(state_dir)
         if info is None:
             console.info(f"keyless local: no stack runs from {state_dir}; starting a temporary one")

@@ -5,9 +5,12 @@ for a token)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -547,3 +550,70 @@ def test_a_download_of_an_artifact_no_step_made_is_said(tmp_path: Path) -> None:
     result, log = _run(_repo(tmp_path, text), tmp_path)
     assert result.passed, log
     assert "artifact Nope: no earlier step kept it" in log
+
+
+INTERRUPTED = """\
+pipelines:
+  default:
+    - parallel:
+        - step:
+            name: One
+            script: ['sleep 600 & echo $! > "$OUT/one"; wait']
+        - step:
+            name: Two
+            script: ['sleep 600 & echo $! > "$OUT/two"; wait']
+"""
+
+
+def _wait_for(paths: list[Path], child: subprocess.Popen[bytes]) -> None:
+    for _ in range(600):  # a hang guard, not a measure: the steps start in well under a minute
+        if all(p.is_file() and p.read_text().strip() for p in paths) or child.poll() is not None:
+            return
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_ends_every_running_parallel_step(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    repo = _repo(tmp_path, INTERRUPTED)
+    child = subprocess.Popen(  # noqa: S603 - this keyless
+        [
+            sys.executable,
+            "-m",
+            "keyless",
+            "local",
+            "pipeline",
+            str(repo / "bitbucket-pipelines.yml"),
+            "--state",
+            str(tmp_path / "state"),
+        ],
+        env={**os.environ, "OUT": str(out)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    markers = [out / "one", out / "two"]
+    pids: list[int] = []
+    try:
+        _wait_for(markers, child)
+        pids = [int(p.read_text()) for p in markers]
+        child.send_signal(signum)
+        assert child.wait(timeout=120) != 0
+        assert [_running(pid) for pid in pids] == [False, False]
+    finally:  # nothing of a failed run is left behind
+        child.kill()
+        child.wait()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie nobody reaped yet is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"

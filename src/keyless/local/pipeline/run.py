@@ -366,7 +366,12 @@ def _run_group(
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(one, index, job) for index, job in enumerate(jobs, 1)]
-            results = [future.result() for future in futures]
+            try:
+                results = [future.result() for future in futures]
+            except BaseException:
+                # Ctrl-C reaches this thread only: end every step's processes, then stop.
+                stop.stop("the run was interrupted")
+                raise
     # Later groups get these artifacts, in the group's step order (a later one of a name wins).
     for index in range(1, len(jobs) + 1):
         for name, files in kept_artifacts(pending / str(index)):
