@@ -617,3 +617,30 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+STAGE = """\
+pipelines:
+  default:
+    - stage:
+        name: Source only
+        condition:
+          changesets:
+            includePaths: ["src/**"]
+        steps:
+          - step: {name: Build, script: [echo build]}
+          - step: {name: Test, script: [echo test]}
+    - step: {name: Always, script: [echo always]}
+"""
+
+
+def test_a_stage_condition_skips_all_of_its_steps(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, STAGE, {"src/app.py": "1\n", "docs/a.md": "1\n"})
+    (repo / "docs/a.md").write_text("2\n")
+    _commit(repo, "docs only")
+    result, log = _run(repo, tmp_path)
+    assert _statuses(result) == {
+        "Build": StepStatus.SKIPPED,
+        "Test": StepStatus.SKIPPED,
+        "Always": StepStatus.PASSED,
+    }, log

@@ -104,7 +104,8 @@ class Step:
     #: `caches:` by name (predefined or under `definitions: caches:`).
     caches: tuple[str, ...] = ()
     #: `condition: changesets:`: the step runs only when a changed file counts.
-    changesets: Changesets | None = None
+    #: `condition: changesets:` of the step and of its stage: the step runs only when each holds.
+    changesets: tuple[Changesets, ...] = ()
     #: Keys of `condition:` keyless does not evaluate; the step is refused when it is to run.
     unsupported_condition: tuple[str, ...] = ()
     #: `clone: enabled: false`: the step starts in an empty folder.
@@ -519,6 +520,8 @@ def _stage(body: object, where: str, context: _Context) -> list[Step]:
     deployment = body.get("deployment")
     if deployment is not None and not isinstance(deployment, str):
         raise PipelineError(f"{context.path}: {where}.deployment must be a name")
+    # A stage's condition skips all of its steps: each step carries it.
+    changesets, unsupported = _condition(body.get("condition"), f"{where}.condition", context.path)
     steps = []
     for index, item in enumerate(body["steps"]):
         if not isinstance(item, dict) or "step" not in item:
@@ -526,6 +529,10 @@ def _stage(body: object, where: str, context: _Context) -> list[Step]:
         step = _step(item["step"], f"{where}.steps[{index}].step", context)
         if deployment is not None:
             step = replace(step, deployment=deployment)
+        if changesets is not None:
+            step = replace(step, changesets=(*step.changesets, changesets))
+        if unsupported:
+            step = replace(step, unsupported_condition=(*step.unsupported_condition, *unsupported))
         steps.append(step)
     return steps
 
@@ -596,7 +603,7 @@ def _step(body: object, where: str, context: _Context) -> Step:
         artifacts=artifacts,
         download_artifacts=download,
         caches=tuple(caches),
-        changesets=changesets,
+        changesets=(changesets,) if changesets is not None else (),
         unsupported_condition=unsupported,
         clone=_clone(body.get("clone"), f"{where}.clone", path, default=context.clone),
     )

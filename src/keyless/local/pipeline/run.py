@@ -418,11 +418,8 @@ def _run_step(
         title += f" (deployment: {step.deployment})"
     _say(log, f"=== {title} " + "=" * max(3, 95 - len(title)))
     changed = run.source.changed
-    changesets = step.changesets
-    if (
-        changesets is not None
-        and changed is not None
-        and not any(changesets.counts(path) for path in changed)
+    if changed is not None and not all(
+        any(changesets.counts(path) for path in changed) for changesets in step.changesets
     ):
         _say(log, f"Step {step.name!r} SKIPPED: no changed file matches condition.changesets")
         return StepResult(
@@ -444,7 +441,7 @@ def _run_step(
         _say(log, "Build setup")
         for line in setup_lines(job, claims):
             _say(log, "  " + line)
-        if step.changesets is not None and changed is None:
+        if step.changesets and changed is None:
             _say(log, "  condition.changesets: not evaluated (git cannot tell what changed)")
         masks = step_masks(variables, job.plan.variables.secrets_for_step(step.deployment))
         env = process_environment(workdir, variables, stack=run.stack, base_env=run.base_env)

@@ -51,7 +51,7 @@ def read_source(plan: PipelinePlan) -> Source:
     folder = plan.clone_dir
     root = git_root(folder)
     commit = plan.commit
-    wants_changes = any(step.changesets is not None for group in plan.groups for step in group)
+    wants_changes = any(step.changesets for group in plan.groups for step in group)
     changed = _changed(folder, plan) if wants_changes and commit and root else None
     notice: str | None = None
     if plan.working_tree:
