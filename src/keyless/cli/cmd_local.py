@@ -136,9 +136,10 @@ with the earlier steps' shared `artifacts:` (all, none or by name: `artifacts: d
 `upload:` entries with name, type, paths, ignore-paths, depth, capture-on) and its `caches:`
 (predefined or under `definitions: caches:`, `key: files:` included; kept in the state folder,
 saved after a passing step when not kept yet, dropped after a week). `condition: changesets:`
-skips it unless a changed file counts: the last commit's files, or a pull request's since it left
-DEST. It runs its `script:` lines in one bash session in the clone, with a fresh HOME, each
-command echoed before it runs, then its `after-script:` with BITBUCKET_EXIT_CODE.
+(the step's or its stage's) skips it unless a changed file counts: the last commit's files, or
+a pull request's since it left DEST. It runs its `script:` lines in one bash session in the
+clone, with a fresh HOME, each command echoed before it runs, then its `after-script:` with
+BITBUCKET_EXIT_CODE.
 
 A step has Bitbucket's variables (BITBUCKET_BRANCH or BITBUCKET_TAG, BITBUCKET_COMMIT,
 BITBUCKET_BUILD_NUMBER, BITBUCKET_REPO_SLUG, BITBUCKET_REPO_UUID, BITBUCKET_REPO_FULL_NAME,
