@@ -644,3 +644,21 @@ def test_a_stage_condition_skips_all_of_its_steps(tmp_path: Path) -> None:
         "Test": StepStatus.SKIPPED,
         "Always": StepStatus.PASSED,
     }, log
+
+
+@pytest.mark.parametrize(("count", "saved"), [(2, True), (3, False)])
+def test_a_cache_is_bounded_and_one_too_large_is_not_saved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int, saved: bool
+) -> None:
+    monkeypatch.setattr(worktree, "LOCAL_TREE_MAX_FILES", 2)
+    text = (
+        "pipelines:\n  default:\n    - step:\n        caches: [node]\n        script:\n"
+        f"          - mkdir node_modules && cd node_modules && touch $(seq {count})\n"
+    )
+    result, log = _run(_repo(tmp_path, text), tmp_path)
+    assert result.passed, log  # a cache that cannot be kept does not fail the step
+    if saved:
+        assert "cache node: saved 2 files of node_modules" in log
+    else:
+        assert "cache node: not saved (cache node has more than 2 files" in log
+        assert not any((tmp_path / "caches").rglob("saved"))
