@@ -5,6 +5,8 @@ Each constant cites where its value comes from when an outside system sets it.
 
 from __future__ import annotations
 
+import os
+
 # --- network -----------------------------------------------------------------------------------
 #: Default deadline of one HTTP request, in seconds: connect, TLS handshake, sending and every
 #: read of the status line, headers and body together (not per read: a server dripping one byte
@@ -242,3 +244,42 @@ AUDIT_HCL_MAX_CHARS = 300_000
 #: Roles one audit reports on; IAM's default quota is 1,000 roles per account (adjustable to
 #: 5,000), so this is an organization of many large accounts.
 AUDIT_MAX_ROLES = 200_000
+#: Issuers one local issuer server adds on their first request (a CI's per-workspace or per-org
+#: issuers, served for any well-formed path): each costs an RSA key and a line of saved state, so
+#: a client asking for made-up workspaces in a loop cannot grow the state without bound.
+MAX_ON_DEMAND_ISSUERS = 256
+
+# --- local CI runners: files copied into and out of a job ----------------------------------------
+#: Most files and bytes copied at once into or out of a local job: a working tree (actions/checkout
+#: of `local workflow`, a step of `local pipeline` started from the working tree), a step's
+#: artifacts, one cache. keyless' own bounds, so that a stray build folder cannot fill the disk.
+LOCAL_TREE_MAX_FILES = 20_000
+LOCAL_TREE_MAX_BYTES = 500 * 1024 * 1024
+#: Seconds git may take to clone the repository for one step, or to list what a commit changed.
+LOCAL_GIT_SECONDS = 300.0
+
+# --- keyless local pipeline (Bitbucket steps run here) -------------------------------------------
+#: Steps of one `parallel:` group running at once: the machine's cores (each step is a build).
+PIPELINE_MAX_CONCURRENT_STEPS = max(1, os.cpu_count() or 1)
+#: Days a cache is kept: Bitbucket's documented expiry of a cache, one week.
+PIPELINE_CACHE_MAX_AGE_DAYS = 7
+#: Characters of a step's output kept in its result (the last ones; the log gets all of it).
+PIPELINE_STEP_OUTPUT_KEPT_CHARS = 1024 * 1024
+
+# --- keyless local workflow (GitHub Actions jobs run here) ---------------------------------------
+#: Longest `${{ }}` expression evaluated: the GitHub Actions runner's own bound
+#: (actions/runner, ExpressionConstants.MaxLength).
+WORKFLOW_EXPRESSION_MAX_CHARS = 21_000
+#: Deepest nesting of an expression (parentheses, operators, calls): the runner's MaxDepth.
+WORKFLOW_EXPRESSION_MAX_DEPTH = 50
+#: Longest text an expression may build (format() results, interpolated strings); keyless' own
+#: bound, so that a value cannot grow without end.
+WORKFLOW_VALUE_MAX_CHARS = 1_000_000
+#: Largest GITHUB_ENV / GITHUB_OUTPUT / GITHUB_PATH file one step may leave, in bytes; keyless' own
+#: bound. GITHUB_STEP_SUMMARY: GitHub's documented limit, 1 MiB per step.
+WORKFLOW_FILE_COMMAND_MAX_BYTES = 1024 * 1024
+WORKFLOW_STEP_SUMMARY_MAX_BYTES = 1024 * 1024
+#: Default `timeout-minutes` of a job and of each step: GitHub's documented 360 minutes.
+WORKFLOW_DEFAULT_TIMEOUT_MINUTES = 360
+#: Seconds one interpreter may take to say its version (setup-python looking for a match).
+WORKFLOW_PYTHON_PROBE_SECONDS = 10.0

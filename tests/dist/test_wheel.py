@@ -117,6 +117,7 @@ def test_the_wheel_metadata_is_release_quality(built: Path) -> None:
     assert f"{info}/licenses/LICENSE" in files
     assert "keyless/local/demo_assets/bitbucket/bitbucket-pipelines.yml" in files
     assert "keyless/local/demo_assets/bitbucket/site/index.html" in files
+    assert "keyless/local/demo_assets/github/deploy.yml" in files
     assert "keyless/py.typed" in files
     headers = metadata.split("\n\n", 1)[0]
     assert f"Version: {keyless.__version__}" in headers.splitlines()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from keyless.cli.console import Console
@@ -22,6 +23,12 @@ Stages, each checked (nothing outside a temporary folder is touched, no network 
   refused    the same pipeline from another repository of the workspace: STS refuses the step
   doctor     `keyless doctor` in that step names the trust condition that refused it
   unchanged  the deploy again: 0 objects sent
+
+With --ci github the story is GitHub Actions': the identity provider and a role pinned to
+octo-org/site's production environment; github/deploy.yml's deploy job run through `keyless
+local workflow` as octo-org/site (its `pip install keyless` step skipped, setup-python asking for
+the Python running keyless); the same job as octo-org/other-site, refused by STS, its `if:
+failure()` doctor step run; the job again, 0 objects sent.
 
 The story goes to standard error; the summary table (or with --json one document with `ok` and
 each stage's `stage`, `passed`, `detail` and `seconds`) to standard output.
@@ -43,8 +50,14 @@ def register(subparsers: Subparsers) -> None:
         "--examples",
         metavar="DIR",
         type=Path,
-        help="a folder with bitbucket/bitbucket-pipelines.yml and bitbucket/site/ (default: the"
-        " copy shipped with keyless, the same as the repository's examples/)",
+        help="a folder with bitbucket/bitbucket-pipelines.yml (or github/deploy.yml) and"
+        " bitbucket/site/ (default: the copy shipped with keyless, the same as examples/)",
+    )
+    parser.add_argument(
+        "--ci",
+        choices=("bitbucket", "github"),
+        default="bitbucket",
+        help="whose story: a Bitbucket pipeline (default) or a GitHub Actions job",
     )
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     parser.set_defaults(handler=run)
@@ -52,15 +65,22 @@ def register(subparsers: Subparsers) -> None:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     # Imported here: the local stack is needed by this command only.
-    from keyless.local import demo
+    from keyless.local import demo, demo_github
 
-    examples = demo.find_examples(args.examples)
-    result = demo.run_demo(examples=examples, log=console.stderr, env=console.env)
+    stages: Sequence[tuple[str, str]]
+    if args.ci == "github":
+        examples = demo.find_examples(args.examples, needs=demo_github.WORKFLOW_FILE)
+        result = demo_github.run_github_demo(examples=examples, log=console.stderr, env=console.env)
+        stages = demo_github.GITHUB_STAGES
+    else:
+        examples = demo.find_examples(args.examples)
+        result = demo.run_demo(examples=examples, log=console.stderr, env=console.env)
+        stages = demo.STAGES
     if args.json:
         console.emit_json(result.to_json())
     else:
         console.out("")
-        width = max(len(key) for key, _ in demo.STAGES)
+        width = max(len(key) for key, _ in stages)
         for stage in result.stages:
             mark = "ok" if stage.passed else "FAILED"
             line = f"{stage.key:<{width}}  {mark:<6}  {stage.seconds:5.1f} s  {stage.detail}"

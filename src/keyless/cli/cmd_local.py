@@ -117,22 +117,41 @@ found, or an error.
 
 
 _PIPELINE_EPILOG = f"""\
-Which steps: the pipeline Bitbucket would run for --branch B (default: the branch checked out in
-the file's folder, else main): under `branches:` an exact name first, then glob patterns in file
-order, else `default:`; --custom NAME runs `custom: NAME` instead. --step NAME runs only the
-steps so named, --deployment ENV only those that deploy to ENV. Steps run one after another
-(`parallel:` ones too); the first step that fails stops the pipeline.
+The file is first checked against the public bitbucket-pipelines JSON schema (when
+check-jsonschema is installed), errors naming the line.
 
-A step runs its `script:` lines in one bash session in the file's folder (the working tree as it
-is), with a fresh HOME, each command echoed before it runs, then its `after-script:` with
-BITBUCKET_EXIT_CODE. It has Bitbucket's variables (BITBUCKET_BRANCH, BITBUCKET_COMMIT,
-BITBUCKET_BUILD_NUMBER, BITBUCKET_REPO_SLUG, BITBUCKET_REPO_UUID, BITBUCKET_WORKSPACE,
-BITBUCKET_STEP_UUID, BITBUCKET_PIPELINE_UUID, BITBUCKET_CLONE_DIR,
-BITBUCKET_DEPLOYMENT_ENVIRONMENT and its _UUID, ...), those of --variables FILE, and
+Which steps: the pipeline Bitbucket would start for --branch B (default: the branch checked out
+in the file's folder, else main): under `branches:` an exact name first, then glob patterns (`*`,
+`**`, `{{a,b}}`) in file order, else `default:`; --tag T: under `tags:` only; --pull-request
+SOURCE:DEST: SOURCE under `pull-requests:` (BITBUCKET_PR_DESTINATION_BRANCH is DEST); --custom
+NAME runs `custom: NAME`, its `variables:` answered by --var NAME=VALUE, else the variables
+file's `custom:`, else their `default:` (within `allowed-values:`). --step NAME runs only the
+steps so named, --deployment ENV only those that deploy to ENV. The first step that fails stops
+the pipeline; a `parallel:` group's steps run at once (at most one per core), the rest of the
+group still running unless `fail-fast: true` stops it.
+
+A step starts from a fresh clone of the commit checked out in the file's folder (--working-tree:
+a copy of the working tree, uncommitted changes included; outside git, a copy of the folder),
+with the earlier steps' shared `artifacts:` (all, none or by name: `artifacts: download:`;
+`upload:` entries with name, type, paths, ignore-paths, depth, capture-on) and its `caches:`
+(predefined or under `definitions: caches:`, `key: files:` included; kept in the state folder,
+saved after a passing step when not kept yet, dropped after a week). `condition: changesets:`
+(the step's or its stage's) skips it unless a changed file counts: the last commit's files, or
+a pull request's since it left DEST. It runs its `script:` lines in one bash session in the
+clone, with a fresh HOME, each command echoed before it runs, then its `after-script:` with
+BITBUCKET_EXIT_CODE.
+
+A step has Bitbucket's variables (BITBUCKET_BRANCH or BITBUCKET_TAG, BITBUCKET_COMMIT,
+BITBUCKET_BUILD_NUMBER, BITBUCKET_REPO_SLUG, BITBUCKET_REPO_UUID, BITBUCKET_REPO_FULL_NAME,
+BITBUCKET_WORKSPACE, BITBUCKET_STEP_UUID, BITBUCKET_PIPELINE_UUID, BITBUCKET_CLONE_DIR,
+BITBUCKET_PR_ID, BITBUCKET_PARALLEL_STEP, BITBUCKET_DEPLOYMENT_ENVIRONMENT and its _UUID, ...),
+those of --variables FILE, and
 BITBUCKET_STEP_OIDC_TOKEN only with `oidc: true` (`oidc: audiences:` adds audiences to the
 workspace's; `deployment:` puts the environment's UUID in `sub`). AWS is the local stack, as for
-`keyless local run`: no AWS key, only the token. YAML anchors and `<<:` merges work; images,
-services and caches are not used.
+`keyless local run`: no AWS key, only the token. YAML anchors and `<<:` merges work; `image:` is
+not used (the step runs on this machine), a step with `services:` or `condition: state:` is
+refused; a `trigger: manual` step pauses the pipeline unless --manual (or --step). Secured
+variables ({{value: V, secured: true}}) are masked.
 
 Pipes: atlassian/aws-s3-deploy and atlassian/aws-cloudfront-invalidate run as `keyless pipe ...`
 with their `variables:` ($NAME taken from the step) and Bitbucket's variables; any other pipe
@@ -231,6 +250,27 @@ def register(subparsers: Subparsers) -> None:
         "--branch", metavar="B", help="the branch (default: the checked-out one, else main)"
     )
     pipeline.add_argument("--custom", metavar="NAME", help="run the custom pipeline NAME")
+    pipeline.add_argument("--tag", metavar="T", help="run the pipeline of a push of tag T")
+    pipeline.add_argument(
+        "--pull-request",
+        metavar="SOURCE:DEST",
+        help="run the pipeline of a pull request from SOURCE into DEST",
+    )
+    pipeline.add_argument(
+        "--var",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="answer a custom pipeline's variable (repeatable)",
+    )
+    pipeline.add_argument(
+        "--manual", action="store_true", help="run `trigger: manual` steps without stopping"
+    )
+    pipeline.add_argument(
+        "--working-tree",
+        action="store_true",
+        help="start each step from the working tree, uncommitted changes included",
+    )
     pipeline.add_argument(
         "--variables", metavar="FILE", type=Path, help="repository and deployment variables (YAML)"
     )
@@ -245,6 +285,7 @@ def register(subparsers: Subparsers) -> None:
     )
     _add_state_argument(pipeline)
     pipeline.set_defaults(handler=run_pipeline)
+    _register_workflow(commands)
 
 
 def _add_state_argument(parser: argparse.ArgumentParser) -> None:
@@ -310,6 +351,7 @@ def _running(state_dir: Path) -> StackInfo:
 
 
 def run_serve(args: argparse.Namespace, console: Console) -> int:
+    from keyless.local.jobs import issuer_patterns
     from keyless.local.served import served_stack
 
     port: int = args.port
@@ -322,6 +364,8 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
         for ci, urls in info.issuers.items():
             for url in urls:
                 console.out(f"# {ci} issuer: {url}")
+        for ci, pattern in issuer_patterns(info.servers).items():
+            console.out(f"# {ci} issuers: {pattern}")
         console.out(f"# keyless local stack running (pid {info.pid}); Ctrl-C or SIGTERM stops it")
         console.stdout.flush()
         console.info(f"keyless local: AWS on {info.endpoint_url}, state in {state_dir}")
@@ -435,6 +479,12 @@ def run_pipeline(args: argparse.Namespace, console: Console) -> int:
         custom=args.custom,
         repository=args.repository,
         variables=args.variables,
+        tag=args.tag,
+        pull_request=args.pull_request,
+        values=args.var,
+        manual=args.manual,
+        working_tree=args.working_tree,
+        notice=console.info,
     )
     if args.print_scope:
         deployments = (args.deployment,) if args.deployment else ()
@@ -446,7 +496,8 @@ def run_pipeline(args: argparse.Namespace, console: Console) -> int:
         flags = bitbucket_pipeline.scope_flags(identity, deployment=args.deployment, issuer=issuer)
         console.out(shlex.join(flags))
         return EXIT_OK
-    with contextlib.ExitStack() as exit_stack:
+    # SIGTERM and SIGHUP end the steps as Ctrl-C does (their own process groups, not ours).
+    with _signals_interrupt(), contextlib.ExitStack() as exit_stack:
         info = find_running(state_dir)
         if info is None:
             console.info(f"keyless local: no stack runs from {state_dir}; starting a temporary one")
@@ -454,8 +505,121 @@ def run_pipeline(args: argparse.Namespace, console: Console) -> int:
             exit_stack.callback(shutil.rmtree, scratch, ignore_errors=True)
             _, info = exit_stack.enter_context(served_stack(state_dir=scratch / "state"))
         result = bitbucket_pipeline.run_pipeline(
-            plan, stack=info, base_env=console.env, log=console.stdout
+            plan,
+            stack=info,
+            base_env=console.env,
+            log=console.stdout,
+            cache_dir=state_dir / bitbucket_pipeline.CACHES_FOLDER,
         )
+    return result.exit_code
+
+
+# --- workflow (GitHub Actions) -------------------------------------------------------------------
+
+_WORKFLOW_EPILOG = f"""\
+Runs one job's steps in order, as GitHub's runner does: `run:` in bash (`bash --noprofile --norc
+-eo pipefail {{0}}`, or the step's `shell:`), `working-directory`, workflow/job/step `env`, `if:`,
+`continue-on-error`, `timeout-minutes`, step `id` and outputs; $GITHUB_ENV, $GITHUB_OUTPUT,
+$GITHUB_PATH and $GITHUB_STEP_SUMMARY between steps; `::add-mask::` and the other workflow
+commands. `${{{{ }}}}` expressions: env, inputs, steps, github, secrets and vars contexts, literals,
+== != && || !, format(), contains(), startsWith(), endsWith(), success(), failure(), always();
+anything else is refused by name.
+
+The job has GitHub's variables (GITHUB_REPOSITORY, GITHUB_REF, GITHUB_SHA, GITHUB_WORKSPACE, ...),
+a private HOME, AWS on the local stack (as `keyless local run --ci github`), and
+ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN only when the job (or else the workflow) has `permissions:
+id-token: write`. The token's sub names --repository and the job's `environment:`.
+
+uses: actions/checkout (the working tree's files, tracked and untracked-not-ignored, copied into
+$GITHUB_WORKSPACE), actions/setup-python (an interpreter of that version on PATH or in pyenv,
+else refused), aws-actions/configure-aws-credentials and keyless' own action (`uses: ./` in
+keyless' repository, OWNER/keyless@REF), both as `keyless action configure-aws-credentials`.
+Any other action is refused.
+
+--secrets FILE and --vars FILE: a YAML or JSON mapping NAME: value; secrets are shown as ***
+everywhere. --input NAME=VALUE: workflow_dispatch inputs (then the event is workflow_dispatch).
+
+{_STATE_HELP}
+
+Exit codes: 0 the job succeeded; else the exit code of its first failed step; 2 an unusable file,
+job or flag.
+"""
+
+
+def _register_workflow(commands: Any) -> None:
+    workflow = commands.add_parser(
+        "workflow",
+        help="run a GitHub Actions job's steps here, against the local stack",
+        description="Run one job of a GitHub Actions workflow here, as GitHub's runner would.",
+        epilog=_WORKFLOW_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    workflow.add_argument("file", metavar="WORKFLOW.yml", type=Path)
+    workflow.add_argument("--job", metavar="ID", help="the job to run (default: the only one)")
+    workflow.add_argument(
+        "--repository", metavar="OWNER/REPO", help="the repository (default: local/FOLDER)"
+    )
+    workflow.add_argument(
+        "--branch", metavar="B", help="the branch (default: the checked-out one, else main)"
+    )
+    workflow.add_argument("--event", metavar="NAME", help="event_name (default: push)")
+    workflow.add_argument(
+        "--input", metavar="NAME=VALUE", action="append", default=[], help="a dispatch input"
+    )
+    workflow.add_argument("--secrets", metavar="FILE", type=Path, help="secrets (YAML/JSON map)")
+    workflow.add_argument("--vars", metavar="FILE", type=Path, help="variables (YAML/JSON map)")
+    workflow.add_argument(
+        "--var", metavar="NAME=VALUE", action="append", default=[], help="one variable"
+    )
+    _add_state_argument(workflow)
+    workflow.set_defaults(handler=run_workflow)
+
+
+def _pairs(values: Sequence[str], flag: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in values:
+        name, equals, value = item.partition("=")
+        if not equals or not name:
+            raise UsageError(f"{flag} {item!r} is not NAME=VALUE")
+        pairs[name] = value
+    return pairs
+
+
+def run_workflow(args: argparse.Namespace, console: Console) -> int:
+    from keyless.local import workflow as gha
+    from keyless.local.pipeline import git_checkout
+    from keyless.local.served import find_running, served_stack
+
+    path: Path = args.file
+    definition = gha.load_workflow(path)
+    job = definition.job(args.job)
+    folder = path.resolve().parent
+    repo_dir = folder.parent.parent if folder.parts[-2:] == (".github", "workflows") else folder
+    branch, commit = git_checkout(repo_dir)
+    inputs = {**definition.inputs, **_pairs(args.input, "--input")}
+    variables = gha.load_values(args.vars, what="--vars") if args.vars else {}
+    variables |= _pairs(args.var, "--var")
+    run = gha.WorkflowRun(
+        workflow=definition,
+        job=job,
+        repo_dir=repo_dir,
+        repository=args.repository or f"local/{repo_dir.name}",
+        branch=args.branch or branch or "main",
+        commit=commit,
+        event=args.event or ("workflow_dispatch" if args.input else "push"),
+        inputs=inputs,
+        secrets=gha.load_values(args.secrets, what="--secrets") if args.secrets else {},
+        variables=variables,
+    )
+    state_dir = _state_dir(args, console)
+    with _signals_interrupt(), contextlib.ExitStack() as exit_stack:
+        info = find_running(state_dir)
+        if info is None:
+            console.info(f"keyless local: no stack runs from {state_dir}; starting a temporary one")
+            scratch = Path(tempfile.mkdtemp(prefix="keyless-workflow-"))
+            exit_stack.callback(shutil.rmtree, scratch, ignore_errors=True)
+            _, info = exit_stack.enter_context(served_stack(state_dir=scratch / "state"))
+        result = gha.run_job(run, stack=info, base_env=console.env, log=console.stdout)
     return result.exit_code
 
 

@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -95,10 +95,12 @@ class DemoResult:
     seconds: float
     #: Why the demo stopped before its last stage (an error, not a failed expectation).
     error: str | None = None
+    #: How many stages the story has.
+    total: int = len(STAGES)
 
     @property
     def ok(self) -> bool:
-        return len(self.stages) == len(STAGES) and all(stage.passed for stage in self.stages)
+        return len(self.stages) == self.total and all(stage.passed for stage in self.stages)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -109,7 +111,7 @@ class DemoResult:
         }
 
 
-class _Failed(Exception):
+class StageFailed(Exception):
     """A stage whose expectation did not hold; the message says what was found instead."""
 
 
@@ -118,15 +120,15 @@ class _Failed(Exception):
 PACKAGED_EXAMPLES: Final = Path(__file__).resolve().parent / "demo_assets"
 
 
-def find_examples(given: Path | None = None) -> Path:
+def find_examples(given: Path | None = None, *, needs: Path = PIPELINE_FILE) -> Path:
     """The examples folder: ``given``, else the copy shipped in the package."""
     where = PACKAGED_EXAMPLES if given is None else given
-    if (where / PIPELINE_FILE).is_file():
+    if (where / needs).is_file():
         return where
     raise UsageError(
-        f"no examples folder with {PIPELINE_FILE} at {where}",
-        remedy="Pass --examples DIR with that file (and its site/ beside it), or leave --examples"
-        " out to run the pipeline shipped with keyless.",
+        f"no examples folder with {needs} at {where}",
+        remedy="Pass --examples DIR with that file (and bitbucket/site/), or leave --examples"
+        " out to run the example shipped with keyless.",
     )
 
 
@@ -135,12 +137,10 @@ def run_demo(*, examples: Path, log: TextIO, env: Mapping[str, str]) -> DemoResu
     telling the story on ``log``; a stage that cannot run ends the demo there."""
     began = time.monotonic()
     demo = _Demo(examples=examples, log=log, env=env)
-    stages: list[Stage] = []
-    error = None
     with tempfile.TemporaryDirectory(prefix="keyless-demo-") as scratch:
         demo.scratch = Path(scratch)
-        _say(log, "keyless demo: a Bitbucket pipeline deploys to S3 with no stored secret,")
-        _say(log, "against a local AWS that checks every token and trust policy as AWS does.")
+        say(log, "keyless demo: a Bitbucket pipeline deploys to S3 with no stored secret,")
+        say(log, "against a local AWS that checks every token and trust policy as AWS does.")
         with contextlib.ExitStack() as running:
             steps: list[Callable[[], str]] = [
                 lambda: demo.start(running),
@@ -152,26 +152,36 @@ def run_demo(*, examples: Path, log: TextIO, env: Mapping[str, str]) -> DemoResu
                 demo.unchanged,
                 demo.audit,
             ]
-            for number, ((key, title), stage) in enumerate(zip(STAGES, steps, strict=True), 1):
-                _say(log, "")
-                _say(log, f"[{number}/{len(STAGES)}] {title}")
-                stage_began = time.monotonic()
-                passed, detail, fatal = True, "", False
-                try:
-                    detail = stage()
-                except _Failed as exc:
-                    passed, detail = False, str(exc)
-                except KeylessError as exc:
-                    passed, detail, fatal = False, exc.message, True
-                    error = f"{key}: {exc.message}"
-                seconds = time.monotonic() - stage_began
-                stages.append(
-                    Stage(key=key, title=title, passed=passed, detail=detail, seconds=seconds)
-                )
-                _say(log, f"  {'ok' if passed else 'FAILED'}: {detail}")
-                if fatal:
-                    break
+            stages, error = run_stages(STAGES, steps, log)
     return DemoResult(stages=tuple(stages), seconds=time.monotonic() - began, error=error)
+
+
+def run_stages(
+    titles: Sequence[tuple[str, str]], steps: Sequence[Callable[[], str]], log: TextIO
+) -> tuple[list[Stage], str | None]:
+    """Run each stage in turn, telling it on ``log``; a stage that cannot run (a KeylessError)
+    ends the story there, and its message is the second value."""
+    stages: list[Stage] = []
+    for number, ((key, title), stage) in enumerate(zip(titles, steps, strict=True), 1):
+        say(log, "")
+        say(log, f"[{number}/{len(titles)}] {title}")
+        stage_began = time.monotonic()
+        try:
+            detail = stage()
+        except StageFailed as exc:
+            stages.append(_stage(key, title, False, str(exc), stage_began, log))
+        except KeylessError as exc:
+            stages.append(_stage(key, title, False, exc.message, stage_began, log))
+            return stages, f"{key}: {exc.message}"
+        else:
+            stages.append(_stage(key, title, True, detail, stage_began, log))
+    return stages, None
+
+
+def _stage(key: str, title: str, passed: bool, detail: str, began: float, log: TextIO) -> Stage:
+    seconds = time.monotonic() - began
+    say(log, f"  {'ok' if passed else 'FAILED'}: {detail}")
+    return Stage(key=key, title=title, passed=passed, detail=detail, seconds=seconds)
 
 
 @dataclass(kw_only=True)
@@ -210,29 +220,31 @@ class _Demo:
         flags = scope_flags(identity, deployment=ENVIRONMENT, issuer=local_issuer(info, identity))
         argv = [*keyless_argv(), "provision", *flags, "--role-name", ROLE_NAME]
         argv += ["--s3-deploy", f"{BUCKET}/{PREFIX}", "--ca-bundle", str(info.ca_bundle), "--json"]
-        _say(self.log, "  $ " + shlex.join(["keyless", *argv[len(keyless_argv()) :]]))
+        say(self.log, "  $ " + shlex.join(["keyless", *argv[len(keyless_argv()) :]]))
         done = self._admin_run(argv)
         if done.returncode != 0:
-            raise _Failed(f"keyless provision exited with {done.returncode}: {_last(done.stderr)}")
+            raise StageFailed(
+                f"keyless provision exited with {done.returncode}: {last_line(done.stderr)}"
+            )
         status = json.loads(done.stdout).get("status")
         role = self._stack().iam().get_role(RoleName=ROLE_NAME)["Role"]
         self.role_arn = role["Arn"]
-        trust = _document(role["AssumeRolePolicyDocument"])
+        trust = policy_document(role["AssumeRolePolicyDocument"])
         self.trust_file = self.scratch / "trust.json"
         self.trust_file.write_text(json.dumps(trust, indent=2) + "\n", encoding="utf-8")
-        _say(self.log, f"  role {self.role_arn}, trust policy:")
+        say(self.log, f"  role {self.role_arn}, trust policy:")
         for line in json.dumps(trust, indent=2).splitlines():
-            _say(self.log, "    " + line)
-        pinned = _conditions(trust).get("StringLike", {})
+            say(self.log, "    " + line)
+        pinned = trust_conditions(trust).get("StringLike", {})
         wanted = f"{{{identity.repository_uuid}}}:{{{identity.environments[ENVIRONMENT]}}}:*"
         if status != "applied" or wanted not in pinned.values():
-            raise _Failed(f"provision {status}; sub pinned to {sorted(pinned.values())}")
+            raise StageFailed(f"provision {status}; sub pinned to {sorted(pinned.values())}")
         return f"{status}; {ROLE_NAME} admits only sub {wanted}"
 
     def deploy(self) -> str:
         result = self._pipeline(REPOSITORY)
         if not result.passed:
-            raise _Failed(f"the pipeline failed: {_failure(result)}")
+            raise StageFailed(f"the pipeline failed: {_failure(result)}")
         self.site_files = tuple(
             sorted(
                 path.relative_to(self._site).as_posix()
@@ -248,7 +260,7 @@ class _Demo:
             if item["Key"] != f"{PREFIX}/{MANIFEST_NAME}"
         )
         if keys != list(self.site_files):
-            raise _Failed(f"s3://{BUCKET}/{PREFIX}/ holds {keys}, not {list(self.site_files)}")
+            raise StageFailed(f"s3://{BUCKET}/{PREFIX}/ holds {keys}, not {list(self.site_files)}")
         return (
             f"{len(keys)} files of site/ in s3://{BUCKET}/{PREFIX}/ (build #{result.build_number})"
         )
@@ -263,20 +275,22 @@ class _Demo:
         result = self._adhoc(REPOSITORY, step)
         output = result.steps[0].output
         if not result.passed:
-            raise _Failed(f"keyless whoami failed: {_failure(result)}")
+            raise StageFailed(f"keyless whoami failed: {_failure(result)}")
         arn = str(_json_in(output).get("arn"))
         expected = f"arn:aws:sts::{self._info().account_id}:assumed-role/{ROLE_NAME}/"
         if not arn.startswith(expected):
-            raise _Failed(f"whoami shows {arn}, not {expected}...")
+            raise StageFailed(f"whoami shows {arn}, not {expected}...")
         return f"whoami: {arn}"
 
     def refused(self) -> str:
         result = self._pipeline(OTHER_REPOSITORY)
         deploy = next((s for s in result.steps if s.name == DEPLOY_STEP), None)
         if deploy is None or deploy.status is not StepStatus.FAILED:
-            raise _Failed(f"the deploy step of {OTHER_REPOSITORY} was not refused")
+            raise StageFailed(f"the deploy step of {OTHER_REPOSITORY} was not refused")
         if "AccessDenied" not in deploy.output:
-            raise _Failed(f"the deploy step of {OTHER_REPOSITORY} failed, not with AccessDenied")
+            raise StageFailed(
+                f"the deploy step of {OTHER_REPOSITORY} failed, not with AccessDenied"
+            )
         return f"{OTHER_REPOSITORY}'s deploy step: AccessDenied from STS (sub {deploy.subject})"
 
     def doctor(self) -> str:
@@ -296,35 +310,35 @@ class _Demo:
         try:
             report = json.loads(report_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            raise _Failed("keyless doctor --json wrote no report") from None
+            raise StageFailed("keyless doctor --json wrote no report") from None
         steps = report.get("steps", []) if isinstance(report, dict) else []
         trust: dict[str, Any] = next((s for s in steps if s.get("step") == "trust"), {})
         failed = [line for line in trust.get("details", []) if str(line).startswith("fail")]
         if result.steps[0].exit_code != 1 or trust.get("status") != "problem" or not failed:
-            raise _Failed("keyless doctor did not find the refusing condition")
+            raise StageFailed("keyless doctor did not find the refusing condition")
         condition = " ".join(str(failed[0]).split()[1:3])
         return f"cause {report.get('cause')}: {condition} does not match the token's sub"
 
     def unchanged(self) -> str:
         result = self._pipeline(REPOSITORY, deployment=ENVIRONMENT)
         if not result.passed:
-            raise _Failed(f"the re-run failed: {_failure(result)}")
+            raise StageFailed(f"the re-run failed: {_failure(result)}")
         found = re.search(r"uploaded (\d+) \(", result.step(DEPLOY_STEP).output)
         if found is None or found.group(1) != "0":
             sent = found.group(1) if found else "an unknown number of"
-            raise _Failed(f"the re-run sent {sent} objects")
+            raise StageFailed(f"the re-run sent {sent} objects")
         return f"0 objects sent, {len(self.site_files)} unchanged (build #{result.build_number})"
 
     def audit(self) -> str:
         # Outside the scratch folder, which is deleted when the demo ends: the report stays.
         report = Path(tempfile.mkdtemp(prefix="keyless-demo-audit-")) / "audit.html"
         argv = [*keyless_argv(), "audit", "--format", "html", "--output", str(report)]
-        _say(self.log, "  $ " + shlex.join(["keyless", *argv[len(keyless_argv()) :]]))
+        say(self.log, "  $ " + shlex.join(["keyless", *argv[len(keyless_argv()) :]]))
         done = self._admin_run(argv)
         if done.returncode != 0 or not report.is_file():
-            raise _Failed(f"keyless audit exited {done.returncode}: {_last(done.stderr)}")
+            raise StageFailed(f"keyless audit exited {done.returncode}: {last_line(done.stderr)}")
         if ROLE_NAME not in report.read_text(encoding="utf-8"):
-            raise _Failed(f"the audit report does not list {ROLE_NAME}")
+            raise StageFailed(f"the audit report does not list {ROLE_NAME}")
         return f"{ROLE_NAME} and its trust audited; open {report}"
 
     # --- helpers -------------------------------------------------------------------------------
@@ -339,12 +353,12 @@ class _Demo:
 
     def _stack(self) -> RunningStack:
         if self.stack is None:
-            raise _Failed("the local stack is not running")
+            raise StageFailed("the local stack is not running")
         return self.stack
 
     def _info(self) -> StackInfo:
         if self.info is None:
-            raise _Failed("the local stack is not running")
+            raise StageFailed("the local stack is not running")
         return self.info
 
     def _variables(self) -> Path:
@@ -384,7 +398,7 @@ class _Demo:
             pipeline=adhoc,
             groups=adhoc.groups,
             repository=plan.repository,
-            branch=plan.branch,
+            trigger=plan.trigger,
             commit=plan.commit,
             variables=plan.variables,
             identities=plan.identities,
@@ -392,46 +406,58 @@ class _Demo:
         return run_pipeline(plan, stack=self._info(), base_env=self.env, log=self.log)
 
     def _admin_run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
-        """``argv`` as the account's administrator runs it: the stack's admin key, nothing else."""
-        info, stack = self._info(), self._stack()
-        workdir = self.scratch / "admin"
-        workdir.mkdir(mode=0o700, exist_ok=True)
-        admin = {
-            "AWS_ACCESS_KEY_ID": stack.admin.access_key_id,
-            "AWS_SECRET_ACCESS_KEY": stack.admin.secret_access_key,
-        }
-        env = job_process_environment(
-            self.env,
-            admin,
-            JobProcess(
-                workdir=workdir,
-                endpoint_url=info.endpoint_url,
-                region=info.region,
-                ca_bundle=info.ca_bundle,
-                state_dir=info.state_dir,
-                issuer_variables=info.issuer_variables,
-            ),
-        )
-        return subprocess.run(  # noqa: S603 - keyless itself; the admin key is in env only
-            argv,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=_CHILD_TIMEOUT_SECONDS,
-            check=False,
-            stdin=subprocess.DEVNULL,
+        return admin_run(
+            argv, stack=self._stack(), info=self._info(), env=self.env, scratch=self.scratch
         )
 
 
-def _document(value: object) -> dict[str, Any]:
+def admin_run(
+    argv: list[str],
+    *,
+    stack: RunningStack,
+    info: StackInfo,
+    env: Mapping[str, str],
+    scratch: Path,
+) -> subprocess.CompletedProcess[str]:
+    """``argv`` as the account's administrator runs it: the stack's admin key, nothing else."""
+    workdir = scratch / "admin"
+    workdir.mkdir(mode=0o700, exist_ok=True)
+    admin = {
+        "AWS_ACCESS_KEY_ID": stack.admin.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": stack.admin.secret_access_key,
+    }
+    process_env = job_process_environment(
+        env,
+        admin,
+        JobProcess(
+            workdir=workdir,
+            endpoint_url=info.endpoint_url,
+            region=info.region,
+            ca_bundle=info.ca_bundle,
+            state_dir=info.state_dir,
+            issuer_variables=info.issuer_variables,
+        ),
+    )
+    return subprocess.run(  # noqa: S603 - keyless itself; the admin key is in env only
+        argv,
+        env=process_env,
+        capture_output=True,
+        text=True,
+        timeout=_CHILD_TIMEOUT_SECONDS,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def policy_document(value: object) -> dict[str, Any]:
     """A policy document as IAM returns it: a mapping, or URL-encoded JSON text."""
     parsed = json.loads(urllib.parse.unquote(value)) if isinstance(value, str) else value
     if not isinstance(parsed, dict):
-        raise _Failed("IAM returned a trust policy that is not a JSON object")
+        raise StageFailed("IAM returned a trust policy that is not a JSON object")
     return parsed
 
 
-def _conditions(trust: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+def trust_conditions(trust: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     """The trust's conditions as ``{operator: {claim: value}}`` (claim without the issuer)."""
     found: dict[str, dict[str, str]] = {}
     for statement in trust.get("Statement", []):
@@ -458,11 +484,11 @@ def _failure(result: PipelineResult) -> str:
     return f"step {failed.name!r}: {failed.reason}" if failed else "no step ran"
 
 
-def _last(text: str) -> str:
+def last_line(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "no message"
 
 
-def _say(log: TextIO, text: str) -> None:
+def say(log: TextIO, text: str) -> None:
     log.write(text + "\n")
     log.flush()

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from keyless.ci.base import RawToken
 from keyless.errors import UsageError
 from keyless.fsutil import write_secret_file
-from keyless.limits import HTTP_TIMEOUT_SECONDS, TOKEN_LEEWAY_SECONDS
+from keyless.limits import HTTP_TIMEOUT_SECONDS, MAX_ON_DEMAND_ISSUERS, TOKEN_LEEWAY_SECONDS
 from keyless.local.pki import LocalPki, PkiFiles, write_atomic
 from keyless.tokens import IssuerUrl
 
@@ -150,7 +150,14 @@ class LocalIssuer:
         tls_dir: Path | None = None,
         port: int = 0,
         clock: Callable[[], float] = time.time,
+        on_demand: Callable[[str], bool] | None = None,
+        on_demand_jwks_suffix: str = DEFAULT_JWKS_SUFFIX,
     ) -> None:
+        #: Issuer paths served from their first request (discovery or JWKS) when this says they
+        #: are well formed: a CI's per-workspace issuers exist before any token was minted.
+        self._on_demand = on_demand
+        self._on_demand_jwks_suffix = on_demand_jwks_suffix
+        self._on_demand_added = 0
         self._state_dir = state_dir
         # Several issuer servers share one CA when they are given the same tls_dir.
         self._tls_dir = tls_dir or (state_dir / "tls" if state_dir is not None else None)
@@ -467,6 +474,7 @@ class LocalIssuer:
         return paths
 
     def _respond(self, request: Request) -> Response:
+        self._serve_on_demand(request.path)
         with self._lock:
             self._log.append(request.path)
             for state in self._issuers.values():
@@ -478,6 +486,25 @@ class LocalIssuer:
         if responder is None:
             return Response.json({"error": "not found"}, status=404)
         return responder(request)
+
+    def _serve_on_demand(self, path: str) -> None:
+        if self._on_demand is None:
+            return
+        for suffix in (DISCOVERY_SUFFIX, self._on_demand_jwks_suffix):
+            issuer = path.removesuffix(suffix)
+            if issuer == path or not issuer:
+                continue
+            with self._lock:
+                if issuer in self._issuers or self._on_demand_added >= MAX_ON_DEMAND_ISSUERS:
+                    return
+                try:
+                    if not self._on_demand(issuer):
+                        continue
+                    self.add_issuer(issuer, jwks_suffix=self._on_demand_jwks_suffix)
+                except UsageError:
+                    continue
+                self._on_demand_added += 1
+            return
 
     def _cleanup_scratch(self) -> None:
         if self._scratch is not None:

@@ -11,13 +11,14 @@ import json
 import secrets
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-from keyless.ci import buildkite, github
+from keyless.ci import bitbucket, buildkite, circleci, github
 from keyless.ci.base import (
     CiProvider,
     JobClaims,
@@ -43,6 +44,7 @@ __all__ = [
     "claims_from_query",
     "claims_query",
     "emulated",
+    "issuer_patterns",
 ]
 
 #: CIs with one issuer per host, served at the root from the start (docs/ci-tokens.md#github-issuer,
@@ -65,6 +67,41 @@ PING_PATH: Final = "/_keyless/ping"
 REQUEST_TOKEN_LIFETIME_SECONDS: Final = 6 * 3600
 #: Longest lifetime a job may ask for (``buildkite-agent ... --lifetime``): STS's session maximum.
 MAX_REQUESTED_LIFETIME_SECONDS: Final = 43_200
+
+
+#: The issuer URL of one tenant of the CIs with an issuer per tenant (workspace, organization),
+#: from which the real host is taken: a local path is a tenant's when the provider would own the
+#: same path on its real host.
+_TENANT_ISSUER: Final[Mapping[str, Callable[[str], str]]] = {
+    "bitbucket": bitbucket.issuer_for,
+    "circleci": circleci.issuer_for,
+}
+
+
+def _tenant_issuers(provider: CiProvider) -> Callable[[str], bool] | None:
+    """Which issuer paths of ``provider`` are served from their first request: any well-formed
+    workspace (Bitbucket) or organization (CircleCI) issuer, so that provisioning can read its
+    discovery document on a fresh stack."""
+    example = _TENANT_ISSUER.get(provider.name)
+    if example is None:
+        return None
+    parts = urllib.parse.urlsplit(example("example"))
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return lambda path: provider.owns_issuer(origin + path)
+
+
+def issuer_patterns(base_urls: Mapping[str, str]) -> dict[str, str]:
+    """Per CI, the issuer URL pattern the stack serves (``<workspace>`` for the tenant part)."""
+    placeholders = {"bitbucket": "<workspace>", "circleci": "<org-uuid>"}
+    found = {}
+    for name, base in base_urls.items():
+        issuer = _TENANT_ISSUER.get(name)
+        if issuer is None:
+            found[name] = base
+        else:
+            path = urllib.parse.urlsplit(issuer(placeholders[name])).path
+            found[name] = base + path
+    return found
 
 
 def emulated(name: str) -> CiProvider:
@@ -200,6 +237,8 @@ class CiIssuers:
                 tls_dir=tls_dir,
                 port=base_port + offset if base_port else 0,
                 clock=clock,
+                on_demand=_tenant_issuers(provider),
+                on_demand_jwks_suffix=provider.jwks_suffix,
             )
             self._servers[provider.name] = server
             if provider.name in _ROOT_ISSUERS and "/" not in server.issuer_paths():

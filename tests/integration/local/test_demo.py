@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from keyless.local.demo import STAGES
+from keyless.local.demo_github import GITHUB_STAGES
 from tests.cli.helpers import run_cli
 from tests.integration.local.provisioning import EXAMPLES, program_env
 
@@ -75,3 +76,21 @@ def test_without_examples_the_demo_says_where_to_run_it(tmp_path: Path) -> None:
         result.stderr
     )
     assert "leave --examples out" in result.stderr
+
+
+def test_the_github_story_passes_every_stage() -> None:
+    result = run_cli(["demo", "--ci", "github", "--json"], env=program_env())
+    assert result.code == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is True
+    assert [(s["stage"], s["passed"]) for s in report["stages"]] == [
+        (key, True) for key, _ in GITHUB_STAGES
+    ]
+    details = {s["stage"]: s["detail"] for s in report["stages"]}
+    assert details["provision"].endswith("sub repo:octo-org/site:environment:production")
+    assert "AccessDenied" in details["refused"]
+    assert details["unchanged"].startswith("0 objects sent")
+    # The job's log went to stderr: the workflow's steps, the doctor step of the refused run.
+    assert "=== Step 4/5: Deploy" in result.stderr
+    assert "=== Step 5/5: Why was the role refused?" in result.stderr
+    assert "eyJ" not in result.stdout + result.stderr

@@ -216,7 +216,7 @@ definitions:
           - export CARRIED=over
           - echo "carried $CARRIED"
           - echo "token $BITBUCKET_STEP_OIDC_TOKEN"
-          - keyless token --json > claims.json
+          - keyless token --json > "$RESULTS/claims.json"
           - env | grep -E '^(BITBUCKET_|GREETING=|PLACE=)' | sort
 pipelines:
   custom:
@@ -232,7 +232,7 @@ pipelines:
     variables = tmp_path / "variables.yml"
     variables.write_text(
         "workspace: {GREETING: workspace}\n"
-        "repository: {GREETING: repository}\n"
+        f"repository: {{GREETING: repository, RESULTS: {json.dumps(str(tmp_path))}}}\n"
         "deployments: {staging: {GREETING: staging}}\n"
     )
     first = served.pipeline(pipeline, "--custom", "show", "--variables", str(variables))
@@ -246,12 +246,20 @@ pipelines:
     assert found["PLACE"] == "here"
     assert found["BITBUCKET_BRANCH"] == "main"
     assert found["BITBUCKET_REPO_SLUG"] == "site"
+    assert found["BITBUCKET_REPO_FULL_NAME"] == f"{identity.workspace}/site"
+    assert found["BITBUCKET_GIT_HTTP_ORIGIN"] == f"http://bitbucket.org/{identity.workspace}/site"
+    assert found["BITBUCKET_GIT_SSH_ORIGIN"] == f"git@bitbucket.org:/{identity.workspace}/site.git"
+    assert found["BITBUCKET_REPO_OWNER_UUID"] == "{" + identity.workspace_uuid + "}"
+    assert re.fullmatch(r"\{[0-9a-f-]{36}\}", found["BITBUCKET_STEP_TRIGGERER_UUID"])
     assert found["BITBUCKET_WORKSPACE"] == identity.workspace
     assert found["BITBUCKET_REPO_UUID"] == "{" + identity.repository_uuid + "}"
     assert found["BITBUCKET_DEPLOYMENT_ENVIRONMENT"] == "staging"
     env_uuid = "{" + identity.environments["staging"] + "}"
     assert found["BITBUCKET_DEPLOYMENT_ENVIRONMENT_UUID"] == env_uuid
-    assert found["BITBUCKET_CLONE_DIR"] == str(tmp_path.resolve())
+    # Each step runs in a fresh clone of its own, not in the folder of the file.
+    clone_dir = Path(found["BITBUCKET_CLONE_DIR"])
+    assert clone_dir.name == "build"
+    assert not clone_dir.exists()
     assert "BITBUCKET_STEP_OIDC_TOKEN" in found
     claims = json.loads((tmp_path / "claims.json").read_text())
     assert claims["claims"]["sub"].startswith(f"{{{identity.repository_uuid}}}:{env_uuid}:{{")
@@ -317,7 +325,8 @@ pipelines:
     log = result.stdout
     assert "+ exit 7" in log
     assert "unreachable" not in log.replace("+ echo unreachable", "")
-    assert "after with 7" in log
+    # Atlassian documents BITBUCKET_EXIT_CODE as 0 (success) or 1 (failed), not the raw code.
+    assert "after with 1" in log
     assert "Step 'Build' FAILED" in log
     assert "`exit 7` exited with 7" in log
     assert "deploying" not in log
@@ -354,3 +363,70 @@ def test_without_a_running_stack_a_temporary_one_runs_the_pipeline(tmp_path: Pat
     assert (tmp_path / "state" / "bitbucket-identities.json").is_file()
     assert not (tmp_path / "state" / "stack.json").exists()
     assert "eyJ" not in result.stdout + result.stderr
+
+
+def test_secured_variables_are_masked_in_every_byte_and_manual_steps_stop(
+    served: Served, tmp_path: Path
+) -> None:
+    from tests import secret_scan
+
+    secret = "s3cr3t-" + "9f2c4e1a7b"
+    deploy_secret = "d3pl0y-" + "5e8a0c3d"
+    for value in (secret, deploy_secret):
+        secret_scan.register(value)
+    pipeline = _write(
+        tmp_path,
+        """\
+pipelines:
+  default:
+    - step:
+        name: Leak
+        oidc: true
+        deployment: production
+        script:
+          - echo "plain=$PLAIN secret=$DB_PASSWORD deploy=$DEPLOY_KEY"
+          - echo "$DB_PASSWORD" >&2
+          - echo "token=$BITBUCKET_STEP_OIDC_TOKEN"
+          - echo "b64=$(printf %s "$DB_PASSWORD" | base64)"
+        after-script:
+          - echo "after $DB_PASSWORD $BITBUCKET_EXIT_CODE"
+    - step:
+        name: Approve
+        trigger: manual
+        script:
+          - echo approved
+""",
+    )
+    variables = tmp_path / "variables.yml"
+    variables.write_text(
+        json.dumps(
+            {
+                "repository": {
+                    "PLAIN": "visible",
+                    "DB_PASSWORD": {"value": secret, "secured": True},
+                },
+                "deployments": {
+                    "production": {"DEPLOY_KEY": {"value": deploy_secret, "secured": True}}
+                },
+            }
+        )
+    )
+    variables.chmod(0o600)
+    result = served.pipeline(pipeline, "--variables", str(variables))
+    assert result.code == 0, result.stderr
+    emitted = result.stdout + result.stderr
+    # Every byte emitted: no secured value, no token (the scanner checks the same, by register).
+    assert secret not in emitted
+    assert deploy_secret not in emitted
+    assert "plain=visible secret=$DB_PASSWORD deploy=$DEPLOY_KEY" in emitted
+    assert "token=$BITBUCKET_STEP_OIDC_TOKEN" in emitted
+    assert "after $DB_PASSWORD 0" in emitted
+    # As in Bitbucket, only the value itself is masked: an encoding of it is not.
+    import base64
+
+    assert f"b64={base64.b64encode(secret.encode()).decode()}" in emitted
+    assert "is `trigger: manual`: the pipeline stops here" in emitted
+    assert "approved" not in emitted.replace("echo approved", "")
+    manual = served.pipeline(pipeline, "--variables", str(variables), "--manual")
+    assert manual.code == 0
+    assert "\napproved\n" in manual.stdout

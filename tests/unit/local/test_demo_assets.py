@@ -8,7 +8,7 @@ from pathlib import Path
 from keyless.local.demo import PACKAGED_EXAMPLES, PIPELINE_FILE, find_examples
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-SHIPPED = ("bitbucket/bitbucket-pipelines.yml", "bitbucket/site")
+SHIPPED = ("bitbucket/bitbucket-pipelines.yml", "bitbucket/site", "github/deploy.yml")
 
 
 def _files(root: Path) -> dict[str, bytes]:

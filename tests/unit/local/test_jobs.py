@@ -251,3 +251,45 @@ def test_ci_issuers_keep_their_keys_and_ca_in_the_state_dir(tmp_path: Path) -> N
         assert second.server("github").active_kid("/") == github_kid
         # A new control secret per start: a stale stack file is useless.
         assert second.control_secret != first.control_secret
+
+
+def test_any_workspace_or_org_issuer_answers_before_any_token(
+    tmp_path: Path, http: UrllibClient
+) -> None:
+    from keyless.ci import bitbucket, circleci
+    from keyless.limits import MAX_ON_DEMAND_ISSUERS
+    from keyless.local.jobs import issuer_patterns
+
+    with CiIssuers(tls_dir=tmp_path / "tls", state_dir=tmp_path / "state") as fresh:
+        client = UrllibClient(ca_bundle=fresh.ca_bundle)
+        urls = fresh.base_urls()
+        workspace = urls["bitbucket"] + urllib.parse.urlsplit(bitbucket.issuer_for("never")).path
+        org = urls["circleci"] + urllib.parse.urlsplit(circleci.issuer_for(CIRCLE.org_id)).path
+        for issuer, keys in ((workspace, "/keys.json"), (org, "/.well-known/jwks")):
+            response = client.get(issuer + "/.well-known/openid-configuration")
+            assert response.status == 200, issuer
+            assert json.loads(response.body)["issuer"] == issuer
+            assert json.loads(client.get(issuer + keys).body)["keys"]
+        # The key served before any token is the one tokens are then signed with.
+        scope = BitbucketScope(
+            workspace="never",
+            workspace_uuid=BB.workspace_uuid,
+            repository_uuid=BB.repository_uuid,
+        )
+        token = fresh.mint(emulated("bitbucket"), scope, audiences=["aud"])
+        verified = tokens.verify(token, issuer=workspace, audience="aud", http=client)
+        assert verified.claims["iss"] == workspace
+        # Malformed tenants stay 404: not a workspace issuer, an org that is not a UUID.
+        for wrong in (
+            urls["bitbucket"] + "/2.0/workspaces/a/b/pipelines-config/identity/oidc",
+            urls["circleci"] + "/org/not-a-uuid",
+            urls["github"] + "/2.0/workspaces/w/pipelines-config/identity/oidc",
+        ):
+            assert client.get(wrong + "/.well-known/openid-configuration").status == 404
+        patterns = issuer_patterns(urls)
+        assert patterns["bitbucket"].endswith(
+            "/2.0/workspaces/<workspace>/pipelines-config/identity/oidc"
+        )
+        assert patterns["circleci"] == urls["circleci"] + "/org/<org-uuid>"
+        assert patterns["github"] == urls["github"]
+        assert MAX_ON_DEMAND_ISSUERS >= 1

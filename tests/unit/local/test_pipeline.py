@@ -47,8 +47,8 @@ definitions:
           - pipe: atlassian/aws-s3-deploy:1.1.0
             variables:
               S3_BUCKET: $BUCKET/site
-              DEBUG: true
-              RETRIES: 3
+              DEBUG: "true"
+              RETRIES: "3"
           - echo done
 pipelines:
   default:
@@ -120,18 +120,16 @@ def test_oidc_from_options_parallel_groups_and_stages(pipeline: Path) -> None:
     lint = release.groups[0][1]
     # `options: oidc:` applies to steps that do not say.
     assert (lint.oidc, lint.audiences) == (True, ("https://global.example",))
-    assert "parallel in Bitbucket: runs in turn here" in lint.notes
+    assert lint.notes == ()
     ship = file.select(branch="team/hotfix")
     assert [(s.name, s.deployment) for s in ship.steps] == [
         ("Deploy", "staging"),
         ("Smoke", "staging"),
     ]
     smoke = ship.steps[1]
-    assert smoke.notes == (
-        "unknown step keys ignored: odic",
-        "services not started here: docker",
-        "manual in Bitbucket: runs without waiting here",
-    )
+    assert smoke.notes == ("unknown step keys ignored: odic",)
+    assert smoke.services == ("docker",)
+    assert smoke.manual
 
 
 @pytest.mark.parametrize(
@@ -150,10 +148,14 @@ def test_the_branch_chooses_the_pipeline(pipeline: Path, branch: str, key: str) 
 
 def test_custom_pipelines_and_their_variable_defaults(pipeline: Path, tmp_path: Path) -> None:
     plan = plan_pipeline(
-        pipeline, identities=tmp_path / "ids.json", checkout=git_checkout, custom="redeploy"
+        pipeline,
+        identities=tmp_path / "ids.json",
+        checkout=git_checkout,
+        custom="redeploy",
+        values=["NO_DEFAULT=given"],
     )
     assert plan.pipeline.key == "custom: redeploy"
-    assert plan.variables.for_step(None) == {"BUCKET": "fallback"}
+    assert plan.variables.for_step(None) == {"BUCKET": "fallback", "NO_DEFAULT": "given"}
     with pytest.raises(PipelineError, match=r"no custom pipeline 'nope' \(custom pipelines: red"):
         plan_pipeline(
             pipeline, identities=tmp_path / "ids.json", checkout=git_checkout, custom="nope"
@@ -188,7 +190,7 @@ def test_step_and_deployment_choose_the_steps(pipeline: Path, tmp_path: Path) ->
     [
         ("pipelines:\n  default: [\n", r"is not valid YAML \(line 3\)"),
         ("image: x\n", "has no `pipelines:` mapping"),
-        ("pipelines: {}\n", "has no default, branches or custom pipeline"),
+        ("pipelines: {}\n", "has no default, branches, tags, pull-requests or custom pipeline"),
         ("pipelines:\n  default:\n    - step: {name: x}\n", r"default\[0\].step.script must be"),
         ("pipelines:\n  default:\n    - stepp: {}\n", "is `stepp:`; expected step, parallel"),
         (

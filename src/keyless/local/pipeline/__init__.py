@@ -1,13 +1,16 @@
 """``keyless local pipeline``: a Bitbucket pipeline's steps run on this machine, without containers,
-each with the variables, OIDC token and deployment environment Bitbucket would give it.
+each in a fresh clone with the variables, OIDC token, artifacts and caches Bitbucket would give it.
 
 By job: ``parse`` reads the pipeline and variables files, ``identities`` keeps the workspace,
-repository and environment UUIDs, ``plan`` chooses what runs, ``script`` writes the bash a step
-runs and its environment, ``run`` runs it. The first three start no process.
+repository and environment UUIDs, ``plan`` chooses what runs, ``source`` says where a step's
+files come from (a clone, or a copy of the working tree) and what changed, ``files`` carries
+artifacts and caches, ``script`` writes the bash a step runs and its environment, ``run`` runs
+the steps (a `parallel:` group at once). The first three start no process.
 """
 
 from __future__ import annotations
 
+from keyless.local.pipeline.files import CACHES_FOLDER, PREDEFINED_CACHES
 from keyless.local.pipeline.identities import (
     IDENTITIES_FILE,
     Identity,
@@ -37,8 +40,10 @@ from keyless.local.pipeline.run import (
 from keyless.local.pipeline.script import keyless_argv, step_script
 
 __all__ = [
+    "CACHES_FOLDER",
     "EMULATED_PIPES",
     "IDENTITIES_FILE",
+    "PREDEFINED_CACHES",
     "CheckoutReader",
     "Identity",
     "PipeCall",

@@ -5,27 +5,36 @@ happens here, before anything runs.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeAlias
 
 from keyless.ci.base import JobRun
 from keyless.errors import UsageError
+from keyless.local.pipeline.files import step_caches
 from keyless.local.pipeline.parse import (
     Pipeline,
     PipelineError,
     PipelineFile,
     Step,
+    Trigger,
+    TriggerKind,
     Variables,
+    answer_prompts,
     load_pipeline_file,
     load_variables,
 )
+from keyless.local.pipeline.schema import validate_pipeline_file
 
 #: The branch and commit checked out in a folder, each None when it cannot be told (not a git
 #: work tree); ``keyless.local.pipeline.run.git_checkout`` asks git.
 CheckoutReader: TypeAlias = Callable[[Path], tuple[str | None, str | None]]
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Pull request ids made up locally are 1..this (small, like a repository's real ones).
+_PR_IDS = 9999
 
 # --- what to run ---------------------------------------------------------------------------------
 
@@ -38,10 +47,29 @@ class PipelinePlan:
     pipeline: Pipeline
     groups: tuple[tuple[Step, ...], ...]
     repository: str
-    branch: str
+    trigger: Trigger
     commit: str | None
     variables: Variables
     identities: Path
+    #: `trigger: manual` steps run too (--manual, or --step naming one).
+    manual: bool = False
+    #: Steps start from the working tree as it is, uncommitted changes included.
+    working_tree: bool = False
+
+    @property
+    def pr_id(self) -> int:
+        """BITBUCKET_PR_ID: made up, stable for a source and destination (a PR keeps its id)."""
+        text = f"{self.trigger.name}:{self.trigger.destination}".encode()
+        return 1 + int.from_bytes(hashlib.sha256(text).digest()[:2], "big") % _PR_IDS
+
+    @property
+    def branch(self) -> str | None:
+        """BITBUCKET_BRANCH: the pushed or source branch; none for a tag."""
+        if self.trigger.kind is TriggerKind.TAG:
+            return None
+        if self.trigger.kind is TriggerKind.CUSTOM:
+            return self.trigger.branch
+        return self.trigger.name
 
     @property
     def clone_dir(self) -> Path:
@@ -65,14 +93,30 @@ def plan_pipeline(
     custom: str | None = None,
     repository: str | None = None,
     variables: Path | None = None,
+    tag: str | None = None,
+    pull_request: str | None = None,
+    values: Sequence[str] = (),
+    manual: bool = False,
+    working_tree: bool = False,
+    notice: Callable[[str], None] | None = None,
 ) -> PipelinePlan:
     """Parse ``path`` and choose what to run; every refusal happens here, before anything runs.
     ``checkout`` names the branch and commit of ``path``'s folder (``run.git_checkout``)."""
+    validate_pipeline_file(path, notice=notice)
     file = load_pipeline_file(path)
     clone_dir = path.resolve().parent
     checkout_branch, commit = checkout(clone_dir)
     chosen_branch = branch or checkout_branch or "main"
-    pipeline = file.select(branch=chosen_branch, custom=custom)
+    trigger = _trigger(
+        branch=chosen_branch, explicit_branch=branch, custom=custom, tag=tag, pr=pull_request
+    )
+    for name in (trigger.name, trigger.destination):
+        if name is not None and trigger.kind is not TriggerKind.CUSTOM:
+            try:
+                JobRun(branch=name)
+            except UsageError as exc:
+                raise PipelineError(f"{trigger.kind.value}: {exc.message}") from None
+    pipeline = file.select(trigger)
     groups = pipeline.groups
     if step is not None or deployment is not None:
         groups = tuple(
@@ -94,24 +138,75 @@ def plan_pipeline(
             for s in pipeline.steps
         )
         raise PipelineError(f"pipeline {pipeline.key} has no step {wanted}; its steps: {shown}")
+    for chosen in (s for group in groups for s in group):
+        step_caches(chosen, file.caches)  # an unknown cache name is refused before anything runs
+        if chosen.unsupported_condition:
+            raise PipelineError(
+                f"step {chosen.name!r} of pipeline {pipeline.key} has `condition:`"
+                f" {', '.join(chosen.unsupported_condition)}, which keyless local pipeline does not"
+                " evaluate (it evaluates `condition: changesets:`)",
+                remedy="Choose the other steps with --step NAME, or run the pipeline in Bitbucket.",
+            )
+        if chosen.services:
+            raise PipelineError(
+                f"step {chosen.name!r} of pipeline {pipeline.key} needs services"
+                f" ({', '.join(chosen.services)}): keyless local pipeline starts no service"
+                " containers",
+                remedy="Start the service yourself and choose the other steps with --step NAME,"
+                " or run this pipeline in Bitbucket.",
+            )
     slug = repository or _slug(clone_dir.name)
     loaded = load_variables(variables) if variables is not None else Variables()
-    if pipeline.variables:
-        loaded = replace(loaded, repository={**pipeline.variables, **loaded.repository})
-    try:
-        JobRun(branch=chosen_branch)
-    except UsageError as exc:
-        raise PipelineError(f"--branch: {exc.message}") from None
+    loaded = replace(loaded, pipeline=answer_prompts(pipeline, loaded, _pairs(values)))
     return PipelinePlan(
         file=file,
         pipeline=pipeline,
         groups=groups,
         repository=slug,
-        branch=chosen_branch,
+        trigger=trigger,
         commit=commit,
         variables=loaded,
         identities=identities,
+        manual=manual or step is not None,
+        working_tree=working_tree,
     )
+
+
+def _trigger(
+    *, branch: str, explicit_branch: str | None, custom: str | None, tag: str | None, pr: str | None
+) -> Trigger:
+    given = [
+        flag
+        for flag, value in (("--custom", custom), ("--tag", tag), ("--pull-request", pr))
+        if value is not None
+    ]
+    if len(given) > 1 or (explicit_branch is not None and (tag is not None or pr is not None)):
+        raise PipelineError(
+            f"give one of --branch, --tag, --pull-request (and --custom with --branch), not"
+            f" {' and '.join(given)}"
+        )
+    if custom is not None:
+        return Trigger(kind=TriggerKind.CUSTOM, name=custom, branch=branch)
+    if tag is not None:
+        return Trigger(kind=TriggerKind.TAG, name=tag)
+    if pr is not None:
+        source, sep, destination = pr.partition(":")
+        if not sep or not source or not destination:
+            raise PipelineError(
+                f"--pull-request {pr!r} must be SOURCE:DEST", remedy="--pull-request feature/x:main"
+            )
+        return Trigger(kind=TriggerKind.PULL_REQUEST, name=source, destination=destination)
+    return Trigger(kind=TriggerKind.BRANCH, name=branch)
+
+
+def _pairs(values: Sequence[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not _NAME.fullmatch(name):
+            raise PipelineError(f"--var {item.split('=')[0]!r} must be NAME=VALUE")
+        found[name] = value
+    return found
 
 
 def _slug(name: str) -> str:

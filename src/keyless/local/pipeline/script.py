@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import sys
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,7 +17,14 @@ from typing import Final
 from keyless.ci import bitbucket
 from keyless.ci.base import JobClaims, JobRun, JobTokens, RawToken, TokenEndpoint
 from keyless.local.pipeline.identities import Identity
-from keyless.local.pipeline.parse import EMULATED_PIPES, Command, PipeCall, Step, command_text
+from keyless.local.pipeline.parse import (
+    EMULATED_PIPES,
+    Command,
+    PipeCall,
+    Step,
+    TriggerKind,
+    command_text,
+)
 from keyless.local.pipeline.plan import PipelinePlan
 from keyless.local.run import JobProcess, job_process_environment
 from keyless.local.served import StackInfo
@@ -42,6 +50,8 @@ class StepJob:
     identity: Identity
     pipeline_uuid: str
     parallel: tuple[int, int] | None
+    #: The step's own clone of the repository (BITBUCKET_CLONE_DIR), where its script runs.
+    clone_dir: Path
 
 
 class _PipelineTokens:
@@ -78,8 +88,11 @@ def step_variables(
     """The step's variables (the file's, then Bitbucket's, the token only with `oidc: true`) and
     the claims of its token."""
     step, identity = job.step, job.identity
+    trigger = job.plan.trigger
+    tag = trigger.name if trigger.kind is TriggerKind.TAG else None
     run = JobRun(
-        branch=job.plan.branch,
+        branch=job.plan.branch if tag is None else None,
+        tag=tag,
         step=step.name,
         build_number=identity.build_number,
         commit=job.plan.commit,
@@ -95,10 +108,21 @@ def step_variables(
         BITBUCKET_REPO_SLUG=slug,
         BITBUCKET_REPO_FULL_NAME=f"{identity.workspace}/{slug}",
         BITBUCKET_REPO_OWNER=identity.workspace,
+        BITBUCKET_REPO_OWNER_UUID="{" + identity.workspace_uuid + "}",
         BITBUCKET_REPO_IS_PRIVATE="true",
+        # Atlassian's "Variables and secrets" gives these forms (the SSH one with its `:/`).
+        BITBUCKET_GIT_HTTP_ORIGIN=f"http://bitbucket.org/{identity.workspace}/{slug}",
+        BITBUCKET_GIT_SSH_ORIGIN=f"git@bitbucket.org:/{identity.workspace}/{slug}.git",
+        # Who ran it: one made-up user per workspace, the same in every run.
+        BITBUCKET_STEP_TRIGGERER_UUID="{"
+        + str(uuid.uuid5(uuid.NAMESPACE_URL, f"keyless-local-user:{identity.workspace_uuid}"))
+        + "}",
         BITBUCKET_PIPELINE_UUID="{" + job.pipeline_uuid + "}",
-        BITBUCKET_CLONE_DIR=str(job.plan.clone_dir),
+        BITBUCKET_CLONE_DIR=str(job.clone_dir),
     )
+    if trigger.kind is TriggerKind.PULL_REQUEST:
+        own["BITBUCKET_PR_ID"] = str(job.plan.pr_id)
+        own["BITBUCKET_PR_DESTINATION_BRANCH"] = str(trigger.destination)
     if job.parallel is not None:
         own["BITBUCKET_PARALLEL_STEP"] = str(job.parallel[0] - 1)
         own["BITBUCKET_PARALLEL_STEP_COUNT"] = str(job.parallel[1])
@@ -111,7 +135,9 @@ def setup_lines(job: StepJob, claims: Mapping[str, object] | None) -> list[str]:
     step = job.step
     lines = []
     if step.image:
-        lines.append(f"image {step.image}: not pulled, the step runs on this machine")
+        lines.append(f"image {step.image}: not used, the step runs on this machine")
+    if "docker" in step.caches:
+        lines.append("cache docker: not kept (image layers are this machine's own)")
     lines.extend(step.notes)
     if step.deployment:
         environment = job.identity.environments[step.deployment]
