@@ -363,7 +363,7 @@ pipelines:
         deployment: production
         oidc: true
         script:
-          - true
+          - echo deploy
 """
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import random
 import re
 import threading
 import time
@@ -475,6 +474,8 @@ def with_backoff(
         except ClientError as exc:
             code = error_code(exc)
             if code in _THROTTLING and attempt + 1 < attempts:
+                import random  # only when throttled: light commands never load it
+
                 sleep(random.uniform(0, min(delay, AUDIT_THROTTLE_MAX_SECONDS)))  # noqa: S311
                 delay *= 2
                 continue

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -184,6 +183,8 @@ def _write_atomically(path: Path, text: str) -> None:
     a report. 0644: reports hold trust policies and findings, no secret."""
     folder = path.parent if str(path.parent) else Path(".")
     try:
+        import tempfile  # here only: it loads random, which light commands never need
+
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
     except OSError as exc:
         raise OutputError(f"cannot write --output {path}: {exc.strerror or exc}") from None

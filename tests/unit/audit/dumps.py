@@ -49,7 +49,7 @@ KINDS: tuple[tuple[str, str, dict[str, Any] | None, str, str | None], ...] = (
         GH,
         _sub(GH, "StringLike", "repo:acme/site:ref:refs/heads/*"),
         "any branch of acme/site",
-        "low",
+        "high",  # anyone who can push a branch, to a role that may write (docs/lint-severity.md)
     ),
     (
         "gh-pr-org",
