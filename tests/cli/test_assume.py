@@ -384,3 +384,26 @@ def test_whoami_names_the_role_and_session(
     document = json.loads(run_cli(["whoami", "--json"], env={}).stdout)
     assert document["role"] == "deploy"
     assert document["credential_source"] == "explicit"
+
+
+SAFE_EVAL = 'creds="$(keyless assume --role-arn ARN)" && eval "$creds"'
+
+
+def test_every_shell_hint_assigns_before_eval(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `eval "$(keyless assume ...)"` alone succeeds when the exchange fails (the README's warning):
+    # help and remedies show the assignment that fails the shell instead, and no undocumented
+    # variable.
+    run_cli(["assume", "--help"])  # argparse writes help to sys.stdout itself
+    shown = [
+        capsys.readouterr().out,
+        run_cli(
+            ["whoami"], env={"HOME": str(tmp_path), "AWS_CONFIG_FILE": str(tmp_path / "c")}
+        ).stderr,
+    ]
+    for text in shown:
+        assert SAFE_EVAL in text, text
+        assert 'eval "$(keyless' not in text
+        assert "$AWS_ROLE_ARN" not in text
+    assert 'eval "$(keyless' not in Path("README.md").read_text(encoding="utf-8")

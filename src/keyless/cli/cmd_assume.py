@@ -62,7 +62,8 @@ _ASSUME_EPILOG = (
     _SHARED_EPILOG
     + """
 Output (stdout, never a terminal):
-  --format env     export lines:  eval "$(keyless assume --role-arn "$AWS_ROLE_ARN")"
+  --format env     export lines:  creds="$(keyless assume --role-arn ARN)" && eval "$creds"
+                   (assigned first: eval "$(...)" alone succeeds when the exchange fails)
   --format dotenv  NAME=value lines (docker --env-file, dotenv loaders)
   --format json    the credential_process document (Version 1, ..., Expiration)
   --format github  appends to $GITHUB_ENV for later steps; ::add-mask:: lines mask the values
@@ -265,7 +266,8 @@ def _refuse_terminal(console: Console, what: str) -> None:
         raise OutputError(
             f"refusing to print {what} to a terminal (they would stay in the scrollback)",
             remedy=(
-                'Load them into the shell:  eval "$(keyless assume --role-arn ARN)"\n'
+                "Load them into the shell:\n"
+                '  creds="$(keyless assume --role-arn ARN)" && eval "$creds"\n'
                 "Run a command with them:   keyless exec --role-arn ARN -- aws s3 ls\n"
                 "Write a profile:           keyless assume --role-arn ARN --profile deploy"
             ),

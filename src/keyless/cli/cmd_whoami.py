@@ -75,7 +75,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             "no AWS credentials in this environment",
             remedy=(
                 "Get a role's credentials first, e.g.\n"
-                '  eval "$(keyless assume --role-arn ARN)"\n'
+                '  creds="$(keyless assume --role-arn ARN)" && eval "$creds"\n'
                 "  keyless exec --role-arn ARN -- keyless whoami"
             ),
         )
