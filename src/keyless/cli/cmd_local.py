@@ -499,8 +499,9 @@ def run_pipeline(args: argparse.Namespace, console: Console) -> int:
     # SIGTERM and SIGHUP end the steps as Ctrl-C does (their own process groups, not ours).
     with _signals_interrupt(), contextlib.ExitStack() as exit_stack:
         info = find_running(state_dir)
+        temporary = info is None
         if info is None:
-            console.info(f"keyless local: no stack runs from {state_dir}; starting a temporary one")
+            console.info(_temporary_stack_notice(state_dir))
             scratch = Path(tempfile.mkdtemp(prefix="keyless-pipeline-"))
             exit_stack.callback(shutil.rmtree, scratch, ignore_errors=True)
             _, info = exit_stack.enter_context(served_stack(state_dir=scratch / "state"))
@@ -511,6 +512,8 @@ def run_pipeline(args: argparse.Namespace, console: Console) -> int:
             log=console.stdout,
             cache_dir=state_dir / bitbucket_pipeline.CACHES_FOLDER,
         )
+        if temporary and result.exit_code != 0:
+            console.info(_TEMPORARY_STACK_FAILED)
     return result.exit_code
 
 
@@ -614,12 +617,15 @@ def run_workflow(args: argparse.Namespace, console: Console) -> int:
     state_dir = _state_dir(args, console)
     with _signals_interrupt(), contextlib.ExitStack() as exit_stack:
         info = find_running(state_dir)
+        temporary = info is None
         if info is None:
-            console.info(f"keyless local: no stack runs from {state_dir}; starting a temporary one")
+            console.info(_temporary_stack_notice(state_dir))
             scratch = Path(tempfile.mkdtemp(prefix="keyless-workflow-"))
             exit_stack.callback(shutil.rmtree, scratch, ignore_errors=True)
             _, info = exit_stack.enter_context(served_stack(state_dir=scratch / "state"))
         result = gha.run_job(run, stack=info, base_env=console.env, log=console.stdout)
+        if temporary and result.exit_code != 0:
+            console.info(_TEMPORARY_STACK_FAILED)
     return result.exit_code
 
 
@@ -648,7 +654,7 @@ def run_run(args: argparse.Namespace, console: Console) -> int:
         exit_stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         info = find_running(state_dir)
         if info is None:
-            console.info(f"keyless local: no stack runs from {state_dir}; starting a temporary one")
+            console.info(_temporary_stack_notice(state_dir))
             _, info = exit_stack.enter_context(served_stack(state_dir=workdir / "state"))
         check_issuer(info, provider, scope, args.issuer)
         job = provider.job_environment(
@@ -741,3 +747,21 @@ def _forwarding_signals(child: subprocess.Popen[bytes]) -> Iterator[None]:
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+
+
+def _temporary_stack_notice(state_dir: Path) -> str:
+    # A temporary stack is a new, empty account: a job that assumes a role there is refused
+    # ("No OpenIDConnect provider found") however right its pipeline is, so say so up front.
+    return (
+        f"keyless local: no stack runs from {state_dir}; starting a temporary one. It is empty"
+        " (no OIDC provider, role or bucket), so a step that assumes a role is refused there."
+    )
+
+
+#: Said after a failed job on a temporary stack, where the start notice has scrolled away.
+_TEMPORARY_STACK_FAILED = (
+    "keyless local: this ran on a temporary, empty stack (no OIDC provider or role). To deploy,"
+    " start one with `keyless local serve` and provision the role in it (`keyless provision"
+    " ... --s3-deploy BUCKET/PREFIX` with the printed exports), then run this again; or run"
+    " `make demo`, which does all of it."
+)

@@ -363,6 +363,30 @@ def test_without_a_running_stack_a_temporary_one_runs_the_pipeline(tmp_path: Pat
     assert (tmp_path / "state" / "bitbucket-identities.json").is_file()
     assert not (tmp_path / "state" / "stack.json").exists()
     assert "eyJ" not in result.stdout + result.stderr
+    assert "temporary, empty stack" not in result.stderr  # said only when a job fails
+
+
+def test_a_failed_pipeline_on_a_temporary_stack_says_the_stack_has_no_role(
+    tmp_path: Path,
+) -> None:
+    pipeline = _write(
+        tmp_path,
+        "pipelines:\n  default:\n    - step:\n        oidc: true\n        script:\n"
+        "          - keyless assume --role-arn arn:aws:iam::123456789012:role/site-deploy"
+        " --format json > /dev/null\n",
+    )
+    result = run_cli(
+        ["local", "pipeline", str(pipeline), "--state", str(tmp_path / "state")],
+        env=program_env(),
+    )
+    assert result.code == 2, result.stdout + result.stderr  # the failed step's exit code
+    assert "No OpenIDConnect provider found" in result.stdout
+    first = result.stderr.splitlines()[0]
+    assert "starting a temporary one. It is empty (no OIDC provider, role or bucket)" in first
+    last = result.stderr.splitlines()[-1]
+    assert "this ran on a temporary, empty stack" in last
+    assert "`keyless local serve`" in last
+    assert "`keyless provision" in last
 
 
 def test_secured_variables_are_masked_in_every_byte_and_manual_steps_stop(
