@@ -1,4 +1,4 @@
-"""Writing secrets to files safely: atomic, owner-only, never through a symlink, never appended.
+"""Writing files safely: atomic, never through a symlink, never appended; secrets owner-only.
 
 The widely copied snippet (``echo $TOKEN >> ~/.aws/web-identity-token; chmod 400 ...``) appends a
 second token on a re-run, leaves the file readable between creation and ``chmod``, adds a newline
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from keyless.errors import OutputError
 
-__all__ = ["write_secret_file"]
+__all__ = ["write_public_file", "write_secret_file"]
 
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
@@ -44,6 +44,22 @@ def write_secret_file(path: str | os.PathLike[str], data: str) -> Path:
     Returns ``path`` as a ``Path``.
     """
     target = Path(path)
+    _make_private_dirs(target.parent, target)
+    return _replace(target, data.encode("utf-8"), _FILE_MODE)
+
+
+def write_public_file(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644) -> Path:
+    """Replace ``path`` with exactly ``data`` as ``write_secret_file`` does (temporary file
+    created exclusively, fsynced, renamed over ``path``; a symlink refused), for content that
+    holds no secret: a report, a certificate, an index. ``mode`` is set exactly; the folder
+    must exist. Returns ``path`` as a ``Path``."""
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise OutputError(f"cannot write {target}: {target.parent} is not a folder")
+    return _replace(target, data, mode)
+
+
+def _replace(target: Path, payload: bytes, mode: int) -> Path:
     try:
         info = target.lstat()
     except FileNotFoundError:
@@ -59,18 +75,17 @@ def write_secret_file(path: str | os.PathLike[str], data: str) -> Path:
         raise OutputError(f"refusing to write {target}: it exists and is not a regular file")
 
     parent = target.parent
-    _make_private_dirs(parent, target)
     import secrets  # here: its hmac, hashlib and random are start-up time for every command
 
     temporary = parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
     try:
-        fd = os.open(temporary, _CREATE_FLAGS, _FILE_MODE)
+        fd = os.open(temporary, _CREATE_FLAGS, _FILE_MODE)  # 0600 until it holds its content
     except OSError as exc:
         raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
     try:
         try:
-            os.fchmod(fd, _FILE_MODE)  # the umask may have removed bits; make it exactly 0600
-            view = memoryview(data.encode("utf-8"))
+            os.fchmod(fd, mode)  # the umask may have removed bits; make it exactly ``mode``
+            view = memoryview(payload)
             while view:
                 view = view[os.write(fd, view) :]
             os.fsync(fd)

@@ -1,4 +1,7 @@
-"""write_secret_file: atomic, 0600, parent 0700, replaces, refuses symlinks, leaves nothing."""
+"""Atomic writers: secret files 0600 in 0700 folders, public files with their own mode.
+
+Both replace atomically, refuse symlinks and leave nothing behind on failure.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from keyless.errors import OutputError
-from keyless.fsutil import write_secret_file
+from keyless.fsutil import write_public_file, write_secret_file
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
 
@@ -150,3 +153,36 @@ def test_failure_of_the_rename_removes_the_temporary_file(
 
 def test_returns_the_path(tmp_path: Path) -> None:
     assert write_secret_file(str(tmp_path / "t"), TOKEN) == tmp_path / "t"
+
+
+# --- write_public_file: the same atomic replace, for content without a secret ----------------
+
+
+def test_a_public_file_gets_exactly_its_mode_whatever_the_umask(tmp_path: Path) -> None:
+    target = tmp_path / "report.html"
+    target.write_text("old")
+    old_umask = os.umask(0o077)
+    try:
+        written = write_public_file(target, b"<html>\n", mode=0o644)
+    finally:
+        os.umask(old_umask)
+    assert written == target
+    assert target.read_bytes() == b"<html>\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no temporary file left
+
+
+def test_a_public_file_is_never_written_through_a_symlink(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("keep")
+    link = tmp_path / "report.json"
+    link.symlink_to(elsewhere)
+    with pytest.raises(OutputError, match="it is a symbolic link"):
+        write_public_file(link, b"{}")
+    assert elsewhere.read_text() == "keep"
+
+
+def test_a_public_file_needs_its_folder(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="is not a folder"):
+        write_public_file(tmp_path / "missing" / "report.json", b"{}")
+    assert not (tmp_path / "missing").exists()  # unlike a secret's, its folders are not made

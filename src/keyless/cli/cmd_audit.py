@@ -7,7 +7,6 @@ The audit machinery (boto3, python-hcl2, the renderers) is imported inside ``run
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -179,22 +178,10 @@ def _render(report: Any, output: str, version: str) -> str:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder, then rename: a reader never sees half
-    a report. 0644: reports hold trust policies and findings, no secret."""
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        import tempfile  # here only: it loads random, which light commands never need
+    # A reader never sees half a report. 0644: reports hold trust policies and findings, no secret.
+    from keyless.fsutil import write_public_file
 
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-    except OSError as exc:
-        raise OutputError(f"cannot write --output {path}: {exc.strerror or exc}") from None
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except OSError as exc:
-        Path(temporary).unlink(missing_ok=True)
-        raise OutputError(f"cannot write --output {path}: {exc.strerror or exc}") from None
+        write_public_file(path, text.encode("utf-8"), mode=0o644)
+    except OutputError as exc:
+        raise OutputError(f"--output: {exc.message}", remedy=exc.remedy) from None

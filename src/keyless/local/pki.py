@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from keyless.fsutil import write_secret_file
+from keyless.fsutil import write_public_file, write_secret_file
 
 __all__ = ["DEFAULT_HOSTS", "LocalPki", "PkiFiles", "write_atomic"]
 
@@ -238,17 +236,6 @@ def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int) -> None:
-    """Write public ``data`` (a certificate, an index) to ``path`` through a temporary file in
-    the same folder, renamed over ``path``: a reader sees the old file or the new one. Private
-    keys go through ``keyless.fsutil.write_secret_file`` instead (0600, refuses symlinks)."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write public ``data`` (a certificate, an index) to ``path`` atomically. Private keys go
+    through ``keyless.fsutil.write_secret_file`` instead (0600)."""
+    write_public_file(path, data, mode=mode)
