@@ -5,15 +5,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Inventory", "PolicyDocument", "ProviderRecord", "RoleRecord", "SourceLocation"]
+from keyless.trust.lint_rules.templates import UNRESOLVED_PREFIX, unresolved_value
 
-#: The text that stands for a value only a deployed stack or a Terraform apply knows.
-UNRESOLVED_PREFIX = "{unresolved:"
+__all__ = [
+    "UNRESOLVED_PREFIX",
+    "Inventory",
+    "PolicyDocument",
+    "ProviderRecord",
+    "RoleRecord",
+    "SourceLocation",
+    "unresolved",
+]
 
-
-def unresolved(expression: str) -> str:
-    """The placeholder kept in a document where ``expression`` could not be resolved."""
-    return f"{UNRESOLVED_PREFIX}{expression}}}"
+# The placeholder for a value only a deployed stack knows is lint's (it reports such values).
+unresolved = unresolved_value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,6 +18,7 @@ from keyless.ci import provider_for_issuer
 from keyless.errors import PolicyError, UsageError
 from keyless.jsonlimits import loads_bounded
 from keyless.trust.lint import Severity, lint
+from keyless.trust.lint_rules.templates import template_value_unresolved
 from keyless.trust.model import Effect, Policy, parse_policy
 from keyless.trust.operators import literal_pattern, test_condition
 
@@ -394,9 +395,12 @@ _Analysis = tuple[Policy, tuple[ReportFinding, ...], tuple[Identity, ...]]
 
 
 def _analyse(policy: Policy) -> _Analysis:
+    # An unresolved template value is reported once per expression by TRUST_UNRESOLVED, which
+    # also covers values outside the trust document (a plan's "known after apply").
     findings = tuple(
         ReportFinding(rule=f.rule, severity=f.severity, message=f.message, fix=f.fix)
         for f in lint(policy)
+        if f.rule != template_value_unresolved.id
     )
     return policy, findings, who_can_assume(policy)
 

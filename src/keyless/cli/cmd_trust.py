@@ -76,6 +76,10 @@ _LINT_EPILOG = f"""\
 Each FILE holds a trust policy document, or what `aws iam get-role`, `aws iam list-roles` (a
 page, or a JSON list of pages) or `aws iam get-account-authorization-details` print: every
 role's AssumeRolePolicyDocument is linted, decoded or URL-encoded as the IAM API returns it.
+It also reads the IAM roles of a CloudFormation template (JSON or YAML, short-form intrinsics),
+a Terraform configuration (.tf: jsonencode, aws_iam_policy_document) and a `terraform show
+-json` plan; a value only the deployed stack knows (!Ref Param) is reported as unknown
+(template-value-unresolved), never judged as literal text.
 Findings name the role, the statement, the value and the fix.
 Severities: info, low, medium, high, critical. --fail-on (default: {DEFAULT_FAIL_ON.value}) sets the
 lowest severity that makes the exit code 1.
@@ -219,13 +223,20 @@ def _read_text(
 
 
 def _read_trusts(path: str, stdin: TextIO | None = None) -> tuple[str, tuple[RoleTrust, ...]]:
-    """The text of ``path`` and the trust policies in it: a policy, or IAM output; ``-`` reads
-    ``stdin`` when the caller allows it."""
+    """The text of ``path`` and the trust policies in it: a policy, IAM output, or the roles of
+    a CloudFormation template, Terraform configuration or plan; ``-`` reads ``stdin`` when the
+    caller allows it."""
     text = _read_text(path, "policy file", stdin, max_chars=IAM_OUTPUT_MAX_CHARS)
     try:
         return text, read_trusts(text)
     except PolicyError as exc:
-        raise PolicyError(f"policy file {path}: {exc.message}", remedy=exc.remedy) from None
+        # Templates are read by audit's readers, loaded only for a file that is no policy.
+        from keyless.audit.lint_templates import template_trusts
+
+        templated = template_trusts("<stdin>" if path == "-" else path, text)
+        if templated is None:
+            raise PolicyError(f"policy file {path}: {exc.message}", remedy=exc.remedy) from None
+        return text, templated
 
 
 def _read_policy(path: str) -> Policy:

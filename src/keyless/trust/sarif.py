@@ -39,7 +39,9 @@ class LintedFile:
         return f"{self.where}.AssumeRolePolicyDocument.{finding.location}"
 
 
-_EFFECT = re.compile(r'"Effect"\s*:')
+# A statement's Effect as JSON writes it, and as CloudFormation YAML (`Effect: Allow`) and
+# Terraform's jsonencode (`Effect = "Allow"`) write it, for policies read from templates.
+_EFFECT = re.compile(r'(?:"Effect"|(?<![\w"])Effect)\s*[:=]')
 
 
 def line_of(text: str, finding: Finding, *, start: int = 0, end: int | None = None) -> int:
@@ -63,6 +65,9 @@ def _line_in(text: str, finding: Finding) -> int:
     if finding.element:
         needle = json.dumps(finding.element)
         hits = [m.start() for m in re.finditer(re.escape(needle), text) if low <= m.start() < high]
+        if not hits:  # a YAML template's key is unquoted: `repo.example:sub: ...`
+            bare = re.compile(rf"(?<![\w.:-]){re.escape(finding.element)}\s*:")
+            hits = [m.start() for m in bare.finditer(text) if low <= m.start() < high]
         if hits:
             position = min(hits, key=lambda hit: abs(hit - anchor))
     return text.count("\n", 0, position) + 1

@@ -297,6 +297,10 @@ TRIGGER_AND_CLOSE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         on(OTHER, "user:42", "StringEquals"),
         on(GL, "project_path:g/p:ref_type:branch:ref:main", "StringEquals"),
     ),
+    "template-value-unresolved": (
+        gh("repo:{unresolved:Ref GitHubOrg}/web:environment:prod"),
+        gh(),
+    ),
 }
 
 

@@ -14,6 +14,7 @@ from keyless.trust.lint_rules import (
     policy,
     principal,
     subject,
+    templates,
     terraform,
 )
 from keyless.trust.lint_rules.registry import REGISTRY, Hit, Rule, rule
@@ -23,7 +24,17 @@ __all__ = ["REGISTRY", "RULES", "Hit", "Rule", "rule"]
 #: Report order by module; within a module, declaration order.
 _ORDER = tuple(
     m.__name__
-    for m in (principal, subject, github, gitlab, terraform, conditions, bitbucket, policy)
+    for m in (
+        principal,
+        subject,
+        github,
+        gitlab,
+        terraform,
+        conditions,
+        bitbucket,
+        policy,
+        templates,
+    )
 )
 
 RULES: tuple[Rule, ...] = tuple(
