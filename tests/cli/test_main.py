@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 import pytest
 
@@ -30,6 +31,22 @@ def test_unknown_command_is_a_usage_error_with_exit_2() -> None:
 def test_missing_command_is_a_usage_error() -> None:
     result = run_cli([])
     assert result.code == 2
+    assert "required: COMMAND" in result.stderr
+
+
+@pytest.mark.parametrize("argv", [["--bogus"], ["-v", "--colour"], ["-x"]])
+def test_an_unknown_option_without_a_command_is_named(argv: list[str]) -> None:
+    result = run_cli(argv)
+    assert result.code == 2
+    assert result.stderr.splitlines()[0] == f"error: keyless: unrecognized option {argv[-1]}"
+    assert "required: COMMAND" not in result.stderr
+
+
+def test_the_top_level_options_are_the_parsers() -> None:
+    help_text = cli_main.build_parser("").format_help()
+    options = help_text.split("options:", 1)[1]
+    declared = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", options))
+    assert declared == cli_main.TOP_LEVEL_OPTIONS
 
 
 def _register_failing(subparsers: Subparsers, error: Exception) -> None:

@@ -104,6 +104,10 @@ def _command_modules() -> list[CommandModule]:
     return [_command_module(module) for module in dict.fromkeys(_MODULE_OF.values())]
 
 
+#: The options of ``keyless`` itself (before the command), as ``build_parser`` declares them.
+TOP_LEVEL_OPTIONS = frozenset({"-h", "--help", "--version", "-v", "--verbose"})
+
+
 def _command_name(arguments: Sequence[str]) -> str | None:
     # The top-level options take no values, so the first other argument is the command.
     return next((arg for arg in arguments if not arg.startswith("-")), None)
@@ -154,6 +158,13 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         sys.stdout.write(f"keyless {__version__}\n")
         return EXIT_OK
     name = _command_name(arguments)
+    if name is None:
+        # argparse would report the missing COMMAND before an option it does not know.
+        unknown = [arg for arg in arguments if arg not in TOP_LEVEL_OPTIONS]
+        if unknown:
+            console.info(f"error: keyless: unrecognized option {unknown[0]}")
+            console.info("Run 'keyless --help' (or 'keyless COMMAND --help') for usage.")
+            return EXIT_ERROR
     # A command keyless does not know gets the full parser, whose error lists the choices.
     parser = build_parser(None if name is not None and name not in _MODULE_OF else (name or ""))
     try:
