@@ -36,6 +36,10 @@ JWKS_REFRESH_MIN_INTERVAL_SECONDS = 30.0
 JWKS_CACHE_TTL_SECONDS = 300.0
 #: A JWKS with more keys than this is refused as hostile (real issuers publish two or three).
 JWKS_MAX_KEYS = 100
+#: Smallest RSA key a JWKS may verify with: RFC 7518 §3.3 requires 2048 bits for RS*.
+JWK_MIN_RSA_BITS = 2048
+#: Largest time claim accepted: 9999-12-31T23:59:59Z, so that every accepted time can be shown.
+TOKEN_MAX_TIMESTAMP = 253_402_300_799
 
 # --- retries of the CI's token endpoint (GitHub) -----------------------------------------------
 #: Attempts in all (first try included) for transient failures of a token endpoint.
