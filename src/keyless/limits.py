@@ -269,6 +269,9 @@ PIPELINE_MAX_CONCURRENT_STEPS = max(1, os.cpu_count() or 1)
 PIPELINE_CACHE_MAX_AGE_DAYS = 7
 #: Characters of a step's output kept in its result (the last ones; the log gets all of it).
 PIPELINE_STEP_OUTPUT_KEPT_CHARS = 1024 * 1024
+#: Branch and path globs kept compiled: more than a pipeline file's sections and artifact globs,
+#: so that each compiles once, while a stream of distinct patterns cannot grow memory.
+PIPELINE_GLOB_CACHE_SIZE = 256
 
 # --- keyless local workflow (GitHub Actions jobs run here) ---------------------------------------
 #: Longest `${{ }}` expression evaluated: the GitHub Actions runner's own bound

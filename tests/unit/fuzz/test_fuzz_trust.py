@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from keyless.errors import KeylessError
 from keyless.limits import JSON_MAX_DEPTH, POLICY_VALUE_MAX_CHARS
-from keyless.local.pipeline.parse import branch_glob
+from keyless.local.pipeline.branch_patterns import branch_glob
 from keyless.trust.context import variable_default
 from keyless.trust.evaluate import evaluate
 from keyless.trust.glob import Glob, compile_glob

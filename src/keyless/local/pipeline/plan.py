@@ -15,19 +15,17 @@ from typing import TypeAlias
 from keyless.ci.base import JobRun
 from keyless.errors import UsageError
 from keyless.local.pipeline.files import step_caches
-from keyless.local.pipeline.parse import (
+from keyless.local.pipeline.model import (
     Pipeline,
     PipelineError,
     PipelineFile,
     Step,
     Trigger,
     TriggerKind,
-    Variables,
-    answer_prompts,
-    load_pipeline_file,
-    load_variables,
 )
+from keyless.local.pipeline.parse import load_pipeline_file
 from keyless.local.pipeline.schema import validate_pipeline_file
+from keyless.local.pipeline.variables import Variables, answer_prompts, load_variables
 
 #: The branch and commit checked out in a folder, each None when it cannot be told (not a git
 #: work tree); ``keyless.local.pipeline.run.git_checkout`` asks git.

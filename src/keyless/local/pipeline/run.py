@@ -37,7 +37,7 @@ from keyless.local.pipeline.files import (
     step_caches,
 )
 from keyless.local.pipeline.identities import Identity, resolve_identity
-from keyless.local.pipeline.parse import Command, PipeCall, Step, command_text
+from keyless.local.pipeline.model import Command, PipeCall, Step, command_text
 from keyless.local.pipeline.plan import PipelinePlan
 from keyless.local.pipeline.script import (
     StepJob,

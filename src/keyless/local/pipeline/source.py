@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from keyless.local.pipeline.parse import PipelineError, TriggerKind
+from keyless.local.pipeline.model import PipelineError, TriggerKind
 from keyless.local.pipeline.plan import PipelinePlan
 from keyless.local.worktree import (
     clone_commit,
