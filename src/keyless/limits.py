@@ -252,6 +252,12 @@ AUDIT_MAX_ROLES = 200_000
 #: issuers, served for any well-formed path): each costs an RSA key and a line of saved state, so
 #: a client asking for made-up workspaces in a loop cannot grow the state without bound.
 MAX_ON_DEMAND_ISSUERS = 256
+#: Paths a local issuer remembers for request_log(): the most recent ones, so that a client
+#: polling for hours cannot grow memory; tests read a handful.
+LOCAL_ISSUER_REQUEST_LOG_SIZE = 10_000
+#: Seconds stop() waits for a local issuer's server thread to finish: as long as one request
+#: may take (HTTP_TIMEOUT_SECONDS).
+LOCAL_ISSUER_STOP_SECONDS = 10.0
 
 # --- local CI runners: files copied into and out of a job ----------------------------------------
 #: Most files and bytes copied at once into or out of a local job: a working tree (actions/checkout
