@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from keyless.errors import UsageError
+from keyless.limits import AUDIT_MAX_ROLES
+
 __all__ = ["Inventory", "PolicyDocument", "ProviderRecord", "RoleRecord", "SourceLocation"]
 
 #: The text that stands for a value only a deployed stack or a Terraform apply knows.
@@ -80,4 +83,13 @@ class Inventory:
             roles=(*self.roles, *other.roles),
             providers=providers,
             errors=(*self.errors, *other.errors),
+        )
+
+
+def check_role_count(count: int, where: str) -> None:
+    """``UsageError`` when ``where`` holds more roles than one audit reports on."""
+    if count > AUDIT_MAX_ROLES:
+        raise UsageError(
+            f"{where} hold more than {AUDIT_MAX_ROLES:,} roles, the most one keyless audit"
+            " reports on; audit them in parts"
         )
