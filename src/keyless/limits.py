@@ -275,6 +275,11 @@ PIPELINE_MAX_CONCURRENT_STEPS = max(1, os.cpu_count() or 1)
 PIPELINE_CACHE_MAX_AGE_DAYS = 7
 #: Characters of a step's output kept in its result (the last ones; the log gets all of it).
 PIPELINE_STEP_OUTPUT_KEPT_CHARS = 1024 * 1024
+#: Seconds a step's processes get to end after SIGTERM (max-time, Ctrl-C, fail-fast) before
+#: SIGKILL: long enough for a tool to flush and clean up, short enough not to hold up the run.
+PIPELINE_STOP_GRACE_SECONDS = 5.0
+#: Seconds git may take to name the checkout's branch and commit (two local reads).
+PIPELINE_GIT_CHECKOUT_SECONDS = 10.0
 #: Branch and path globs kept compiled: more than a pipeline file's sections and artifact globs,
 #: so that each compiles once, while a stream of distinct patterns cannot grow memory.
 PIPELINE_GLOB_CACHE_SIZE = 256

@@ -6,12 +6,13 @@ it (``branch_patterns`` matches its globs), ``variables`` reads the variables fi
 ``identities`` keeps the workspace, repository and environment UUIDs, ``plan`` chooses what runs,
 ``source`` says where a step's files come from (a clone, or a copy of the working tree) and what
 changed, ``files`` carries artifacts and caches, ``script`` writes the bash a step runs and its
-environment, ``run`` runs the steps (a `parallel:` group at once). Up to ``plan``, none starts a
-process.
+environment, ``execute`` runs the steps (a `parallel:` group at once) into ``results``, ``run``
+runs one step's commands as processes. Up to ``plan``, none starts a process.
 """
 
 from __future__ import annotations
 
+from keyless.local.pipeline.execute import run_pipeline
 from keyless.local.pipeline.files import CACHES_FOLDER, PREDEFINED_CACHES
 from keyless.local.pipeline.identities import (
     IDENTITIES_FILE,
@@ -30,14 +31,9 @@ from keyless.local.pipeline.model import (
 )
 from keyless.local.pipeline.parse import load_pipeline_file
 from keyless.local.pipeline.plan import CheckoutReader, PipelinePlan, plan_pipeline
-from keyless.local.pipeline.run import (
-    PipelineResult,
-    StepResult,
-    StepStatus,
-    git_checkout,
-    run_pipeline,
-)
+from keyless.local.pipeline.results import PipelineResult, StepResult, StepStatus
 from keyless.local.pipeline.script import keyless_argv, step_script
+from keyless.local.pipeline.source import git_checkout
 from keyless.local.pipeline.variables import Variables, load_variables
 
 __all__ = [
