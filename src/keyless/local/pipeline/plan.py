@@ -28,7 +28,7 @@ from keyless.local.pipeline.schema import validate_pipeline_file
 from keyless.local.pipeline.variables import Variables, answer_prompts, load_variables
 
 #: The branch and commit checked out in a folder, each None when it cannot be told (not a git
-#: work tree); ``keyless.local.pipeline.run.git_checkout`` asks git.
+#: work tree); ``keyless.local.pipeline.source.git_checkout`` asks git.
 CheckoutReader: TypeAlias = Callable[[Path], tuple[str | None, str | None]]
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: Pull request ids made up locally are 1..this (small, like a repository's real ones).
