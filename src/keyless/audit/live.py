@@ -162,20 +162,6 @@ def live_inventory(
     locks: dict[str, threading.Lock] = {}
     lock = threading.Lock()
 
-    def provider(arn: str) -> ProviderRecord:
-        got = with_backoff(
-            lambda: iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn),
-            what=f"iam:GetOpenIDConnectProvider {arn}",
-            sleep=sleep,
-        )
-        return ProviderRecord(
-            arn=arn,
-            url=str(got.get("Url", arn.partition(":oidc-provider/")[2])).removeprefix("https://"),
-            account_id=account_of(arn),
-            client_ids=tuple(got.get("ClientIDList") or ()),
-            thumbprints=tuple(got.get("ThumbprintList") or ()),
-        )
-
     def managed_document(arn: str) -> object:
         # One read per managed policy however many roles attach it: a lock per ARN, so the
         # workers that need the same policy wait for the first instead of reading it again.
@@ -227,9 +213,25 @@ def live_inventory(
         return role_of("", item, (*inline, *attached))
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        providers = tuple(pool.map(provider, arns))
+        providers = tuple(pool.map(functools.partial(_provider, iam, sleep=sleep), arns))
         roles = tuple(pool.map(role, all_roles))
     return Inventory(roles=roles, providers=providers)
+
+
+def _provider(iam: Any, arn: str, *, sleep: Callable[[float], None]) -> ProviderRecord:
+    """The OIDC provider ``arn`` as IAM describes it."""
+    got = with_backoff(
+        lambda: iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn),
+        what=f"iam:GetOpenIDConnectProvider {arn}",
+        sleep=sleep,
+    )
+    return ProviderRecord(
+        arn=arn,
+        url=str(got.get("Url", arn.partition(":oidc-provider/")[2])).removeprefix("https://"),
+        account_id=account_of(arn),
+        client_ids=tuple(got.get("ClientIDList") or ()),
+        thumbprints=tuple(got.get("ThumbprintList") or ()),
+    )
 
 
 def org_inventory(

@@ -105,27 +105,7 @@ def verify(
     issuer_url = IssuerUrl(issuer)
     check_issuer_url(issuer_url)
     token = peek(raw)
-    header = token.header
-
-    alg = token.algorithm
-    if alg not in ALLOWED_ALGORITHMS:
-        # Pinned, never taken from the token (RFC 8725 §3.1): `none`, HS*, PS*, EdDSA all stop here.
-        raise TokenVerificationError(
-            f"algorithm {show(alg)} is not accepted; keyless accepts only"
-            f" {', '.join(sorted(ALLOWED_ALGORITHMS))}",
-            check="algorithm",
-        )
-    for name in _REFUSED_HEADERS:
-        if name in header:
-            raise TokenVerificationError(
-                f"header parameter '{name}' is not supported; refusing the token",
-                check="crit" if name == "crit" else "header",
-            )
-    # `jku`, `x5u`, `jwk` and `x5c` are never read: keys come only from the configured issuer's
-    # discovery document (RFC 8725 §3.10), so a token cannot bring its own key.
-    kid = token.kid
-    if not kid:
-        raise TokenVerificationError("token header has no 'kid' to look its key up by", check="kid")
+    alg, kid = _checked_header(token)
 
     # Keys belong to an issuer: a token that names another issuer cannot be checked with this
     # one's keys, so refuse it before any network traffic. Exact comparison: a trailing "/" is a
@@ -178,6 +158,31 @@ def verify(
         claims=verified,
         _seal=_SEAL,
     )
+
+
+def _checked_header(token: UnverifiedToken) -> tuple[str, str]:
+    """The token's ``alg`` and ``kid``, once the header passes keyless' pins."""
+    header = token.header
+    alg = token.algorithm
+    if alg not in ALLOWED_ALGORITHMS:
+        # Pinned, never taken from the token (RFC 8725 §3.1): `none`, HS*, PS*, EdDSA all stop here.
+        raise TokenVerificationError(
+            f"algorithm {show(alg)} is not accepted; keyless accepts only"
+            f" {', '.join(sorted(ALLOWED_ALGORITHMS))}",
+            check="algorithm",
+        )
+    for name in _REFUSED_HEADERS:
+        if name in header:
+            raise TokenVerificationError(
+                f"header parameter '{name}' is not supported; refusing the token",
+                check="crit" if name == "crit" else "header",
+            )
+    # `jku`, `x5u`, `jwk` and `x5c` are never read: keys come only from the configured issuer's
+    # discovery document (RFC 8725 §3.10), so a token cannot bring its own key.
+    kid = token.kid
+    if not kid:
+        raise TokenVerificationError("token header has no 'kid' to look its key up by", check="kid")
+    return alg, kid
 
 
 def _check_times(token: UnverifiedToken, *, now: float, leeway: float) -> None:

@@ -29,7 +29,7 @@ from keyless.local.pipeline.files import (
     step_caches,
 )
 from keyless.local.pipeline.identities import Identity, resolve_identity
-from keyless.local.pipeline.model import Command, PipeCall, Step, command_text
+from keyless.local.pipeline.model import CacheSpec, Command, PipeCall, Step, command_text
 from keyless.local.pipeline.plan import PipelinePlan
 from keyless.local.pipeline.results import PipelineResult, StepResult, StepStatus
 from keyless.local.pipeline.run import StopSignal, run_commands
@@ -93,21 +93,7 @@ def run_pipeline(
     )
     make_tokens = tokens_for or (lambda scope: RemoteTokens.of(stack, bitbucket.PROVIDER, scope))
     steps = [step for group in plan.groups for step in group]
-    _say(log, f"Pipeline {plan.pipeline.key} of {plan.file.path}")
-    _say(
-        log,
-        f"  repository {identity.repository} {{{identity.repository_uuid}}} in workspace"
-        f" {identity.workspace} {{{identity.workspace_uuid}}}",
-    )
-    commit = plan.commit[:7] if plan.commit else "made up"
-    trigger = plan.trigger
-    started = f"{trigger.kind.value} {trigger.name}"
-    if trigger.destination is not None:
-        started += f" into {trigger.destination} (#{plan.pr_id})"
-    _say(log, f"  {started}, commit {commit}, build #{identity.build_number}")
-    _say(log, f"  AWS: the local stack at {stack.endpoint_url}; no AWS key in any step")
-    if source.notice:
-        _say(log, f"  {source.notice}")
+    _say_start(log, plan, identity=identity, stack=stack, source=source)
     results: list[StepResult] = []
     failed = paused = False
     number = 0
@@ -151,29 +137,57 @@ def run_pipeline(
         steps=tuple(results),
         seconds=time.monotonic() - began,
     )
-    passed = sum(1 for r in results if r.status is StepStatus.PASSED)
-    skipped = sum(1 for r in results if r.status is StepStatus.SKIPPED)
+    _say_outcome(log, outcome, paused=paused and not failed)
+    return outcome
+
+
+def _say_start(
+    log: TextIO, plan: PipelinePlan, *, identity: Identity, stack: StackInfo, source: Source
+) -> None:
+    """The log's head: which pipeline, repository, trigger and commit, and against what."""
+    _say(log, f"Pipeline {plan.pipeline.key} of {plan.file.path}")
+    _say(
+        log,
+        f"  repository {identity.repository} {{{identity.repository_uuid}}} in workspace"
+        f" {identity.workspace} {{{identity.workspace_uuid}}}",
+    )
+    commit = plan.commit[:7] if plan.commit else "made up"
+    trigger = plan.trigger
+    started = f"{trigger.kind.value} {trigger.name}"
+    if trigger.destination is not None:
+        started += f" into {trigger.destination} (#{plan.pr_id})"
+    _say(log, f"  {started}, commit {commit}, build #{identity.build_number}")
+    _say(log, f"  AWS: the local stack at {stack.endpoint_url}; no AWS key in any step")
+    if source.notice:
+        _say(log, f"  {source.notice}")
+
+
+def _say_outcome(log: TextIO, outcome: PipelineResult, *, paused: bool) -> None:
+    """The log's last line: passed, paused before a manual step, or failed at a step."""
+    steps = outcome.steps
+    total = len(steps)
+    passed = sum(1 for r in steps if r.status is StepStatus.PASSED)
+    skipped = sum(1 for r in steps if r.status is StepStatus.SKIPPED)
     also = f", {skipped} skipped" if skipped else ""
     if outcome.passed:
         _say(
             log,
-            f"Pipeline PASSED: {passed} of {len(results)} steps{also} in {outcome.seconds:.1f} s",
+            f"Pipeline PASSED: {passed} of {total} steps{also} in {outcome.seconds:.1f} s",
         )
-    elif paused and not failed:
-        waiting = next(r for r in results if r.status is StepStatus.NOT_RUN)
+    elif paused:
+        waiting = next(r for r in steps if r.status is StepStatus.NOT_RUN)
         _say(
             log,
-            f"Pipeline PAUSED before manual step {waiting.name!r}: {passed} of {len(results)}"
+            f"Pipeline PAUSED before manual step {waiting.name!r}: {passed} of {total}"
             f" steps passed{also}",
         )
     else:
-        first_failed = next(r for r in results if r.status is StepStatus.FAILED)
+        first_failed = next(r for r in steps if r.status is StepStatus.FAILED)
         _say(
             log,
             f"Pipeline FAILED at step {first_failed.name!r}: {first_failed.reason};"
-            f" {passed} of {len(results)} steps passed{also}",
+            f" {passed} of {total} steps passed{also}",
         )
-    return outcome
 
 
 def _run_group(
@@ -333,18 +347,65 @@ def _run_step(
             output = (output + after_output)[-PIPELINE_STEP_OUTPUT_KEPT_CHARS:]
             if after_code != 0:
                 _say(log, f"  after-script exited with {after_code} (the step's result stands)")
-        if not stop.stopped:
-            _say(log, "Build teardown")
-            try:
-                for line in collect_artifacts(step, clone, pending, passed=code == 0):
-                    _say(log, "  " + line)
-            except TreeError as exc:
-                code, at, timed_out = code or _SETUP_FAILED, None, False
-                _say(log, f"  {exc.message}")
-            for spec in caches if code == 0 else ():
-                _say(log, "  " + save_cache(spec, root=_root(run), clone=clone, home=home))
+        kept = stop.stopped or _tear_down(
+            run, step, clone=clone, home=home, caches=caches, pending=pending, code=code, log=log
+        )
+        if not kept:
+            code, at, timed_out = code or _SETUP_FAILED, None, False
     seconds = time.monotonic() - began
     subject = str(claims["sub"]) if claims is not None else None
+    return _step_result(
+        step,
+        code=code,
+        at=at,
+        timed_out=timed_out,
+        seconds=seconds,
+        subject=subject,
+        output=output,
+        stop=stop,
+        log=log,
+    )
+
+
+def _tear_down(
+    run: _Run,
+    step: Step,
+    *,
+    clone: Path,
+    home: Path,
+    caches: Sequence[CacheSpec],
+    pending: Path,
+    code: int,
+    log: TextIO,
+) -> bool:
+    """Keep the step's artifacts, then its caches when it passed; False (and no cache saved) when
+    the artifacts could not be kept."""
+    _say(log, "Build teardown")
+    try:
+        for line in collect_artifacts(step, clone, pending, passed=code == 0):
+            _say(log, "  " + line)
+    except TreeError as exc:
+        _say(log, f"  {exc.message}")
+        return False
+    for spec in caches if code == 0 else ():
+        _say(log, "  " + save_cache(spec, root=_root(run), clone=clone, home=home))
+    return True
+
+
+def _step_result(
+    step: Step,
+    *,
+    code: int,
+    at: int | None,
+    timed_out: bool,
+    seconds: float,
+    subject: str | None,
+    output: str,
+    stop: StopSignal,
+    log: TextIO,
+) -> StepResult:
+    """The step's result from its exit code, logged; a failure of a fail-fast step stops its
+    group."""
     result = StepResult(
         name=step.name,
         deployment=step.deployment,
