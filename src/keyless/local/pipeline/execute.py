@@ -285,13 +285,7 @@ def _run_step(
     if changed is not None and not all(
         any(changesets.counts(path) for path in changed) for changesets in step.changesets
     ):
-        _say(log, f"Step {step.name!r} SKIPPED: no changed file matches condition.changesets")
-        return StepResult(
-            name=step.name,
-            deployment=step.deployment,
-            status=StepStatus.SKIPPED,
-            reason="condition.changesets matched no changed file",
-        )
+        return _skipped(step, log)
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="keyless-step-") as scratch:
         clone = Path(scratch) / "build"
@@ -312,14 +306,7 @@ def _run_step(
         home = Path(env["HOME"])
         caches = step_caches(step, job.plan.file.caches) if run.caches is not None else ()
         try:
-            if step.clone:
-                _say(log, "  " + run.source.fill(clone))
-            else:
-                _say(log, "  clone: enabled: false, the step starts in an empty folder")
-            for line in download_artifacts(run.kept, clone, step.download_artifacts):
-                _say(log, "  " + line)
-            for spec in caches:
-                _say(log, "  " + restore_cache(spec, root=_root(run), clone=clone, home=home))
+            _set_up_files(run, step, clone=clone, home=home, caches=caches, log=log)
         except TreeError as exc:
             _say(log, f"Step {step.name!r} FAILED: {exc.message}")
             return StepResult(
@@ -365,6 +352,32 @@ def _run_step(
         stop=stop,
         log=log,
     )
+
+
+def _skipped(step: Step, log: TextIO) -> StepResult:
+    """A step whose `condition: changesets:` matched no changed file, as Bitbucket skips it."""
+    _say(log, f"Step {step.name!r} SKIPPED: no changed file matches condition.changesets")
+    return StepResult(
+        name=step.name,
+        deployment=step.deployment,
+        status=StepStatus.SKIPPED,
+        reason="condition.changesets matched no changed file",
+    )
+
+
+def _set_up_files(
+    run: _Run, step: Step, *, clone: Path, home: Path, caches: Sequence[CacheSpec], log: TextIO
+) -> None:
+    """Fill the step's folder as Bitbucket does: the clone, the artifacts it downloads, its
+    caches; ``TreeError`` when one cannot be set up."""
+    if step.clone:
+        _say(log, "  " + run.source.fill(clone))
+    else:
+        _say(log, "  clone: enabled: false, the step starts in an empty folder")
+    for line in download_artifacts(run.kept, clone, step.download_artifacts):
+        _say(log, "  " + line)
+    for spec in caches:
+        _say(log, "  " + restore_cache(spec, root=_root(run), clone=clone, home=home))
 
 
 def _tear_down(
