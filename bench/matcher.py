@@ -15,9 +15,10 @@ import re
 import time
 from collections.abc import Callable
 
-from keyless.trust.evaluate import Request, evaluate
+from keyless.trust.evaluate import evaluate
 from keyless.trust.glob import compile_glob
 from keyless.trust.model import parse_policy
+from keyless.trust.verdict import Request
 
 GH = "token.actions.githubusercontent.com"
 SUB_405 = "repo:" + "b" * 400

@@ -222,7 +222,7 @@ def install() -> None:
     from keyless.aws import sts
     from keyless.ci import base
     from keyless.errors import KeylessError
-    from keyless.local import issuer, pki, served
+    from keyless.local import issuer, issuer_keys, pki, served
     from tests import jwt_factory, sts_stub
 
     for value in (sts_stub.SECRET_ACCESS_KEY, sts_stub.SESSION_TOKEN):
@@ -230,7 +230,7 @@ def install() -> None:
     _wrap_result(jwt_factory, "make_token", register)
     _wrap_result(issuer.LocalIssuer, "mint", register)
     _wrap_result(served.RemoteTokens, "sign", register)
-    _wrap_result(issuer, "_private_pem", register_pem)
+    _wrap_result(issuer_keys, "private_pem", register_pem)
     _wrap_result(pki, "_private_pem", register_pem)
     _wrap_init(base.ObtainedToken, lambda self: register(self.token))
 

@@ -58,18 +58,11 @@ from keyless.errors import (
 from keyless.http import HttpClient
 from keyless.jsonlimits import loads_bounded
 from keyless.limits import TOKEN_LEEWAY_SECONDS
-from keyless.trust.evaluate import (
-    ConditionRow,
-    Decision,
-    Evaluation,
-    Outcome,
-    Request,
-    evaluate,
-    issuer_prefix,
-    provider_arn_for,
-)
+from keyless.trust.evaluate import evaluate
 from keyless.trust.glob import compile_glob
 from keyless.trust.model import Policy, parse_policy
+from keyless.trust.verdict import ConditionRow, Decision, Evaluation, Outcome, Request
+from keyless.trust.web_identity import issuer_prefix, provider_arn_for
 from keyless.urls import shown_url
 
 if TYPE_CHECKING:

@@ -36,6 +36,10 @@ JWKS_REFRESH_MIN_INTERVAL_SECONDS = 30.0
 JWKS_CACHE_TTL_SECONDS = 300.0
 #: A JWKS with more keys than this is refused as hostile (real issuers publish two or three).
 JWKS_MAX_KEYS = 100
+#: Smallest RSA key a JWKS may verify with: RFC 7518 §3.3 requires 2048 bits for RS*.
+JWK_MIN_RSA_BITS = 2048
+#: Largest time claim accepted: 9999-12-31T23:59:59Z, so that every accepted time can be shown.
+TOKEN_MAX_TIMESTAMP = 253_402_300_799
 
 # --- retries of the CI's token endpoint (GitHub) -----------------------------------------------
 #: Attempts in all (first try included) for transient failures of a token endpoint.
@@ -248,6 +252,12 @@ AUDIT_MAX_ROLES = 200_000
 #: issuers, served for any well-formed path): each costs an RSA key and a line of saved state, so
 #: a client asking for made-up workspaces in a loop cannot grow the state without bound.
 MAX_ON_DEMAND_ISSUERS = 256
+#: Paths a local issuer remembers for request_log(): the most recent ones, so that a client
+#: polling for hours cannot grow memory; tests read a handful.
+LOCAL_ISSUER_REQUEST_LOG_SIZE = 10_000
+#: Seconds stop() waits for a local issuer's server thread to finish: as long as one request
+#: may take (HTTP_TIMEOUT_SECONDS).
+LOCAL_ISSUER_STOP_SECONDS = 10.0
 
 # --- local CI runners: files copied into and out of a job ----------------------------------------
 #: Most files and bytes copied at once into or out of a local job: a working tree (actions/checkout
@@ -265,6 +275,14 @@ PIPELINE_MAX_CONCURRENT_STEPS = max(1, os.cpu_count() or 1)
 PIPELINE_CACHE_MAX_AGE_DAYS = 7
 #: Characters of a step's output kept in its result (the last ones; the log gets all of it).
 PIPELINE_STEP_OUTPUT_KEPT_CHARS = 1024 * 1024
+#: Seconds a step's processes get to end after SIGTERM (max-time, Ctrl-C, fail-fast) before
+#: SIGKILL: long enough for a tool to flush and clean up, short enough not to hold up the run.
+PIPELINE_STOP_GRACE_SECONDS = 5.0
+#: Seconds git may take to name the checkout's branch and commit (two local reads).
+PIPELINE_GIT_CHECKOUT_SECONDS = 10.0
+#: Branch and path globs kept compiled: more than a pipeline file's sections and artifact globs,
+#: so that each compiles once, while a stream of distinct patterns cannot grow memory.
+PIPELINE_GLOB_CACHE_SIZE = 256
 
 # --- keyless local workflow (GitHub Actions jobs run here) ---------------------------------------
 #: Longest `${{ }}` expression evaluated: the GitHub Actions runner's own bound

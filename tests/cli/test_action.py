@@ -21,7 +21,7 @@ import yaml
 from keyless.action import INPUTS, OUTPUTS, env_name
 from keyless.local.served import StackInfo, served_stack
 from keyless.local.stack import RunningStack
-from keyless.trust.evaluate import issuer_prefix
+from keyless.trust.web_identity import issuer_prefix
 from tests.cli.helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]

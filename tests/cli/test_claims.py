@@ -250,9 +250,9 @@ def test_unreachable_issuer_is_exit_2(local_issuer: LocalIssuer, tmp_path: Path)
 def test_issuer_dripping_bytes_is_exit_2_within_the_deadline(
     local_issuer: LocalIssuer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from keyless import tokens
+    from keyless.tokens import jwks
 
-    monkeypatch.setattr(tokens, "OIDC_DISCOVERY_REQUEST_SECONDS", 0.5)
+    monkeypatch.setattr(jwks, "OIDC_DISCOVERY_REQUEST_SECONDS", 0.5)
     files = tls_files(tmp_path / "tls")
     with drip(tls=files) as server:
         path = write_token(tmp_path, mint(local_issuer, iss=server.url))

@@ -19,7 +19,7 @@ from keyless.ci.bitbucket import BitbucketScope
 from keyless.local.jobs import emulated
 from keyless.local.served import StackInfo, served_stack
 from keyless.local.stack import RunningStack
-from keyless.trust.evaluate import issuer_prefix
+from keyless.trust.web_identity import issuer_prefix
 from tests.cli.helpers import Result, run_cli
 
 pytestmark = pytest.mark.integration

@@ -248,10 +248,10 @@ def test_github_401_is_exit_2_after_one_request() -> None:
 def test_github_endpoint_dripping_bytes_is_a_network_error_within_the_budget(
     monkeypatch: pytest.MonkeyPatch, attempt_seconds: float, budget_seconds: float
 ) -> None:
-    from keyless.ci import github
+    from keyless.ci.github import token_request
 
-    monkeypatch.setattr(github, "GITHUB_TOKEN_REQUEST_SECONDS", attempt_seconds)
-    monkeypatch.setattr(github, "RETRY_TOTAL_BUDGET_SECONDS", budget_seconds)
+    monkeypatch.setattr(token_request, "GITHUB_TOKEN_REQUEST_SECONDS", attempt_seconds)
+    monkeypatch.setattr(token_request, "RETRY_TOTAL_BUDGET_SECONDS", budget_seconds)
     with drip() as server:
         result = run_cli(
             ["token", "--ci", "github"], env=_github_env(server.url + "/idtoken?api-version=2.0")

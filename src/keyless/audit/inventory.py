@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from keyless.errors import UsageError
+from keyless.limits import AUDIT_MAX_ROLES
 from keyless.trust.lint_rules.templates import UNRESOLVED_PREFIX, unresolved_value
 
 __all__ = [
@@ -85,4 +87,13 @@ class Inventory:
             roles=(*self.roles, *other.roles),
             providers=providers,
             errors=(*self.errors, *other.errors),
+        )
+
+
+def check_role_count(count: int, where: str) -> None:
+    """``UsageError`` when ``where`` holds more roles than one audit reports on."""
+    if count > AUDIT_MAX_ROLES:
+        raise UsageError(
+            f"{where} hold more than {AUDIT_MAX_ROLES:,} roles, the most one keyless audit"
+            " reports on; audit them in parts"
         )

@@ -64,7 +64,7 @@ def template_trusts(label: str, text: str) -> tuple[RoleTrust, ...] | None:
     when it is neither (the caller reports it as the policy file it then must be)."""
     if not _is_template(label, text):
         return None
-    from keyless.audit.sources import load_text
+    from keyless.audit.offline import load_text
 
     try:
         inventory = load_text(label, text)

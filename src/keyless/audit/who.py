@@ -15,11 +15,11 @@ from keyless.audit.inventory import UNRESOLVED_PREFIX
 from keyless.ci import provider_for_issuer
 from keyless.ci.base import Provider, SubjectGrammar
 from keyless.ci.subject_words import is_wild, split_fields
-from keyless.trust.evaluate import WEB_IDENTITY_ACTION
 from keyless.trust.glob import compile_glob
 from keyless.trust.model import Condition, Effect, Policy, Statement
 from keyless.trust.operators import Category, Qualifier
 from keyless.trust.subjects import Breadth, subject_shape
+from keyless.trust.web_identity import WEB_IDENTITY_ACTION
 
 __all__ = ["Identity", "oidc_prefixes", "who_can_assume"]
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from keyless.compat import StrEnum
 from keyless.trust.build import _hcl, _hcl_string, _Raw
-from keyless.trust.evaluate import issuer_prefix
 from keyless.trust.model import to_document
+from keyless.trust.web_identity import issuer_prefix
 
 if TYPE_CHECKING:
     from keyless.aws.provision import Desired

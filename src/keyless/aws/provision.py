@@ -22,10 +22,10 @@ from keyless.aws.widening import Widening, find_widening
 from keyless.ci.local_issuers import LOCAL_ISSUERS_NONE, LocalIssuers
 from keyless.compat import StrEnum
 from keyless.errors import AccessDeniedError, AwsError, KeylessError, PolicyError, UsageError
-from keyless.trust.evaluate import provider_arn_for
 from keyless.trust.lint import Finding, LintContext, Severity, lint
 from keyless.trust.model import Policy, dumps_policy, parse_policy, to_document
 from keyless.trust.permissions import writes
+from keyless.trust.web_identity import provider_arn_for
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from keyless.errors import UsageError
 from keyless.trust.build import AccountId, trust_policy
-from keyless.trust.evaluate import provider_arn_for
 from keyless.trust.model import Policy, parse_policy, to_document
+from keyless.trust.web_identity import provider_arn_for
 
 if TYPE_CHECKING:
     from keyless.aws.provision import Desired

@@ -15,9 +15,10 @@ import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from keyless.trust.evaluate import Request, evaluate
+from keyless.trust.evaluate import evaluate
 from keyless.trust.model import Effect, Policy, Statement
 from keyless.trust.operators import Qualifier
+from keyless.trust.verdict import Request
 
 __all__ = ["Widening", "find_widening"]
 

@@ -96,7 +96,7 @@ def register(subparsers: Subparsers) -> None:
 def run(args: argparse.Namespace, console: Console) -> int:
     from keyless import __version__
     from keyless.audit import report as model
-    from keyless.audit.sources import load_inputs, read_input
+    from keyless.audit.offline import load_inputs, read_input
     from keyless.trust.lint import Severity
 
     if args.org and args.files:
@@ -129,13 +129,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
         inventory = load_inputs(args.files, console.stdin)
     else:
         # boto3 is imported for a live audit only: offline inputs start without the AWS SDK.
-        from keyless.audit.sources import live_inventory, org_inventory
+        from keyless.audit.live import live_inventory, org_inventory
         from keyless.aws.clients import region_from
 
         session = session_factory(region_from(console.env))
         inventory = org_inventory(session, args.role_name) if args.org else live_inventory(session)
     if args.check_thumbprints:
-        from keyless.audit.sources import check_thumbprints
+        from keyless.audit.thumbprints import check_thumbprints
 
         inventory = check_thumbprints(inventory, ca_bundle=args.ca_bundle)
     report = model.build_report(inventory)

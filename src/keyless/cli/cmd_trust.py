@@ -21,7 +21,7 @@ from keyless.jsonlimits import JsonLimitError, loads_bounded
 from keyless.limits import DOCUMENT_MAX_CHARS, IAM_OUTPUT_MAX_CHARS, TOKEN_MAX_CHARS
 from keyless.textsafe import escape
 from keyless.trust.build import ACCOUNT_PLACEHOLDER, OutputFormat, account_id, build, render
-from keyless.trust.evaluate import ConditionRow, Evaluation, Outcome, Request, evaluate
+from keyless.trust.evaluate import evaluate
 from keyless.trust.lint import (
     Finding,
     LintContext,
@@ -33,6 +33,7 @@ from keyless.trust.lint import (
 from keyless.trust.model import Policy
 from keyless.trust.permissions import writes
 from keyless.trust.role_output import RoleTrust, read_trusts
+from keyless.trust.verdict import ConditionRow, Evaluation, Outcome, Request
 
 #: Lint exits 1 when a finding is at least this severe, unless --fail-on says otherwise.
 DEFAULT_FAIL_ON = Severity.MEDIUM

@@ -28,7 +28,8 @@ from keyless.ci.base import (
     TokenEndpoint,
 )
 from keyless.errors import KeylessError, UsageError
-from keyless.local.issuer import LocalIssuer, Request, Response
+from keyless.local.issuer import LocalIssuer
+from keyless.local.issuer_server import Request, Response
 from keyless.local.names import EMULATED
 from keyless.tokens import IssuerUrl
 

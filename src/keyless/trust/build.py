@@ -18,8 +18,8 @@ from keyless.ci import get_provider
 from keyless.ci.base import Scope, TrustSpec
 from keyless.compat import StrEnum
 from keyless.errors import UsageError
-from keyless.trust.evaluate import WEB_IDENTITY_ACTION, issuer_prefix, provider_arn_for
 from keyless.trust.model import Policy, dumps_policy, parse_policy, to_document
+from keyless.trust.web_identity import WEB_IDENTITY_ACTION, issuer_prefix, provider_arn_for
 
 __all__ = [
     "ACCOUNT_PLACEHOLDER",

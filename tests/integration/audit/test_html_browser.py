@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from keyless.audit.offline import load_text
 from keyless.audit.render_html import render_html
 from keyless.audit.report import build_report
-from keyless.audit.sources import load_text
 from tests.unit.audit.dumps import KINDS, authorization_details
 
 FOUND = shutil.which("chromium")

@@ -12,8 +12,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+from keyless.audit.live import IAM_READ_CALLS, org_inventory
 from keyless.audit.report import build_report
-from keyless.audit.sources import IAM_READ_CALLS, org_inventory
 from keyless.cli import cmd_audit
 from keyless.local.stack import LocalStack, RunningStack
 from tests.cli.helpers import run_cli

@@ -17,7 +17,7 @@ import pytest
 
 from keyless.ci.base import RawToken
 from keyless.local.stack import LocalStack, RunningStack
-from keyless.trust.evaluate import issuer_prefix
+from keyless.trust.web_identity import issuer_prefix
 
 BIN = Path(sys.executable).parent
 KEYLESS = BIN / "keyless"

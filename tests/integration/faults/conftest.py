@@ -13,7 +13,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from keyless.local.stack import LocalStack, RunningStack
-from keyless.trust.evaluate import issuer_prefix
+from keyless.trust.web_identity import issuer_prefix
 from tests.faultproxy import FaultProxy
 
 #: Sessions the stack issues last this long (its test-only setting; STS's minimum is 900 s).

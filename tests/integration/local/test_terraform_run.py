@@ -22,7 +22,7 @@ from keyless.ci.terraform import TerraformScope
 from keyless.cli import cmd_provision
 from keyless.local.served import StackInfo, served_stack
 from keyless.local.stack import RunningStack
-from keyless.trust.evaluate import issuer_prefix
+from keyless.trust.web_identity import issuer_prefix
 from tests.cli.helpers import Result, run_cli
 from tests.integration.local.provisioning import (
     AWS,

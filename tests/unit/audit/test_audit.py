@@ -11,6 +11,8 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 
+from keyless.audit.live import with_backoff
+from keyless.audit.offline import load_text
 from keyless.audit.render_html import embedded_json, render_html
 from keyless.audit.render_sarif import render_sarif
 from keyless.audit.render_text import render_text
@@ -21,7 +23,6 @@ from keyless.audit.report import (
     build_report,
     new_since,
 )
-from keyless.audit.sources import load_text, with_backoff
 from keyless.errors import AwsError, UsageError
 from keyless.trust.lint_rules import RULES
 from keyless.trust.sarif import Declared

@@ -12,9 +12,10 @@ from urllib.parse import quote
 
 import pytest
 
-from keyless.audit import sources, terraform
+from keyless.audit import inventory, live, offline, terraform
+from keyless.audit.live import live_inventory
+from keyless.audit.offline import load_inputs, load_text, read_input
 from keyless.audit.report import build_report
-from keyless.audit.sources import live_inventory, load_inputs, load_text, read_input
 from keyless.errors import AwsError, UsageError
 from keyless.jsonlimits import json_depth
 from keyless.limits import JSON_MAX_DEPTH
@@ -64,7 +65,7 @@ def test_input_length_is_read_at_the_limit_and_refused_past_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     text = json.dumps(authorization_details(per_kind=1, service_roles=0).document)
-    monkeypatch.setattr(sources, "AUDIT_INPUT_MAX_CHARS", len(text))
+    monkeypatch.setattr(offline, "AUDIT_INPUT_MAX_CHARS", len(text))
     path = tmp_path / "dump.json"
     path.write_text(text)
     assert read_input(str(path), None)[1] == text
@@ -75,7 +76,7 @@ def test_input_length_is_read_at_the_limit_and_refused_past_it(
 
 def test_stdin_is_bounded_like_a_file(monkeypatch: pytest.MonkeyPatch) -> None:
     text = json.dumps(authorization_details(per_kind=1, service_roles=0).document)
-    monkeypatch.setattr(sources, "AUDIT_INPUT_MAX_CHARS", len(text))
+    monkeypatch.setattr(offline, "AUDIT_INPUT_MAX_CHARS", len(text))
     result = run_cli(["audit", "-", "--format", "json"], stdin=text)
     assert result.code == 0, result.stderr
     result = run_cli(["audit", "-"], stdin=text + "\n\n")
@@ -93,7 +94,7 @@ def _dump_with_roles(count: int) -> str:
 def test_role_count_is_read_at_the_limit_and_refused_past_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sources, "AUDIT_MAX_ROLES", 30)
+    monkeypatch.setattr(inventory, "AUDIT_MAX_ROLES", 30)
     at_limit = tmp_path / "thirty.json"
     at_limit.write_text(_dump_with_roles(30))
     assert len(load_inputs([str(at_limit)]).roles) == 30
@@ -140,7 +141,7 @@ def test_a_live_account_paging_the_same_marker_again_is_stopped() -> None:
 def test_a_live_account_paging_past_the_role_limit_is_stopped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(sources, "AUDIT_MAX_ROLES", 30)
+    monkeypatch.setattr(live, "AUDIT_MAX_ROLES", 30)
     iam = _EndlessIam(same_marker=False, per_page=10)
     with pytest.raises(AwsError, match="more than 30 items"):
         live_inventory(None, client=iam, sleep=lambda _: None)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from keyless.audit.inventory import Inventory, ProviderRecord, RoleRecord
 from keyless.audit.report import build_report
-from keyless.audit.sources import ThumbprintReader, check_thumbprints
+from keyless.audit.thumbprints import ThumbprintReader, check_thumbprints
 from keyless.errors import NetworkError
 from tests.unit.audit.dumps import ACCOUNT, GH, trust
 

@@ -17,8 +17,8 @@ from hcl2.utils import SerializationOptions
 from keyless.cli import cmd_provision
 from keyless.cli.main import build_parser
 from keyless.cli.scope_args import trust_spec_from_args
-from keyless.trust.evaluate import provider_arn_for
 from keyless.trust.model import to_document
+from keyless.trust.web_identity import provider_arn_for
 from tests.cli.helpers import run_cli
 
 ACCOUNT = "210987654321"

@@ -16,12 +16,14 @@ from hypothesis import strategies as st
 
 from keyless.errors import KeylessError
 from keyless.limits import JSON_MAX_DEPTH, POLICY_VALUE_MAX_CHARS
-from keyless.local.pipeline.parse import branch_glob
-from keyless.trust.evaluate import Request, evaluate, variable_default
+from keyless.local.pipeline.branch_patterns import branch_glob
+from keyless.trust.context import variable_default
+from keyless.trust.evaluate import evaluate
 from keyless.trust.glob import Glob, compile_glob
 from keyless.trust.lint import lint
 from keyless.trust.model import loads_policy
 from keyless.trust.operators import OPERATORS
+from keyless.trust.verdict import Request
 from tests.hang_guard import within_guard
 from tests.unit.fuzz import fuzz
 from tests.unit.trust.test_glob import reference

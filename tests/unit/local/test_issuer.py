@@ -19,7 +19,8 @@ from cryptography.x509.oid import ExtensionOID
 
 from keyless.errors import NetworkError, UsageError
 from keyless.http import UrllibClient
-from keyless.local.issuer import LocalIssuer, Request, Response
+from keyless.local.issuer import LocalIssuer
+from keyless.local.issuer_server import Request, Response
 from keyless.local.pki import LocalPki
 from tests.fixtures.issuer import BITBUCKET_PATH, CIRCLECI_PATH, ISSUER_PATHS, ROOT_PATH
 

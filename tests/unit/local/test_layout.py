@@ -11,7 +11,11 @@ import pytest
 
 #: Modules that only compute; the processes they need are passed in by the caller.
 PURE = (
+    "keyless.local.pipeline.model",
     "keyless.local.pipeline.parse",
+    "keyless.local.pipeline.branch_patterns",
+    "keyless.local.pipeline.variables",
+    "keyless.local.pipeline.results",
     "keyless.local.pipeline.plan",
     "keyless.local.pipeline.script",
     "keyless.local.sts.rules",
@@ -25,6 +29,7 @@ FORBIDDEN = frozenset(
         "http.client",
         "http.server",
         "keyless.local.pipeline.run",
+        "keyless.local.pipeline.execute",
         "keyless.local.sts.relay",
         "keyless.local.sts.server",
     }

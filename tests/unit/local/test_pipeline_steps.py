@@ -21,7 +21,8 @@ from keyless.local import worktree
 from keyless.local.pipeline import PipelineError, PipelineResult, StepStatus, plan_pipeline
 from keyless.local.pipeline import files as pipeline_files
 from keyless.local.pipeline import run as pipeline_run
-from keyless.local.pipeline.run import git_checkout, run_pipeline
+from keyless.local.pipeline.execute import run_pipeline
+from keyless.local.pipeline.source import git_checkout
 from keyless.local.served import StackInfo
 
 

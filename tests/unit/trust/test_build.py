@@ -27,9 +27,11 @@ from keyless.trust.build import (
     build,
     render,
 )
-from keyless.trust.evaluate import Decision, Request, evaluate, provider_arn_for
+from keyless.trust.evaluate import evaluate
 from keyless.trust.lint import LintContext, Severity, lint
 from keyless.trust.model import loads_policy
+from keyless.trust.verdict import Decision, Request
+from keyless.trust.web_identity import provider_arn_for
 
 ACCOUNT = account_id("123456789012")
 

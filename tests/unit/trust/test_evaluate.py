@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from keyless.trust.evaluate import Decision, Evaluation, Outcome, Request, evaluate
+from keyless.trust.evaluate import evaluate
 from keyless.trust.model import parse_policy
+from keyless.trust.verdict import Decision, Evaluation, Outcome, Request
 
 ACCOUNT = "123456789012"
 GH = "token.actions.githubusercontent.com"

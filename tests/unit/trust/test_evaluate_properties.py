@@ -7,8 +7,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keyless.trust.evaluate import Decision, Request, evaluate
+from keyless.trust.evaluate import evaluate
 from keyless.trust.model import parse_policy
+from keyless.trust.verdict import Decision, Request
 
 GH = "token.actions.githubusercontent.com"
 GH_ARN = f"arn:aws:iam::123456789012:oidc-provider/{GH}"

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from keyless.limits import MATCH_TEXT_MAX_CHARS
-from keyless.trust.evaluate import Request, evaluate
+from keyless.trust.evaluate import evaluate
 from keyless.trust.glob import Glob, compile_glob, glob_of
 from keyless.trust.lint import lint
 from keyless.trust.model import loads_policy, parse_policy
 from keyless.trust.operators import Chunk, pattern_glob
+from keyless.trust.verdict import Request
 from tests.hang_guard import within_guard
 
 GH = "token.actions.githubusercontent.com"

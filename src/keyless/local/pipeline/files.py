@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Final
 
 from keyless.limits import LOCAL_TREE_MAX_FILES, PIPELINE_CACHE_MAX_AGE_DAYS
-from keyless.local.pipeline.parse import CacheSpec, PipelineError, Step, branch_glob
+from keyless.local.pipeline.branch_patterns import branch_glob
+from keyless.local.pipeline.model import CacheSpec, PipelineError, Step
 from keyless.local.worktree import TreeError, copy_files, tree_files
 
 #: Bitbucket's predefined caches and the folders they keep ("Cache dependencies": ~ is the

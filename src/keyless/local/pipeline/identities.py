@@ -18,7 +18,7 @@ from keyless.ci import bitbucket
 from keyless.ci.base import JobRun
 from keyless.ci.bitbucket import BitbucketScope
 from keyless.errors import UsageError
-from keyless.local.pipeline.parse import PipelineError
+from keyless.local.pipeline.model import PipelineError
 from keyless.local.pki import write_atomic
 from keyless.local.served import RemoteTokens, StackInfo
 

@@ -4,22 +4,25 @@ steps, commands and pipes) as Bitbucket reads it, within the bounds of ``keyless
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Final, TypeAlias
+from typing import Final
 
-from keyless.compat import StrEnum
-from keyless.errors import UsageError
+from keyless.local.pipeline.model import (
+    ArtifactSpec,
+    CacheSpec,
+    Changesets,
+    Command,
+    CustomVariable,
+    PipeCall,
+    Pipeline,
+    PipelineError,
+    PipelineFile,
+    Step,
+)
 from keyless.yamlsafe import load_yaml_file
 
-#: Pipes keyless runs itself, by name without version, and the ``keyless pipe`` that does it.
-EMULATED_PIPES: Final[Mapping[str, str]] = {
-    "atlassian/aws-s3-deploy": "aws-s3-deploy",
-    "atlassian/aws-cloudfront-invalidate": "aws-cloudfront-invalidate",
-}
 #: Keys of a step keyless reads, or knows and leaves alone (anything else is reported: a typo
 #: such as `odic: true` must not pass silently).
 _STEP_KEYS: Final = frozenset(
@@ -46,330 +49,6 @@ _STEP_KEYS: Final = frozenset(
 _NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-class PipelineError(UsageError):
-    """The pipeline file, the variables or identities file, or the selection is unusable."""
-
-    kind = "pipeline"
-
-
-# --- the pipeline file ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PipeCall:
-    """``- pipe: NAME:VERSION`` with its ``variables:``, values as written (``$VAR`` unexpanded)."""
-
-    ref: str
-    variables: Mapping[str, str]
-
-    @property
-    def name(self) -> str:
-        """The pipe without version or ``docker://``: ``atlassian/aws-s3-deploy``."""
-        bare = self.ref.removeprefix("docker://")
-        return bare.rsplit(":", 1)[0] if ":" in bare.rpartition("/")[2] else bare
-
-    @property
-    def emulated(self) -> str | None:
-        return EMULATED_PIPES.get(self.name)
-
-
-Command: TypeAlias = str | PipeCall
-
-
-def command_text(command: Command) -> str:
-    return f"pipe: {command.ref}" if isinstance(command, PipeCall) else command
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Step:
-    name: str
-    script: tuple[Command, ...]
-    after_script: tuple[Command, ...] = ()
-    oidc: bool = False
-    #: `oidc: {audiences: [...]}`: added to the workspace audience.
-    audiences: tuple[str, ...] = ()
-    deployment: str | None = None
-    image: str | None = None
-    #: What Bitbucket would do that this machine does not, said once before the step runs.
-    notes: tuple[str, ...] = ()
-    max_time_minutes: int | None = None
-    #: `trigger: manual`: the pipeline pauses before it.
-    manual: bool = False
-    #: `services:`: refused when the step is to run (no service containers here).
-    services: tuple[str, ...] = ()
-    #: `artifacts:` (globs relative to the clone) kept for the later steps.
-    artifacts: tuple[ArtifactSpec, ...] = ()
-    #: `artifacts: download:`: True every earlier artifact, False none, or those named.
-    download_artifacts: bool | tuple[str, ...] = True
-    #: `caches:` by name (predefined or under `definitions: caches:`).
-    caches: tuple[str, ...] = ()
-    #: `condition: changesets:`: the step runs only when a changed file counts.
-    #: `condition: changesets:` of the step and of its stage: the step runs only when each holds.
-    changesets: tuple[Changesets, ...] = ()
-    #: Keys of `condition:` keyless does not evaluate; the step is refused when it is to run.
-    unsupported_condition: tuple[str, ...] = ()
-    #: `clone: enabled: false`: the step starts in an empty folder.
-    clone: bool = True
-    #: `fail-fast:` of the step, else of its `parallel:`: a failure stops the group's others.
-    fail_fast: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ArtifactSpec:
-    """One artifact of a step: a glob of the plain list (named by the glob), or an entry of
-    `artifacts: upload:` (the bitbucket-pipelines schema's `artifacts_upload`)."""
-
-    name: str
-    paths: tuple[str, ...]
-    ignore: tuple[str, ...] = ()
-    #: `depth:`: files at most this many path segments below the clone.
-    depth: int | None = None
-    #: `type: shared` (the default) reaches later steps; `scoped` and `test-reports` do not.
-    shared: bool = True
-    #: `capture-on:` success (the default), failed or always.
-    capture_on: str = "success"
-
-    def matches(self, relative: str) -> bool:
-        if self.depth is not None and relative.count("/") + 1 > self.depth:
-            return False
-        if not any(branch_glob(p).fullmatch(relative) for p in self.paths):
-            return False
-        return not any(branch_glob(p).fullmatch(relative) for p in self.ignore)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Changesets:
-    """``condition: changesets:``: a changed file counts when it matches one of
-    ``includePaths`` (any file, without them) and none of ``excludePaths``."""
-
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-
-    def counts(self, changed: str) -> bool:
-        included = not self.include or any(branch_glob(p).fullmatch(changed) for p in self.include)
-        return included and not any(branch_glob(p).fullmatch(changed) for p in self.exclude)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CacheSpec:
-    """A cache: the folder it keeps (``~`` the step's HOME, else relative to the clone) and, for
-    ``key: files:``, the files whose content names it."""
-
-    name: str
-    path: str
-    key_files: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CustomVariable:
-    """One ``- name:`` of a custom pipeline's ``variables:``, asked for when it runs."""
-
-    name: str
-    default: str | None = None
-    #: ``allowed-values:``: the value must be one of them (empty: any value).
-    allowed: tuple[str, ...] = ()
-
-
-class TriggerKind(StrEnum):
-    BRANCH = "branch"
-    TAG = "tag"
-    PULL_REQUEST = "pull request"
-    CUSTOM = "custom"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Trigger:
-    """What started the pipeline: a push to a branch or of a tag, a pull request (source branch
-    ``name`` into ``destination``), or a person running custom pipeline ``name``."""
-
-    kind: TriggerKind
-    name: str
-    #: A pull request's destination branch.
-    destination: str | None = None
-    #: The branch a custom pipeline runs on (Bitbucket runs it against a branch's commit).
-    branch: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Pipeline:
-    """One pipeline of the file: groups run one after another, a group's steps (a `parallel:`)
-    one after another too, here."""
-
-    key: str
-    groups: tuple[tuple[Step, ...], ...]
-    #: A custom pipeline's `variables:`: what Bitbucket asks for when it is run.
-    prompts: tuple[CustomVariable, ...] = ()
-
-    @property
-    def steps(self) -> tuple[Step, ...]:
-        return tuple(step for group in self.groups for step in group)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PipelineFile:
-    path: Path
-    default: Pipeline | None
-    #: `branches:`, `tags:` and `pull-requests:` in file order: (glob pattern, pipeline).
-    branches: tuple[tuple[str, Pipeline], ...]
-    custom: Mapping[str, Pipeline]
-    tags: tuple[tuple[str, Pipeline], ...] = ()
-    pull_requests: tuple[tuple[str, Pipeline], ...] = ()
-    #: `definitions: caches:` by name.
-    caches: Mapping[str, CacheSpec] = field(default_factory=dict)
-
-    def select(
-        self,
-        trigger: Trigger | None = None,
-        *,
-        branch: str | None = None,
-        custom: str | None = None,
-    ) -> Pipeline:
-        """The pipeline Bitbucket starts for ``trigger`` (Atlassian's "Pipeline start
-        conditions"): a custom pipeline by name; a tag by ``tags:`` only (``default:`` runs on
-        pushes "excluding tag pushes"); a pull request by its source branch under
-        ``pull-requests:``; a branch by ``branches:``, else ``default:``. Within a section an exact
-        name wins over glob patterns, patterns are tried in file order. ``branch`` and
-        ``custom`` are short for a branch or custom trigger."""
-        if trigger is None:
-            if custom is not None:
-                trigger = Trigger(kind=TriggerKind.CUSTOM, name=custom, branch=branch)
-            else:
-                trigger = Trigger(kind=TriggerKind.BRANCH, name=branch or "main")
-        if trigger.kind is TriggerKind.CUSTOM:
-            if trigger.name not in self.custom:
-                known = ", ".join(self.custom) or "none"
-                raise PipelineError(
-                    f"{self.path}: no custom pipeline {trigger.name!r} (custom pipelines: {known})"
-                )
-            return self.custom[trigger.name]
-        section, where = {
-            TriggerKind.TAG: (self.tags, "tags"),
-            TriggerKind.PULL_REQUEST: (self.pull_requests, "pull-requests"),
-            TriggerKind.BRANCH: (self.branches, "branches"),
-        }[trigger.kind]
-        found = _match(section, trigger.name)
-        if found is not None:
-            return found
-        if trigger.kind is TriggerKind.BRANCH and self.default is not None:
-            return self.default
-        known = ", ".join(p for p, _ in section) or "none"
-        fallback = " and no `default:`" if trigger.kind is TriggerKind.BRANCH else ""
-        raise PipelineError(
-            f"{self.path}: no pipeline for {trigger.kind.value} {trigger.name!r}{fallback}"
-            f" ({where} patterns: {known}); Bitbucket would start none",
-            remedy="Choose another --branch, --tag, --pull-request SOURCE:DEST or --custom NAME.",
-        )
-
-
-def _match(section: tuple[tuple[str, Pipeline], ...], name: str) -> Pipeline | None:
-    for pattern, pipeline in section:
-        if pattern == name:
-            return pipeline
-    for pattern, pipeline in section:
-        if branch_glob(pattern).fullmatch(name):
-            return pipeline
-    return None
-
-
-_STARSTAR: Final = "\x00**"
-_STAR: Final = "\x00*"
-_ANY: Final = "\x00?"
-#: A branch glob state: element index, alternative (-1 outside `{...}`), offset in it.
-_State: TypeAlias = tuple[int, int, int]
-
-
-@dataclass(frozen=True, slots=True)
-class BranchGlob:
-    """Bitbucket's branch globs: ``*`` within a path segment, ``**`` across ``/``, ``{a,b}``.
-
-    Matched by following every state at once (an NFA), so the work is at most the branch's
-    length times the pattern's, where a backtracking regex took exponential time on ``*a*a*a``.
-    """
-
-    elements: tuple[str | tuple[str, ...], ...]
-
-    def fullmatch(self, text: str) -> bool:
-        states = self._closure({(0, -1, 0)})
-        for char in text:
-            states = self._closure(self._step(states, char))
-            if not states:
-                return False
-        return (len(self.elements), -1, 0) in states
-
-    def _closure(self, states: set[_State]) -> set[_State]:
-        done: set[_State] = set()
-        pending = list(states)
-        while pending:
-            state = pending.pop()
-            if state in done:
-                continue
-            done.add(state)
-            index, option, offset = state
-            if index == len(self.elements):
-                continue
-            element = self.elements[index]
-            if isinstance(element, tuple):
-                if option < 0:
-                    pending.extend((index, n, 0) for n in range(len(element)))
-                elif offset == len(element[option]):
-                    pending.append((index + 1, -1, 0))
-            elif element in (_STAR, _STARSTAR):
-                pending.append((index + 1, -1, 0))
-        return done
-
-    def _step(self, states: set[_State], char: str) -> set[_State]:
-        following: set[_State] = set()
-        for index, option, offset in states:
-            if index == len(self.elements):
-                continue
-            element = self.elements[index]
-            if isinstance(element, tuple):
-                chosen = element[option] if option >= 0 else ""
-                if offset < len(chosen) and chosen[offset] == char:
-                    following.add((index, option, offset + 1))
-            elif element == _STARSTAR:
-                if char != "\n":  # as the regex `.*` it replaces
-                    following.add(_state_at(index))
-            elif element == _STAR:
-                if char != "/":
-                    following.add(_state_at(index))
-            elif element == _ANY:
-                if char != "/":
-                    following.add(_state_at(index + 1))
-            elif element == char:
-                following.add(_state_at(index + 1))
-        return following
-
-
-def _state_at(index: int) -> _State:
-    return (index, -1, 0)
-
-
-@functools.lru_cache(maxsize=256)
-def branch_glob(pattern: str) -> BranchGlob:
-    """``pattern`` as a ``BranchGlob``."""
-    out: list[str | tuple[str, ...]] = []
-    index = 0
-    while index < len(pattern):
-        char = pattern[index]
-        if pattern.startswith("**", index):
-            out.append(_STARSTAR)
-            index += 2
-            continue
-        if char == "*":
-            out.append(_STAR)
-        elif char == "?":
-            out.append(_ANY)
-        elif char == "{" and "}" in pattern[index:]:
-            end = pattern.index("}", index)
-            out.append(tuple(pattern[index + 1 : end].split(",")))
-            index = end
-        else:
-            out.append(char)
-        index += 1
-    return BranchGlob(tuple(out))
-
-
 def load_pipeline_file(path: Path) -> PipelineFile:
     """Parse ``bitbucket-pipelines.yml`` (YAML anchors and ``<<:`` merges included, within the
     bounds of ``keyless.yamlsafe``)."""
@@ -393,21 +72,21 @@ def load_pipeline_file(path: Path) -> PipelineFile:
         default = _pipeline("default", pipelines["default"], context)
     branches = tuple(
         (str(pattern), _pipeline(f"branches: {pattern}", items, context))
-        for pattern, items in _mapping(pipelines.get("branches"), "pipelines.branches", path)
+        for pattern, items in mapping_items(pipelines.get("branches"), "pipelines.branches", path)
     )
     tags = tuple(
         (str(pattern), _pipeline(f"tags: {pattern}", items, context))
-        for pattern, items in _mapping(pipelines.get("tags"), "pipelines.tags", path)
+        for pattern, items in mapping_items(pipelines.get("tags"), "pipelines.tags", path)
     )
     pull_requests = tuple(
         (str(pattern), _pipeline(f"pull-requests: {pattern}", items, context))
-        for pattern, items in _mapping(
+        for pattern, items in mapping_items(
             pipelines.get("pull-requests"), "pipelines.pull-requests", path
         )
     )
     custom = {
         str(name): _pipeline(f"custom: {name}", items, context)
-        for name, items in _mapping(pipelines.get("custom"), "pipelines.custom", path)
+        for name, items in mapping_items(pipelines.get("custom"), "pipelines.custom", path)
     }
     if default is None and not (branches or custom or tags or pull_requests):
         raise PipelineError(
@@ -424,7 +103,7 @@ def load_pipeline_file(path: Path) -> PipelineFile:
         pull_requests=pull_requests,
         caches={
             str(name): _cache_spec(str(name), spec, path)
-            for name, spec in _mapping(caches, "definitions.caches", path)
+            for name, spec in mapping_items(caches, "definitions.caches", path)
         },
     )
 
@@ -458,7 +137,8 @@ class _Context:
     clone: bool = True
 
 
-def _mapping(value: object, where: str, path: Path) -> list[tuple[object, object]]:
+def mapping_items(value: object, where: str, path: Path) -> list[tuple[object, object]]:
+    """The items of the mapping at ``where`` (none when it is absent)."""
     if value is None:
         return []
     if not isinstance(value, dict):
@@ -544,14 +224,14 @@ def _custom_variables(body: object, where: str, path: Path) -> tuple[CustomVaria
     for entry in body:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise PipelineError(f"{path}: {where} entries need `name:`")
-        name = _variable_name(entry["name"], where, path)
+        name = variable_name(entry["name"], where, path)
         at = f"{where}.{name}"
         default = entry.get("default")
         allowed = entry.get("allowed-values") or []
         if not isinstance(allowed, list):
             raise PipelineError(f"{path}: {at}.allowed-values must be a list")
-        values = tuple(_scalar(v, f"{at}.allowed-values", path) for v in allowed)
-        text = _scalar(default, f"{at}.default", path) if default is not None else None
+        values = tuple(scalar(v, f"{at}.allowed-values", path) for v in allowed)
+        text = scalar(default, f"{at}.default", path) if default is not None else None
         if text is not None and values and text not in values:
             raise PipelineError(f"{path}: {at}.default {text!r} is not among its allowed-values")
         found.append(CustomVariable(name=name, default=text, allowed=values))
@@ -733,14 +413,12 @@ def _commands(
             if item.strip():
                 commands.append(item.rstrip())
         elif isinstance(item, dict) and isinstance(item.get("pipe"), str):
-            variables = _mapping(item.get("variables"), f"{at}.variables", path)
+            variables = mapping_items(item.get("variables"), f"{at}.variables", path)
             commands.append(
                 PipeCall(
                     ref=item["pipe"].strip(),
                     variables={
-                        _variable_name(str(k), f"{at}.variables", path): _scalar(
-                            v, f"{at}.{k}", path
-                        )
+                        variable_name(str(k), f"{at}.variables", path): scalar(v, f"{at}.{k}", path)
                         for k, v in variables
                     },
                 )
@@ -752,7 +430,8 @@ def _commands(
     return tuple(commands)
 
 
-def _scalar(value: object, where: str, path: Path) -> str:
+def scalar(value: object, where: str, path: Path) -> str:
+    """A single YAML value as the text Bitbucket sees (``true``, ``3``, empty for null)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str | int | float):
@@ -762,138 +441,8 @@ def _scalar(value: object, where: str, path: Path) -> str:
     raise PipelineError(f"{path}: {where} must be a single value, not a {type(value).__name__}")
 
 
-def _variable_name(name: str, where: str, path: Path) -> str:
+def variable_name(name: str, where: str, path: Path) -> str:
+    """``name`` if it can be a shell variable's name."""
     if not _NAME.fullmatch(name):
         raise PipelineError(f"{path}: {where}: {name!r} is not a variable name")
     return name
-
-
-# --- repository and deployment variables ---------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Variables:
-    """Workspace, repository and deployment variables, as in Bitbucket's settings, and the answers
-    to custom pipelines' ``variables:`` (the file's ``custom:`` section)."""
-
-    workspace: Mapping[str, str] = field(default_factory=dict)
-    repository: Mapping[str, str] = field(default_factory=dict)
-    deployments: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    custom: Mapping[str, str] = field(default_factory=dict)
-    #: Names marked ``secured: true``, per layer ("workspace", "repository", "deployment:ENV",
-    #: "custom"): their values are masked in the log.
-    secured: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    #: The answers of the custom pipeline being run (``--var`` over ``custom:`` over defaults).
-    pipeline: Mapping[str, str] = field(default_factory=dict)
-
-    def for_step(self, deployment: str | None) -> dict[str, str]:
-        """A custom pipeline's variables override deployment ones, which override repository
-        ones, which override workspace ones."""
-        return {name: value for _, name, value in self._layers(deployment)}
-
-    def secrets_for_step(self, deployment: str | None) -> dict[str, str]:
-        """Name -> value of the step's secured variables (every layer, so that a secured value
-        overridden by a plain one is still masked)."""
-        found: dict[str, str] = {}
-        for layer, name, value in self._layers(deployment):
-            if name in self.secured.get(layer, frozenset()) and value:
-                found[name] = value
-        return found
-
-    def _layers(self, deployment: str | None) -> list[tuple[str, str, str]]:
-        layers: list[tuple[str, Mapping[str, str]]] = [
-            ("workspace", self.workspace),
-            ("repository", self.repository),
-        ]
-        if deployment is not None:
-            layers.append((f"deployment:{deployment}", self.deployments.get(deployment, {})))
-        layers.append(("custom", self.pipeline))
-        return [(layer, name, value) for layer, values in layers for name, value in values.items()]
-
-
-def load_variables(path: Path) -> Variables:
-    """A YAML (or JSON) file with ``workspace:``, ``repository:``, ``deployments: {ENV: ...}``
-    and ``custom:`` mappings of ``NAME: value`` or ``NAME: {value: V, secured: true}``."""
-    document = load_yaml_file(path, source=f"--variables {path}", error=PipelineError)
-    shape = (
-        "repository:\n  NAME: value\n  TOKEN: {value: V, secured: true}\n"
-        "deployments:\n  production:\n    NAME: value\ncustom:\n  NAME: value"
-    )
-    if document is None:
-        return Variables()
-    layers = {"workspace", "repository", "deployments", "custom"}
-    if not isinstance(document, dict) or set(document) - layers:
-        raise PipelineError(
-            f"--variables {path}: expected the keys workspace, repository, deployments, custom",
-            remedy=shape,
-        )
-    secured: dict[str, frozenset[str]] = {}
-
-    def names(value: object, where: str, layer: str) -> dict[str, str]:
-        found: dict[str, str] = {}
-        hidden: set[str] = set()
-        for name, item in _mapping(value, where, path):
-            text = _variable_name(str(name), where, path)
-            if text.startswith("BITBUCKET_"):
-                raise PipelineError(
-                    f"--variables {path}: {where}.{text}: BITBUCKET_ variables are Bitbucket's own"
-                )
-            if isinstance(item, dict):
-                if set(item) - {"value", "secured"} or not isinstance(
-                    item.get("secured", False), bool
-                ):
-                    raise PipelineError(
-                        f"--variables {path}: {where}.{text} must be a value or"
-                        " {value: V, secured: true}",
-                        remedy=shape,
-                    )
-                if item.get("secured", False):
-                    hidden.add(text)
-                item = item.get("value")
-            found[text] = _scalar(item, f"{where}.{text}", path)
-        if hidden:
-            secured[layer] = frozenset(hidden)
-        return found
-
-    return Variables(
-        workspace=names(document.get("workspace"), "workspace", "workspace"),
-        repository=names(document.get("repository"), "repository", "repository"),
-        deployments={
-            str(env): names(values, f"deployments.{env}", f"deployment:{env}")
-            for env, values in _mapping(document.get("deployments"), "deployments", path)
-        },
-        custom=names(document.get("custom"), "custom", "custom"),
-        secured=secured,
-    )
-
-
-def answer_prompts(
-    pipeline: Pipeline, variables: Variables, given: Mapping[str, str]
-) -> dict[str, str]:
-    """The values of a custom pipeline's ``variables:`` as Bitbucket asks for them: ``given``
-    (``--var``), else the variables file's ``custom:``, else the ``default:``; each within its
-    ``allowed-values``. A value for a variable the pipeline does not ask for is refused."""
-    asked = {prompt.name: prompt for prompt in pipeline.prompts}
-    unknown = sorted(set(given) - set(asked))
-    if unknown:
-        known = ", ".join(asked) or "none"
-        raise PipelineError(
-            f"--var {unknown[0]}: pipeline {pipeline.key} has no such variable"
-            f" (its variables: {known})",
-            remedy="Only a custom pipeline's `variables:` can be given with --var NAME=VALUE.",
-        )
-    found: dict[str, str] = {}
-    for name, prompt in asked.items():
-        value = given.get(name, variables.custom.get(name, prompt.default))
-        if value is None:
-            raise PipelineError(
-                f"pipeline {pipeline.key} asks for variable {name} and none was given",
-                remedy=f"Give --var {name}=VALUE, or {name}: VALUE under `custom:` in --variables.",
-            )
-        if prompt.allowed and value not in prompt.allowed:
-            raise PipelineError(
-                f"variable {name}={value!r} is not among its allowed-values"
-                f" ({', '.join(prompt.allowed)})"
-            )
-        found[name] = value
-    return found

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeAlias
@@ -15,22 +15,21 @@ from typing import TypeAlias
 from keyless.ci.base import JobRun
 from keyless.errors import UsageError
 from keyless.local.pipeline.files import step_caches
-from keyless.local.pipeline.parse import (
+from keyless.local.pipeline.model import (
+    CacheSpec,
     Pipeline,
     PipelineError,
     PipelineFile,
     Step,
     Trigger,
     TriggerKind,
-    Variables,
-    answer_prompts,
-    load_pipeline_file,
-    load_variables,
 )
+from keyless.local.pipeline.parse import load_pipeline_file
 from keyless.local.pipeline.schema import validate_pipeline_file
+from keyless.local.pipeline.variables import Variables, answer_prompts, load_variables
 
 #: The branch and commit checked out in a folder, each None when it cannot be told (not a git
-#: work tree); ``keyless.local.pipeline.run.git_checkout`` asks git.
+#: work tree); ``keyless.local.pipeline.source.git_checkout`` asks git.
 CheckoutReader: TypeAlias = Callable[[Path], tuple[str | None, str | None]]
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: Pull request ids made up locally are 1..this (small, like a repository's real ones).
@@ -101,7 +100,7 @@ def plan_pipeline(
     notice: Callable[[str], None] | None = None,
 ) -> PipelinePlan:
     """Parse ``path`` and choose what to run; every refusal happens here, before anything runs.
-    ``checkout`` names the branch and commit of ``path``'s folder (``run.git_checkout``)."""
+    ``checkout`` names the branch and commit of ``path``'s folder (``source.git_checkout``)."""
     validate_pipeline_file(path, notice=notice)
     file = load_pipeline_file(path)
     clone_dir = path.resolve().parent
@@ -117,6 +116,30 @@ def plan_pipeline(
             except UsageError as exc:
                 raise PipelineError(f"{trigger.kind.value}: {exc.message}") from None
     pipeline = file.select(trigger)
+    groups = _chosen_groups(pipeline, step=step, deployment=deployment)
+    _check_runnable(groups, pipeline=pipeline, caches=file.caches)
+    slug = repository or _slug(clone_dir.name)
+    loaded = load_variables(variables) if variables is not None else Variables()
+    loaded = replace(loaded, pipeline=answer_prompts(pipeline, loaded, _pairs(values)))
+    return PipelinePlan(
+        file=file,
+        pipeline=pipeline,
+        groups=groups,
+        repository=slug,
+        trigger=trigger,
+        commit=commit,
+        variables=loaded,
+        identities=identities,
+        manual=manual or step is not None,
+        working_tree=working_tree,
+    )
+
+
+def _chosen_groups(
+    pipeline: Pipeline, *, step: str | None, deployment: str | None
+) -> tuple[tuple[Step, ...], ...]:
+    """The pipeline's groups with only the steps ``--step`` and ``--deployment`` choose; refused
+    when none is left."""
     groups = pipeline.groups
     if step is not None or deployment is not None:
         groups = tuple(
@@ -138,8 +161,16 @@ def plan_pipeline(
             for s in pipeline.steps
         )
         raise PipelineError(f"pipeline {pipeline.key} has no step {wanted}; its steps: {shown}")
+    return groups
+
+
+def _check_runnable(
+    groups: Sequence[Sequence[Step]], *, pipeline: Pipeline, caches: Mapping[str, CacheSpec]
+) -> None:
+    """Refuse a chosen step keyless cannot run as Bitbucket would: an unknown cache, a
+    `condition:` other than changesets, services."""
     for chosen in (s for group in groups for s in group):
-        step_caches(chosen, file.caches)  # an unknown cache name is refused before anything runs
+        step_caches(chosen, caches)  # an unknown cache name is refused before anything runs
         if chosen.unsupported_condition:
             raise PipelineError(
                 f"step {chosen.name!r} of pipeline {pipeline.key} has `condition:`"
@@ -155,21 +186,6 @@ def plan_pipeline(
                 remedy="Start the service yourself and choose the other steps with --step NAME,"
                 " or run this pipeline in Bitbucket.",
             )
-    slug = repository or _slug(clone_dir.name)
-    loaded = load_variables(variables) if variables is not None else Variables()
-    loaded = replace(loaded, pipeline=answer_prompts(pipeline, loaded, _pairs(values)))
-    return PipelinePlan(
-        file=file,
-        pipeline=pipeline,
-        groups=groups,
-        repository=slug,
-        trigger=trigger,
-        commit=commit,
-        variables=loaded,
-        identities=identities,
-        manual=manual or step is not None,
-        working_tree=working_tree,
-    )
 
 
 def _trigger(

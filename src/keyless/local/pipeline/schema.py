@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import yaml
 
-from keyless.local.pipeline.parse import PipelineError
+from keyless.local.pipeline.model import PipelineError
 from keyless.yamlsafe import load_yaml_file
 
 #: Where check-jsonschema keeps the schema, and its file name there.

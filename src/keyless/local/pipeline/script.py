@@ -17,7 +17,7 @@ from typing import Final
 from keyless.ci import bitbucket
 from keyless.ci.base import JobClaims, JobRun, JobTokens, RawToken, TokenEndpoint
 from keyless.local.pipeline.identities import Identity
-from keyless.local.pipeline.parse import (
+from keyless.local.pipeline.model import (
     EMULATED_PIPES,
     Command,
     PipeCall,

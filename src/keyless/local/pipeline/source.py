@@ -5,10 +5,13 @@ files a commit changed, for ``condition: changesets:``.
 
 from __future__ import annotations
 
+import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from keyless.local.pipeline.parse import PipelineError, TriggerKind
+from keyless.limits import PIPELINE_GIT_CHECKOUT_SECONDS
+from keyless.local.pipeline.model import PipelineError, TriggerKind
 from keyless.local.pipeline.plan import PipelinePlan
 from keyless.local.worktree import (
     clone_commit,
@@ -102,3 +105,27 @@ def _changed(folder: Path, plan: PipelinePlan) -> frozenset[str]:
     if listed is None:
         raise PipelineError(f"condition: changesets: git could not list what {commit[:7]} changed")
     return frozenset(name for name in listed.split("\0") if name)
+
+
+def git_checkout(folder: Path) -> tuple[str | None, str | None]:
+    """The branch and commit checked out in ``folder`` when it is a git work tree."""
+
+    def git(*argv: str) -> str | None:
+        try:
+            done = subprocess.run(  # noqa: S603 - fixed git arguments
+                ["git", "-C", str(folder), *argv],  # noqa: S607 - git from PATH, as a person runs it
+                capture_output=True,
+                text=True,
+                timeout=PIPELINE_GIT_CHECKOUT_SECONDS,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    branch = git("symbolic-ref", "--quiet", "--short", "HEAD")
+    commit = git("rev-parse", "--verify", "--quiet", "HEAD")
+    if commit is not None and not re.fullmatch(r"[0-9a-f]{40}", commit):
+        commit = None
+    return branch, commit

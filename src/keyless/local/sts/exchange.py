@@ -42,9 +42,9 @@ from keyless.local.sts.rules import (
     parse_request,
 )
 from keyless.tokens import JwksCache, peek, thaw, verify
-from keyless.trust.evaluate import Request as TrustRequest
 from keyless.trust.evaluate import evaluate as evaluate_trust
 from keyless.trust.model import loads_policy
+from keyless.trust.verdict import Request as TrustRequest
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient

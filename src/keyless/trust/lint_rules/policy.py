@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from keyless.ci import CI_PROVIDERS
-from keyless.trust.evaluate import SET_SOURCE_IDENTITY, TAG_SESSION, WEB_IDENTITY_ACTION
 from keyless.trust.findings import Severity
 from keyless.trust.lint_rules.registry import Hit, rule
 from keyless.trust.lint_rules.targets import (
@@ -16,6 +15,7 @@ from keyless.trust.lint_rules.targets import (
     provider_prefixes,
 )
 from keyless.trust.model import Effect
+from keyless.trust.web_identity import SET_SOURCE_IDENTITY, TAG_SESSION, WEB_IDENTITY_ACTION
 
 _TAG_KEYS = ("aws:requesttag/", "aws:tagkeys", "sts:transitivetagkeys")
 _KNOWN = ", ".join(p.display_name for p in CI_PROVIDERS)

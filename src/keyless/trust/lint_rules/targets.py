@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from keyless.ci import CI_PROVIDERS, LocalIssuers, provider_for_issuer
 from keyless.ci.base import Provider, SubjectGrammar
 from keyless.ci.local_issuers import LOCAL_ISSUERS_NONE
-from keyless.trust.evaluate import WEB_IDENTITY_ACTION, Exposure, exposure_for
 from keyless.trust.findings import Severity
 from keyless.trust.glob import Glob, compile_glob
 from keyless.trust.model import Condition, Effect, Policy, Statement
 from keyless.trust.operators import Category, Qualifier
 from keyless.trust.subjects import SubjectShape, subject_shape
+from keyless.trust.web_identity import WEB_IDENTITY_ACTION, Exposure, exposure_for
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
