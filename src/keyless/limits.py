@@ -77,6 +77,10 @@ S3_RETRY_MAX_DELAY_SECONDS = 5
 #: Attempts in all (first included) of one control-plane call (copies, deletes, CloudFront), with
 #: botocore's standard mode (which retries throttling codes, 5xx and connection errors).
 S3_CONTROL_MAX_ATTEMPTS = 5
+#: Seconds for a control-plane connection, and for each of its reads: a DeleteObjects of 1,000
+#: keys or a CopyObject of up to 5 GiB answers only when done, so reads wait botocore's 60 s.
+S3_CONTROL_CONNECT_TIMEOUT_SECONDS = 10.0
+S3_CONTROL_READ_TIMEOUT_SECONDS = 60.0
 
 # --- role sessions that outlive their credentials (deploy --role-arn) ---------------------------
 #: A session is renewed (the token exchanged again) once it has less than this left...

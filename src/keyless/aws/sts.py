@@ -12,21 +12,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, NewType
 
-import boto3
-import botocore.session
-from botocore import UNSIGNED
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     HTTPClientError,
     NoCredentialsError,
-    ProfileNotFound,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
 
-from keyless.aws.clients import CLIENT_CONFIG, region_from
+from keyless.aws import clients
+from keyless.aws.clients import region_from
 from keyless.aws.errors import error_code, error_message, http_status
 from keyless.ci.base import Provider, RawToken, session_name_part
 from keyless.compat import UTC
@@ -55,6 +51,7 @@ from keyless.tokens import UnverifiedToken, peek
 from keyless.urls import has_userinfo, shown_url
 
 if TYPE_CHECKING:
+    import boto3
     from mypy_boto3_sts import STSClient
     from mypy_boto3_sts.type_defs import CredentialsTypeDef
 
@@ -71,8 +68,6 @@ __all__ = [
     "StsAccessDeniedError",
     "StsApiError",
     "TemporaryCredentials",
-    "ambient_session",
-    "assumed_session",
     "check_session_name",
     "check_token_usable",
     "derive_session_name",
@@ -417,54 +412,6 @@ def endpoint_url(env: Mapping[str, str], service: str) -> str | None:
     return value
 
 
-def ambient_session(env: Mapping[str, str], *, region: str) -> boto3.Session:
-    """A boto3 session with the credentials ``env`` names: its static keys, else its profile,
-    else boto3's own chain. Raises ``UsageError`` for a profile that does not exist."""
-    key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
-    try:
-        if key and secret:
-            return boto3.Session(
-                region_name=region,
-                aws_access_key_id=key,
-                aws_secret_access_key=secret,
-                aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
-            )
-        return boto3.Session(region_name=region, profile_name=env.get("AWS_PROFILE") or None)
-    except ProfileNotFound as exc:
-        raise UsageError(
-            f"AWS_PROFILE names the profile {env.get('AWS_PROFILE')!r}, which the AWS config"
-            " file does not have"
-        ) from exc
-
-
-def assumed_session(credentials: TemporaryCredentials, *, region: str) -> boto3.Session:
-    """A boto3 session that signs with ``credentials`` in ``region``, for commands that use what
-    they assumed themselves (``deploy``, the pipes). Like the exchange it reads no profile, so
-    AWS_PROFILE cannot swap the credentials; endpoint variables and the CA bundle still apply."""
-    core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
-    return boto3.Session(
-        botocore_session=core,
-        region_name=region,
-        aws_access_key_id=credentials.access_key_id,
-        aws_secret_access_key=credentials.secret_access_key,
-        aws_session_token=credentials.session_token,
-    )
-
-
-def _regional_session(region: str) -> boto3.Session:
-    # The exchange uses no profile's credentials: AWS_PROFILE is not read, so a profile that does
-    # not exist (or one keyless is about to write) cannot stop it.
-    core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
-    # Regional STS endpoints: the default since boto3 1.40, stated so that an older botocore or an
-    # `AWS_STS_REGIONAL_ENDPOINTS=legacy` cannot send the token to the global endpoint
-    # (docs/aws-sts-iam.md#sts-endpoint).
-    core.set_config_variable("sts_regional_endpoints", "regional")
-    return boto3.Session(botocore_session=core, region_name=region)
-
-
-#: keyless retries STS calls itself (classified, bounded); botocore must not retry underneath.
-_NO_BOTOCORE_RETRIES: Final = Config(retries={"mode": "standard", "total_max_attempts": 1})
-
 #: Makes the STS client: unsigned for ``None`` (AssumeRoleWithWebIdentity needs no credentials),
 #: else signed with the given keys.
 ClientFactory = Callable[[SigningKeys | None], "STSClient"]
@@ -477,25 +424,10 @@ def sts_client_factory(env: Mapping[str, str], *, region: str) -> ClientFactory:
     sessions: list[boto3.Session] = []  # one per factory: loading botocore's models is slow
 
     def make(keys: SigningKeys | None) -> STSClient:
-        config = CLIENT_CONFIG.merge(_NO_BOTOCORE_RETRIES)
         try:
             if not sessions:
-                sessions.append(_regional_session(region))
-            session = sessions[0]
-            if keys is None:
-                return session.client(
-                    "sts",
-                    endpoint_url=endpoint,
-                    config=config.merge(Config(signature_version=UNSIGNED)),
-                )
-            return session.client(
-                "sts",
-                endpoint_url=endpoint,
-                config=config,
-                aws_access_key_id=keys.access_key_id,
-                aws_secret_access_key=keys.secret_access_key,
-                aws_session_token=keys.session_token,
-            )
+                sessions.append(clients.regional_sts_session(region))
+            return clients.sts_client(sessions[0], endpoint_url=endpoint, keys=keys)
         except (BotoCoreError, ValueError) as exc:
             raise AwsError(f"cannot make an STS client for {region}: {type(exc).__name__}") from exc
 

@@ -37,9 +37,9 @@ def _session(**kwargs: Any) -> boto3.Session | EnvironmentSession:
     found = environment_session(region_name=kwargs.get("region_name"))
     if found is not None:
         return found
-    import boto3
+    from keyless.aws import clients
 
-    return boto3.Session(**kwargs)
+    return clients.session(region=kwargs.get("region_name"))
 
 
 session_factory: Callable[..., boto3.Session | EnvironmentSession] = _session

@@ -59,11 +59,10 @@ from keyless.deploy.transfer import (
     WrongRegionError,
 )
 from keyless.errors import AccessDeniedError, AwsError, KeylessError, NetworkError, UsageError
-from keyless.limits import AWS_DEFAULT_REGION, DEFAULT_CONCURRENCY, S3_CONTROL_MAX_ATTEMPTS
+from keyless.limits import AWS_DEFAULT_REGION, DEFAULT_CONCURRENCY
 
 if TYPE_CHECKING:
     import boto3
-    import botocore.config
     import botocore.exceptions
     from mypy_boto3_cloudfront import CloudFrontClient
     from mypy_boto3_s3 import S3Client
@@ -78,9 +77,6 @@ HASH_BATCH = 64
 DELETE_BATCH = 1000
 #: CopyObject copies at most 5 GiB; bigger objects get their new headers by a re-upload.
 COPY_MAX_BYTES = 5 << 30
-#: Seconds for a control-plane connection and for each of its reads.
-CONTROL_CONNECT_TIMEOUT_SECONDS = 10.0
-CONTROL_READ_TIMEOUT_SECONDS = 60.0
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -236,7 +232,7 @@ def deploy(
     if all(f.excluded for f in local):
         refuse_empty(has_excluded=bool(local))
     # boto3 only when the environment does not decide everything (``deploy.environment``).
-    session = session or environment_session() or _boto3_session()
+    session = session or environment_session() or _standard_session()
     progress = progress or _Silent()
     target = request.target
     credentials = session.get_credentials()
@@ -385,8 +381,10 @@ def deploy(
         changed = [u.key for u in plan.uploads] + [d.key for d in plan.deletes]
         paths = list(request.invalidation.paths) or invalidation_paths(changed)
         if paths:
+            from keyless.aws import clients
+
             ident = invalidate(
-                session.client("cloudfront", config=_control_config(1)),
+                clients.control_cloudfront(session),
                 request.invalidation.distribution_id,
                 paths,
             )
@@ -480,10 +478,10 @@ def _signing(credentials: Any) -> Callable[[], FrozenCredentials]:
     return frozen
 
 
-def _boto3_session() -> boto3.Session:
-    import boto3
+def _standard_session() -> boto3.Session:
+    from keyless.aws import clients
 
-    return boto3.Session()
+    return clients.session()
 
 
 def _refreshable(credentials: object) -> bool:
@@ -730,18 +728,6 @@ def write_manifest(plane: DataPlane, target: Target, entries: Mapping[str, manif
 # --- clients and errors -------------------------------------------------------------------------
 
 
-def _control_config(concurrency: int) -> botocore.config.Config:
-    import botocore.config
-
-    return botocore.config.Config(
-        connect_timeout=CONTROL_CONNECT_TIMEOUT_SECONDS,
-        read_timeout=CONTROL_READ_TIMEOUT_SECONDS,
-        # total_max_attempts counts the first try; botocore's max_attempts would not.
-        retries={"mode": "standard", "total_max_attempts": S3_CONTROL_MAX_ATTEMPTS},
-        max_pool_connections=max(10, min(concurrency, DEFAULT_CONCURRENCY)),
-    )
-
-
 class _Control:
     """The boto3 side: endpoint and region as botocore resolves them, and a client made only
     when a deploy needs one (copies, deletes): creating it costs about 0.25 s of CPU.
@@ -761,8 +747,10 @@ class _Control:
 
     def client(self) -> S3Client:
         if self._client is None:
-            self._client = self._session.client(
-                "s3", region_name=self._region, config=_control_config(self._concurrency)
+            from keyless.aws import clients
+
+            self._client = clients.control_s3(
+                self._session, region=self._region, concurrency=self._concurrency
             )
         return self._client
 
@@ -771,38 +759,17 @@ class _Control:
         if region is not None and region != self._region:
             self._region = region
             self._client = None
-        configured = (
-            self._session.configured_endpoint()
-            if isinstance(self._session, EnvironmentSession)
-            else _configured_endpoint_url(self._session)
-        )
+        if isinstance(self._session, EnvironmentSession):
+            configured = self._session.configured_endpoint()
+        else:
+            from keyless.aws import clients
+
+            configured = clients.configured_endpoint_url(self._session, "s3")
         if configured:
             # A custom endpoint (the local stack, moto, MinIO) serves every bucket it has.
             return Endpoint.from_url(configured, region=self._region)
         s3 = self.client()
         return Endpoint.from_url(s3.meta.endpoint_url, region=s3.meta.region_name or self._region)
-
-
-def _configured_endpoint_url(session: boto3.Session) -> str | None:
-    """``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL`` or the profile's ``endpoint_url``, resolved
-    by botocore's own provider (the one its clients use), without building a client."""
-    core = session._session
-    if core.get_config_variable("ignore_configured_endpoint_urls"):
-        return None
-    try:
-        from botocore.configprovider import ConfiguredEndpointProvider
-
-        provider = ConfiguredEndpointProvider(
-            full_config=core.full_config,
-            scoped_config=core.get_scoped_config(),
-            client_name="s3",
-        )
-        url = provider.provide()
-    except (ImportError, TypeError, AttributeError):
-        # botocore marks the provider private: if it changes, build a client as before.
-        url = core.create_client("s3").meta.endpoint_url
-        return url if "amazonaws.com" not in url else None
-    return str(url) if url else None
 
 
 def _aws_error(exc: botocore.exceptions.ClientError, what: str) -> AwsError | AccessDeniedError:

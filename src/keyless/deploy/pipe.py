@@ -18,11 +18,9 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import boto3
-import botocore.session
-
+from keyless.aws import clients
 from keyless.compat import StrEnum
 from keyless.deploy.apply import DeployRequest, Invalidation, Target
 from keyless.deploy.headers import HeaderPolicy, Rule, http_date
@@ -31,6 +29,9 @@ from keyless.deploy.local_tree import Filters
 from keyless.deploy.plan import DEFAULT_MAX_DELETE_PERCENT, DeleteRefusedError
 from keyless.errors import CredentialError, UsageError
 from keyless.limits import PIPE_PRE_EXECUTION_TIMEOUT_SECONDS
+
+if TYPE_CHECKING:
+    import boto3
 
 S3_PIPE: Final = "aws-s3-deploy"
 CLOUDFRONT_PIPE: Final = "aws-cloudfront-invalidate"
@@ -328,10 +329,7 @@ def invalidation(env: Mapping[str, str]) -> Invalidation:
 
 def ambient_session(pipe: PipeSettings) -> boto3.Session:
     """Without ``AWS_OIDC_ROLE_ARN``: the standard AWS configuration, as the pipes use it."""
-    core = botocore.session.Session()
-    if pipe.region:
-        core.set_config_variable("region", pipe.region)
-    return boto3.Session(botocore_session=core)
+    return clients.session(region=pipe.region or None)
 
 
 def unused_keys_notice(env: Mapping[str, str], role: PipeSettings) -> str | None:
