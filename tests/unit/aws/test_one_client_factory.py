@@ -68,17 +68,18 @@ def _offences(source: str, path: Path) -> list[str]:
 
     found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Import | ast.ImportFrom):
             modules = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            modules = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
-        else:
-            modules = []
-        if "botocore.session" in modules:
-            found.append((node.lineno, "imports botocore.session"))
-        elif isinstance(node, ast.Call) and _makes_a_client_or_session(node):
-            if (path, enclosing(node.lineno)) not in EXEMPT_FUNCTIONS:
-                found.append((node.lineno, f"{_dotted(node.func)}(...)"))
+            if isinstance(node, ast.ImportFrom):
+                modules = [f"{node.module}.{name}" for name in modules] + [node.module or ""]
+            if "botocore.session" in modules:
+                found.append((node.lineno, "imports botocore.session"))
+        elif (
+            isinstance(node, ast.Call)
+            and _makes_a_client_or_session(node)
+            and (path, enclosing(node.lineno)) not in EXEMPT_FUNCTIONS
+        ):
+            found.append((node.lineno, f"{_dotted(node.func)}(...)"))
     return [f"{path.relative_to(SRC)}:{line}: {what}" for line, what in sorted(found)]
 
 
