@@ -215,12 +215,11 @@ def _session_policy(inputs: Inputs) -> str | None:
 
 
 def exchange(inputs: Inputs, env: Mapping[str, str], sts: Sts, region: str) -> Assumed:
+    from keyless.arn import parse_account_id, parse_role_arn
     from keyless.aws.sts import (
         AccountMismatchError,
         Assumed,
         check_session_name,
-        parse_account_id,
-        parse_role_arn,
         static_keys,
     )
 

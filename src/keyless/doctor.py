@@ -13,20 +13,17 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from keyless import claims_view, tokens
+from keyless.arn import RoleArn, role_account, role_name, role_partition
 from keyless.aws import clients
 from keyless.aws.clients import ambient_session, region_from
 from keyless.aws.errors import error_code
 from keyless.aws.sts import (
-    RoleArn,
     Sts,
     StsAccessDeniedError,
     StsApiError,
     TemporaryCredentials,
     derive_session_name,
     endpoint_url,
-    role_account,
-    role_name,
-    role_partition,
 )
 from keyless.causes import Cause
 from keyless.ci import (

@@ -21,7 +21,8 @@ from keyless.ci import PROVIDERS, ObtainedToken, detect, local_issuers, obtain_t
 from keyless.errors import CredentialError, TokenError, UsageError
 
 if TYPE_CHECKING:
-    from keyless.aws.sts import AccountId, Assumed, RoleArn, Sts, StsApiError
+    from keyless.arn import AccountId, RoleArn
+    from keyless.aws.sts import Assumed, Sts, StsApiError
     from keyless.http import HttpClient
 
 #: Where the role comes from when the command line does not name one, in this order.
@@ -79,7 +80,7 @@ class Obtained:
 
 def resolve_role_arn(explicit: str | None, env: Mapping[str, str]) -> RoleArn:
     """``--role-arn``, else the first of ``ROLE_ARN_VARIABLES`` that is set."""
-    from keyless.aws.sts import parse_role_arn
+    from keyless.arn import parse_role_arn
 
     if explicit:
         return parse_role_arn(explicit)

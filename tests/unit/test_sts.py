@@ -12,11 +12,11 @@ import pytest
 from botocore import UNSIGNED
 from botocore.exceptions import ClientError, EndpointConnectionError, ParamValidationError
 
+from keyless.arn import RoleArn, parse_account_id, parse_role_arn
 from keyless.aws.sts import (
     AccountMismatchError,
     ExchangeRequest,
     RetryPolicy,
-    RoleArn,
     SigningKeys,
     Sts,
     StsAccessDeniedError,
@@ -27,8 +27,6 @@ from keyless.aws.sts import (
     endpoint_url,
     exchange,
     exchange_with_keys,
-    parse_account_id,
-    parse_role_arn,
     retry_reason,
     static_keys,
     sts_client_factory,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NewType
 
 import botocore.exceptions
 
+from keyless import arn as arns
 from keyless.aws.errors import error_code, error_message
 from keyless.aws.thumbprint import Thumbprint
 from keyless.aws.widening import Widening, find_widening
@@ -77,7 +78,6 @@ IAM_PROPAGATION_MAX_DELAY_SECONDS = 8.0
 _ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
 _TAG_KEY = re.compile(r"[\w.:/=+\-@ ]{1,128}")
 _TAG_VALUE = re.compile(r"[\w.:/=+\-@ ]{0,256}")
-_BOUNDARY = re.compile(r"arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/[\w+=,.@/-]{1,1024}")
 
 
 class Action(StrEnum):
@@ -137,7 +137,7 @@ def parse_max_session_duration(text: str) -> int:
 
 
 def parse_permissions_boundary(text: str) -> str:
-    if not _BOUNDARY.fullmatch(text):
+    if arns.policy(text) is None:
         raise UsageError(
             f"--permissions-boundary {text!r} is not a managed policy ARN",
             remedy="Example: arn:aws:iam::123456789012:policy/ci-boundary",

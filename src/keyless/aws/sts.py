@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, NewType
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -21,6 +21,7 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
 
+from keyless.arn import AccountId, RoleArn, policy
 from keyless.aws import clients
 from keyless.aws.clients import region_from
 from keyless.aws.errors import error_code, error_message, http_status
@@ -56,13 +57,11 @@ if TYPE_CHECKING:
     from mypy_boto3_sts.type_defs import CredentialsTypeDef
 
 __all__ = [
-    "AccountId",
     "AccountMismatchError",
     "Assumed",
     "CallerIdentity",
     "ExchangeRequest",
     "RetryPolicy",
-    "RoleArn",
     "SigningKeys",
     "Sts",
     "StsAccessDeniedError",
@@ -74,25 +73,11 @@ __all__ = [
     "endpoint_url",
     "exchange",
     "exchange_with_keys",
-    "parse_account_id",
-    "parse_role_arn",
     "retry_reason",
     "static_keys",
     "sts_client_factory",
 ]
 
-#: An IAM role ARN, checked by ``parse_role_arn``.
-RoleArn = NewType("RoleArn", str)
-#: A 12-digit AWS account id.
-AccountId = NewType("AccountId", str)
-
-_ROLE_ARN: Final = re.compile(
-    r"arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):role/"
-    r"(?:[\w+=,.@-]+/)*(?P<name>[\w+=,.@-]{1,64})",
-    re.ASCII,
-)
-_POLICY_ARN: Final = re.compile(r"arn:aws[a-z-]*:iam::(?:\d{12}|aws):policy/[\w+=,.@/-]+", re.ASCII)
-_ACCOUNT: Final = re.compile(r"\d{12}")
 #: RoleSessionName: 2 to 64 characters of [\w+=,.@-], \w being ASCII (botocore STS model).
 _SESSION_NAME: Final = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
 # Anything token-shaped: STS does not echo tokens, but a message must never carry one.
@@ -166,39 +151,6 @@ class AccountMismatchError(KeylessError):
 
 
 # --- values --------------------------------------------------------------------------------------
-
-
-def parse_role_arn(value: str, *, flag: str = "--role-arn") -> RoleArn:
-    """``value`` as a ``RoleArn``; ``UsageError`` naming it when it is not an IAM role ARN."""
-    if _ROLE_ARN.fullmatch(value.strip()) is None:
-        raise UsageError(
-            f"{flag} {value!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"
-        )
-    return RoleArn(value.strip())
-
-
-def role_account(arn: RoleArn) -> AccountId:
-    match = _ROLE_ARN.fullmatch(arn)
-    assert match is not None  # noqa: S101 - RoleArn values come from parse_role_arn
-    return AccountId(match["account"])
-
-
-def role_name(arn: RoleArn) -> str:
-    match = _ROLE_ARN.fullmatch(arn)
-    assert match is not None  # noqa: S101 - RoleArn values come from parse_role_arn
-    return match["name"]
-
-
-def role_partition(arn: RoleArn) -> str:
-    match = _ROLE_ARN.fullmatch(arn)
-    assert match is not None  # noqa: S101 - RoleArn values come from parse_role_arn
-    return match["partition"]
-
-
-def parse_account_id(value: str) -> AccountId:
-    if _ACCOUNT.fullmatch(value.strip()) is None:
-        raise UsageError(f"--expect-account {value!r} is not a 12-digit AWS account id")
-    return AccountId(value.strip())
 
 
 def check_session_name(value: str) -> str:
@@ -338,7 +290,7 @@ class ExchangeRequest:
                 f" {STS_SESSION_POLICY_ARNS_MAX}"
             )
         for arn in self.session_policy_arns:
-            if _POLICY_ARN.fullmatch(arn) is None:
+            if policy(arn) is None:
                 raise UsageError(
                     f"--session-policy-arn {arn!r} is not a managed policy ARN"
                     " (arn:aws:iam::123456789012:policy/NAME)"

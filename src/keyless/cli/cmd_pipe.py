@@ -120,8 +120,8 @@ def _session(settings: PipeSettings, console: Console, name: str) -> boto3.Sessi
     """``AWS_OIDC_ROLE_ARN``: the role's credentials from the step's token, through the exchange
     of ``keyless assume`` (token detection, retries, session name, no fall-back to stored keys);
     else the standard AWS configuration."""
+    from keyless.arn import parse_role_arn
     from keyless.aws.clients import region_from, temporary_session
-    from keyless.aws.sts import parse_role_arn
     from keyless.cli import cmd_assume
     from keyless.deploy import pipe
     from keyless.errors import CredentialError

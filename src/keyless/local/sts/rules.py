@@ -12,6 +12,7 @@ from typing import Final
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
+from keyless import arn as arns
 from keyless.limits import TOKEN_MAX_CHARS
 
 # --- STS rules (botocore's STS model and the API reference, docs/aws-sts-iam.md#sts-parameters) ---
@@ -36,9 +37,6 @@ SESSION_POLICY_MAX_CHARS: Final = 2048
 STS_CLOCK_SKEW_SECONDS: Final = 300
 #: Signature algorithms STS accepts for web identity tokens.
 STS_ALGORITHMS: Final = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512"})
-ROLE_ARN: Final = re.compile(
-    r"arn:aws:iam::(?P<account>\d{12}):role/(?:[\w+=,.@/-]*/)?(?P<name>[\w+=,.@-]{1,64})", re.ASCII
-)
 
 ACTION: Final = "AssumeRoleWithWebIdentity"
 
@@ -164,7 +162,7 @@ def parse_request(params: Mapping[str, str]) -> WebIdentityRequest:
     assert role_arn is not None  # noqa: S101 - each None was reported above
     assert session_name is not None  # noqa: S101
     assert token is not None  # noqa: S101
-    if not ROLE_ARN.fullmatch(role_arn):
+    if arns.role(role_arn) is None:
         raise StsError("ValidationError", 400, "Request ARN is invalid")
     policy_arns = tuple(
         sorted((k, v) for k, v in params.items() if k.startswith("PolicyArns.member."))
