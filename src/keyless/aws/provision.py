@@ -23,6 +23,17 @@ from keyless.aws.widening import Widening, find_widening
 from keyless.ci.local_issuers import LOCAL_ISSUERS_NONE, LocalIssuers
 from keyless.compat import StrEnum
 from keyless.errors import AccessDeniedError, AwsError, KeylessError, PolicyError, UsageError
+from keyless.limits import (
+    IAM_MAX_TAGS,
+    IAM_OIDC_MAX_CLIENT_IDS,
+    IAM_OIDC_MAX_THUMBPRINTS,
+    IAM_PROPAGATION_MAX_ATTEMPTS,
+    IAM_PROPAGATION_MAX_DELAY_SECONDS,
+    IAM_PROPAGATION_RETRY_BASE_SECONDS,
+    IAM_ROLE_DEFAULT_SESSION_SECONDS,
+    IAM_ROLE_MAX_SESSION_SECONDS,
+    IAM_ROLE_MIN_SESSION_SECONDS,
+)
 from keyless.trust.evaluate import provider_arn_for
 from keyless.trust.lint import Finding, LintContext, Severity, lint
 from keyless.trust.model import Policy, dumps_policy, parse_policy, to_document
@@ -32,7 +43,6 @@ if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
 
 __all__ = [
-    "DEFAULT_MAX_SESSION_SECONDS",
     "INLINE_POLICY_NAME",
     "Action",
     "Applied",
@@ -61,19 +71,6 @@ RoleName = NewType("RoleName", str)
 #: The role's inline policy that keyless writes and compares; other inline policies are left
 #: alone (and named in the plan, since they add permissions keyless did not grant).
 INLINE_POLICY_NAME = "keyless-permissions"
-#: IAM's own default, and what a role keyless creates gets unless told otherwise.
-DEFAULT_MAX_SESSION_SECONDS = 3600
-#: IAM limits (IAM API Reference: CreateRole MaxSessionDuration; CreateOpenIDConnectProvider).
-MIN_SESSION_SECONDS, MAX_SESSION_SECONDS = 3600, 43200
-MAX_THUMBPRINTS = 5
-MAX_CLIENT_IDS = 100
-MAX_TAGS = 50
-#: Attempts in all for a role write refused because a provider created a moment ago is not yet
-#: visible to IAM's policy check ("Invalid principal in policy"; IAM is eventually consistent),
-#: and the base and cap of the exponential backoff between them, in seconds.
-IAM_PROPAGATION_MAX_ATTEMPTS = 6
-IAM_PROPAGATION_RETRY_BASE_SECONDS = 1.0
-IAM_PROPAGATION_MAX_DELAY_SECONDS = 8.0
 
 _ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
 _TAG_KEY = re.compile(r"[\w.:/=+\-@ ]{1,128}")
@@ -128,9 +125,10 @@ def parse_max_session_duration(text: str) -> int:
         seconds = int(text)
     except ValueError:
         seconds = -1
-    if not MIN_SESSION_SECONDS <= seconds <= MAX_SESSION_SECONDS:
+    if not IAM_ROLE_MIN_SESSION_SECONDS <= seconds <= IAM_ROLE_MAX_SESSION_SECONDS:
         raise UsageError(
-            f"--max-session-duration {text!r} is not {MIN_SESSION_SECONDS}..{MAX_SESSION_SECONDS}"
+            f"--max-session-duration {text!r} is not"
+            f" {IAM_ROLE_MIN_SESSION_SECONDS}..{IAM_ROLE_MAX_SESSION_SECONDS}"
             " seconds (1 to 12 hours)"
         )
     return seconds
@@ -178,12 +176,16 @@ class Desired:
         if not self.client_ids:
             # Empty means deny: a provider without client IDs accepts no token at all.
             raise UsageError("no audience (client ID) for the OIDC provider")
-        if len(self.client_ids) > MAX_CLIENT_IDS:
-            raise UsageError(f"{len(self.client_ids)} client IDs; IAM allows {MAX_CLIENT_IDS}")
-        if len(self.thumbprints) > MAX_THUMBPRINTS:
-            raise UsageError(f"{len(self.thumbprints)} thumbprints; IAM allows {MAX_THUMBPRINTS}")
-        if len(self.tags) > MAX_TAGS:
-            raise UsageError(f"{len(self.tags)} tags; IAM allows {MAX_TAGS} per role")
+        if len(self.client_ids) > IAM_OIDC_MAX_CLIENT_IDS:
+            raise UsageError(
+                f"{len(self.client_ids)} client IDs; IAM allows {IAM_OIDC_MAX_CLIENT_IDS}"
+            )
+        if len(self.thumbprints) > IAM_OIDC_MAX_THUMBPRINTS:
+            raise UsageError(
+                f"{len(self.thumbprints)} thumbprints; IAM allows {IAM_OIDC_MAX_THUMBPRINTS}"
+            )
+        if len(self.tags) > IAM_MAX_TAGS:
+            raise UsageError(f"{len(self.tags)} tags; IAM allows {IAM_MAX_TAGS} per role")
 
     @property
     def provider_arn(self) -> str:
@@ -499,7 +501,7 @@ def _provider_changes(desired: Desired, current: ProviderState | None) -> list[C
     if new_prints:
         # Added, never replaced: a thumbprint in use for another reason keeps working. IAM keeps
         # five at most, so the oldest are the ones that give way.
-        merged = [*new_prints, *current.thumbprints][:MAX_THUMBPRINTS]
+        merged = [*new_prints, *current.thumbprints][:IAM_OIDC_MAX_THUMBPRINTS]
         changes.append(
             Change(
                 item=Item.THUMBPRINTS,
@@ -680,7 +682,7 @@ def _new_role(desired: Desired) -> list[Change]:
         "RoleName": name,
         "AssumeRolePolicyDocument": _compact(desired.trust),
         "Description": desired.description,
-        "MaxSessionDuration": desired.max_session_duration or DEFAULT_MAX_SESSION_SECONDS,
+        "MaxSessionDuration": desired.max_session_duration or IAM_ROLE_DEFAULT_SESSION_SECONDS,
     }
     if desired.permissions_boundary:
         params["PermissionsBoundary"] = desired.permissions_boundary
@@ -691,7 +693,7 @@ def _new_role(desired: Desired) -> list[Change]:
         params=params,
         describe=f"create the role {name} with its trust policy",
     )
-    seconds = desired.max_session_duration or DEFAULT_MAX_SESSION_SECONDS
+    seconds = desired.max_session_duration or IAM_ROLE_DEFAULT_SESSION_SECONDS
     return [
         Change(item=Item.ROLE, action=Action.CREATE, summary=f"role {name}", calls=(create,)),
         Change(
@@ -782,7 +784,7 @@ def _read_role(iam: IAMClient, desired: Desired) -> RoleState | None:
     return RoleState(
         arn=role["Arn"],
         trust=_document(role.get("AssumeRolePolicyDocument")),
-        max_session_duration=int(role.get("MaxSessionDuration", DEFAULT_MAX_SESSION_SECONDS)),
+        max_session_duration=int(role.get("MaxSessionDuration", IAM_ROLE_DEFAULT_SESSION_SECONDS)),
         permissions_boundary=boundary,
         tags=tuple((tag["Key"], tag["Value"]) for tag in role.get("Tags", [])),
         inline_policies=tuple(names),

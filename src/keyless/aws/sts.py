@@ -41,6 +41,7 @@ from keyless.limits import (
     STS_DURATION_MAX_SECONDS,
     STS_DURATION_MIN_SECONDS,
     STS_MAX_ATTEMPTS,
+    STS_MESSAGE_MAX_CHARS,
     STS_RETRY_BASE_DELAY_SECONDS,
     STS_RETRY_MAX_DELAY_SECONDS,
     STS_RETRY_TOTAL_SECONDS,
@@ -82,7 +83,6 @@ __all__ = [
 _SESSION_NAME: Final = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
 # Anything token-shaped: STS does not echo tokens, but a message must never carry one.
 _JWT_ANYWHERE: Final = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_.-]*")
-_MESSAGE_MAX_CHARS: Final = 300
 
 # Error codes a retry cannot fix: the token, the trust policy or the request must change first
 # (docs/aws-sts-iam.md#sts-errors, #sts-retry). Everything not listed under retryable is terminal
@@ -418,7 +418,7 @@ def _message(exc: ClientError, secrets: tuple[str, ...]) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, "<redacted>")
-    return _JWT_ANYWHERE.sub("<redacted>", text)[:_MESSAGE_MAX_CHARS]
+    return _JWT_ANYWHERE.sub("<redacted>", text)[:STS_MESSAGE_MAX_CHARS]
 
 
 _DOCTOR = "Run `keyless doctor --role-arn {role}` in the same step for a claim-by-claim diagnosis."
@@ -490,7 +490,7 @@ def _convert(
         return StsApiError(text, code=code, sts_message=message, remedy=remedy)
     if isinstance(exc, BotoConnectionError | HTTPClientError):
         # botocore's messages for these name the endpoint URL and the socket error, nothing sent.
-        detail = " ".join(str(exc).split())[:_MESSAGE_MAX_CHARS]
+        detail = " ".join(str(exc).split())[:STS_MESSAGE_MAX_CHARS]
         return NetworkError(
             f"STS {operation} for {role} failed{tries}: {type(exc).__name__}: {detail}",
             remedy="Check the network, proxy settings (HTTPS_PROXY) and AWS_ENDPOINT_URL(_STS).",

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 from keyless.cli.cmd_assume import add_exchange_options, exchange
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
-from keyless.deploy.plan import DEFAULT_MAX_DELETE_PERCENT, Plan, Reason
+from keyless.deploy.plan import Plan, Reason
 from keyless.errors import UsageError
 from keyless.exchange import assumed_line
-from keyless.limits import DEFAULT_CONCURRENCY
+from keyless.limits import DEFAULT_CONCURRENCY, DEFAULT_MAX_DELETE_PERCENT
 from keyless.textsafe import escape, safe_lines
 
 if TYPE_CHECKING:

@@ -38,7 +38,6 @@ from keyless.deploy.invalidate import invalidation_paths
 from keyless.deploy.journal import Journal, ahead_jobs
 from keyless.deploy.local_tree import FileDigests, FileVanishedError, Filters, LocalFile, walk
 from keyless.deploy.plan import (
-    DEFAULT_MAX_DELETE_PERCENT,
     DEFAULT_PART_SIZE,
     Plan,
     PlanOptions,
@@ -59,7 +58,16 @@ from keyless.deploy.transfer import (
     WrongRegionError,
 )
 from keyless.errors import AccessDeniedError, AwsError, KeylessError, NetworkError, UsageError
-from keyless.limits import AWS_DEFAULT_REGION, DEFAULT_CONCURRENCY
+from keyless.limits import (
+    AWS_DEFAULT_REGION,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_DELETE_PERCENT,
+    DEPLOY_HASH_AHEAD,
+    DEPLOY_HASH_BATCH,
+    DEPLOY_MAX_CONCURRENCY,
+    S3_COPY_MAX_BYTES,
+    S3_DELETE_BATCH_KEYS,
+)
 
 if TYPE_CHECKING:
     import boto3
@@ -67,16 +75,6 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudfront import CloudFrontClient
     from mypy_boto3_s3 import S3Client
 
-#: Upper bound of ``--concurrency``.
-MAX_CONCURRENCY = 256
-#: Listed objects whose local MD5 is started before the planner reaches them.
-HASH_AHEAD = 256
-#: Files hashed in one task of the hashing threads (one task per file costs more than the MD5).
-HASH_BATCH = 64
-#: DeleteObjects takes at most 1,000 keys per request (S3 API reference).
-DELETE_BATCH = 1000
-#: CopyObject copies at most 5 GiB; bigger objects get their new headers by a re-upload.
-COPY_MAX_BYTES = 5 << 30
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -127,10 +125,10 @@ class DeployRequest:
     invalidation: Invalidation | None = None
 
     def __post_init__(self) -> None:
-        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
+        if not 1 <= self.concurrency <= DEPLOY_MAX_CONCURRENCY:
             raise UsageError(
                 f"--concurrency {self.concurrency} is out of range",
-                remedy=f"Use 1 to {MAX_CONCURRENCY}.",
+                remedy=f"Use 1 to {DEPLOY_MAX_CONCURRENCY}.",
             )
         if not 0 <= self.max_delete_percent <= 100:
             raise UsageError(
@@ -300,10 +298,10 @@ def deploy(
         }
     )
     data = [
-        u for u in plan.uploads if u.reason is not Reason.HEADERS or u.file.size > COPY_MAX_BYTES
+        u for u in plan.uploads if u.reason is not Reason.HEADERS or u.file.size > S3_COPY_MAX_BYTES
     ]
     copies = [
-        u for u in plan.uploads if u.reason is Reason.HEADERS and u.file.size <= COPY_MAX_BYTES
+        u for u in plan.uploads if u.reason is Reason.HEADERS and u.file.size <= S3_COPY_MAX_BYTES
     ]
     sent = deleted = 0
     journal = Journal(
@@ -410,8 +408,8 @@ class _HashAhead:
     def known(self, local: Iterable[LocalFile], keys: Container[str]) -> None:
         """Start hashing the files whose (relative) key is in ``keys``, likeliest first."""
         files = sorted((f for f in local if not f.excluded and f.key in keys), key=_by_key)
-        for start in range(0, len(files), HASH_BATCH):
-            self._submit(files[start : start + HASH_BATCH])
+        for start in range(0, len(files), DEPLOY_HASH_BATCH):
+            self._submit(files[start : start + DEPLOY_HASH_BATCH])
 
     def ahead(
         self, remote: Iterable[RemoteObject], local: Iterable[LocalFile], prefix: str
@@ -425,7 +423,7 @@ class _HashAhead:
             if file and file.size == obj.size and ("-" not in obj.etag or obj.md5):
                 self._submit([file])
             window.append(obj)
-            if len(window) > HASH_AHEAD:
+            if len(window) > DEPLOY_HASH_AHEAD:
                 yield window.popleft()
         yield from window
 
@@ -628,8 +626,8 @@ def _delete(s3: S3Client, target: Target, keys: list[str], progress: Progress) -
     import botocore.exceptions
 
     deleted = 0
-    for start in range(0, len(keys), DELETE_BATCH):
-        batch = keys[start : start + DELETE_BATCH]
+    for start in range(0, len(keys), S3_DELETE_BATCH_KEYS):
+        batch = keys[start : start + S3_DELETE_BATCH_KEYS]
         try:
             response = s3.delete_objects(
                 Bucket=target.bucket,

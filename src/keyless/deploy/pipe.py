@@ -24,11 +24,14 @@ from keyless.aws import clients
 from keyless.compat import StrEnum
 from keyless.deploy.apply import DeployRequest, Invalidation, Target
 from keyless.deploy.headers import HeaderPolicy, Rule, http_date
-from keyless.deploy.invalidate import MAX_FILE_PATHS
 from keyless.deploy.local_tree import Filters
-from keyless.deploy.plan import DEFAULT_MAX_DELETE_PERCENT, DeleteRefusedError
+from keyless.deploy.plan import DeleteRefusedError
 from keyless.errors import CredentialError, UsageError
-from keyless.limits import PIPE_PRE_EXECUTION_TIMEOUT_SECONDS
+from keyless.limits import (
+    CLOUDFRONT_MAX_FILE_PATHS,
+    DEFAULT_MAX_DELETE_PERCENT,
+    PIPE_PRE_EXECUTION_TIMEOUT_SECONDS,
+)
 
 if TYPE_CHECKING:
     import boto3
@@ -312,10 +315,10 @@ def invalidation(env: Mapping[str, str]) -> Invalidation:
     """The ``aws-cloudfront-invalidate`` variables: ``DISTRIBUTION_ID``, ``PATHS`` (default /*)."""
     distribution = _required(env, "DISTRIBUTION_ID", CLOUDFRONT_PIPE)
     paths = tuple(env.get("PATHS", "").split()) or ("/*",)
-    if len(paths) > MAX_FILE_PATHS:
+    if len(paths) > CLOUDFRONT_MAX_FILE_PATHS:
         raise UsageError(
             f"aws-cloudfront-invalidate: {len(paths)} paths are more than CloudFront's"
-            f" {MAX_FILE_PATHS} in progress",
+            f" {CLOUDFRONT_MAX_FILE_PATHS} in progress",
             remedy="Use wildcards, e.g. PATHS='/assets/*'.",
         )
     for path in paths:

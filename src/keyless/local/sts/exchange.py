@@ -26,15 +26,17 @@ from keyless.errors import (
     TokenError,
     TokenVerificationError,
 )
-from keyless.limits import GATEWAY_DIRECTORY_CACHE_MAX_ENTRIES
+from keyless.limits import (
+    GATEWAY_DIRECTORY_CACHE_MAX_ENTRIES,
+    STS_CLOCK_SKEW_SECONDS,
+    STS_DURATION_DEFAULT_SECONDS,
+)
 from keyless.local.keysets import DeadlineHttpClient, GatewayKeyCache, deadline_fetcher
 from keyless.local.moto_server import AdminCredentials, admit, client_config, isolated_session
 from keyless.local.sts.rules import (
     CHECK_MESSAGES,
-    DURATION_DEFAULT_SECONDS,
     IDP_UNREACHABLE,
     STS_ALGORITHMS,
-    STS_CLOCK_SKEW_SECONDS,
     UNPARSABLE,
     StsError,
     access_denied,
@@ -164,7 +166,7 @@ class IamDirectory:
         return Role(
             arn=found["Arn"],
             trust_policy=policy,
-            max_session_duration=int(found.get("MaxSessionDuration", DURATION_DEFAULT_SECONDS)),
+            max_session_duration=int(found.get("MaxSessionDuration", STS_DURATION_DEFAULT_SECONDS)),
         )
 
 
@@ -343,7 +345,7 @@ class WebIdentityExchange:
         if not answer.allowed:
             raise access_denied(answer.reason)
 
-        duration = request.duration_seconds or DURATION_DEFAULT_SECONDS
+        duration = request.duration_seconds or STS_DURATION_DEFAULT_SECONDS
         if duration > role.max_session_duration:
             raise StsError(
                 "ValidationError",
