@@ -19,12 +19,11 @@ from keyless.aws.clients import ambient_session, region_from
 from keyless.aws.errors import error_code
 from keyless.aws.sts import (
     Sts,
-    StsAccessDeniedError,
-    StsApiError,
     TemporaryCredentials,
     derive_session_name,
     endpoint_url,
 )
+from keyless.aws.sts_errors import StsAccessDeniedError, StsApiError
 from keyless.causes import Cause
 from keyless.ci import (
     CI_PROVIDERS,

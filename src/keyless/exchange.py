@@ -22,7 +22,8 @@ from keyless.errors import CredentialError, TokenError, UsageError
 
 if TYPE_CHECKING:
     from keyless.arn import AccountId, RoleArn
-    from keyless.aws.sts import Assumed, Sts, StsApiError
+    from keyless.aws.sts import Assumed, Sts
+    from keyless.aws.sts_errors import StsApiError
     from keyless.http import HttpClient
 
 #: Where the role comes from when the command line does not name one, in this order.
@@ -126,7 +127,6 @@ def obtain_credentials(
     and the fallback session name."""
     from keyless.aws.sts import (
         ExchangeRequest,
-        StsApiError,
         check_session_name,
         check_token_usable,
         derive_session_name,
@@ -134,6 +134,7 @@ def obtain_credentials(
         static_keys,
     )
     from keyless.aws.sts import exchange as sts_exchange
+    from keyless.aws.sts_errors import StsApiError
 
     session = request.session
     if session.name is not None:
@@ -218,7 +219,7 @@ def _local_audience_hint(
     that mints it for the audience, so "--audience" and "mint it" do not send the user round."""
     if exc.code != "InvalidIdentityToken" or "audience" not in exc.sts_message.lower():
         return exc
-    from keyless.aws.sts import StsApiError
+    from keyless.aws.sts_errors import StsApiError
     from keyless.tokens import peek
 
     try:

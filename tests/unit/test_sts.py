@@ -19,18 +19,16 @@ from keyless.aws.sts import (
     RetryPolicy,
     SigningKeys,
     Sts,
-    StsAccessDeniedError,
-    StsApiError,
     check_session_name,
     check_token_usable,
     derive_session_name,
     endpoint_url,
     exchange,
     exchange_with_keys,
-    retry_reason,
     static_keys,
     sts_client_factory,
 )
+from keyless.aws.sts_errors import StsAccessDeniedError, StsApiError, retry_reason
 from keyless.ci import PROVIDERS
 from keyless.ci.base import RawToken, compose_session_name
 from keyless.errors import AwsError, NetworkError, TokenError, TokenVerificationError, UsageError
