@@ -23,6 +23,7 @@ PRODUCTION_MODULES = [
     "keyless.trust",
     "keyless.aws.sts",
     "keyless.aws.provision",
+    "keyless.aws.provision_apply",
     "keyless.credentials",
     "keyless.doctor",
     "keyless.deploy.apply",

@@ -2,7 +2,8 @@
 to one CI scope, permissions, boundary, tags) from a trust spec and the command's options.
 
 The trust policy names the provider in the account's own partition (aws, aws-cn, aws-us-gov).
-Pure apart from reading ``--policy FILE``; planning and applying are ``keyless.aws.provision``.
+Pure apart from reading ``--policy FILE``; planning is ``keyless.aws.provision``, applying
+``keyless.aws.provision_apply``.
 """
 
 from __future__ import annotations

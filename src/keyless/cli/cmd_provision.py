@@ -233,11 +233,11 @@ def desired_state(
 def run(args: argparse.Namespace, console: Console) -> int:
     from keyless.aws import clients
     from keyless.aws.emit import ACCOUNT_TOKEN, PARTITION_TOKEN, EmitFormat, emit
-    from keyless.aws.provision import (
+    from keyless.aws.provision import plan
+    from keyless.aws.provision_apply import (
         ProvisionIncompleteError,
         ProvisionRefusedError,
         apply,
-        plan,
         read_current,
     )
     from keyless.aws.thumbprint import parse_thumbprint

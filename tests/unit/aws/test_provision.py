@@ -15,15 +15,17 @@ from keyless.aws.provision import (
     Current,
     Desired,
     Item,
-    ProvisionIncompleteError,
-    ProvisionRefusedError,
     RoleName,
-    apply,
     parse_max_session_duration,
     parse_permissions_boundary,
     parse_role_name,
     parse_tag,
     plan,
+)
+from keyless.aws.provision_apply import (
+    ProvisionIncompleteError,
+    ProvisionRefusedError,
+    apply,
     read_current,
 )
 from keyless.aws.thumbprint import Thumbprint
