@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from keyless import arn
-from keyless.aws.provision import parse_permissions_boundary
+from keyless.aws.provision_state import parse_permissions_boundary
 from keyless.aws.sts import ExchangeRequest
 from keyless.errors import UsageError
 from keyless.local.sts.rules import StsError, parse_request

@@ -24,6 +24,7 @@ PRODUCTION_MODULES = [
     "keyless.aws.sts",
     "keyless.aws.provision",
     "keyless.aws.provision_apply",
+    "keyless.aws.provision_state",
     "keyless.credentials",
     "keyless.doctor",
     "keyless.deploy.apply",

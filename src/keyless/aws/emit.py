@@ -20,7 +20,7 @@ from keyless.trust.evaluate import issuer_prefix
 from keyless.trust.model import to_document
 
 if TYPE_CHECKING:
-    from keyless.aws.provision import Desired
+    from keyless.aws.provision_state import Desired
 
 __all__ = [
     "ACCOUNT_TOKEN",

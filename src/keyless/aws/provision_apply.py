@@ -15,17 +15,8 @@ from typing import TYPE_CHECKING, Any
 import botocore.exceptions
 
 from keyless.aws.errors import error_code, error_message
-from keyless.aws.provision import (
-    Action,
-    Call,
-    Current,
-    Desired,
-    Item,
-    Plan,
-    ProviderState,
-    RoleState,
-    changes_and_calls,
-)
+from keyless.aws.provision import Action, Call, Item, Plan, changes_and_calls
+from keyless.aws.provision_state import Current, Desired, ProviderState, RoleState
 from keyless.errors import AccessDeniedError, AwsError, KeylessError
 from keyless.limits import (
     IAM_PROPAGATION_MAX_ATTEMPTS,

@@ -18,7 +18,7 @@ from keyless.trust.evaluate import provider_arn_for
 from keyless.trust.model import Policy, parse_policy, to_document
 
 if TYPE_CHECKING:
-    from keyless.aws.provision import Desired
+    from keyless.aws.provision_state import Desired
     from keyless.aws.thumbprint import Thumbprint
     from keyless.ci.base import TrustSpec
 
@@ -82,7 +82,7 @@ def desired_state(
         parse_s3_location,
         s3_deploy_policy,
     )
-    from keyless.aws.provision import (
+    from keyless.aws.provision_state import (
         Desired,
         parse_max_session_duration,
         parse_permissions_boundary,

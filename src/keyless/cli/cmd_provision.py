@@ -20,10 +20,8 @@ from keyless.errors import AwsError, NetworkError, UsageError
 if TYPE_CHECKING:
     import boto3
 
-    from keyless.aws.provision import (
-        Desired,
-        Plan,
-    )
+    from keyless.aws.provision import Plan
+    from keyless.aws.provision_state import Desired
     from keyless.aws.thumbprint import Thumbprint
 
 
