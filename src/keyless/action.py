@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Final
 
 from keyless.ci import obtain_token
 from keyless.errors import CredentialError, KeylessError, UsageError
+from keyless.limits import (
+    STS_TAG_VALUE_MAX_CHARS,
+)
 
 if TYPE_CHECKING:
     from keyless.aws.sts import (
@@ -116,7 +119,6 @@ OUTPUTS: Final = (
 DEFAULT_SESSION_NAME: Final = "GitHubActions"
 #: STS session tag values: letters, digits, spaces and _.:/=+-@, at most 256 characters.
 _TAG_VALUE_FORBIDDEN: Final = re.compile(r"[^\w .:/=+\-@]")
-_TAG_VALUE_MAX: Final = 256
 
 
 def env_name(name: str) -> str:
@@ -178,7 +180,8 @@ def _tags(inputs: Inputs, env: Mapping[str, str]) -> tuple[tuple[str, str], ...]
             raise UsageError("input custom-tags is not a JSON object")
         tags.update({str(key): str(value) for key, value in document.items()})
     return tuple(
-        (key, _TAG_VALUE_FORBIDDEN.sub("*", value)[:_TAG_VALUE_MAX]) for key, value in tags.items()
+        (key, _TAG_VALUE_FORBIDDEN.sub("*", value)[:STS_TAG_VALUE_MAX_CHARS])
+        for key, value in tags.items()
     )
 
 
@@ -215,12 +218,11 @@ def _session_policy(inputs: Inputs) -> str | None:
 
 
 def exchange(inputs: Inputs, env: Mapping[str, str], sts: Sts, region: str) -> Assumed:
+    from keyless.arn import parse_account_id, parse_role_arn
     from keyless.aws.sts import (
         AccountMismatchError,
         Assumed,
         check_session_name,
-        parse_account_id,
-        parse_role_arn,
         static_keys,
     )
 

@@ -22,7 +22,8 @@ from keyless.errors import KeylessError, OutputError, UsageError
 from keyless.fsutil import write_secret_file
 
 if TYPE_CHECKING:
-    from keyless.aws.sts import RoleArn, TemporaryCredentials
+    from keyless.arn import RoleArn
+    from keyless.aws.sts import TemporaryCredentials
 
 __all__ = [
     "REMOVED_VARIABLES",

@@ -13,21 +13,17 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from keyless import claims_view, tokens
-from keyless.aws.clients import CLIENT_CONFIG, region_from
+from keyless.arn import RoleArn, role_account, role_name, role_partition
+from keyless.aws import clients
+from keyless.aws.clients import ambient_session, region_from
 from keyless.aws.errors import error_code
 from keyless.aws.sts import (
-    RoleArn,
     Sts,
-    StsAccessDeniedError,
-    StsApiError,
     TemporaryCredentials,
-    ambient_session,
     derive_session_name,
     endpoint_url,
-    role_account,
-    role_name,
-    role_partition,
 )
+from keyless.aws.sts_errors import StsAccessDeniedError, StsApiError
 from keyless.causes import Cause
 from keyless.ci import (
     CI_PROVIDERS,
@@ -154,10 +150,7 @@ def iam_client_for(env: Mapping[str, str], *, region: str | None = None) -> IamF
                 return None
         except BotoCoreError:
             return None
-        client: IAMClient = session.client(
-            "iam", endpoint_url=endpoint_url(env, "iam"), config=CLIENT_CONFIG
-        )
-        return client
+        return clients.client(session, "iam", endpoint_url=endpoint_url(env, "iam"))
 
     return make
 

@@ -21,7 +21,9 @@ from keyless.ci import PROVIDERS, ObtainedToken, detect, local_issuers, obtain_t
 from keyless.errors import CredentialError, TokenError, UsageError
 
 if TYPE_CHECKING:
-    from keyless.aws.sts import AccountId, Assumed, RoleArn, Sts, StsApiError
+    from keyless.arn import AccountId, RoleArn
+    from keyless.aws.sts import Assumed, Sts
+    from keyless.aws.sts_errors import StsApiError
     from keyless.http import HttpClient
 
 #: Where the role comes from when the command line does not name one, in this order.
@@ -79,7 +81,7 @@ class Obtained:
 
 def resolve_role_arn(explicit: str | None, env: Mapping[str, str]) -> RoleArn:
     """``--role-arn``, else the first of ``ROLE_ARN_VARIABLES`` that is set."""
-    from keyless.aws.sts import parse_role_arn
+    from keyless.arn import parse_role_arn
 
     if explicit:
         return parse_role_arn(explicit)
@@ -125,7 +127,6 @@ def obtain_credentials(
     and the fallback session name."""
     from keyless.aws.sts import (
         ExchangeRequest,
-        StsApiError,
         check_session_name,
         check_token_usable,
         derive_session_name,
@@ -133,6 +134,7 @@ def obtain_credentials(
         static_keys,
     )
     from keyless.aws.sts import exchange as sts_exchange
+    from keyless.aws.sts_errors import StsApiError
 
     session = request.session
     if session.name is not None:
@@ -217,7 +219,7 @@ def _local_audience_hint(
     that mints it for the audience, so "--audience" and "mint it" do not send the user round."""
     if exc.code != "InvalidIdentityToken" or "audience" not in exc.sts_message.lower():
         return exc
-    from keyless.aws.sts import StsApiError
+    from keyless.aws.sts_errors import StsApiError
     from keyless.tokens import peek
 
     try:

@@ -28,6 +28,11 @@ HTTP_MAX_BODY_BYTES = 1_000_000
 # --- tokens ------------------------------------------------------------------------------------
 #: STS rejects a WebIdentityToken longer than this (botocore STS model: 4..20000 characters).
 TOKEN_MAX_CHARS = 20_000
+#: ...and shorter than this (same model), so the local stack's STS refuses it too.
+STS_TOKEN_MIN_CHARS = 4
+#: Characters read beyond TOKEN_MAX_CHARS from a token file or stdin: whitespace around a token
+#: (a newline from `echo`, CRLF from an editor) is allowed, anything longer is refused unread.
+CLAIMS_READ_SLACK_CHARS = 1024
 #: Default clock skew tolerated on exp/nbf/iat when verifying a token, in seconds.
 TOKEN_LEEWAY_SECONDS = 60
 #: A refresh of an issuer's JWKS on an unknown `kid` happens at most this often, in seconds.
@@ -64,6 +69,31 @@ AWS_MAX_ATTEMPTS = 3
 #: Region used when none is configured anywhere (STS and IAM answer in every region).
 AWS_DEFAULT_REGION = "us-east-1"
 
+# --- IAM (provision) -----------------------------------------------------------------------------
+#: IAM's own default MaxSessionDuration, and what a role keyless creates gets unless told
+#: otherwise.
+IAM_ROLE_DEFAULT_SESSION_SECONDS = 3600
+#: IAM limits (IAM API Reference: CreateRole MaxSessionDuration 3600..43200;
+#: CreateOpenIDConnectProvider: at most 5 thumbprints and 100 client IDs; TagRole: 50 tags).
+IAM_ROLE_MIN_SESSION_SECONDS = 3600
+IAM_ROLE_MAX_SESSION_SECONDS = 43200
+IAM_OIDC_MAX_THUMBPRINTS = 5
+IAM_OIDC_MAX_CLIENT_IDS = 100
+IAM_MAX_TAGS = 50
+#: IAM quota: all inline policies of one role together, whitespace not counted (IAM User Guide,
+#: "IAM and AWS STS quotas": role policy size 10,240 characters).
+IAM_INLINE_POLICY_MAX_CHARS = 10_240
+#: Attempts in all for a role write refused because a provider created a moment ago is not yet
+#: visible to IAM's policy check ("Invalid principal in policy"; IAM is eventually consistent),
+#: and the base and cap of the exponential backoff between them, in seconds: about half a
+#: minute in all, longer than IAM takes to show a new provider in practice.
+IAM_PROPAGATION_MAX_ATTEMPTS = 6
+IAM_PROPAGATION_RETRY_BASE_SECONDS = 1.0
+IAM_PROPAGATION_MAX_DELAY_SECONDS = 8.0
+#: Witness requests the widening check tries per statement and filler: values multiply across
+#: condition keys, and a trust policy pins a handful of keys, so 64 covers real ones.
+WIDENING_MAX_COMBINATIONS = 64
+
 # --- S3 deploys ----------------------------------------------------------------------------------
 #: Attempts in all (first included) of one S3 request of the deploy's data plane (listing pages,
 #: the manifest, each upload and part); the native client retries 5xx, 503 SlowDown, connection
@@ -81,6 +111,54 @@ S3_RETRY_MAX_DELAY_SECONDS = 5
 #: Attempts in all (first included) of one control-plane call (copies, deletes, CloudFront), with
 #: botocore's standard mode (which retries throttling codes, 5xx and connection errors).
 S3_CONTROL_MAX_ATTEMPTS = 5
+#: Seconds for a control-plane connection, and for each of its reads: a DeleteObjects of 1,000
+#: keys or a CopyObject of up to 5 GiB answers only when done, so reads wait botocore's 60 s.
+S3_CONTROL_CONNECT_TIMEOUT_SECONDS = 10.0
+S3_CONTROL_READ_TIMEOUT_SECONDS = 60.0
+#: Seconds for a TCP (and TLS) connection to S3 by the native client, in its unit
+#: (milliseconds): the same 10 s as every other AWS connection.
+S3_CONNECT_TIMEOUT_MS = 10_000
+#: Seconds one control request of the native client (a listing page, the manifest) may take,
+#: retries included: five attempts with backoff on a slow link.
+S3_REQUEST_TIMEOUT_SECONDS = 120.0
+#: Seconds to wait for the in-flight requests after an interrupt before giving up on them.
+S3_DRAIN_TIMEOUT_SECONDS = 30.0
+#: Bytes the native client may hold in part buffers (its default is 2 GiB or more; 256 MiB is
+#: the least it accepts). What keyless holds is bounded lower: large files are streamed from disk
+#: over TLS, and at most ``S3_LARGE_UPLOADS_IN_FLIGHT`` of them are buffered at a time otherwise.
+S3_CRT_MEMORY_LIMIT_BYTES = 256 << 20
+#: Keys per listing page (S3's maximum, ListObjectsV2 MaxKeys).
+S3_LIST_PAGE_KEYS = 1000
+#: DeleteObjects takes at most 1,000 keys per request (S3 API reference).
+S3_DELETE_BATCH_KEYS = 1000
+#: CopyObject copies at most 5 GiB; bigger objects get their new headers by a re-upload.
+S3_COPY_MAX_BYTES = 5 << 30
+#: S3 rejects keys longer than this many UTF-8 bytes.
+S3_MAX_KEY_BYTES = 1024
+#: Upper bound of ``--concurrency``: far past where the local measurements flatten out (16),
+#: and within the file descriptors a CI container gives a process.
+DEPLOY_MAX_CONCURRENCY = 256
+#: Listed objects whose local MD5 is started before the planner reaches them: enough to keep
+#: the hashing threads busy, few enough that a large tree is not held in memory.
+DEPLOY_HASH_AHEAD = 256
+#: Files hashed in one task of the hashing threads (one task per file costs more than the MD5).
+DEPLOY_HASH_BATCH = 64
+#: Bytes read at a time when hashing; large files are never read whole.
+DEPLOY_READ_CHUNK_BYTES = 1 << 20
+#: At most this many part sizes are tried for one multipart ETag (each costs an MD5 pass in CPU):
+#: the common tools' defaults (keyless.deploy.plan.COMMON_PART_SIZES).
+DEPLOY_MAX_PART_SIZE_GUESSES = 6
+#: Default of ``--max-delete``: refuse to delete more than this percentage of the remote objects
+#: (a wrong LOCAL_DIR or prefix deletes most of a site; a real release rarely half of it).
+DEFAULT_MAX_DELETE_PERCENT = 50.0
+#: Up to this many changed paths are invalidated one by one. CloudFront bills each path past the
+#: first 1,000 a month, and a wildcard counts as one path.
+CLOUDFRONT_MAX_EXPLICIT_PATHS = 100
+#: CloudFront allows at most 15 wildcard paths in progress per distribution
+#: (CloudFront quotas: "Concurrent invalidation requests, wildcard paths").
+CLOUDFRONT_MAX_WILDCARD_PATHS = 15
+#: And at most 3,000 file paths in progress per distribution (same quotas page).
+CLOUDFRONT_MAX_FILE_PATHS = 3000
 
 # --- role sessions that outlive their credentials (deploy --role-arn) ---------------------------
 #: A session is renewed (the token exchanged again) once it has less than this left...
@@ -114,6 +192,19 @@ STS_CHAINED_DURATION_MAX_SECONDS = 3600
 STS_SESSION_POLICY_MAX_CHARS = 2048
 #: Managed session policies per request (botocore STS model: PolicyArns at most 10).
 STS_SESSION_POLICY_ARNS_MAX = 10
+#: The DurationSeconds STS applies when none is asked (STS API reference: one hour).
+STS_DURATION_DEFAULT_SECONDS = 3600
+#: RoleSessionName length (botocore STS model: 2..64 characters).
+STS_SESSION_NAME_MIN_CHARS = 2
+STS_SESSION_NAME_MAX_CHARS = 64
+#: RoleArn length (botocore STS model: 20..2048 characters).
+STS_ROLE_ARN_MIN_CHARS = 20
+STS_ROLE_ARN_MAX_CHARS = 2048
+#: Session tag values (STS API reference, Tag: at most 256 characters).
+STS_TAG_VALUE_MAX_CHARS = 256
+#: Characters of an STS error message keyless shows: its messages are a sentence; longer text
+#: is not STS's and is cut (it could carry what a proxy echoed).
+STS_MESSAGE_MAX_CHARS = 300
 
 # --- JSON documents keyless parses (policies, claims files, token parts) -----------------------
 #: Largest policy or claims document keyless reads, in characters. IAM's own quotas are far
@@ -174,6 +265,8 @@ MANIFEST_AHEAD_MAX_BATCH = 4096
 #: killed at any point redoes at most that much on the next run.
 MANIFEST_FLUSH_CHANGES = 256
 MANIFEST_FLUSH_SECONDS = 5.0
+#: S3 ETags are 32 hex digits, with "-N" for multipart: 128 is room to spare.
+MANIFEST_MAX_ETAG_CHARS = 128
 
 # --- keyless pipe ------------------------------------------------------------------------------
 #: Seconds PRE_EXECUTION_SCRIPT may run: a Bitbucket step's default max-time is 120 minutes
@@ -206,6 +299,55 @@ GATEWAY_KEY_FETCH_DEADLINE_SECONDS = 10.0
 #: OIDC providers and roles (each) whose IAM answers the gateway keeps between changes to IAM;
 #: beyond that a lookup is asked of moto each time (an account of the local stack has a few).
 GATEWAY_DIRECTORY_CACHE_MAX_ENTRIES = 1024
+#: Clock skew the gateway allows on ``exp``/``nbf``/``iat``. AWS does not publish the figure it
+#: applies to web identity tokens; 5 minutes is the skew it documents for signed requests
+#: (SigV4), the closest published number.
+STS_CLOCK_SKEW_SECONDS = 300
+#: Bodies of requests to "/" (the query-protocol APIs: STS, IAM) are read whole and inspected;
+#: a real STS or IAM request is a few kilobytes.
+GATEWAY_QUERY_API_MAX_BODY_BYTES = 1_048_576
+#: A response whose length moto does not announce is read whole before it is relayed: a local
+#: site's largest objects fit.
+GATEWAY_UNSIZED_RESPONSE_MAX_BYTES = 64 * 1_048_576
+#: Seconds an idle client connection is kept open (botocore's own read timeout: 60 s).
+GATEWAY_IDLE_TIMEOUT_SECONDS = 60.0
+#: Seconds ``stop()`` waits for the serving thread.
+GATEWAY_STOP_TIMEOUT_SECONDS = 10.0
+#: Size of one relayed piece of a body.
+GATEWAY_RELAY_CHUNK_BYTES = 65_536
+#: Longest chunk-size or trailer line accepted in a chunked request body.
+GATEWAY_CHUNK_LINE_MAX_BYTES = 4096
+#: Longest request head read from a connection that is being refused.
+GATEWAY_REFUSAL_HEAD_MAX_BYTES = 16_384
+#: Most bytes of an unread request body drained before a refused connection is closed (closing
+#: with unread data makes the kernel send a reset, which could destroy the answer in flight).
+GATEWAY_REFUSAL_DRAIN_MAX_BYTES = 1_048_576
+#: Bytes the gateway asks of the socket per read when fetching an issuer's keys.
+GATEWAY_KEY_READ_BYTES = 65_536
+#: Longest response head accepted from an issuer (status line and headers).
+GATEWAY_KEY_HEAD_MAX_BYTES = 65_536
+#: Seconds the moto child may take to import moto and bind its port (a cold import on a busy
+#: 2-core machine takes a few seconds).
+MOTO_STARTUP_TIMEOUT_SECONDS = 60.0
+#: Seconds the moto child gets to exit after its stdin closes, then again after SIGTERM.
+MOTO_STOP_TIMEOUT_SECONDS = 10.0
+#: Connections one boto3 client keeps to moto (the gateway serves 16+ concurrent clients).
+MOTO_CLIENT_POOL_SIZE = 32
+#: Distinct Host headers whose moto backend the child remembers (it serves loopback: a few).
+MOTO_DISPATCH_CACHE_MAX_HOSTS = 64
+#: Seconds ``keyless provision`` may take in the demo (a cold start on a busy machine included).
+DEMO_PROVISION_TIMEOUT_SECONDS = 120.0
+
+# --- the local stack's CI tokens ----------------------------------------------------------------
+#: GitHub's request token works for about six hours after the job starts
+#: (docs/ci-tokens.md#github-delivery).
+GITHUB_REQUEST_TOKEN_LIFETIME_SECONDS = 6 * 3600
+#: Longest lifetime a job may ask for (``buildkite-agent ... --lifetime``): STS's session maximum.
+LOCAL_TOKEN_MAX_LIFETIME_SECONDS = 43_200
+#: A Bitbucket step may name at most 10 audiences of at most 150 characters each
+#: (docs/ci-tokens.md#bitbucket-delivery).
+BITBUCKET_MAX_AUDIENCES = 10
+BITBUCKET_AUDIENCE_MAX_CHARS = 150
 
 # --- YAML keyless reads (bitbucket-pipelines.yml, --variables files) ----------------------------
 # keyless' own bounds, checked while the document is composed and before anything is built from
@@ -248,6 +390,9 @@ AUDIT_HCL_MAX_CHARS = 300_000
 #: Roles one audit reports on; IAM's default quota is 1,000 roles per account (adjustable to
 #: 5,000), so this is an organization of many large accounts.
 AUDIT_MAX_ROLES = 200_000
+#: Roles copied from one snippet share their trust word for word: each text is analysed once,
+#: and this many analyses are kept (the distinct trusts of a large organization).
+AUDIT_ANALYSED_CACHE_MAX_ENTRIES = 4096
 #: Issuers one local issuer server adds on their first request (a CI's per-workspace or per-org
 #: issuers, served for any well-formed path): each costs an RSA key and a line of saved state, so
 #: a client asking for made-up workspaces in a loop cannot grow the state without bound.
@@ -283,6 +428,10 @@ PIPELINE_GIT_CHECKOUT_SECONDS = 10.0
 #: Branch and path globs kept compiled: more than a pipeline file's sections and artifact globs,
 #: so that each compiles once, while a stream of distinct patterns cannot grow memory.
 PIPELINE_GLOB_CACHE_SIZE = 256
+#: Schema errors of a pipeline file shown at most (the first ones by line); the rest are counted.
+PIPELINE_SCHEMA_ERRORS_SHOWN = 5
+#: Pull request ids made up locally are 1..this (small, like a repository's real ones).
+PIPELINE_MAX_PR_ID = 9999
 
 # --- keyless local workflow (GitHub Actions jobs run here) ---------------------------------------
 #: Longest `${{ }}` expression evaluated: the GitHub Actions runner's own bound

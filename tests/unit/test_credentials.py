@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from keyless.aws.sts import AccountId, RoleArn, TemporaryCredentials
+from keyless.arn import AccountId, RoleArn
+from keyless.aws.sts import TemporaryCredentials
 from keyless.ci.base import RawToken
 from keyless.credentials import (
     REMOVED_VARIABLES,

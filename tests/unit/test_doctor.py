@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from keyless.aws.sts import RoleArn
+from keyless.arn import RoleArn
 from keyless.doctor import Cause, DoctorRequest, Status, classify_subject, diagnose
 from keyless.trust.glob import compile_glob
 from tests.sts_stub import ROLE_ARN, stubbed_sts

@@ -23,6 +23,8 @@ PRODUCTION_MODULES = [
     "keyless.trust",
     "keyless.aws.sts",
     "keyless.aws.provision",
+    "keyless.aws.provision_apply",
+    "keyless.aws.provision_state",
     "keyless.credentials",
     "keyless.doctor",
     "keyless.deploy.apply",

@@ -12,27 +12,23 @@ import pytest
 from botocore import UNSIGNED
 from botocore.exceptions import ClientError, EndpointConnectionError, ParamValidationError
 
+from keyless.arn import RoleArn, parse_account_id, parse_role_arn
 from keyless.aws.sts import (
     AccountMismatchError,
     ExchangeRequest,
     RetryPolicy,
-    RoleArn,
     SigningKeys,
     Sts,
-    StsAccessDeniedError,
-    StsApiError,
     check_session_name,
     check_token_usable,
     derive_session_name,
     endpoint_url,
     exchange,
     exchange_with_keys,
-    parse_account_id,
-    parse_role_arn,
-    retry_reason,
     static_keys,
     sts_client_factory,
 )
+from keyless.aws.sts_errors import StsAccessDeniedError, StsApiError, retry_reason
 from keyless.ci import PROVIDERS
 from keyless.ci.base import RawToken, compose_session_name
 from keyless.errors import AwsError, NetworkError, TokenError, TokenVerificationError, UsageError

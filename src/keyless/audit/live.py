@@ -138,9 +138,9 @@ def _pages(
 
 
 def _client(session: boto3.Session, service: str) -> Any:
-    from keyless.aws.clients import CLIENT_CONFIG
+    from keyless.aws.clients import any_client
 
-    return session.client(service, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+    return any_client(session, service)
 
 
 def live_inventory(

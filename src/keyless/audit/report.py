@@ -17,6 +17,9 @@ from keyless.audit.who import Identity, who_can_assume
 from keyless.ci import provider_for_issuer
 from keyless.errors import PolicyError, UsageError
 from keyless.jsonlimits import loads_bounded
+from keyless.limits import (
+    AUDIT_ANALYSED_CACHE_MAX_ENTRIES,
+)
 from keyless.trust.lint import Severity, lint
 from keyless.trust.lint_rules.templates import template_value_unresolved
 from keyless.trust.model import Effect, Policy, parse_policy
@@ -387,10 +390,6 @@ def _role_report(
     )
 
 
-#: Roles copied from one snippet share their trust word for word: analyse each text once.
-_ANALYSED_CACHE_ENTRIES = 4096
-
-
 _Analysis = tuple[Policy, tuple[ReportFinding, ...], tuple[Identity, ...]]
 
 
@@ -405,7 +404,7 @@ def _analyse(policy: Policy) -> _Analysis:
     return policy, findings, who_can_assume(policy)
 
 
-@functools.lru_cache(maxsize=_ANALYSED_CACHE_ENTRIES)
+@functools.lru_cache(maxsize=AUDIT_ANALYSED_CACHE_MAX_ENTRIES)
 def _analysed_text(text: str) -> _Analysis:
     return _analyse(parse_policy(json.loads(text)))
 

@@ -20,7 +20,7 @@ from keyless.trust.model import to_document
 from keyless.trust.web_identity import issuer_prefix
 
 if TYPE_CHECKING:
-    from keyless.aws.provision import Desired
+    from keyless.aws.provision_state import Desired
 
 __all__ = [
     "ACCOUNT_TOKEN",
@@ -101,7 +101,7 @@ def _tf_variable(name: str, kind: str, default: Any, description: str) -> list[s
 
 
 def _terraform(desired: Desired, notes: tuple[str, ...]) -> str:
-    from keyless.aws.provision import DEFAULT_MAX_SESSION_SECONDS
+    from keyless.limits import IAM_ROLE_DEFAULT_SESSION_SECONDS
 
     issuer = desired.issuer
     trust = to_document(desired.trust)
@@ -147,7 +147,7 @@ def _terraform(desired: Desired, notes: tuple[str, ...]) -> str:
     lines += _tf_variable(
         "max_session_duration",
         "number",
-        _Raw(str(desired.max_session_duration or DEFAULT_MAX_SESSION_SECONDS)),
+        _Raw(str(desired.max_session_duration or IAM_ROLE_DEFAULT_SESSION_SECONDS)),
         "Longest session of the role, in seconds (3600-43200).",
     )
     lines += _tf_variable(
@@ -235,7 +235,7 @@ def _cfn_tokens(value: Any) -> Any:
 
 
 def _cloudformation(desired: Desired, notes: tuple[str, ...]) -> str:
-    from keyless.aws.provision import DEFAULT_MAX_SESSION_SECONDS
+    from keyless.limits import IAM_ROLE_DEFAULT_SESSION_SECONDS
 
     provider_ref = {
         "Fn::If": [
@@ -296,7 +296,7 @@ def _cloudformation(desired: Desired, notes: tuple[str, ...]) -> str:
         provider["ThumbprintList"] = {"Ref": "OidcThumbprints"}
     parameters["MaxSessionDuration"] = {
         "Type": "Number",
-        "Default": desired.max_session_duration or DEFAULT_MAX_SESSION_SECONDS,
+        "Default": desired.max_session_duration or IAM_ROLE_DEFAULT_SESSION_SECONDS,
         "MinValue": 3600,
         "MaxValue": 43200,
         "Description": "Longest session of the role, in seconds.",

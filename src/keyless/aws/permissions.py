@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any, NewType
 
 from keyless.errors import PolicyError, UsageError
+from keyless.limits import (
+    IAM_INLINE_POLICY_MAX_CHARS,
+)
 from keyless.trust.model import Policy, PolicyVersion, loads_policy, parse_policy, to_document
 
 __all__ = [
-    "INLINE_POLICY_MAX_CHARS",
     "DistributionId",
     "S3DeployPreset",
     "S3Location",
@@ -26,9 +28,6 @@ __all__ = [
     "s3_deploy_policy",
 ]
 
-#: IAM quota: all inline policies of one role together, whitespace not counted (IAM User Guide,
-#: "IAM and AWS STS quotas": role policy size 10,240 characters).
-INLINE_POLICY_MAX_CHARS = 10_240
 
 DistributionId = NewType("DistributionId", str)
 
@@ -168,9 +167,9 @@ def check_permission_policy(policy: Policy, *, where: str = "permission policy")
         if statement.resource is None and statement.not_resource is None:
             raise PolicyError(f"{at} has no Resource; name what it applies to")
     size = policy_size(policy)
-    if size > INLINE_POLICY_MAX_CHARS:
+    if size > IAM_INLINE_POLICY_MAX_CHARS:
         raise PolicyError(
-            f"{where} is {size} characters, more than the {INLINE_POLICY_MAX_CHARS} IAM allows"
+            f"{where} is {size} characters, more than the {IAM_INLINE_POLICY_MAX_CHARS} IAM allows"
             " for a role's inline policies",
             remedy="Split it into a customer managed policy and attach that instead.",
         )

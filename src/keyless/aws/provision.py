@@ -1,83 +1,46 @@
-"""The AWS side of a CI trust: an IAM OIDC provider and a role. ``plan`` is pure (desired state
-against what IAM has: create / update / unchanged per resource, with the exact write calls);
-``apply`` makes those calls and nothing else, so a second run makes no write call at all.
+"""The AWS side of a CI trust: an IAM OIDC provider and a role, planned. ``plan`` is pure (desired
+state against what IAM has: create / update / unchanged per resource, with the exact write
+calls); ``keyless.aws.provision_apply`` reads the account and makes those calls and nothing else,
+so a second run makes no write call at all.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-import re
-import time
-import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NewType
+from typing import TYPE_CHECKING, Any
 
-import botocore.exceptions
-
-from keyless.aws.errors import error_code, error_message
-from keyless.aws.thumbprint import Thumbprint
+from keyless.aws.provision_state import (
+    Current,
+    Desired,
+    ProviderState,
+    RoleState,
+)
 from keyless.aws.widening import Widening, find_widening
 from keyless.ci.local_issuers import LOCAL_ISSUERS_NONE, LocalIssuers
 from keyless.compat import StrEnum
-from keyless.errors import AccessDeniedError, AwsError, KeylessError, PolicyError, UsageError
+from keyless.errors import PolicyError
+from keyless.limits import (
+    IAM_OIDC_MAX_THUMBPRINTS,
+    IAM_ROLE_DEFAULT_SESSION_SECONDS,
+)
 from keyless.trust.lint import Finding, LintContext, Severity, lint
 from keyless.trust.model import Policy, dumps_policy, parse_policy, to_document
 from keyless.trust.permissions import writes
-from keyless.trust.web_identity import provider_arn_for
 
 if TYPE_CHECKING:
-    from mypy_boto3_iam import IAMClient
+    pass
 
 __all__ = [
-    "DEFAULT_MAX_SESSION_SECONDS",
-    "INLINE_POLICY_NAME",
     "Action",
-    "Applied",
     "Call",
     "Change",
-    "Current",
-    "Desired",
     "Item",
     "Plan",
-    "ProviderState",
-    "ProvisionIncompleteError",
-    "ProvisionRefusedError",
-    "RoleName",
-    "RoleState",
-    "apply",
-    "parse_max_session_duration",
-    "parse_permissions_boundary",
-    "parse_role_name",
-    "parse_tag",
     "plan",
-    "read_current",
 ]
-
-RoleName = NewType("RoleName", str)
-
-#: The role's inline policy that keyless writes and compares; other inline policies are left
-#: alone (and named in the plan, since they add permissions keyless did not grant).
-INLINE_POLICY_NAME = "keyless-permissions"
-#: IAM's own default, and what a role keyless creates gets unless told otherwise.
-DEFAULT_MAX_SESSION_SECONDS = 3600
-#: IAM limits (IAM API Reference: CreateRole MaxSessionDuration; CreateOpenIDConnectProvider).
-MIN_SESSION_SECONDS, MAX_SESSION_SECONDS = 3600, 43200
-MAX_THUMBPRINTS = 5
-MAX_CLIENT_IDS = 100
-MAX_TAGS = 50
-#: Attempts in all for a role write refused because a provider created a moment ago is not yet
-#: visible to IAM's policy check ("Invalid principal in policy"; IAM is eventually consistent),
-#: and the base and cap of the exponential backoff between them, in seconds.
-IAM_PROPAGATION_MAX_ATTEMPTS = 6
-IAM_PROPAGATION_RETRY_BASE_SECONDS = 1.0
-IAM_PROPAGATION_MAX_DELAY_SECONDS = 8.0
-
-_ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
-_TAG_KEY = re.compile(r"[\w.:/=+\-@ ]{1,128}")
-_TAG_VALUE = re.compile(r"[\w.:/=+\-@ ]{0,256}")
-_BOUNDARY = re.compile(r"arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/[\w+=,.@/-]{1,1024}")
 
 
 class Action(StrEnum):
@@ -98,128 +61,6 @@ class Item(StrEnum):
     BOUNDARY = "permissions-boundary"
     TAGS = "tags"
     PERMISSIONS = "permissions"
-
-
-# --- input values --------------------------------------------------------------------------------
-
-
-def parse_role_name(text: str) -> RoleName:
-    if not _ROLE_NAME.fullmatch(text):
-        raise UsageError(
-            f"--role-name {text!r} is not an IAM role name (1-64 letters, digits and + = , . @ _ -)"
-        )
-    return RoleName(text)
-
-
-def parse_tag(text: str) -> tuple[str, str]:
-    key, equals, value = text.partition("=")
-    if not equals or not _TAG_KEY.fullmatch(key) or not _TAG_VALUE.fullmatch(value):
-        raise UsageError(
-            f"--tag {text!r} is not KEY=VALUE (key 1-128, value 0-256 characters)",
-            remedy="Example: --tag team=web",
-        )
-    if key.lower().startswith("aws:"):
-        raise UsageError(f"--tag {text!r}: keys starting with aws: are reserved for AWS")
-    return key, value
-
-
-def parse_max_session_duration(text: str) -> int:
-    try:
-        seconds = int(text)
-    except ValueError:
-        seconds = -1
-    if not MIN_SESSION_SECONDS <= seconds <= MAX_SESSION_SECONDS:
-        raise UsageError(
-            f"--max-session-duration {text!r} is not {MIN_SESSION_SECONDS}..{MAX_SESSION_SECONDS}"
-            " seconds (1 to 12 hours)"
-        )
-    return seconds
-
-
-def parse_permissions_boundary(text: str) -> str:
-    if not _BOUNDARY.fullmatch(text):
-        raise UsageError(
-            f"--permissions-boundary {text!r} is not a managed policy ARN",
-            remedy="Example: arn:aws:iam::123456789012:policy/ci-boundary",
-        )
-    return text
-
-
-# --- desired and current state -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Desired:
-    """What the account should have after ``apply``."""
-
-    account_id: str
-    partition: str = "aws"
-    issuer: str
-    #: The CI (``--ci`` name) whose tokens the issuer mints; lint grades the trust by its
-    #: subject grammar even when the issuer's URL does not say (``--issuer``).
-    ci: str | None = None
-    #: The audiences the provider must accept (its client IDs).
-    client_ids: tuple[str, ...]
-    thumbprints: tuple[Thumbprint, ...] = ()
-    role_name: RoleName
-    trust: Policy
-    permissions: Policy
-    policy_name: str = INLINE_POLICY_NAME
-    #: ``None``: IAM's default on a new role, left as it is on an existing one.
-    max_session_duration: int | None = None
-    #: ``None``: no boundary on a new role, an existing one left as it is (removing a boundary
-    #: would widen what the role may do, so keyless never does it implicitly).
-    permissions_boundary: str | None = None
-    #: Tags the role must have; tags it has beyond these are kept.
-    tags: tuple[tuple[str, str], ...] = ()
-    description: str = "keyless: assumed by CI jobs through OpenID Connect"
-
-    def __post_init__(self) -> None:
-        if not self.client_ids:
-            # Empty means deny: a provider without client IDs accepts no token at all.
-            raise UsageError("no audience (client ID) for the OIDC provider")
-        if len(self.client_ids) > MAX_CLIENT_IDS:
-            raise UsageError(f"{len(self.client_ids)} client IDs; IAM allows {MAX_CLIENT_IDS}")
-        if len(self.thumbprints) > MAX_THUMBPRINTS:
-            raise UsageError(f"{len(self.thumbprints)} thumbprints; IAM allows {MAX_THUMBPRINTS}")
-        if len(self.tags) > MAX_TAGS:
-            raise UsageError(f"{len(self.tags)} tags; IAM allows {MAX_TAGS} per role")
-
-    @property
-    def provider_arn(self) -> str:
-        return provider_arn_for(self.issuer, self.account_id, partition=self.partition)
-
-    @property
-    def role_arn(self) -> str:
-        return f"arn:{self.partition}:iam::{self.account_id}:role/{self.role_name}"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProviderState:
-    arn: str
-    client_ids: tuple[str, ...]
-    thumbprints: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RoleState:
-    arn: str
-    #: The trust policy as IAM returned it (decoded JSON).
-    trust: Any
-    max_session_duration: int
-    permissions_boundary: str | None
-    tags: tuple[tuple[str, str], ...]
-    #: Names of all inline policies of the role.
-    inline_policies: tuple[str, ...]
-    #: keyless' own inline policy (decoded JSON), ``None`` when absent.
-    permissions: Any
-    attached_policies: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Current:
-    provider: ProviderState | None = None
-    role: RoleState | None = None
 
 
 # --- the plan ------------------------------------------------------------------------------------
@@ -499,7 +340,7 @@ def _provider_changes(desired: Desired, current: ProviderState | None) -> list[C
     if new_prints:
         # Added, never replaced: a thumbprint in use for another reason keeps working. IAM keeps
         # five at most, so the oldest are the ones that give way.
-        merged = [*new_prints, *current.thumbprints][:MAX_THUMBPRINTS]
+        merged = [*new_prints, *current.thumbprints][:IAM_OIDC_MAX_THUMBPRINTS]
         changes.append(
             Change(
                 item=Item.THUMBPRINTS,
@@ -680,7 +521,7 @@ def _new_role(desired: Desired) -> list[Change]:
         "RoleName": name,
         "AssumeRolePolicyDocument": _compact(desired.trust),
         "Description": desired.description,
-        "MaxSessionDuration": desired.max_session_duration or DEFAULT_MAX_SESSION_SECONDS,
+        "MaxSessionDuration": desired.max_session_duration or IAM_ROLE_DEFAULT_SESSION_SECONDS,
     }
     if desired.permissions_boundary:
         params["PermissionsBoundary"] = desired.permissions_boundary
@@ -691,7 +532,7 @@ def _new_role(desired: Desired) -> list[Change]:
         params=params,
         describe=f"create the role {name} with its trust policy",
     )
-    seconds = desired.max_session_duration or DEFAULT_MAX_SESSION_SECONDS
+    seconds = desired.max_session_duration or IAM_ROLE_DEFAULT_SESSION_SECONDS
     return [
         Change(item=Item.ROLE, action=Action.CREATE, summary=f"role {name}", calls=(create,)),
         Change(
@@ -717,137 +558,6 @@ def _new_role(desired: Desired) -> list[Change]:
     ]
 
 
-# --- reading what IAM has ------------------------------------------------------------------------
-
-
-def _aws_error(exc: botocore.exceptions.ClientError, what: str) -> KeylessError:
-    code = error_code(exc) or ""
-    message = f"{what}: {code}: {error_message(exc)}"
-    if code in ("AccessDenied", "AccessDeniedException"):
-        return AccessDeniedError(
-            message,
-            remedy="keyless provision reads with iam:GetOpenIDConnectProvider, iam:GetRole,"
-            " iam:ListRolePolicies, iam:GetRolePolicy and iam:ListAttachedRolePolicies.",
-        )
-    return AwsError(message)
-
-
-def _document(value: Any) -> Any:
-    # botocore decodes IAM's URL-encoded policy documents into dicts; other clients may not.
-    if isinstance(value, str):
-        return json.loads(urllib.parse.unquote(value))
-    return value
-
-
-def read_current(iam: IAMClient, desired: Desired) -> Current:
-    """What the account has now, with read calls only (Get*/List*)."""
-    return Current(provider=_read_provider(iam, desired), role=_read_role(iam, desired))
-
-
-def _read_provider(iam: IAMClient, desired: Desired) -> ProviderState | None:
-    arn = desired.provider_arn
-    try:
-        response = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
-    except botocore.exceptions.ClientError as exc:
-        if (error_code(exc) or "") == "NoSuchEntity":
-            return None
-        raise _aws_error(exc, f"cannot read the OIDC provider {arn}") from exc
-    return ProviderState(
-        arn=arn,
-        client_ids=tuple(response.get("ClientIDList", [])),
-        thumbprints=tuple(tp.lower() for tp in response.get("ThumbprintList", [])),
-    )
-
-
-def _read_role(iam: IAMClient, desired: Desired) -> RoleState | None:
-    name = desired.role_name
-    try:
-        role = iam.get_role(RoleName=name)["Role"]
-        names: list[str] = []
-        for page in iam.get_paginator("list_role_policies").paginate(RoleName=name):
-            names.extend(page.get("PolicyNames", []))
-        attached: list[str] = []
-        for listing in iam.get_paginator("list_attached_role_policies").paginate(RoleName=name):
-            attached.extend(p.get("PolicyArn", "") for p in listing.get("AttachedPolicies", []))
-        permissions: Any = None
-        if desired.policy_name in names:
-            permissions = _document(
-                iam.get_role_policy(RoleName=name, PolicyName=desired.policy_name)["PolicyDocument"]
-            )
-    except botocore.exceptions.ClientError as exc:
-        if (error_code(exc) or "") == "NoSuchEntity":
-            return None
-        raise _aws_error(exc, f"cannot read the role {name}") from exc
-    boundary = role.get("PermissionsBoundary", {}).get("PermissionsBoundaryArn")
-    return RoleState(
-        arn=role["Arn"],
-        trust=_document(role.get("AssumeRolePolicyDocument")),
-        max_session_duration=int(role.get("MaxSessionDuration", DEFAULT_MAX_SESSION_SECONDS)),
-        permissions_boundary=boundary,
-        tags=tuple((tag["Key"], tag["Value"]) for tag in role.get("Tags", [])),
-        inline_policies=tuple(names),
-        permissions=permissions,
-        attached_policies=tuple(attached),
-    )
-
-
-# --- applying a plan -----------------------------------------------------------------------------
-
-
-class ProvisionRefusedError(KeylessError):
-    """``apply`` would widen the trust or write a risky one without the flag that allows it."""
-
-    kind = "provision-refused"
-
-
-class ProvisionIncompleteError(AwsError):
-    """A write call failed part-way; ``done`` and ``pending`` say what exists and what does not."""
-
-    kind = "provision-incomplete"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        remedy: str,
-        failed: Call,
-        code: str,
-        done: Sequence[Call],
-        pending: Sequence[Call],
-    ) -> None:
-        super().__init__(message, remedy=remedy)
-        self.failed = failed
-        self.code = code
-        self.done = tuple(done)
-        self.pending = tuple(pending)
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = dict(super().to_json())
-        data.update(
-            {
-                "failed": {"call": self.failed.operation, "what": self.failed.describe},
-                "code": self.code,
-                "done": [{"call": c.operation, "what": c.describe} for c in self.done],
-                "pending": [{"call": c.operation, "what": c.describe} for c in self.pending],
-            }
-        )
-        return data
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Applied:
-    plan: Plan
-    #: The write calls made, in order (empty when the plan had no change).
-    calls: tuple[Call, ...]
-
-    def summary(self) -> str:
-        """One line that counts what the plan counts (its rows) and what was written (calls):
-        one call can make several rows (a new provider takes its client IDs and thumbprints)."""
-        if not self.calls:
-            return "Nothing to change: the account is as planned (no write call)."
-        return f"Applied: {changes_and_calls(self.plan.changes, self.calls)}."
-
-
 def changes_and_calls(changes: Sequence[Change], calls: Sequence[Call]) -> str:
     """``7 changes (7 create) in 3 IAM write calls (iam:CreateRole, ...)``."""
     counts: dict[str, int] = {}
@@ -860,127 +570,4 @@ def changes_and_calls(changes: Sequence[Change], calls: Sequence[Call]) -> str:
     return (
         f"{total} change{'s' if total != 1 else ''} ({kinds}) in {len(calls)} IAM write"
         f" call{'s' if len(calls) != 1 else ''} ({operations})"
-    )
-
-
-Sleep = Callable[[float], None]
-
-
-def apply(
-    the_plan: Plan,
-    iam: IAMClient,
-    *,
-    force: bool = False,
-    allow_risky: bool = False,
-    sleep: Sleep = time.sleep,
-) -> Applied:
-    """Make the plan's write calls in order, after its refusals are cleared by the flags."""
-    refusals = the_plan.refusals(force=force, allow_risky=allow_risky)
-    if refusals:
-        raise ProvisionRefusedError(
-            f"refusing to provision: {refusals[0].reason}",
-            remedy="\n".join(
-                [f"- {r.reason}; pass {r.flag} if that is intended" for r in refusals]
-                + ["Nothing was written. Review the plan above (--dry-run shows it again)."]
-            ),
-        )
-    calls = list(the_plan.calls)
-    done: list[Call] = []
-    created_provider = False
-    for index, call in enumerate(calls):
-        try:
-            _invoke(iam, call, retry_principal=created_provider, sleep=sleep)
-        except botocore.exceptions.ClientError as exc:
-            if call.method == "create_open_id_connect_provider" and (
-                (error_code(exc) or "") == "EntityAlreadyExists"
-            ):
-                # Created by someone else since the plan was read: reuse it, as a fresh plan
-                # would, and add the audiences it lacks.
-                done.extend(_adopt_provider(iam, call, the_plan.desired, sleep))
-                continue
-            raise _incomplete(the_plan, exc, call, done, calls[index + 1 :]) from exc
-        done.append(call)
-        created_provider = created_provider or call.method == "create_open_id_connect_provider"
-    return Applied(plan=the_plan, calls=tuple(done))
-
-
-def _invoke(iam: IAMClient, call: Call, *, retry_principal: bool, sleep: Sleep) -> None:
-    method = getattr(iam, call.method)
-    attempt = 1
-    while True:
-        try:
-            method(**call.params)
-            return
-        except botocore.exceptions.ClientError as exc:
-            # IAM is eventually consistent: a provider created a moment ago can be unknown to the
-            # role's policy check for a few seconds ("Invalid principal in policy"; IAM User
-            # Guide, "Changes that I make are not always immediately visible").
-            propagating = (
-                retry_principal
-                and call.method in ("create_role", "update_assume_role_policy")
-                and (error_code(exc) or "") == "MalformedPolicyDocument"
-                and "principal" in error_message(exc).lower()
-            )
-            if not propagating or attempt >= IAM_PROPAGATION_MAX_ATTEMPTS:
-                raise
-            sleep(
-                min(
-                    IAM_PROPAGATION_RETRY_BASE_SECONDS * 2 ** (attempt - 1),
-                    IAM_PROPAGATION_MAX_DELAY_SECONDS,
-                )
-            )
-            attempt += 1
-
-
-def _adopt_provider(iam: IAMClient, create: Call, desired: Desired, sleep: Sleep) -> list[Call]:
-    existing = _read_provider(iam, desired)
-    if existing is None:  # gone again: nothing sensible to adopt
-        raise AwsError(f"the OIDC provider {desired.provider_arn} exists and then does not")
-    made: list[Call] = []
-    for cid in desired.client_ids:
-        if cid in existing.client_ids:
-            continue
-        call = Call(
-            method="add_client_id_to_open_id_connect_provider",
-            params={"OpenIDConnectProviderArn": existing.arn, "ClientID": cid},
-            describe=f"add the client ID {cid} to the OIDC provider {existing.arn}",
-        )
-        _invoke(iam, call, retry_principal=False, sleep=sleep)
-        made.append(call)
-    return made
-
-
-def _incomplete(
-    the_plan: Plan,
-    exc: botocore.exceptions.ClientError,
-    failed: Call,
-    done: Sequence[Call],
-    pending: Sequence[Call],
-) -> ProvisionIncompleteError:
-    code = error_code(exc) or ""
-    desired = the_plan.desired
-    lines = ["In the account now:"]
-    lines.extend(f"  done       {call.describe}" for call in done)
-    for change in the_plan.changes:
-        if change.action is Action.UNCHANGED and change.item in (Item.PROVIDER, Item.ROLE):
-            lines.append(f"  unchanged  {change.summary}")
-    if len(lines) == 1:
-        lines.append("  nothing was changed by this run")
-    lines.append("Not done:")
-    lines.append(f"  failed     {failed.describe}: {code}: {error_message(exc)}")
-    lines.extend(f"  not done   {call.describe}" for call in pending)
-    lines.append(
-        f"Next: allow the caller {failed.operation}"
-        + (" (the error names the missing permission)" if "Denied" in code else "")
-        + ", then run the same keyless provision command again: it reads what exists now and"
-        " makes only the missing changes."
-    )
-    return ProvisionIncompleteError(
-        f"provision of role {desired.role_name} stopped part-way: {failed.operation} failed"
-        f" with {code}; {len(done)} of {len(done) + 1 + len(pending)} write calls were made",
-        remedy="\n".join(lines),
-        failed=failed,
-        code=code,
-        done=done,
-        pending=pending,
     )

@@ -2,7 +2,8 @@
 to one CI scope, permissions, boundary, tags) from a trust spec and the command's options.
 
 The trust policy names the provider in the account's own partition (aws, aws-cn, aws-us-gov).
-Pure apart from reading ``--policy FILE``; planning and applying are ``keyless.aws.provision``.
+Pure apart from reading ``--policy FILE``; planning is ``keyless.aws.provision``, applying
+``keyless.aws.provision_apply``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from keyless.trust.model import Policy, parse_policy, to_document
 from keyless.trust.web_identity import provider_arn_for
 
 if TYPE_CHECKING:
-    from keyless.aws.provision import Desired
+    from keyless.aws.provision_state import Desired
     from keyless.aws.thumbprint import Thumbprint
     from keyless.ci.base import TrustSpec
 
@@ -81,7 +82,7 @@ def desired_state(
         parse_s3_location,
         s3_deploy_policy,
     )
-    from keyless.aws.provision import (
+    from keyless.aws.provision_state import (
         Desired,
         parse_max_session_duration,
         parse_permissions_boundary,

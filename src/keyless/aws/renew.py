@@ -17,12 +17,11 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import boto3
-import botocore.session
-from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
+from botocore.credentials import CredentialProvider, RefreshableCredentials
 
+from keyless.aws import clients
 from keyless.aws.sts import TemporaryCredentials
 from keyless.compat import UTC
 from keyless.errors import CredentialError, KeylessError
@@ -31,6 +30,9 @@ from keyless.limits import (
     CREDENTIAL_REFRESH_MARGIN_SHARE,
     CREDENTIAL_STOP_SHARE,
 )
+
+if TYPE_CHECKING:
+    import boto3
 
 __all__ = ["RenewingSession", "SessionExpiredError", "margins", "usable"]
 
@@ -121,9 +123,7 @@ class RenewingSession:
     def session(self, *, region: str) -> boto3.Session:
         """A boto3 session signing with these credentials only (no profile, no other source);
         endpoint variables and the CA bundle still apply."""
-        core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
-        core.register_component("credential_provider", CredentialResolver([_Fixed(self)]))
-        return boto3.Session(botocore_session=core, region_name=region)
+        return clients.renewing_session(_Fixed(self), region=region)
 
 
 class _Fixed(CredentialProvider):

@@ -10,31 +10,25 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, NewType
+from typing import TYPE_CHECKING, Any, Final
 
-import boto3
-import botocore.session
-from botocore import UNSIGNED
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     HTTPClientError,
-    NoCredentialsError,
-    ProfileNotFound,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
 
-from keyless.aws.clients import CLIENT_CONFIG, region_from
-from keyless.aws.errors import error_code, error_message, http_status
+from keyless.arn import AccountId, RoleArn, policy
+from keyless.aws import clients
+from keyless.aws.clients import region_from
+from keyless.aws.sts_errors import convert, retry_reason
 from keyless.ci.base import Provider, RawToken, session_name_part
 from keyless.compat import UTC
 from keyless.errors import (
-    AccessDeniedError,
     AwsError,
     KeylessError,
-    NetworkError,
     TokenError,
     TokenVerificationError,
     UsageError,
@@ -55,113 +49,33 @@ from keyless.tokens import UnverifiedToken, peek
 from keyless.urls import has_userinfo, shown_url
 
 if TYPE_CHECKING:
+    import boto3
     from mypy_boto3_sts import STSClient
     from mypy_boto3_sts.type_defs import CredentialsTypeDef
 
 __all__ = [
-    "AccountId",
     "AccountMismatchError",
     "Assumed",
     "CallerIdentity",
     "ExchangeRequest",
     "RetryPolicy",
-    "RoleArn",
     "SigningKeys",
     "Sts",
-    "StsAccessDeniedError",
-    "StsApiError",
     "TemporaryCredentials",
-    "ambient_session",
-    "assumed_session",
     "check_session_name",
     "check_token_usable",
     "derive_session_name",
     "endpoint_url",
     "exchange",
     "exchange_with_keys",
-    "parse_account_id",
-    "parse_role_arn",
-    "retry_reason",
     "static_keys",
     "sts_client_factory",
 ]
 
-#: An IAM role ARN, checked by ``parse_role_arn``.
-RoleArn = NewType("RoleArn", str)
-#: A 12-digit AWS account id.
-AccountId = NewType("AccountId", str)
-
-_ROLE_ARN: Final = re.compile(
-    r"arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):role/"
-    r"(?:[\w+=,.@-]+/)*(?P<name>[\w+=,.@-]{1,64})",
-    re.ASCII,
-)
-_POLICY_ARN: Final = re.compile(r"arn:aws[a-z-]*:iam::(?:\d{12}|aws):policy/[\w+=,.@/-]+", re.ASCII)
-_ACCOUNT: Final = re.compile(r"\d{12}")
 #: RoleSessionName: 2 to 64 characters of [\w+=,.@-], \w being ASCII (botocore STS model).
 _SESSION_NAME: Final = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
-# Anything token-shaped: STS does not echo tokens, but a message must never carry one.
-_JWT_ANYWHERE: Final = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_.-]*")
-_MESSAGE_MAX_CHARS: Final = 300
-
-# Error codes a retry cannot fix: the token, the trust policy or the request must change first
-# (docs/aws-sts-iam.md#sts-errors, #sts-retry). Everything not listed under retryable is terminal
-# too.
-TERMINAL_CODES: Final = frozenset(
-    {
-        "AccessDenied",
-        "ExpiredTokenException",
-        "IDPRejectedClaim",
-        "InvalidIdentityToken",
-        "InvalidParameterValue",
-        "MalformedPolicyDocument",
-        "PackedPolicyTooLarge",
-        "RegionDisabledException",
-        "ValidationError",
-    }
-)
-# STS says IDPCommunicationError is transient ("retry the request", STS API reference); the
-# throttling codes are botocore's standard-mode list (botocore/retries/standard.py).
-RETRYABLE_CODES: Final = frozenset(
-    {
-        "IDPCommunicationError",
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "RequestThrottled",
-        "SlowDown",
-        "PriorRequestNotComplete",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "InternalFailure",
-        "InternalError",
-        "ServiceUnavailable",
-    }
-)
-
 #: Variables that carry static keys; ``exchange_with_keys`` reads them only when asked to.
 STATIC_KEY_VARIABLES: Final = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-
-
-class StsAccessDeniedError(AccessDeniedError):
-    """STS answered ``AccessDenied``; ``code`` and ``sts_message`` keep what it said."""
-
-    def __init__(self, message: str, *, code: str, sts_message: str, remedy: str | None) -> None:
-        super().__init__(message, remedy=remedy)
-        self.code = code
-        self.sts_message = sts_message
-
-
-class StsApiError(AwsError):
-    """STS answered another error code (``code``, ``sts_message``), after any retries."""
-
-    def __init__(self, message: str, *, code: str, sts_message: str, remedy: str | None) -> None:
-        super().__init__(message, remedy=remedy)
-        self.code = code
-        self.sts_message = sts_message
 
 
 class AccountMismatchError(KeylessError):
@@ -171,39 +85,6 @@ class AccountMismatchError(KeylessError):
 
 
 # --- values --------------------------------------------------------------------------------------
-
-
-def parse_role_arn(value: str, *, flag: str = "--role-arn") -> RoleArn:
-    """``value`` as a ``RoleArn``; ``UsageError`` naming it when it is not an IAM role ARN."""
-    if _ROLE_ARN.fullmatch(value.strip()) is None:
-        raise UsageError(
-            f"{flag} {value!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"
-        )
-    return RoleArn(value.strip())
-
-
-def role_account(arn: RoleArn) -> AccountId:
-    match = _ROLE_ARN.fullmatch(arn)
-    assert match is not None  # noqa: S101 - RoleArn values come from parse_role_arn
-    return AccountId(match["account"])
-
-
-def role_name(arn: RoleArn) -> str:
-    match = _ROLE_ARN.fullmatch(arn)
-    assert match is not None  # noqa: S101 - RoleArn values come from parse_role_arn
-    return match["name"]
-
-
-def role_partition(arn: RoleArn) -> str:
-    match = _ROLE_ARN.fullmatch(arn)
-    assert match is not None  # noqa: S101 - RoleArn values come from parse_role_arn
-    return match["partition"]
-
-
-def parse_account_id(value: str) -> AccountId:
-    if _ACCOUNT.fullmatch(value.strip()) is None:
-        raise UsageError(f"--expect-account {value!r} is not a 12-digit AWS account id")
-    return AccountId(value.strip())
 
 
 def check_session_name(value: str) -> str:
@@ -343,7 +224,7 @@ class ExchangeRequest:
                 f" {STS_SESSION_POLICY_ARNS_MAX}"
             )
         for arn in self.session_policy_arns:
-            if _POLICY_ARN.fullmatch(arn) is None:
+            if policy(arn) is None:
                 raise UsageError(
                     f"--session-policy-arn {arn!r} is not a managed policy ARN"
                     " (arn:aws:iam::123456789012:policy/NAME)"
@@ -417,54 +298,6 @@ def endpoint_url(env: Mapping[str, str], service: str) -> str | None:
     return value
 
 
-def ambient_session(env: Mapping[str, str], *, region: str) -> boto3.Session:
-    """A boto3 session with the credentials ``env`` names: its static keys, else its profile,
-    else boto3's own chain. Raises ``UsageError`` for a profile that does not exist."""
-    key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
-    try:
-        if key and secret:
-            return boto3.Session(
-                region_name=region,
-                aws_access_key_id=key,
-                aws_secret_access_key=secret,
-                aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
-            )
-        return boto3.Session(region_name=region, profile_name=env.get("AWS_PROFILE") or None)
-    except ProfileNotFound as exc:
-        raise UsageError(
-            f"AWS_PROFILE names the profile {env.get('AWS_PROFILE')!r}, which the AWS config"
-            " file does not have"
-        ) from exc
-
-
-def assumed_session(credentials: TemporaryCredentials, *, region: str) -> boto3.Session:
-    """A boto3 session that signs with ``credentials`` in ``region``, for commands that use what
-    they assumed themselves (``deploy``, the pipes). Like the exchange it reads no profile, so
-    AWS_PROFILE cannot swap the credentials; endpoint variables and the CA bundle still apply."""
-    core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
-    return boto3.Session(
-        botocore_session=core,
-        region_name=region,
-        aws_access_key_id=credentials.access_key_id,
-        aws_secret_access_key=credentials.secret_access_key,
-        aws_session_token=credentials.session_token,
-    )
-
-
-def _regional_session(region: str) -> boto3.Session:
-    # The exchange uses no profile's credentials: AWS_PROFILE is not read, so a profile that does
-    # not exist (or one keyless is about to write) cannot stop it.
-    core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
-    # Regional STS endpoints: the default since boto3 1.40, stated so that an older botocore or an
-    # `AWS_STS_REGIONAL_ENDPOINTS=legacy` cannot send the token to the global endpoint
-    # (docs/aws-sts-iam.md#sts-endpoint).
-    core.set_config_variable("sts_regional_endpoints", "regional")
-    return boto3.Session(botocore_session=core, region_name=region)
-
-
-#: keyless retries STS calls itself (classified, bounded); botocore must not retry underneath.
-_NO_BOTOCORE_RETRIES: Final = Config(retries={"mode": "standard", "total_max_attempts": 1})
-
 #: Makes the STS client: unsigned for ``None`` (AssumeRoleWithWebIdentity needs no credentials),
 #: else signed with the given keys.
 ClientFactory = Callable[[SigningKeys | None], "STSClient"]
@@ -477,151 +310,14 @@ def sts_client_factory(env: Mapping[str, str], *, region: str) -> ClientFactory:
     sessions: list[boto3.Session] = []  # one per factory: loading botocore's models is slow
 
     def make(keys: SigningKeys | None) -> STSClient:
-        config = CLIENT_CONFIG.merge(_NO_BOTOCORE_RETRIES)
         try:
             if not sessions:
-                sessions.append(_regional_session(region))
-            session = sessions[0]
-            if keys is None:
-                return session.client(
-                    "sts",
-                    endpoint_url=endpoint,
-                    config=config.merge(Config(signature_version=UNSIGNED)),
-                )
-            return session.client(
-                "sts",
-                endpoint_url=endpoint,
-                config=config,
-                aws_access_key_id=keys.access_key_id,
-                aws_secret_access_key=keys.secret_access_key,
-                aws_session_token=keys.session_token,
-            )
+                sessions.append(clients.regional_sts_session(region))
+            return clients.sts_client(sessions[0], endpoint_url=endpoint, keys=keys)
         except (BotoCoreError, ValueError) as exc:
             raise AwsError(f"cannot make an STS client for {region}: {type(exc).__name__}") from exc
 
     return make
-
-
-# --- retries and errors --------------------------------------------------------------------------
-
-
-def retry_reason(exc: Exception) -> str | None:
-    """Why ``exc`` is worth another attempt, or ``None`` when it is terminal."""
-    if isinstance(exc, ClientError):
-        code = _code(exc)
-        if code in TERMINAL_CODES:
-            return None
-        if code in RETRYABLE_CODES:
-            return code
-        status = http_status(exc) or 0
-        if status >= 500:
-            return f"HTTP {status}"
-        return None
-    if isinstance(exc, BotoConnectionError | HTTPClientError):
-        return type(exc).__name__
-    if isinstance(exc, ResponseParserError):
-        # An answer cut short or garbled in transit (not a botocore error class: it escaped).
-        return "unreadable answer"
-    return None
-
-
-def _code(exc: ClientError) -> str:
-    return error_code(exc) or "Unknown"
-
-
-def _message(exc: ClientError, secrets: tuple[str, ...]) -> str:
-    text = error_message(exc)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "<redacted>")
-    return _JWT_ANYWHERE.sub("<redacted>", text)[:_MESSAGE_MAX_CHARS]
-
-
-_DOCTOR = "Run `keyless doctor --role-arn {role}` in the same step for a claim-by-claim diagnosis."
-
-
-def _remedy(code: str, message: str, *, operation: str, role: str) -> str:
-    doctor = _DOCTOR.format(role=role)
-    if code == "AccessDenied" and operation == "AssumeRoleWithWebIdentity":
-        return (
-            "The role's trust policy does not admit this token (its `sub` or `aud` does not match a"
-            " condition, the Federated principal names another provider, or the role does not"
-            f" exist).\n{doctor}"
-        )
-    if code == "AccessDenied":
-        return (
-            "The credentials may not sts:AssumeRole this role: its trust policy must name the"
-            " first role (and allow sts:TagSession if tags pass), and the first role's"
-            " permissions must allow sts:AssumeRole on it."
-        )
-    if code == "InvalidIdentityToken" and "provider" in message.lower():
-        return (
-            "Register the token's issuer as an IAM OIDC identity provider in the role's account,"
-            f" with the token's audience as a client ID (keyless provision does both).\n{doctor}"
-        )
-    if code == "InvalidIdentityToken" and "audience" in message.lower():
-        return (
-            "The token's `aud` is not a client ID of the IAM OIDC provider. Add it to the"
-            " provider, or request the audience the provider lists (--audience; Bitbucket and"
-            f" GitLab set it in the pipeline's YAML).\n{doctor}"
-        )
-    if code == "InvalidIdentityToken":
-        return f"STS could not validate the token.\n{doctor}"
-    if code in ("ExpiredTokenException", "IDPRejectedClaim"):
-        return (
-            "The token expired or was refused before STS accepted it: get a fresh token right"
-            " before the exchange (re-run the step; Bitbucket's token lives as long as its step)."
-        )
-    if code in ("MalformedPolicyDocument", "PackedPolicyTooLarge"):
-        return (
-            "Fix or shorten the session policy (--session-policy FILE), or pass fewer"
-            " --session-policy-arn."
-        )
-    if code == "ValidationError":
-        return (
-            "Check --duration against the role's MaxSessionDuration (1 hour unless raised) and"
-            " the other request values."
-        )
-    if code == "RegionDisabledException":
-        return "Activate STS in this region (IAM account settings) or pass another --region."
-    return "If this persists, check the AWS Health Dashboard and re-run the step."
-
-
-def _convert(
-    exc: Exception,
-    *,
-    operation: str,
-    role: str,
-    attempts: int,
-    secrets: tuple[str, ...],
-) -> KeylessError:
-    tries = f" after {attempts} attempts" if attempts > 1 else ""
-    if isinstance(exc, ClientError):
-        code = _code(exc)
-        message = _message(exc, secrets)
-        text = f"STS {operation} for {role} failed{tries}: {code}: {message}"
-        remedy = _remedy(code, message, operation=operation, role=role)
-        if code == "AccessDenied":
-            return StsAccessDeniedError(text, code=code, sts_message=message, remedy=remedy)
-        return StsApiError(text, code=code, sts_message=message, remedy=remedy)
-    if isinstance(exc, BotoConnectionError | HTTPClientError):
-        # botocore's messages for these name the endpoint URL and the socket error, nothing sent.
-        detail = " ".join(str(exc).split())[:_MESSAGE_MAX_CHARS]
-        return NetworkError(
-            f"STS {operation} for {role} failed{tries}: {type(exc).__name__}: {detail}",
-            remedy="Check the network, proxy settings (HTTPS_PROXY) and AWS_ENDPOINT_URL(_STS).",
-        )
-    if isinstance(exc, ResponseParserError):
-        # Its text quotes the raw answer; only the fact is kept.
-        return NetworkError(
-            f"STS {operation} for {role} failed{tries}: the answer could not be read"
-            " (ResponseParserError: cut short or garbled in transit)",
-            remedy="Check the network, proxy settings (HTTPS_PROXY) and AWS_ENDPOINT_URL(_STS).",
-        )
-    if isinstance(exc, NoCredentialsError):
-        return AwsError(f"STS {operation} for {role}: no AWS credentials to sign it")
-    # Other botocore errors (parameter validation, ...) can quote request values: name the type.
-    return AwsError(f"STS {operation} for {role} failed: {type(exc).__name__}")
 
 
 # --- the calls ------------------------------------------------------------------------------------
@@ -752,13 +448,13 @@ class Sts:
             except (ClientError, BotoCoreError, ResponseParserError) as exc:
                 reason = retry_reason(exc)
                 if reason is None or attempt >= policy.max_attempts:
-                    raise _convert(
+                    raise convert(
                         exc, operation=operation, role=role, attempts=attempt, secrets=secrets
                     ) from _no_secrets(exc)
                 ceiling = min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1))
                 delay = self._random() * ceiling
                 if self._clock() + delay > deadline:
-                    raise _convert(
+                    raise convert(
                         exc, operation=operation, role=role, attempts=attempt, secrets=secrets
                     ) from _no_secrets(exc)
                 self._notify(

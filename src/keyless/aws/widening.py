@@ -15,6 +15,9 @@ import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from keyless.limits import (
+    WIDENING_MAX_COMBINATIONS,
+)
 from keyless.trust.evaluate import evaluate
 from keyless.trust.model import Effect, Policy, Statement
 from keyless.trust.operators import Qualifier
@@ -27,8 +30,6 @@ __all__ = ["Widening", "find_widening"]
 _FILLERS = ("x", "", "x:y/z")
 #: Values for claims the new policy does not pin: accepted by it, unknown to any other policy.
 _PROBE = "keyless-widening-probe"
-#: Upper bound of witness requests tried per statement and filler (values multiply across keys).
-_MAX_COMBINATIONS = 64
 _POSITIVE_OPERATORS = ("StringEquals", "StringLike", "StringEqualsIgnoreCase")
 _ESCAPES = {"${*}": "*", "${?}": "?", "${$}": "$"}
 
@@ -128,6 +129,6 @@ def _requests(
 ) -> Iterator[Request]:
     claims = sorted(candidates)
     combinations = itertools.product(*(candidates[claim] for claim in claims))
-    for chosen in itertools.islice(combinations, _MAX_COMBINATIONS):
+    for chosen in itertools.islice(combinations, WIDENING_MAX_COMBINATIONS):
         token_claims = {"iss": issuer, **dict(zip(claims, chosen, strict=True))}
         yield Request(issuer=issuer, claims=token_claims, provider_arn=provider_arn)

@@ -19,7 +19,11 @@ from typing import TYPE_CHECKING, NewType, Protocol
 from keyless.causes import Cause
 from keyless.compat import StrEnum
 from keyless.errors import CredentialError, TokenError, UsageError
-from keyless.limits import CI_HELPER_TIMEOUT_SECONDS, TOKEN_MAX_CHARS
+from keyless.limits import (
+    CI_HELPER_TIMEOUT_SECONDS,
+    STS_SESSION_NAME_MAX_CHARS,
+    TOKEN_MAX_CHARS,
+)
 
 if TYPE_CHECKING:
     from keyless.http import HttpClient
@@ -152,8 +156,6 @@ class Provider(Protocol):
         ...
 
 
-#: STS's RoleSessionName: 2 to 64 characters of ``[\w+=,.@-]``, ``\w`` being ASCII (STS model).
-SESSION_NAME_MAX_CHARS = 64
 _SESSION_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_+=,.@-]+")
 
 
@@ -170,9 +172,9 @@ def compose_session_name(ci: str, repository: str | None, *run: str | None) -> s
     tail = "-".join(part for part in (session_name_part(r) for r in run if r) if part)
     if not tail:
         return None
-    room = SESSION_NAME_MAX_CHARS - len(ci) - len(tail) - 2
+    room = STS_SESSION_NAME_MAX_CHARS - len(ci) - len(tail) - 2
     repo = session_name_part(repository or "")[: max(room, 0)].strip("-")
-    return "-".join(part for part in (ci, repo, tail) if part)[:SESSION_NAME_MAX_CHARS]
+    return "-".join(part for part in (ci, repo, tail) if part)[:STS_SESSION_NAME_MAX_CHARS]
 
 
 def env_true(env: Mapping[str, str], name: str) -> bool:

@@ -32,6 +32,10 @@ from keyless.ci.base import (
 from keyless.ci.shared import CiBase
 from keyless.ci.subject_words import is_wild, named
 from keyless.errors import CredentialError, UsageError
+from keyless.limits import (
+    BITBUCKET_AUDIENCE_MAX_CHARS,
+    BITBUCKET_MAX_AUDIENCES,
+)
 from keyless.trust.glob import compile_glob
 
 if TYPE_CHECKING:
@@ -373,10 +377,6 @@ PROVIDER = Bitbucket()
 #: Atlassian states no lifetime (docs/ci-tokens.md#bitbucket-issuer, UNCONFIRMED): an hour, so a
 #: long step's token holds.
 TOKEN_LIFETIME_SECONDS = 3600
-#: A step may name at most 10 audiences of at most 150 characters each
-#: (docs/ci-tokens.md#bitbucket-delivery).
-MAX_AUDIENCES = 10
-MAX_AUDIENCE_CHARS = 150
 
 
 def _braced(value: str, what: str) -> str:
@@ -395,12 +395,13 @@ def _environment_uuid(scope: BitbucketScope, run: JobRun) -> str | None:
 def _audience(scope: BitbucketScope, audiences: Sequence[str]) -> str | list[str]:
     if not audiences:
         return scope.audience
-    if len(audiences) > MAX_AUDIENCES:
-        raise UsageError(f"Bitbucket: a step has at most {MAX_AUDIENCES} audiences")
+    if len(audiences) > BITBUCKET_MAX_AUDIENCES:
+        raise UsageError(f"Bitbucket: a step has at most {BITBUCKET_MAX_AUDIENCES} audiences")
     for audience in audiences:
-        if not audience or len(audience) > MAX_AUDIENCE_CHARS:
+        if not audience or len(audience) > BITBUCKET_AUDIENCE_MAX_CHARS:
             raise UsageError(
-                f"Bitbucket audience {audience[:40]!r} must have 1 to {MAX_AUDIENCE_CHARS}"
+                f"Bitbucket audience {audience[:40]!r} must have 1 to"
+                f" {BITBUCKET_AUDIENCE_MAX_CHARS}"
                 " characters"
             )
     # Custom audiences are appended to the workspace's, so `aud` becomes a list (OpenFaaS'

@@ -17,7 +17,11 @@ from keyless.ci.base import Provider
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_NEGATIVE, EXIT_OK, Subparsers
 from keyless.errors import TokenError, TokenVerificationError, UsageError
-from keyless.limits import TOKEN_LEEWAY_SECONDS, TOKEN_MAX_CHARS
+from keyless.limits import (
+    CLAIMS_READ_SLACK_CHARS,
+    TOKEN_LEEWAY_SECONDS,
+    TOKEN_MAX_CHARS,
+)
 
 if TYPE_CHECKING:
     pass
@@ -25,9 +29,6 @@ if TYPE_CHECKING:
 #: Header parameters shown: how the token is signed, never key material.
 SAFE_HEADER = ("alg", "kid", "typ")
 REDACTED = claims_view.REDACTED
-# Whitespace around a token (a newline from `echo`, CRLF from an editor) is allowed beyond the cap.
-_READ_SLACK = 1024
-
 #: Seconds since the epoch; tests replace it to render relative times deterministically.
 clock: Callable[[], float] = time.time
 
@@ -137,7 +138,7 @@ def _check_flags(args: argparse.Namespace) -> None:
 
 
 def _read_token(path: str, console: Console) -> str:
-    limit = TOKEN_MAX_CHARS + _READ_SLACK
+    limit = TOKEN_MAX_CHARS + CLAIMS_READ_SLACK_CHARS
     if path == "-":
         source = "standard input"
         isatty = getattr(console.stdin, "isatty", None)

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 from keyless.cli.cmd_assume import add_exchange_options, exchange
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
-from keyless.deploy.plan import DEFAULT_MAX_DELETE_PERCENT, Plan, Reason
+from keyless.deploy.plan import Plan, Reason
 from keyless.errors import UsageError
 from keyless.exchange import assumed_line
-from keyless.limits import DEFAULT_CONCURRENCY
+from keyless.limits import DEFAULT_CONCURRENCY, DEFAULT_MAX_DELETE_PERCENT
 from keyless.textsafe import escape, safe_lines
 
 if TYPE_CHECKING:
@@ -37,9 +37,9 @@ def _session(**kwargs: Any) -> boto3.Session | EnvironmentSession:
     found = environment_session(region_name=kwargs.get("region_name"))
     if found is not None:
         return found
-    import boto3
+    from keyless.aws import clients
 
-    return boto3.Session(**kwargs)
+    return clients.session(region=kwargs.get("region_name"))
 
 
 session_factory: Callable[..., boto3.Session | EnvironmentSession] = _session

@@ -100,8 +100,8 @@ def register(subparsers: Subparsers) -> None:
 def run(args: argparse.Namespace, console: Console) -> int:
     import ssl
 
+    from keyless.arn import parse_role_arn
     from keyless.aws.clients import region_from
-    from keyless.aws.sts import parse_role_arn
     from keyless.doctor import DoctorRequest, diagnose
 
     env = console.env

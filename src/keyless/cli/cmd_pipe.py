@@ -120,8 +120,8 @@ def _session(settings: PipeSettings, console: Console, name: str) -> boto3.Sessi
     """``AWS_OIDC_ROLE_ARN``: the role's credentials from the step's token, through the exchange
     of ``keyless assume`` (token detection, retries, session name, no fall-back to stored keys);
     else the standard AWS configuration."""
-    from keyless.aws.clients import region_from
-    from keyless.aws.sts import assumed_session, parse_role_arn
+    from keyless.arn import parse_role_arn
+    from keyless.aws.clients import region_from, temporary_session
     from keyless.cli import cmd_assume
     from keyless.deploy import pipe
     from keyless.errors import CredentialError
@@ -141,4 +141,4 @@ def _session(settings: PipeSettings, console: Console, name: str) -> boto3.Sessi
     except CredentialError as exc:
         raise pipe.token_error(exc, name) from None
     console.info(assumed_line(exchanged))
-    return assumed_session(exchanged.assumed.credentials, region=exchanged.region)
+    return temporary_session(exchanged.assumed.credentials, region=exchanged.region)

@@ -20,10 +20,8 @@ from keyless.errors import AwsError, NetworkError, UsageError
 if TYPE_CHECKING:
     import boto3
 
-    from keyless.aws.provision import (
-        Desired,
-        Plan,
-    )
+    from keyless.aws.provision import Plan
+    from keyless.aws.provision_state import Desired
     from keyless.aws.thumbprint import Thumbprint
 
 
@@ -233,11 +231,11 @@ def desired_state(
 def run(args: argparse.Namespace, console: Console) -> int:
     from keyless.aws import clients
     from keyless.aws.emit import ACCOUNT_TOKEN, PARTITION_TOKEN, EmitFormat, emit
-    from keyless.aws.provision import (
+    from keyless.aws.provision import plan
+    from keyless.aws.provision_apply import (
         ProvisionIncompleteError,
         ProvisionRefusedError,
         apply,
-        plan,
         read_current,
     )
     from keyless.aws.thumbprint import parse_thumbprint

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from keyless import __version__, tokens
+from keyless.arn import oidc_provider
 from keyless.ci import CI_PROVIDERS, local_issuers
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_NEGATIVE, EXIT_OK, Subparsers
@@ -39,8 +39,6 @@ from keyless.trust.verdict import ConditionRow, Evaluation, Outcome, Request
 DEFAULT_FAIL_ON = Severity.MEDIUM
 #: Policy and claims files larger than this are refused before parsing.
 MAX_DOCUMENT_BYTES = DOCUMENT_MAX_CHARS
-
-_PROVIDER_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:oidc-provider/.+")
 
 _BUILD_EPILOG = f"""\
 {SCOPE_HELP}
@@ -295,7 +293,7 @@ def run_build(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_check(args: argparse.Namespace, console: Console) -> int:
-    if args.provider_arn is not None and not _PROVIDER_ARN.fullmatch(args.provider_arn):
+    if args.provider_arn is not None and oidc_provider(args.provider_arn) is None:
         raise UsageError(
             f"--provider-arn {args.provider_arn!r} is not an IAM OIDC provider ARN",
             remedy="It looks like arn:aws:iam::123456789012:oidc-provider/"

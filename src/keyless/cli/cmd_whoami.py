@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def make_session(env: Mapping[str, str], region: str) -> boto3.Session:
     """The credentials seam: the environment's keys, else its profile, else boto3's chain."""
-    from keyless.aws.sts import ambient_session
+    from keyless.aws.clients import ambient_session
 
     return ambient_session(env, region=region)
 

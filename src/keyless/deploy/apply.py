@@ -38,7 +38,6 @@ from keyless.deploy.invalidate import invalidation_paths
 from keyless.deploy.journal import Journal, ahead_jobs
 from keyless.deploy.local_tree import FileDigests, FileVanishedError, Filters, LocalFile, walk
 from keyless.deploy.plan import (
-    DEFAULT_MAX_DELETE_PERCENT,
     DEFAULT_PART_SIZE,
     Plan,
     PlanOptions,
@@ -59,28 +58,23 @@ from keyless.deploy.transfer import (
     WrongRegionError,
 )
 from keyless.errors import AccessDeniedError, AwsError, KeylessError, NetworkError, UsageError
-from keyless.limits import AWS_DEFAULT_REGION, DEFAULT_CONCURRENCY, S3_CONTROL_MAX_ATTEMPTS
+from keyless.limits import (
+    AWS_DEFAULT_REGION,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_DELETE_PERCENT,
+    DEPLOY_HASH_AHEAD,
+    DEPLOY_HASH_BATCH,
+    DEPLOY_MAX_CONCURRENCY,
+    S3_COPY_MAX_BYTES,
+    S3_DELETE_BATCH_KEYS,
+)
 
 if TYPE_CHECKING:
     import boto3
-    import botocore.config
     import botocore.exceptions
     from mypy_boto3_cloudfront import CloudFrontClient
     from mypy_boto3_s3 import S3Client
 
-#: Upper bound of ``--concurrency``.
-MAX_CONCURRENCY = 256
-#: Listed objects whose local MD5 is started before the planner reaches them.
-HASH_AHEAD = 256
-#: Files hashed in one task of the hashing threads (one task per file costs more than the MD5).
-HASH_BATCH = 64
-#: DeleteObjects takes at most 1,000 keys per request (S3 API reference).
-DELETE_BATCH = 1000
-#: CopyObject copies at most 5 GiB; bigger objects get their new headers by a re-upload.
-COPY_MAX_BYTES = 5 << 30
-#: Seconds for a control-plane connection and for each of its reads.
-CONTROL_CONNECT_TIMEOUT_SECONDS = 10.0
-CONTROL_READ_TIMEOUT_SECONDS = 60.0
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -131,10 +125,10 @@ class DeployRequest:
     invalidation: Invalidation | None = None
 
     def __post_init__(self) -> None:
-        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
+        if not 1 <= self.concurrency <= DEPLOY_MAX_CONCURRENCY:
             raise UsageError(
                 f"--concurrency {self.concurrency} is out of range",
-                remedy=f"Use 1 to {MAX_CONCURRENCY}.",
+                remedy=f"Use 1 to {DEPLOY_MAX_CONCURRENCY}.",
             )
         if not 0 <= self.max_delete_percent <= 100:
             raise UsageError(
@@ -236,7 +230,7 @@ def deploy(
     if all(f.excluded for f in local):
         refuse_empty(has_excluded=bool(local))
     # boto3 only when the environment does not decide everything (``deploy.environment``).
-    session = session or environment_session() or _boto3_session()
+    session = session or environment_session() or _standard_session()
     progress = progress or _Silent()
     target = request.target
     credentials = session.get_credentials()
@@ -304,10 +298,10 @@ def deploy(
         }
     )
     data = [
-        u for u in plan.uploads if u.reason is not Reason.HEADERS or u.file.size > COPY_MAX_BYTES
+        u for u in plan.uploads if u.reason is not Reason.HEADERS or u.file.size > S3_COPY_MAX_BYTES
     ]
     copies = [
-        u for u in plan.uploads if u.reason is Reason.HEADERS and u.file.size <= COPY_MAX_BYTES
+        u for u in plan.uploads if u.reason is Reason.HEADERS and u.file.size <= S3_COPY_MAX_BYTES
     ]
     sent = deleted = 0
     journal = Journal(
@@ -385,8 +379,10 @@ def deploy(
         changed = [u.key for u in plan.uploads] + [d.key for d in plan.deletes]
         paths = list(request.invalidation.paths) or invalidation_paths(changed)
         if paths:
+            from keyless.aws import clients
+
             ident = invalidate(
-                session.client("cloudfront", config=_control_config(1)),
+                clients.control_cloudfront(session),
                 request.invalidation.distribution_id,
                 paths,
             )
@@ -412,8 +408,8 @@ class _HashAhead:
     def known(self, local: Iterable[LocalFile], keys: Container[str]) -> None:
         """Start hashing the files whose (relative) key is in ``keys``, likeliest first."""
         files = sorted((f for f in local if not f.excluded and f.key in keys), key=_by_key)
-        for start in range(0, len(files), HASH_BATCH):
-            self._submit(files[start : start + HASH_BATCH])
+        for start in range(0, len(files), DEPLOY_HASH_BATCH):
+            self._submit(files[start : start + DEPLOY_HASH_BATCH])
 
     def ahead(
         self, remote: Iterable[RemoteObject], local: Iterable[LocalFile], prefix: str
@@ -427,7 +423,7 @@ class _HashAhead:
             if file and file.size == obj.size and ("-" not in obj.etag or obj.md5):
                 self._submit([file])
             window.append(obj)
-            if len(window) > HASH_AHEAD:
+            if len(window) > DEPLOY_HASH_AHEAD:
                 yield window.popleft()
         yield from window
 
@@ -480,10 +476,10 @@ def _signing(credentials: Any) -> Callable[[], FrozenCredentials]:
     return frozen
 
 
-def _boto3_session() -> boto3.Session:
-    import boto3
+def _standard_session() -> boto3.Session:
+    from keyless.aws import clients
 
-    return boto3.Session()
+    return clients.session()
 
 
 def _refreshable(credentials: object) -> bool:
@@ -630,8 +626,8 @@ def _delete(s3: S3Client, target: Target, keys: list[str], progress: Progress) -
     import botocore.exceptions
 
     deleted = 0
-    for start in range(0, len(keys), DELETE_BATCH):
-        batch = keys[start : start + DELETE_BATCH]
+    for start in range(0, len(keys), S3_DELETE_BATCH_KEYS):
+        batch = keys[start : start + S3_DELETE_BATCH_KEYS]
         try:
             response = s3.delete_objects(
                 Bucket=target.bucket,
@@ -730,18 +726,6 @@ def write_manifest(plane: DataPlane, target: Target, entries: Mapping[str, manif
 # --- clients and errors -------------------------------------------------------------------------
 
 
-def _control_config(concurrency: int) -> botocore.config.Config:
-    import botocore.config
-
-    return botocore.config.Config(
-        connect_timeout=CONTROL_CONNECT_TIMEOUT_SECONDS,
-        read_timeout=CONTROL_READ_TIMEOUT_SECONDS,
-        # total_max_attempts counts the first try; botocore's max_attempts would not.
-        retries={"mode": "standard", "total_max_attempts": S3_CONTROL_MAX_ATTEMPTS},
-        max_pool_connections=max(10, min(concurrency, DEFAULT_CONCURRENCY)),
-    )
-
-
 class _Control:
     """The boto3 side: endpoint and region as botocore resolves them, and a client made only
     when a deploy needs one (copies, deletes): creating it costs about 0.25 s of CPU.
@@ -761,8 +745,10 @@ class _Control:
 
     def client(self) -> S3Client:
         if self._client is None:
-            self._client = self._session.client(
-                "s3", region_name=self._region, config=_control_config(self._concurrency)
+            from keyless.aws import clients
+
+            self._client = clients.control_s3(
+                self._session, region=self._region, concurrency=self._concurrency
             )
         return self._client
 
@@ -771,38 +757,17 @@ class _Control:
         if region is not None and region != self._region:
             self._region = region
             self._client = None
-        configured = (
-            self._session.configured_endpoint()
-            if isinstance(self._session, EnvironmentSession)
-            else _configured_endpoint_url(self._session)
-        )
+        if isinstance(self._session, EnvironmentSession):
+            configured = self._session.configured_endpoint()
+        else:
+            from keyless.aws import clients
+
+            configured = clients.configured_endpoint_url(self._session, "s3")
         if configured:
             # A custom endpoint (the local stack, moto, MinIO) serves every bucket it has.
             return Endpoint.from_url(configured, region=self._region)
         s3 = self.client()
         return Endpoint.from_url(s3.meta.endpoint_url, region=s3.meta.region_name or self._region)
-
-
-def _configured_endpoint_url(session: boto3.Session) -> str | None:
-    """``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL`` or the profile's ``endpoint_url``, resolved
-    by botocore's own provider (the one its clients use), without building a client."""
-    core = session._session
-    if core.get_config_variable("ignore_configured_endpoint_urls"):
-        return None
-    try:
-        from botocore.configprovider import ConfiguredEndpointProvider
-
-        provider = ConfiguredEndpointProvider(
-            full_config=core.full_config,
-            scoped_config=core.get_scoped_config(),
-            client_name="s3",
-        )
-        url = provider.provide()
-    except (ImportError, TypeError, AttributeError):
-        # botocore marks the provider private: if it changes, build a client as before.
-        url = core.create_client("s3").meta.endpoint_url
-        return url if "amazonaws.com" not in url else None
-    return str(url) if url else None
 
 
 def _aws_error(exc: botocore.exceptions.ClientError, what: str) -> AwsError | AccessDeniedError:

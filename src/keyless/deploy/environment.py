@@ -87,9 +87,9 @@ class EnvironmentSession:
 
     def boto3(self) -> boto3.Session:
         if self._boto3 is None:
-            import boto3
+            from keyless.aws import clients
 
-            self._boto3 = boto3.Session(region_name=self.region_name)
+            self._boto3 = clients.session(region=self.region_name)
         return self._boto3
 
 

@@ -7,14 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import quote
 
-#: Up to this many changed paths are invalidated one by one. CloudFront bills each path past the
-#: first 1,000 a month, and a wildcard counts as one path.
-MAX_EXPLICIT_PATHS = 100
-#: CloudFront allows at most 15 wildcard paths in progress per distribution
-#: (CloudFront quotas: "Concurrent invalidation requests, wildcard paths").
-MAX_WILDCARD_PATHS = 15
-#: And at most 3,000 file paths in progress per distribution (same quotas page).
-MAX_FILE_PATHS = 3000
+from keyless.limits import (
+    CLOUDFRONT_MAX_EXPLICIT_PATHS,
+    CLOUDFRONT_MAX_WILDCARD_PATHS,
+)
 
 
 def invalidation_paths(keys: Iterable[str]) -> list[str]:
@@ -30,13 +26,16 @@ def invalidation_paths(keys: Iterable[str]) -> list[str]:
             paths.add("/" + key.removesuffix("index.html"))
     if not paths:
         return []
-    if len(paths) <= MAX_EXPLICIT_PATHS:
+    if len(paths) <= CLOUDFRONT_MAX_EXPLICIT_PATHS:
         return sorted(_encode(p) for p in paths)
     depth = max(p.count("/") for p in paths)
     for level in range(depth - 1, 0, -1):
         collapsed = {_collapse(p, level) for p in paths}
         wildcards = sum(1 for p in collapsed if p.endswith("*"))
-        if wildcards <= MAX_WILDCARD_PATHS and len(collapsed) <= MAX_EXPLICIT_PATHS:
+        if (
+            wildcards <= CLOUDFRONT_MAX_WILDCARD_PATHS
+            and len(collapsed) <= CLOUDFRONT_MAX_EXPLICIT_PATHS
+        ):
             return sorted(_encode(p) for p in collapsed)
     return ["/*"]
 

@@ -15,11 +15,10 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from keyless.errors import UsageError
-
-#: Bytes read at a time when hashing; large files are never read whole.
-READ_CHUNK_BYTES = 1 << 20
-#: S3 rejects keys longer than this many UTF-8 bytes.
-S3_MAX_KEY_BYTES = 1024
+from keyless.limits import (
+    DEPLOY_READ_CHUNK_BYTES,
+    S3_MAX_KEY_BYTES,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,7 +191,7 @@ class FileDigests:
         # Plain descriptor reads (no buffered file object): a small file is read in one call of
         # its walked size + 1 and confirmed at its end by an empty read of the same size (so a
         # file that grew since the walk is still hashed whole); big ones in chunks.
-        want = min(file.size + 1, READ_CHUNK_BYTES)
+        want = min(file.size + 1, DEPLOY_READ_CHUNK_BYTES)
         fd = os.open(file.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         try:
             while chunk := os.read(fd, want):
@@ -211,7 +210,7 @@ class FileDigests:
 
 def _chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as handle:
-        while chunk := handle.read(READ_CHUNK_BYTES):
+        while chunk := handle.read(DEPLOY_READ_CHUNK_BYTES):
             yield chunk
 
 

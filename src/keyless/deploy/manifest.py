@@ -25,6 +25,7 @@ from keyless.limits import (
     MANIFEST_INFLATE_STEP_BYTES,
     MANIFEST_MAX_COMPRESSED_BYTES,
     MANIFEST_MAX_DEPTH,
+    MANIFEST_MAX_ETAG_CHARS,
     MANIFEST_MAX_EXPANDED_BYTES,
     MANIFEST_MAX_OBJECTS,
 )
@@ -42,8 +43,6 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 # An ETag or MD5 as keyless stores them: lower-case hex, a multipart ETag with "-N".
 _HEX_TAG = re.compile(r"^[0-9a-f]{32}(-[0-9]{1,5})?$")
 _DIGEST = re.compile(r"^[0-9a-f]{16,64}$")
-#: S3 ETags are 32 hex digits, with "-N" for multipart: 128 is room to spare.
-_MAX_ETAG_CHARS = 128
 
 
 class ManifestUnreadable(Exception):
@@ -122,7 +121,7 @@ def _entry(value: object) -> Entry | None:
         return None
     etag, md5, headers = value
     # The ETag is compared as S3 lists it (whatever its form), so only its size is bounded.
-    if not isinstance(etag, str) or not 0 < len(etag) <= _MAX_ETAG_CHARS:
+    if not isinstance(etag, str) or not 0 < len(etag) <= MANIFEST_MAX_ETAG_CHARS:
         return None
     if md5 is not None and (not isinstance(md5, str) or not _HEX_TAG.match(md5)):
         return None

@@ -18,19 +18,23 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import boto3
-import botocore.session
-
+from keyless.aws import clients
 from keyless.compat import StrEnum
 from keyless.deploy.apply import DeployRequest, Invalidation, Target
 from keyless.deploy.headers import HeaderPolicy, Rule, http_date
-from keyless.deploy.invalidate import MAX_FILE_PATHS
 from keyless.deploy.local_tree import Filters
-from keyless.deploy.plan import DEFAULT_MAX_DELETE_PERCENT, DeleteRefusedError
+from keyless.deploy.plan import DeleteRefusedError
 from keyless.errors import CredentialError, UsageError
-from keyless.limits import PIPE_PRE_EXECUTION_TIMEOUT_SECONDS
+from keyless.limits import (
+    CLOUDFRONT_MAX_FILE_PATHS,
+    DEFAULT_MAX_DELETE_PERCENT,
+    PIPE_PRE_EXECUTION_TIMEOUT_SECONDS,
+)
+
+if TYPE_CHECKING:
+    import boto3
 
 S3_PIPE: Final = "aws-s3-deploy"
 CLOUDFRONT_PIPE: Final = "aws-cloudfront-invalidate"
@@ -311,10 +315,10 @@ def invalidation(env: Mapping[str, str]) -> Invalidation:
     """The ``aws-cloudfront-invalidate`` variables: ``DISTRIBUTION_ID``, ``PATHS`` (default /*)."""
     distribution = _required(env, "DISTRIBUTION_ID", CLOUDFRONT_PIPE)
     paths = tuple(env.get("PATHS", "").split()) or ("/*",)
-    if len(paths) > MAX_FILE_PATHS:
+    if len(paths) > CLOUDFRONT_MAX_FILE_PATHS:
         raise UsageError(
             f"aws-cloudfront-invalidate: {len(paths)} paths are more than CloudFront's"
-            f" {MAX_FILE_PATHS} in progress",
+            f" {CLOUDFRONT_MAX_FILE_PATHS} in progress",
             remedy="Use wildcards, e.g. PATHS='/assets/*'.",
         )
     for path in paths:
@@ -328,10 +332,7 @@ def invalidation(env: Mapping[str, str]) -> Invalidation:
 
 def ambient_session(pipe: PipeSettings) -> boto3.Session:
     """Without ``AWS_OIDC_ROLE_ARN``: the standard AWS configuration, as the pipes use it."""
-    core = botocore.session.Session()
-    if pipe.region:
-        core.set_config_variable("region", pipe.region)
-    return boto3.Session(botocore_session=core)
+    return clients.session(region=pipe.region or None)
 
 
 def unused_keys_notice(env: Mapping[str, str], role: PipeSettings) -> str | None:

@@ -11,7 +11,7 @@ How content is compared (cheapest sufficient evidence first, never time stamps):
 4. Same size, multipart ETag ``<md5 of part md5s>-N``: recompute it locally for the part sizes
    that can yield N parts: keyless' own, the common tool defaults (8 MiB for the AWS CLI, boto3
    and s3transfer, 5 MiB for rclone, 16 MiB, 64 MiB) and every whole MiB that gives N parts, at
-   most ``MAX_PART_SIZE_GUESSES`` of them, all in one read of the file.
+   most ``DEPLOY_MAX_PART_SIZE_GUESSES`` of them, all in one read of the file.
 5. Nothing matched (e.g. SSE-KMS, whose ETag is not an MD5, or an exotic part size): treat as
    changed. One re-upload later the manifest binds the MD5 to the new ETag, so it happens once.
 
@@ -33,16 +33,16 @@ from keyless.deploy.headers import HeaderPolicy, ObjectHeaders
 from keyless.deploy.local_tree import Filters, LocalFile
 from keyless.deploy.manifest import MANIFEST_NAME
 from keyless.errors import UsageError
+from keyless.limits import (
+    DEFAULT_MAX_DELETE_PERCENT,
+    DEPLOY_MAX_PART_SIZE_GUESSES,
+)
 
 MIB = 1 << 20
 #: keyless' multipart part size (and threshold); S3 allows 5 MiB..5 GiB per part.
 DEFAULT_PART_SIZE = 8 * MIB
 #: Part sizes other tools use by default: AWS CLI/boto3/s3transfer 8 MiB, rclone 5 MiB, others.
 COMMON_PART_SIZES = (8 * MIB, 5 * MIB, 16 * MIB, 64 * MIB, 15 * MIB, 100 * MIB)
-#: At most this many part sizes are tried for one multipart ETag (each costs an MD5 pass in CPU).
-MAX_PART_SIZE_GUESSES = 6
-#: Default of ``--max-delete``: refuse to delete more than this percentage of the remote objects.
-DEFAULT_MAX_DELETE_PERCENT = 50.0
 
 
 class Digests(Protocol):
@@ -302,7 +302,7 @@ def candidate_part_sizes(size: int, parts: int, own: int = DEFAULT_PART_SIZE) ->
             found.append(candidate)
     if parts > 0:
         low = max(1, -(-size // parts) // MIB)
-        for mib in range(low, low + MAX_PART_SIZE_GUESSES + 1):
+        for mib in range(low, low + DEPLOY_MAX_PART_SIZE_GUESSES + 1):
             if fits(mib * MIB) and mib * MIB not in found:
                 found.append(mib * MIB)
-    return found[:MAX_PART_SIZE_GUESSES]
+    return found[:DEPLOY_MAX_PART_SIZE_GUESSES]

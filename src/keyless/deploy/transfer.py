@@ -51,26 +51,19 @@ from awscrt.s3 import (  # type: ignore[import-untyped]
 
 from keyless.errors import AccessDeniedError, AwsError, NetworkError
 from keyless.limits import (
+    S3_CONNECT_TIMEOUT_MS,
+    S3_CRT_MEMORY_LIMIT_BYTES,
+    S3_DRAIN_TIMEOUT_SECONDS,
     S3_LARGE_UPLOADS_IN_FLIGHT,
+    S3_LIST_PAGE_KEYS,
     S3_MAX_ATTEMPTS,
+    S3_REQUEST_TIMEOUT_SECONDS,
     S3_RETRY_BASE_DELAY_MS,
     S3_RETRY_MAX_DELAY_SECONDS,
 )
 
-#: Milliseconds to wait for a TCP (and TLS) connection to S3.
-CONNECT_TIMEOUT_MS = 10_000
-#: Bytes the native client may hold in part buffers (its default is 2 GiB or more; 256 MiB is
-#: the least it accepts). What keyless holds is bounded lower: large files are streamed from disk
-#: over TLS, and at most ``S3_LARGE_UPLOADS_IN_FLIGHT`` of them are buffered at a time otherwise.
-CRT_MEMORY_LIMIT_BYTES = 256 << 20
 #: The native client's throughput goal; it sizes its connection pool from it unless capped.
 CRT_THROUGHPUT_TARGET_GBPS = 5.0
-#: Seconds to wait for the in-flight requests after an interrupt before giving up on them.
-DRAIN_TIMEOUT_SECONDS = 30.0
-#: Seconds one control request (a listing page, the manifest) may take, retries included.
-REQUEST_TIMEOUT_SECONDS = 120.0
-#: Keys per listing page (S3's maximum).
-LIST_PAGE_KEYS = 1000
 
 # A bucket name that can be a DNS label under a TLS wildcard (no dots): virtual-hosted style.
 _DNS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
@@ -250,9 +243,9 @@ class CrtS3:
             part_size=part_size,
             multipart_upload_threshold=part_size,
             throughput_target_gbps=CRT_THROUGHPUT_TARGET_GBPS,
-            memory_limit=CRT_MEMORY_LIMIT_BYTES,
+            memory_limit=S3_CRT_MEMORY_LIMIT_BYTES,
             max_active_connections_override=concurrency,
-            connect_timeout_ms=CONNECT_TIMEOUT_MS,
+            connect_timeout_ms=S3_CONNECT_TIMEOUT_MS,
             # Stated rather than the client's defaults (6 attempts, 0.5 s base, 20 s cap), so
             # that a fault that persists fails the deploy after a known number of attempts.
             retry_config=S3RetryConfig(
@@ -311,14 +304,14 @@ class CrtS3:
             start_waiting(block=True)
         # Wait for the requests in flight: every slot back means every callback has run.
         for _ in range(self._concurrency):
-            if not slots.acquire(timeout=DRAIN_TIMEOUT_SECONDS):
+            if not slots.acquire(timeout=S3_DRAIN_TIMEOUT_SECONDS):
                 raise AwsError("uploads did not finish in time after a failure or interrupt")
         return outcomes
 
     # --- single requests (listing pages, the manifest) ------------------------------------------
 
     def list_objects(self, prefix: str) -> Iterator[Listed]:
-        query = [("list-type", "2"), ("prefix", prefix), ("max-keys", str(LIST_PAGE_KEYS))]
+        query = [("list-type", "2"), ("prefix", prefix), ("max-keys", str(S3_LIST_PAGE_KEYS))]
         # encoding-type=url: keys may hold characters XML 1.0 cannot carry.
         query.append(("encoding-type", "url"))
         pending: _Pending | None = self._begin("GET", "", query, b"", (), "ListObjectsV2")
@@ -492,7 +485,7 @@ class _Pending:
 
     def result(self) -> tuple[int, bytes]:
         try:
-            self.future.result(REQUEST_TIMEOUT_SECONDS)
+            self.future.result(S3_REQUEST_TIMEOUT_SECONDS)
         except Exception:  # the outcome is in the state; the future only repeats it
             self._state.setdefault("error", "timeout")
         status = self._state.get("status")

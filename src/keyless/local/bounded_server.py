@@ -25,17 +25,14 @@ from keyless.limits import (
     GATEWAY_LISTEN_BACKLOG,
     GATEWAY_MAX_REFUSERS,
     GATEWAY_MAX_WORKERS,
+    GATEWAY_REFUSAL_DRAIN_MAX_BYTES,
+    GATEWAY_REFUSAL_HEAD_MAX_BYTES,
     GATEWAY_REFUSAL_IO_SECONDS,
     GATEWAY_WORKER_WAIT_SECONDS,
 )
 
 __all__ = ["BoundedHTTPServer", "throttling_response"]
 
-#: Longest request head read from a connection that is being refused.
-_REFUSAL_HEAD_MAX_BYTES: Final = 16_384
-#: Most bytes of an unread request body drained before a refused connection is closed (closing
-#: with unread data makes the kernel send a reset, which could destroy the answer in flight).
-_REFUSAL_DRAIN_MAX_BYTES: Final = 1_048_576
 _STS_NAMESPACE: Final = "https://sts.amazonaws.com/doc/2011-06-15/"
 
 
@@ -189,7 +186,7 @@ def _read_head(sock: socket.socket) -> bytes:
     """The request's head (up to the empty line), read within one deadline; b"" if none came."""
     deadline = time.monotonic() + GATEWAY_REFUSAL_IO_SECONDS
     head = b""
-    while b"\r\n\r\n" not in head and len(head) < _REFUSAL_HEAD_MAX_BYTES:
+    while b"\r\n\r\n" not in head and len(head) < GATEWAY_REFUSAL_HEAD_MAX_BYTES:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
@@ -209,7 +206,7 @@ def _drain(sock: socket.socket) -> None:
     deadline = time.monotonic() + GATEWAY_REFUSAL_IO_SECONDS
     drained = 0
     with contextlib.suppress(OSError):
-        while drained < _REFUSAL_DRAIN_MAX_BYTES:
+        while drained < GATEWAY_REFUSAL_DRAIN_MAX_BYTES:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return

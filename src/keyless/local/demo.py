@@ -21,6 +21,9 @@ from typing import Any, Final, TextIO
 from keyless.ci import bitbucket
 from keyless.deploy.manifest import MANIFEST_NAME
 from keyless.errors import KeylessError, UsageError
+from keyless.limits import (
+    DEMO_PROVISION_TIMEOUT_SECONDS,
+)
 from keyless.local import pipeline
 from keyless.local.pipeline import (
     Pipeline,
@@ -54,8 +57,6 @@ BRANCH: Final = "main"
 PIPELINE_FILE: Final = Path("bitbucket") / "bitbucket-pipelines.yml"
 #: The step of that pipeline that deploys.
 DEPLOY_STEP: Final = "Deploy to S3"
-#: Seconds ``keyless provision`` may take (a cold start on a busy machine included).
-_CHILD_TIMEOUT_SECONDS: Final = 120.0
 
 #: Every stage, in order: (key, what it shows).
 STAGES: Final = (
@@ -443,7 +444,7 @@ def admin_run(
         env=process_env,
         capture_output=True,
         text=True,
-        timeout=_CHILD_TIMEOUT_SECONDS,
+        timeout=DEMO_PROVISION_TIMEOUT_SECONDS,
         check=False,
         stdin=subprocess.DEVNULL,
     )

@@ -28,6 +28,10 @@ from keyless.ci.base import (
     TokenEndpoint,
 )
 from keyless.errors import KeylessError, UsageError
+from keyless.limits import (
+    GITHUB_REQUEST_TOKEN_LIFETIME_SECONDS,
+    LOCAL_TOKEN_MAX_LIFETIME_SECONDS,
+)
 from keyless.local.issuer import LocalIssuer
 from keyless.local.issuer_server import Request, Response
 from keyless.local.names import EMULATED
@@ -63,11 +67,6 @@ BUILDKITE_OIDC_PATH: Final = buildkite.AGENT_API_PATH + "/oidc/tokens"
 SIGN_PATH: Final = "/_keyless/sign"
 JOBS_PATH: Final = "/_keyless/jobs"
 PING_PATH: Final = "/_keyless/ping"
-#: GitHub's request token works for about six hours after the job starts
-#: (docs/ci-tokens.md#github-delivery).
-REQUEST_TOKEN_LIFETIME_SECONDS: Final = 6 * 3600
-#: Longest lifetime a job may ask for (``buildkite-agent ... --lifetime``): STS's session maximum.
-MAX_REQUESTED_LIFETIME_SECONDS: Final = 43_200
 
 
 #: The issuer URL of one tenant of the CIs with an issuer per tenant (workspace, organization),
@@ -174,7 +173,7 @@ class _Jobs:
             self._jobs[_digest(bearer)] = _Job(
                 issuer_path=issuer_path,
                 claims=claims,
-                expires_at=now + REQUEST_TOKEN_LIFETIME_SECONDS,
+                expires_at=now + GITHUB_REQUEST_TOKEN_LIFETIME_SECONDS,
             )
         return bearer
 
@@ -418,9 +417,9 @@ class CiIssuers:
                 claims = claims.with_audience(_one(request.query, "audience"))
             if lifetime:
                 seconds = int(_one(request.query, "lifetime"))
-                if seconds > MAX_REQUESTED_LIFETIME_SECONDS:
+                if seconds > LOCAL_TOKEN_MAX_LIFETIME_SECONDS:
                     raise UsageError(
-                        f"lifetime {seconds} is above {MAX_REQUESTED_LIFETIME_SECONDS}"
+                        f"lifetime {seconds} is above {LOCAL_TOKEN_MAX_LIFETIME_SECONDS}"
                     )
                 claims = claims.with_lifetime(seconds)
         except (KeyError, ValueError, UsageError) as exc:

@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
 from urllib.parse import SplitResult, urlsplit
 
 from keyless.errors import IssuerError, NetworkError, TokenVerificationError
@@ -30,6 +29,8 @@ from keyless.http import HttpClient, HttpResponse
 from keyless.limits import (
     GATEWAY_JWKS_REFRESH_MIN_INTERVAL_SECONDS,
     GATEWAY_KEY_FETCH_DEADLINE_SECONDS,
+    GATEWAY_KEY_HEAD_MAX_BYTES,
+    GATEWAY_KEY_READ_BYTES,
     HTTP_MAX_BODY_BYTES,
     JWKS_CACHE_TTL_SECONDS,
 )
@@ -37,10 +38,6 @@ from keyless.tokens import IssuerUrl, JwksCache, VerificationKey, fetch_jwks
 
 __all__ = ["DeadlineHttpClient", "GatewayKeyCache", "deadline_fetcher"]
 
-#: Bytes asked of the socket per read.
-_READ_BYTES: Final = 65_536
-#: Longest response head accepted (status line and headers).
-_HEAD_MAX_BYTES: Final = 65_536
 
 Clock = Callable[[], float]
 
@@ -118,15 +115,15 @@ def _read_response(sock: socket.socket, deadline: float) -> bytes:
     expected: int | None = None
     while True:
         sock.settimeout(_remaining(deadline))
-        piece = sock.recv(_READ_BYTES)
+        piece = sock.recv(GATEWAY_KEY_READ_BYTES)
         if not piece:
             return bytes(data)
         data += piece
-        if len(data) > HTTP_MAX_BODY_BYTES + _HEAD_MAX_BYTES:
+        if len(data) > HTTP_MAX_BODY_BYTES + GATEWAY_KEY_HEAD_MAX_BYTES:
             raise ValueError(f"response larger than {HTTP_MAX_BODY_BYTES} bytes")
         head_end = data.find(b"\r\n\r\n")
         if head_end < 0:
-            if len(data) > _HEAD_MAX_BYTES:
+            if len(data) > GATEWAY_KEY_HEAD_MAX_BYTES:
                 raise ValueError("response head too large")
             continue
         if expected is None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-#: IAM allows at most this many client IDs on one provider (CreateOpenIDConnectProvider).
-MAX_CLIENT_IDS = 100
+from keyless.limits import (
+    IAM_OIDC_MAX_CLIENT_IDS,
+)
 
 
 def install() -> None:
@@ -36,9 +37,10 @@ def _install_iam() -> None:
         client_id = self._get_param("ClientID")
         # AWS: adding an ID that is already registered succeeds and changes nothing.
         if client_id not in provider.client_id_list:
-            if len(provider.client_id_list) >= MAX_CLIENT_IDS:
+            if len(provider.client_id_list) >= IAM_OIDC_MAX_CLIENT_IDS:
                 raise LimitExceededException(
-                    f"Cannot exceed quota for ClientIdsPerOpenIdConnectProvider: {MAX_CLIENT_IDS}"
+                    "Cannot exceed quota for ClientIdsPerOpenIdConnectProvider:"
+                    f" {IAM_OIDC_MAX_CLIENT_IDS}"
                 )
             provider.client_id_list.append(client_id)
         result: ActionResult = EmptyResult()

@@ -29,7 +29,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from keyless.errors import KeylessError
-from keyless.limits import HTTP_TIMEOUT_SECONDS
+from keyless.limits import (
+    HTTP_TIMEOUT_SECONDS,
+    MOTO_CLIENT_POOL_SIZE,
+    MOTO_DISPATCH_CACHE_MAX_HOSTS,
+    MOTO_STARTUP_TIMEOUT_SECONDS,
+    MOTO_STOP_TIMEOUT_SECONDS,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -51,15 +57,8 @@ LOOPBACK: Final = "127.0.0.1"
 #: moto's own default account; requests signed by unknown keys land in it.
 DEFAULT_ACCOUNT_ID: Final = "123456789012"
 DEFAULT_REGION: Final = "us-east-1"
-#: Seconds the child may take to import moto and bind its port (a cold import on a busy 2-core
-#: machine takes a few seconds).
-MOTO_STARTUP_TIMEOUT_SECONDS: Final = 60.0
-#: Seconds the child gets to exit after its stdin closes, then again after SIGTERM.
-MOTO_STOP_TIMEOUT_SECONDS: Final = 10.0
 #: Name of the IAM user that holds the stack's administrator key.
 ADMIN_USER_NAME: Final = "keyless-local-admin"
-#: Connections one boto3 client keeps to moto (the gateway serves 16+ concurrent clients).
-AWS_CLIENT_POOL_SIZE: Final = 32
 
 #: The header every request to moto must carry, with the stack's secret as its value; moto's
 #: side answers 403 to anything else. Without it any local process (or a web page, through DNS
@@ -67,8 +66,6 @@ AWS_CLIENT_POOL_SIZE: Final = 32
 GATE_HEADER: Final = "X-Keyless-Moto-Gate"
 #: Random bytes in the gate secret (256 bits, as ``secrets`` recommends for tokens).
 GATE_SECRET_BYTES: Final = 32
-#: Distinct Host headers whose moto backend the child remembers (it serves loopback: a few).
-DISPATCH_CACHE_MAX_HOSTS: Final = 64
 
 _READY_KEY: Final = "keyless-moto-port"
 _GATE_ENVIRON_KEY: Final = "HTTP_" + GATE_HEADER.upper().replace("-", "_")
@@ -153,7 +150,7 @@ def client_config() -> Config:
         connect_timeout=HTTP_TIMEOUT_SECONDS,
         read_timeout=HTTP_TIMEOUT_SECONDS,
         retries={"mode": "standard", "max_attempts": 3},
-        max_pool_connections=AWS_CLIENT_POOL_SIZE,
+        max_pool_connections=MOTO_CLIENT_POOL_SIZE,
     )
 
 
@@ -417,7 +414,7 @@ def _child_main(stdin: IO[bytes], stdout: IO[bytes]) -> None:
         anew for every request, under the lock every request takes, by listing its package
         directory and trying hundreds of URL patterns: that serialised the stack's requests
         (most of moto's time under 32 concurrent exchanges). The answer depends only on the
-        host, so it is kept, for at most ``DISPATCH_CACHE_MAX_HOSTS`` distinct hosts."""
+        host, so it is kept, for at most ``MOTO_DISPATCH_CACHE_MAX_HOSTS`` distinct hosts."""
 
         def __init__(self, create_app: Any) -> None:
             super().__init__(create_app)
@@ -429,7 +426,7 @@ def _child_main(stdin: IO[bytes], stdout: IO[bytes]) -> None:
             except KeyError:
                 pass
             backend = super().get_backend_for_host(host)
-            if len(self._known) < DISPATCH_CACHE_MAX_HOSTS:
+            if len(self._known) < MOTO_DISPATCH_CACHE_MAX_HOSTS:
                 self._known[host] = backend
             return backend
 

@@ -12,8 +12,9 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NewType
+from typing import Any
 
+from keyless.arn import AccountId, is_account_id
 from keyless.ci import get_provider
 from keyless.ci.base import Scope, TrustSpec
 from keyless.compat import StrEnum
@@ -32,12 +33,8 @@ __all__ = [
     "trust_policy",
 ]
 
-#: A 12-digit AWS account ID.
-AccountId = NewType("AccountId", str)
 #: Stands for the account in JSON output built without ``--account-id``.
 ACCOUNT_PLACEHOLDER = "ACCOUNT_ID"
-
-_ACCOUNT = re.compile(r"[0-9]{12}")
 
 
 class OutputFormat(StrEnum):
@@ -64,7 +61,7 @@ class Built:
 
 
 def account_id(value: str) -> AccountId:
-    if not _ACCOUNT.fullmatch(value):
+    if not is_account_id(value):
         raise UsageError(f"AWS account ID {value!r} is not 12 digits")
     return AccountId(value)
 

@@ -242,7 +242,7 @@ def test_listing_pages_through_continuation_tokens(
 ) -> None:
     import keyless.deploy.transfer
 
-    monkeypatch.setattr(keyless.deploy.transfer, "LIST_PAGE_KEYS", 2)
+    monkeypatch.setattr(keyless.deploy.transfer, "S3_LIST_PAGE_KEYS", 2)
     files = {f"dir {i}/ü+{i}.txt": bytes([i]) * (i + 1) for i in range(7)}
     _write(tmp_path, files)
     assert deploy(_request(tmp_path, bucket)).uploaded == 7

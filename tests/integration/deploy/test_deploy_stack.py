@@ -22,7 +22,7 @@ from typing import Any
 import boto3
 import pytest
 
-from keyless.aws.provision import INLINE_POLICY_NAME
+from keyless.aws.provision_state import INLINE_POLICY_NAME
 from keyless.ci import bitbucket
 from keyless.ci.base import JobRun
 from keyless.ci.bitbucket import BitbucketScope

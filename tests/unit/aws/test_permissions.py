@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from keyless.aws.permissions import (
-    INLINE_POLICY_MAX_CHARS,
     S3DeployPreset,
     S3Location,
     check_permission_policy,
@@ -20,6 +19,7 @@ from keyless.aws.permissions import (
     s3_deploy_policy,
 )
 from keyless.errors import PolicyError, UsageError
+from keyless.limits import IAM_INLINE_POLICY_MAX_CHARS
 from keyless.trust.model import parse_policy, to_document
 
 ACCOUNT = "123456789012"
@@ -149,7 +149,7 @@ def test_an_empty_statement_list_allows_nothing_and_is_refused() -> None:
 
 
 def test_a_policy_over_the_inline_quota_is_refused() -> None:
-    big = [f"arn:aws:s3:::b/{'x' * 90}{n}" for n in range(INLINE_POLICY_MAX_CHARS // 90)]
+    big = [f"arn:aws:s3:::b/{'x' * 90}{n}" for n in range(IAM_INLINE_POLICY_MAX_CHARS // 90)]
     with pytest.raises(PolicyError, match="more than the 10240"):
         check_permission_policy(parse_policy(_policy({**ALLOW_GET, "Resource": big})))
 

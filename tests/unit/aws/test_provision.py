@@ -9,22 +9,21 @@ from typing import Any
 import pytest
 
 from keyless.aws.permissions import S3DeployPreset, parse_s3_location, s3_deploy_policy
-from keyless.aws.provision import (
-    Action,
-    Call,
-    Current,
-    Desired,
-    Item,
+from keyless.aws.provision import Action, Call, Item, plan
+from keyless.aws.provision_apply import (
     ProvisionIncompleteError,
     ProvisionRefusedError,
-    RoleName,
     apply,
+    read_current,
+)
+from keyless.aws.provision_state import (
+    Current,
+    Desired,
+    RoleName,
     parse_max_session_duration,
     parse_permissions_boundary,
     parse_role_name,
     parse_tag,
-    plan,
-    read_current,
 )
 from keyless.aws.thumbprint import Thumbprint
 from keyless.ci import local_issuers

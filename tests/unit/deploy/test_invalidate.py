@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from keyless.deploy.invalidate import MAX_WILDCARD_PATHS, invalidation_paths
+from keyless.deploy.invalidate import invalidation_paths
+from keyless.limits import CLOUDFRONT_MAX_WILDCARD_PATHS
 
 
 def test_few_paths_stay_explicit_and_encoded() -> None:
@@ -21,7 +22,7 @@ def test_many_paths_collapse_to_directories() -> None:
 
 
 def test_too_many_directories_collapse_to_everything() -> None:
-    keys = [f"d{j}/{i}.js" for j in range(MAX_WILDCARD_PATHS + 1) for i in range(10)]
+    keys = [f"d{j}/{i}.js" for j in range(CLOUDFRONT_MAX_WILDCARD_PATHS + 1) for i in range(10)]
     assert invalidation_paths(keys) == ["/*"]
 
 

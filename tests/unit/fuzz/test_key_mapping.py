@@ -18,9 +18,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from keyless.deploy.local_tree import S3_MAX_KEY_BYTES, walk
+from keyless.deploy.local_tree import walk
 from keyless.deploy.plan import normalize_prefix
 from keyless.errors import KeylessError
+from keyless.limits import S3_MAX_KEY_BYTES
 
 EXAMPLES = int(os.environ.get("KEYLESS_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -14,6 +14,9 @@ from typing import TypeAlias
 
 from keyless.ci.base import JobRun
 from keyless.errors import UsageError
+from keyless.limits import (
+    PIPELINE_MAX_PR_ID,
+)
 from keyless.local.pipeline.files import step_caches
 from keyless.local.pipeline.model import (
     CacheSpec,
@@ -32,8 +35,6 @@ from keyless.local.pipeline.variables import Variables, answer_prompts, load_var
 #: work tree); ``keyless.local.pipeline.source.git_checkout`` asks git.
 CheckoutReader: TypeAlias = Callable[[Path], tuple[str | None, str | None]]
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-#: Pull request ids made up locally are 1..this (small, like a repository's real ones).
-_PR_IDS = 9999
 
 # --- what to run ---------------------------------------------------------------------------------
 
@@ -59,7 +60,7 @@ class PipelinePlan:
     def pr_id(self) -> int:
         """BITBUCKET_PR_ID: made up, stable for a source and destination (a PR keeps its id)."""
         text = f"{self.trigger.name}:{self.trigger.destination}".encode()
-        return 1 + int.from_bytes(hashlib.sha256(text).digest()[:2], "big") % _PR_IDS
+        return 1 + int.from_bytes(hashlib.sha256(text).digest()[:2], "big") % PIPELINE_MAX_PR_ID
 
     @property
     def branch(self) -> str | None:

@@ -16,6 +16,9 @@ from typing import Any, Final
 
 import yaml
 
+from keyless.limits import (
+    PIPELINE_SCHEMA_ERRORS_SHOWN,
+)
 from keyless.local.pipeline.model import PipelineError
 from keyless.yamlsafe import load_yaml_file
 
@@ -25,8 +28,6 @@ _SCHEMA_FILE: Final = "bitbucket-pipelines.json"
 #: Keys whose values Bitbucket accepts in forms the vendored schema predates (`oidc:
 #: audiences:`): left to keyless' own reading of the file, which checks them.
 _NEWER_THAN_SCHEMA: Final = frozenset({"oidc"})
-#: Errors shown at most (the first ones by line); the rest are counted.
-MAX_SCHEMA_ERRORS_SHOWN: Final = 5
 
 
 @functools.lru_cache(maxsize=1)
@@ -68,7 +69,7 @@ def validate_pipeline_file(path: Path, *, notice: Callable[[str], None] | None =
         return
     root = _compose(path)
     shown = []
-    for error in errors[:MAX_SCHEMA_ERRORS_SHOWN]:
+    for error in errors[:PIPELINE_SCHEMA_ERRORS_SHOWN]:
         where = ".".join(map(str, error.absolute_path)) or "the document"
         line = line_of(root, list(error.absolute_path))
         shown.append(f"line {line}: {where}: {_message(error)}")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from keyless import arn as arns
 from keyless.aws.errors import error_code
 from keyless.errors import (
     IssuerError,
@@ -25,16 +26,17 @@ from keyless.errors import (
     TokenError,
     TokenVerificationError,
 )
-from keyless.limits import GATEWAY_DIRECTORY_CACHE_MAX_ENTRIES
+from keyless.limits import (
+    GATEWAY_DIRECTORY_CACHE_MAX_ENTRIES,
+    STS_CLOCK_SKEW_SECONDS,
+    STS_DURATION_DEFAULT_SECONDS,
+)
 from keyless.local.keysets import DeadlineHttpClient, GatewayKeyCache, deadline_fetcher
 from keyless.local.moto_server import AdminCredentials, admit, client_config, isolated_session
 from keyless.local.sts.rules import (
     CHECK_MESSAGES,
-    DURATION_DEFAULT_SECONDS,
     IDP_UNREACHABLE,
-    ROLE_ARN,
     STS_ALGORITHMS,
-    STS_CLOCK_SKEW_SECONDS,
     UNPARSABLE,
     StsError,
     access_denied,
@@ -164,7 +166,7 @@ class IamDirectory:
         return Role(
             arn=found["Arn"],
             trust_policy=policy,
-            max_session_duration=int(found.get("MaxSessionDuration", DURATION_DEFAULT_SECONDS)),
+            max_session_duration=int(found.get("MaxSessionDuration", STS_DURATION_DEFAULT_SECONDS)),
         )
 
 
@@ -296,12 +298,13 @@ class WebIdentityExchange:
 
         # STS looks the provider up in the role's account by the issuer minus its scheme; an
         # issuer that is not https cannot be registered, so it never matches.
-        account = ROLE_ARN.fullmatch(request.role_arn)
-        assert account is not None  # noqa: S101 - parse_request checked the ARN
+        target = arns.role(request.role_arn)
+        assert target is not None  # noqa: S101 - parse_request checked the ARN
         provider = None
         if issuer.startswith("https://"):
             provider_arn = (
-                f"arn:aws:iam::{account['account']}:oidc-provider/{issuer.removeprefix('https://')}"
+                f"arn:{target.partition}:iam::{target.account}:oidc-provider/"
+                f"{issuer.removeprefix('https://')}"
             )
             provider = self._lookup(lambda: self._directory.provider(provider_arn))
         if provider is None:
@@ -323,8 +326,8 @@ class WebIdentityExchange:
             raise invalid_token(CHECK_MESSAGES["audience"], "verified aud lacks the audience")
 
         role = None
-        if account["account"] == self._account_id:
-            role = self._lookup(lambda: self._directory.role(account["name"]))
+        if target.account == self._account_id:
+            role = self._lookup(lambda: self._directory.role(target.name))
         if role is None or role.arn != request.role_arn:
             raise access_denied("no such role in the account")
         try:
@@ -342,7 +345,7 @@ class WebIdentityExchange:
         if not answer.allowed:
             raise access_denied(answer.reason)
 
-        duration = request.duration_seconds or DURATION_DEFAULT_SECONDS
+        duration = request.duration_seconds or STS_DURATION_DEFAULT_SECONDS
         if duration > role.max_session_duration:
             raise StsError(
                 "ValidationError",

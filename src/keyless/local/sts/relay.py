@@ -17,6 +17,13 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Final, Protocol
 from urllib.parse import parse_qsl, unquote
 
+from keyless.limits import (
+    GATEWAY_CHUNK_LINE_MAX_BYTES,
+    GATEWAY_IDLE_TIMEOUT_SECONDS,
+    GATEWAY_QUERY_API_MAX_BODY_BYTES,
+    GATEWAY_RELAY_CHUNK_BYTES,
+    GATEWAY_UNSIZED_RESPONSE_MAX_BYTES,
+)
 from keyless.local.bounded_server import BoundedHTTPServer
 from keyless.local.sts.exchange import AllowedExchange
 from keyless.local.sts.rules import (
@@ -31,22 +38,6 @@ from keyless.local.sts.rules import (
 )
 
 logger = logging.getLogger(__name__)
-
-# --- the gateway's own limits ---------------------------------------------------------------------
-
-#: Bodies of requests to "/" (the query-protocol APIs: STS, IAM) are read whole and inspected;
-#: a real STS or IAM request is a few kilobytes.
-QUERY_API_MAX_BODY_BYTES: Final = 1_048_576
-#: A response whose length moto does not announce is read whole before it is relayed.
-UNSIZED_RESPONSE_MAX_BYTES: Final = 64 * 1_048_576
-#: Seconds an idle client connection is kept open.
-GATEWAY_IDLE_TIMEOUT_SECONDS: Final = 60.0
-#: Seconds ``stop()`` waits for the serving thread.
-GATEWAY_STOP_TIMEOUT_SECONDS: Final = 10.0
-#: Size of one relayed piece of a body.
-RELAY_CHUNK_BYTES: Final = 65_536
-#: Longest chunk-size or trailer line accepted in a chunked request body.
-CHUNK_LINE_MAX_BYTES: Final = 4096
 
 #: Connection-level headers that describe one hop, not the message (RFC 9110 §7.6.1).
 _HOP_BY_HOP: Final = frozenset(
@@ -373,13 +364,13 @@ class GatewayHandler(BaseHTTPRequestHandler):
             if bodiless or (response.length is not None and not response.chunked):
                 self._start_response(response.status, response.reason, headers)
                 while not bodiless:
-                    piece = response.read(RELAY_CHUNK_BYTES)
+                    piece = response.read(GATEWAY_RELAY_CHUNK_BYTES)
                     if not piece:
                         break
                     self._write(piece)
             else:
-                data = response.read(UNSIZED_RESPONSE_MAX_BYTES + 1)
-                if len(data) > UNSIZED_RESPONSE_MAX_BYTES:
+                data = response.read(GATEWAY_UNSIZED_RESPONSE_MAX_BYTES + 1)
+                if len(data) > GATEWAY_UNSIZED_RESPONSE_MAX_BYTES:
                     raise http.client.HTTPException("unsized response too large to relay")
                 self._send(response.status, response.reason, headers, data)
         except (OSError, http.client.HTTPException):
@@ -419,9 +410,11 @@ class GatewayHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return None
         length = self._content_length()
-        if length > QUERY_API_MAX_BODY_BYTES:
+        if length > GATEWAY_QUERY_API_MAX_BODY_BYTES:
             self._send_error_xml(
-                413, "RequestEntityTooLarge", f"Body larger than {QUERY_API_MAX_BODY_BYTES} bytes"
+                413,
+                "RequestEntityTooLarge",
+                f"Body larger than {GATEWAY_QUERY_API_MAX_BODY_BYTES} bytes",
             )
             self.close_connection = True
             return None
@@ -431,15 +424,15 @@ class GatewayHandler(BaseHTTPRequestHandler):
         return body
 
     def _read_line(self) -> bytes:
-        line = self.rfile.readline(CHUNK_LINE_MAX_BYTES + 1)
-        if not line or len(line) > CHUNK_LINE_MAX_BYTES:
+        line = self.rfile.readline(GATEWAY_CHUNK_LINE_MAX_BYTES + 1)
+        if not line or len(line) > GATEWAY_CHUNK_LINE_MAX_BYTES:
             raise _ClientGone
         return line
 
     def _copy(self, connection: http.client.HTTPConnection, length: int) -> None:
         remaining = length
         while remaining:
-            piece = self.rfile.read(min(RELAY_CHUNK_BYTES, remaining))
+            piece = self.rfile.read(min(GATEWAY_RELAY_CHUNK_BYTES, remaining))
             if not piece:
                 raise _ClientGone
             connection.send(piece)

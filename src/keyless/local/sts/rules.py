@@ -12,33 +12,27 @@ from typing import Final
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
-from keyless.limits import TOKEN_MAX_CHARS
+from keyless import arn as arns
+from keyless.limits import (
+    STS_DURATION_MAX_SECONDS,
+    STS_DURATION_MIN_SECONDS,
+    STS_ROLE_ARN_MAX_CHARS,
+    STS_ROLE_ARN_MIN_CHARS,
+    STS_SESSION_NAME_MAX_CHARS,
+    STS_SESSION_NAME_MIN_CHARS,
+    STS_SESSION_POLICY_MAX_CHARS,
+    STS_TOKEN_MIN_CHARS,
+    TOKEN_MAX_CHARS,
+)
 
 # --- STS rules (botocore's STS model and the API reference, docs/aws-sts-iam.md#sts-parameters) ---
 
 STS_NAMESPACE: Final = "https://sts.amazonaws.com/doc/2011-06-15/"
 STS_API_VERSION: Final = "2011-06-15"
-TOKEN_MIN_CHARS: Final = 4
-ROLE_ARN_MIN_CHARS: Final = 20
-ROLE_ARN_MAX_CHARS: Final = 2048
-SESSION_NAME_MIN_CHARS: Final = 2
-SESSION_NAME_MAX_CHARS: Final = 64
 #: Java's ``\w`` as STS applies it: ASCII letters, digits and underscore.
 SESSION_NAME_PATTERN: Final = re.compile(r"[\w+=,.@-]*", re.ASCII)
-DURATION_MIN_SECONDS: Final = 900
-DURATION_MAX_SECONDS: Final = 43_200
-DURATION_DEFAULT_SECONDS: Final = 3600
-#: Session policy (``Policy``) length limits.
-SESSION_POLICY_MAX_CHARS: Final = 2048
-#: Clock skew allowed on ``exp``/``nbf``/``iat``. AWS does not publish the figure it applies to
-#: web identity tokens; 5 minutes is the skew it documents for signed requests (SigV4), the
-#: closest published number.
-STS_CLOCK_SKEW_SECONDS: Final = 300
 #: Signature algorithms STS accepts for web identity tokens.
 STS_ALGORITHMS: Final = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512"})
-ROLE_ARN: Final = re.compile(
-    r"arn:aws:iam::(?P<account>\d{12}):role/(?:[\w+=,.@/-]*/)?(?P<name>[\w+=,.@-]{1,64})", re.ASCII
-)
 
 ACTION: Final = "AssumeRoleWithWebIdentity"
 
@@ -113,12 +107,12 @@ def parse_request(params: Mapping[str, str]) -> WebIdentityRequest:
     if role_arn is None:
         problems.append(_null("roleArn"))
     else:
-        problems += _length("roleArn", role_arn, ROLE_ARN_MIN_CHARS, ROLE_ARN_MAX_CHARS)
+        problems += _length("roleArn", role_arn, STS_ROLE_ARN_MIN_CHARS, STS_ROLE_ARN_MAX_CHARS)
     if session_name is None:
         problems.append(_null("roleSessionName"))
     else:
         problems += _length(
-            "roleSessionName", session_name, SESSION_NAME_MIN_CHARS, SESSION_NAME_MAX_CHARS
+            "roleSessionName", session_name, STS_SESSION_NAME_MIN_CHARS, STS_SESSION_NAME_MAX_CHARS
         )
         if not SESSION_NAME_PATTERN.fullmatch(session_name):
             problems.append(
@@ -130,7 +124,7 @@ def parse_request(params: Mapping[str, str]) -> WebIdentityRequest:
     else:
         # The token is sensitive: STS names the member, never its value.
         problems += _length(
-            "webIdentityToken", token, TOKEN_MIN_CHARS, TOKEN_MAX_CHARS, show_value=False
+            "webIdentityToken", token, STS_TOKEN_MIN_CHARS, TOKEN_MAX_CHARS, show_value=False
         )
     duration: int | None = None
     if duration_text is not None:
@@ -142,18 +136,18 @@ def parse_request(params: Mapping[str, str]) -> WebIdentityRequest:
                 " constraint: Member must be an integer"
             )
         else:
-            if duration < DURATION_MIN_SECONDS:
+            if duration < STS_DURATION_MIN_SECONDS:
                 problems.append(
                     f"Value '{duration}' at 'durationSeconds' failed to satisfy constraint:"
-                    f" Member must have value greater than or equal to {DURATION_MIN_SECONDS}"
+                    f" Member must have value greater than or equal to {STS_DURATION_MIN_SECONDS}"
                 )
-            elif duration > DURATION_MAX_SECONDS:
+            elif duration > STS_DURATION_MAX_SECONDS:
                 problems.append(
                     f"Value '{duration}' at 'durationSeconds' failed to satisfy constraint:"
-                    f" Member must have value less than or equal to {DURATION_MAX_SECONDS}"
+                    f" Member must have value less than or equal to {STS_DURATION_MAX_SECONDS}"
                 )
     if policy is not None:
-        problems += _length("policy", policy, 1, SESSION_POLICY_MAX_CHARS, show_value=False)
+        problems += _length("policy", policy, 1, STS_SESSION_POLICY_MAX_CHARS, show_value=False)
     if problems:
         count = len(problems)
         raise StsError(
@@ -164,7 +158,7 @@ def parse_request(params: Mapping[str, str]) -> WebIdentityRequest:
     assert role_arn is not None  # noqa: S101 - each None was reported above
     assert session_name is not None  # noqa: S101
     assert token is not None  # noqa: S101
-    if not ROLE_ARN.fullmatch(role_arn):
+    if arns.role(role_arn) is None:
         raise StsError("ValidationError", 400, "Request ARN is invalid")
     policy_arns = tuple(
         sorted((k, v) for k, v in params.items() if k.startswith("PolicyArns.member."))

@@ -19,7 +19,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from keyless.limits import HTTP_TIMEOUT_SECONDS
+from keyless.limits import GATEWAY_STOP_TIMEOUT_SECONDS, HTTP_TIMEOUT_SECONDS
 from keyless.local.moto_server import GATE_HEADER, LOOPBACK, AdminCredentials, LocalStackError
 from keyless.local.sts.exchange import (
     AllowedExchange,
@@ -32,7 +32,7 @@ from keyless.local.sts.exchange import (
     WebIdentityExchange,
     trust_evaluator,
 )
-from keyless.local.sts.relay import GATEWAY_STOP_TIMEOUT_SECONDS, GatewayServer
+from keyless.local.sts.relay import GatewayServer
 from keyless.local.sts.rules import ACTION, STS_API_VERSION
 
 _ACCESS_KEY_ID: Final = re.compile(rb"<AccessKeyId>([A-Z0-9]{16,128})</AccessKeyId>")
