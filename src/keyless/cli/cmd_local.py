@@ -107,6 +107,13 @@ system's CAs plus the local CA), {CA_VARIABLE} and {STATE_VARIABLE}. No AWS key:
 credentials only through its token. The caller's own CI, AWS_* and KEYLESS_* variables are
 dropped.
 
+HOME is private too: an empty folder in that temporary folder (printed at start), so a job that
+writes ~/.aws/... leaves yours alone; quote ~ (sh -c '... ~/.aws/...') so that the job's shell,
+not yours, expands it. As a GitHub job, GITHUB_ENV, GITHUB_OUTPUT, GITHUB_PATH, GITHUB_STATE and
+GITHUB_STEP_SUMMARY name empty files there, as GitHub's runner sets them; after COMMAND, the
+names it wrote to them are shown (never the values) and its step summary, those values masked.
+The temporary folder is removed after COMMAND.
+
 Without a running stack (see --state) a temporary one starts for COMMAND and stops after it.
 
 {_STATE_HELP}
@@ -225,7 +232,7 @@ def register(subparsers: Subparsers) -> None:
     run = commands.add_parser(
         "run",
         help="run a command with the environment of a CI job, against the local stack",
-        description="Run COMMAND as that CI's job of the scope would run, against the stack.",
+        description="Run COMMAND as that CI's job of the scope would, with a private HOME.",
         epilog=_RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         usage="%(prog)s --ci NAME <scope flags> [job flags] [--state DIR] -- COMMAND [ARG...]",
@@ -633,6 +640,7 @@ def run_workflow(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_run(args: argparse.Namespace, console: Console) -> int:
+    from keyless.local.job_files import job_folders
     from keyless.local.jobs import emulated
     from keyless.local.run import JobProcess, job_process_environment
     from keyless.local.served import RemoteTokens, check_issuer, find_running, served_stack
@@ -669,12 +677,16 @@ def run_run(args: argparse.Namespace, console: Console) -> int:
             buildkite_agent=provider.name == "buildkite",
             issuer_variables=info.issuer_variables,
         )
-        env = job_process_environment(console.env, job, process)
+        folders = job_folders(workdir, github=provider.name == "github")
+        env = job_process_environment(console.env, {**job, **folders.variables()}, process)
         console.info(
             f"keyless local: {shlex.join(command)} as a {provider.display_name} job,"
-            f" AWS on {info.endpoint_url}"
+            f" AWS on {info.endpoint_url}, HOME {folders.home} (private, removed after)"
         )
-        return _run_child(command, env, console)
+        code = _run_child(command, env, console)
+        for line in folders.report():
+            console.info(line if line.startswith(" ") else f"keyless local: {line}")
+        return code
 
 
 class _Placeholders:
