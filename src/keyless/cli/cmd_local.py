@@ -168,8 +168,9 @@ fails the step with "pipe NAME is not emulated".
 mapping of NAME: value; deployment variables win over repository ones, which win over
 workspace ones.
 
-Identities: the workspace (slug and UUID), each repository (--repository SLUG, default: the name
-of the file's folder) and each of its deployment environments get a UUID on first use, kept in
+Identities: the workspace (slug and UUID), each repository (--repository SLUG, default: the last
+part of the git remote's URL, e.g. site for git@bitbucket.org:acme/site.git, else the name of the
+file's folder) and each of its deployment environments get a UUID on first use, kept in
 --identities FILE (default: bitbucket-identities.json in the state folder), so that a role
 provisioned for them keeps working. --print-scope prints their scope flags for `keyless
 provision` (with --issuer while a stack runs) and runs nothing.
@@ -282,7 +283,9 @@ def register(subparsers: Subparsers) -> None:
         "--variables", metavar="FILE", type=Path, help="repository and deployment variables (YAML)"
     )
     pipeline.add_argument(
-        "--repository", metavar="SLUG", help="the repository (default: the file's folder name)"
+        "--repository",
+        metavar="SLUG",
+        help="the repository (default: the git remote's, else the folder's name)",
     )
     pipeline.add_argument(
         "--identities", metavar="FILE", type=Path, help="UUIDs of workspace, repositories, ..."
