@@ -19,8 +19,8 @@ from keyless.limits import (
     IAM_ROLE_MAX_SESSION_SECONDS,
     IAM_ROLE_MIN_SESSION_SECONDS,
 )
-from keyless.trust.web_identity import provider_arn_for
 from keyless.trust.model import Policy
+from keyless.trust.web_identity import provider_arn_for
 
 __all__ = [
     "INLINE_POLICY_NAME",

@@ -165,7 +165,8 @@ def session_name_part(value: str) -> str:
 
 
 def compose_session_name(ci: str, repository: str | None, *run: str | None) -> str | None:
-    """``<ci>-<repository>-<run ids>`` within 64 characters, or ``None`` without any run id.
+    """``<ci>-<repository>-<run ids>`` within 64 characters (``<ci>-<run ids>`` when the repository
+    is the CI's name), or ``None`` without any run id.
 
     The repository is shortened first: the run ids are what tell two sessions apart in CloudTrail.
     """
@@ -174,6 +175,9 @@ def compose_session_name(ci: str, repository: str | None, *run: str | None) -> s
         return None
     room = STS_SESSION_NAME_MAX_CHARS - len(ci) - len(tail) - 2
     repo = session_name_part(repository or "")[: max(room, 0)].strip("-")
+    if repo == ci:
+        # A repository named after its CI (a folder `bitbucket` run locally) says nothing more.
+        repo = ""
     return "-".join(part for part in (ci, repo, tail) if part)[:STS_SESSION_NAME_MAX_CHARS]
 
 

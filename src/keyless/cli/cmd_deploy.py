@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -13,7 +14,7 @@ from keyless.cli.cmd_assume import add_exchange_options, exchange
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
 from keyless.deploy.plan import Plan, Reason
-from keyless.errors import UsageError
+from keyless.errors import KeylessError, UsageError
 from keyless.exchange import assumed_line
 from keyless.limits import DEFAULT_CONCURRENCY, DEFAULT_MAX_DELETE_PERCENT
 from keyless.textsafe import escape, safe_lines
@@ -53,6 +54,8 @@ _EXCHANGE_ONLY = {
     "--token-file": ("token_file", None),
     "--token-env": ("token_env", None),
 }
+#: Invalidation paths a dry run lists (all are in --json).
+_PATHS_SHOWN = 10
 #: Seconds between two redraws of the terminal progress line.
 PROGRESS_INTERVAL_SECONDS = 0.1
 
@@ -87,7 +90,16 @@ s3:ListBucket for the prefix (every listing sends prefix=PREFIX/), s3:GetObject,
 s3:AbortMultipartUpload under it (s3:DeleteObject with --delete). The bucket's region comes from
 S3's own answer, not from HeadBucket. --acl also needs s3:PutObjectAcl, which the preset leaves out.
 
-Exit codes: 0 deployed (or planned, with --dry-run); 2 refused or failed.
+--dry-run lists each upload with the headers it would set, each delete, and the invalidation it
+would create (distribution and paths); --json has them too (plan.uploads[].headers, invalidation).
+The summary counts skipped objects by reason (excluded, not in LOCAL_DIR without --delete, ...).
+
+--invalidate ID runs after the uploads and deletes: if CloudFront refuses it (no such
+distribution, or the role may not invalidate it), the upload summary comes first, then the error
+naming the distribution, and the exit code is 2 although the objects are deployed.
+
+Exit codes: 0 deployed (or planned, with --dry-run); 2 refused or failed, or deployed but not
+invalidated.
 """
 
 
@@ -250,18 +262,36 @@ def deploy(request: DeployRequest, **options: Any) -> DeployResult:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    from keyless.deploy.apply import InvalidationFailedError
+
     request = request_from_args(args)
     session = session_for(args, console)
     progress = progress_for(console, json=args.json)
-    result = deploy(request, session=session, progress=progress)
+    try:
+        result = deploy(request, session=session, progress=progress)
+    except InvalidationFailedError as failed:
+        # The upload summary first: the deploy itself succeeded, and the error says so.
+        progress.close()
+        report(failed.result, console, json=args.json, error=failed)
+        raise
     progress.close()
-    if args.json:
-        console.emit_json(result.to_json())
-    else:
-        if request.dry_run:
-            print_plan(result.plan, console)
-        console.info(summary(result))
+    report(result, console, json=args.json)
     return EXIT_OK
+
+
+def report(
+    result: DeployResult, console: Console, *, json: bool, error: KeylessError | None = None
+) -> None:
+    """The plan of a dry run and the summary, or with --json the document (``error`` in it)."""
+    if json:
+        document = result.to_json()
+        if error is not None and document["invalidation"] is not None:
+            document["invalidation"]["error"] = error.to_json()
+        console.emit_json(document)
+        return
+    if result.dry_run:
+        print_plan(result.plan, console, result)
+    console.info(summary(result))
 
 
 def progress_for(console: Console, *, json: bool) -> _Progress:
@@ -274,14 +304,18 @@ def progress_for(console: Console, *, json: bool) -> _Progress:
 
 
 def summary(result: DeployResult) -> str:
+    """One line of counts; then, when objects were skipped, a line of their reasons, counted."""
     plan = result.plan
     if result.dry_run:
         data = [u for u in plan.uploads if u.reason is not Reason.HEADERS]
-        return (
+        text = (
             f"dry run: would upload {len(data)} ({_size(plan.upload_bytes)}), "
             f"update headers of {len(plan.uploads) - len(data)}, delete {len(plan.deletes)}; "
             f"{len(plan.unchanged)} unchanged, {len(plan.skipped)} skipped; nothing changed"
         )
+        if result.distribution_id and result.invalidated_paths:
+            text += f"; would invalidate {len(result.invalidated_paths)} paths"
+        return text + _skipped_line(plan)
     text = (
         f"uploaded {result.uploaded} ({_size(result.bytes_sent)}), "
         f"headers updated {result.copied}, deleted {result.deleted}, "
@@ -293,14 +327,40 @@ def summary(result: DeployResult) -> str:
             f"; CloudFront invalidation {result.invalidation_id} "
             f"({len(result.invalidated_paths)} paths)"
         )
-    return text
+    elif result.distribution_id and not result.invalidated_paths:
+        text += f"; nothing changed, so no invalidation of {result.distribution_id}"
+    return text + _skipped_line(plan)
 
 
-def print_plan(plan: Plan, console: Console) -> None:
+def _skipped_line(plan: Plan) -> str:
+    reasons = Counter(skipped.why for skipped in plan.skipped)
+    if not reasons:
+        return ""
+    return "\nskipped: " + ", ".join(f"{count} {why}" for why, count in reasons.most_common())
+
+
+def print_plan(plan: Plan, console: Console, result: DeployResult | None = None) -> None:
+    """Each upload with the headers it would get, each delete, and the invalidation."""
     for upload in plan.uploads:
+        headers = " | ".join(f"{name}: {value}" for name, value in upload.headers.http())
         console.info(f"would upload ({upload.reason}) {escape(upload.key)}")
+        console.info(f"  with {escape(headers)}")
     for delete in plan.deletes:
         console.info(f"would delete {escape(delete.key)}")
+    if result is not None and result.distribution_id:
+        paths = result.invalidated_paths
+        if paths:
+            shown = " ".join(escape(path) for path in paths[:_PATHS_SHOWN])
+            more = f" and {len(paths) - _PATHS_SHOWN} more" if len(paths) > _PATHS_SHOWN else ""
+            console.info(
+                f"would invalidate in CloudFront distribution {escape(result.distribution_id)}:"
+                f" {shown}{more}"
+            )
+        else:
+            console.info(
+                f"would not invalidate CloudFront distribution {escape(result.distribution_id)}:"
+                " nothing changed"
+            )
 
 
 def _size(count: int) -> str:

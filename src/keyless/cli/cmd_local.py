@@ -107,6 +107,13 @@ system's CAs plus the local CA), {CA_VARIABLE} and {STATE_VARIABLE}. No AWS key:
 credentials only through its token. The caller's own CI, AWS_* and KEYLESS_* variables are
 dropped.
 
+HOME is private too: an empty folder in that temporary folder (printed at start), so a job that
+writes ~/.aws/... leaves yours alone; quote ~ (sh -c '... ~/.aws/...') so that the job's shell,
+not yours, expands it. As a GitHub job, GITHUB_ENV, GITHUB_OUTPUT, GITHUB_PATH, GITHUB_STATE and
+GITHUB_STEP_SUMMARY name empty files there, as GitHub's runner sets them; after COMMAND, the
+names it wrote to them are shown (never the values) and its step summary, those values masked.
+The temporary folder is removed after COMMAND.
+
 Without a running stack (see --state) a temporary one starts for COMMAND and stops after it.
 
 {_STATE_HELP}
@@ -161,8 +168,9 @@ fails the step with "pipe NAME is not emulated".
 mapping of NAME: value; deployment variables win over repository ones, which win over
 workspace ones.
 
-Identities: the workspace (slug and UUID), each repository (--repository SLUG, default: the name
-of the file's folder) and each of its deployment environments get a UUID on first use, kept in
+Identities: the workspace (slug and UUID), each repository (--repository SLUG, default: the last
+part of the git remote's URL, e.g. site for git@bitbucket.org:acme/site.git, else the name of the
+file's folder) and each of its deployment environments get a UUID on first use, kept in
 --identities FILE (default: bitbucket-identities.json in the state folder), so that a role
 provisioned for them keeps working. --print-scope prints their scope flags for `keyless
 provision` (with --issuer while a stack runs) and runs nothing.
@@ -225,7 +233,7 @@ def register(subparsers: Subparsers) -> None:
     run = commands.add_parser(
         "run",
         help="run a command with the environment of a CI job, against the local stack",
-        description="Run COMMAND as that CI's job of the scope would run, against the stack.",
+        description="Run COMMAND as that CI's job of the scope would, with a private HOME.",
         epilog=_RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         usage="%(prog)s --ci NAME <scope flags> [job flags] [--state DIR] -- COMMAND [ARG...]",
@@ -275,7 +283,9 @@ def register(subparsers: Subparsers) -> None:
         "--variables", metavar="FILE", type=Path, help="repository and deployment variables (YAML)"
     )
     pipeline.add_argument(
-        "--repository", metavar="SLUG", help="the repository (default: the file's folder name)"
+        "--repository",
+        metavar="SLUG",
+        help="the repository (default: the git remote's, else the folder's name)",
     )
     pipeline.add_argument(
         "--identities", metavar="FILE", type=Path, help="UUIDs of workspace, repositories, ..."
@@ -633,6 +643,7 @@ def run_workflow(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_run(args: argparse.Namespace, console: Console) -> int:
+    from keyless.local.job_files import job_folders
     from keyless.local.jobs import emulated
     from keyless.local.run import JobProcess, job_process_environment
     from keyless.local.served import RemoteTokens, check_issuer, find_running, served_stack
@@ -669,12 +680,16 @@ def run_run(args: argparse.Namespace, console: Console) -> int:
             buildkite_agent=provider.name == "buildkite",
             issuer_variables=info.issuer_variables,
         )
-        env = job_process_environment(console.env, job, process)
+        folders = job_folders(workdir, github=provider.name == "github")
+        env = job_process_environment(console.env, {**job, **folders.variables()}, process)
         console.info(
             f"keyless local: {shlex.join(command)} as a {provider.display_name} job,"
-            f" AWS on {info.endpoint_url}"
+            f" AWS on {info.endpoint_url}, HOME {folders.home} (private, removed after)"
         )
-        return _run_child(command, env, console)
+        code = _run_child(command, env, console)
+        for line in folders.report():
+            console.info(line if line.startswith(" ") else f"keyless local: {line}")
+        return code
 
 
 class _Placeholders:

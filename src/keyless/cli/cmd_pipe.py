@@ -69,7 +69,7 @@ def register(subparsers: Subparsers) -> None:
 def run_s3_deploy(args: argparse.Namespace, console: Console) -> int:
     from keyless.cli import cmd_deploy
     from keyless.deploy import pipe
-    from keyless.deploy.apply import deploy
+    from keyless.deploy.apply import InvalidationFailedError, deploy
     from keyless.deploy.plan import DeleteRefusedError
 
     # Every variable is read (and a bad one refused) before anything runs.
@@ -86,14 +86,17 @@ def run_s3_deploy(args: argparse.Namespace, console: Console) -> int:
     session = _session(settings, console, pipe.S3_PIPE)
     progress = cmd_deploy.progress_for(console, json=False)
     try:
-        result = deploy(request, session=session, progress=progress)
+        try:
+            result = deploy(request, session=session, progress=progress)
+        finally:
+            progress.close()
     except DeleteRefusedError as exc:
         raise pipe.delete_refused(exc) from None
-    finally:
-        progress.close()
-    if request.dry_run:
-        cmd_deploy.print_plan(result.plan, console)
-    console.info(cmd_deploy.summary(result))
+    except InvalidationFailedError as failed:
+        # The upload summary first: the deploy itself succeeded, and the error says so.
+        cmd_deploy.report(failed.result, console, json=False)
+        raise
+    cmd_deploy.report(result, console, json=False)
     return EXIT_OK
 
 

@@ -16,7 +16,6 @@ import contextlib
 import os
 import re
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,7 +33,7 @@ from keyless.deploy.environment import (
     environment_session,
 )
 from keyless.deploy.headers import HeaderPolicy, ObjectHeaders
-from keyless.deploy.invalidate import invalidation_paths
+from keyless.deploy.invalidate import create_invalidation, invalidation_paths
 from keyless.deploy.journal import Journal, ahead_jobs
 from keyless.deploy.local_tree import FileDigests, FileVanishedError, Filters, LocalFile, walk
 from keyless.deploy.plan import (
@@ -148,6 +147,8 @@ class DeployResult:
     seconds: float = 0.0
     invalidation_id: str | None = None
     invalidated_paths: tuple[str, ...] = ()
+    #: The distribution of ``--invalidate`` (in a dry run too, with the paths it would send).
+    distribution_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -160,8 +161,12 @@ class DeployResult:
             "bytes": self.bytes_sent,
             "seconds": round(self.seconds, 3),
             "invalidation": (
-                {"id": self.invalidation_id, "paths": list(self.invalidated_paths)}
-                if self.invalidation_id or self.invalidated_paths
+                {
+                    "distribution": self.distribution_id,
+                    "id": self.invalidation_id,
+                    "paths": list(self.invalidated_paths),
+                }
+                if self.distribution_id or self.invalidation_id or self.invalidated_paths
                 else None
             ),
             "plan": self.plan.to_json(),
@@ -284,7 +289,13 @@ def deploy(
         digests.close()
     progress.planned(plan)
     if request.dry_run:
-        return DeployResult(plan=plan, dry_run=True, seconds=clock() - started)
+        return DeployResult(
+            plan=plan,
+            dry_run=True,
+            seconds=clock() - started,
+            distribution_id=request.invalidation.distribution_id if request.invalidation else None,
+            invalidated_paths=_invalidation_paths(request, plan),
+        )
 
     # Only entries of objects still there with the same ETag: stale ones are dropped.
     before = {k: e for k, e in old.items() if listed.get(target.prefix + k) == e.etag}
@@ -376,18 +387,44 @@ def deploy(
         bytes_sent=sent,
     )
     if request.invalidation:
-        changed = [u.key for u in plan.uploads] + [d.key for d in plan.deletes]
-        paths = list(request.invalidation.paths) or invalidation_paths(changed)
+        distribution = request.invalidation.distribution_id
+        paths = _invalidation_paths(request, plan)
+        result = replace(result, distribution_id=distribution, invalidated_paths=paths)
         if paths:
             from keyless.aws import clients
 
-            ident = invalidate(
-                clients.control_cloudfront(session),
-                request.invalidation.distribution_id,
-                paths,
-            )
-            result = replace(result, invalidation_id=ident, invalidated_paths=tuple(paths))
+            try:
+                ident = invalidate(clients.control_cloudfront(session), distribution, list(paths))
+            except KeylessError as exc:
+                raise InvalidationFailedError(
+                    exc, result=replace(result, seconds=clock() - started)
+                ) from exc
+            result = replace(result, invalidation_id=ident)
     return replace(result, seconds=clock() - started)
+
+
+class InvalidationFailedError(KeylessError):
+    """The objects are deployed, the CloudFront invalidation failed; ``result`` is the deploy's."""
+
+    def __init__(self, cause: KeylessError, *, result: DeployResult) -> None:
+        super().__init__(
+            f"deployed, but not invalidated: {cause.message}",
+            remedy=(cause.remedy or "")
+            + "\nThe objects are deployed; a run with the right id and --paths "
+            + " ".join(result.invalidated_paths[:5])
+            + (" ..." if len(result.invalidated_paths) > 5 else "")
+            + " invalidates them (nothing is uploaded again).",
+        )
+        self.kind = cause.kind
+        self.result = result
+
+
+def _invalidation_paths(request: DeployRequest, plan: Plan) -> tuple[str, ...]:
+    """What ``--invalidate`` sends: ``--paths``, else the changed keys, collapsed."""
+    if request.invalidation is None:
+        return ()
+    changed = [u.key for u in plan.uploads] + [d.key for d in plan.deletes]
+    return tuple(request.invalidation.paths) or tuple(invalidation_paths(changed))
 
 
 class _HashAhead:
@@ -651,20 +688,8 @@ def _delete(s3: S3Client, target: Target, keys: list[str], progress: Progress) -
 
 
 def invalidate(cloudfront: CloudFrontClient, distribution_id: str, paths: list[str]) -> str:
-    """Create one CloudFront invalidation; returns its id."""
-    import botocore.exceptions
-
-    try:
-        response = cloudfront.create_invalidation(
-            DistributionId=distribution_id,
-            InvalidationBatch={
-                "Paths": {"Quantity": len(paths), "Items": paths},
-                "CallerReference": f"keyless-{uuid.uuid4()}",
-            },
-        )
-    except botocore.exceptions.ClientError as exc:
-        raise _aws_error(exc, f"invalidation of distribution {distribution_id!r}") from exc
-    return str(response["Invalidation"]["Id"])
+    """Create one CloudFront invalidation; returns its id (``deploy.invalidate``)."""
+    return create_invalidation(cloudfront, distribution_id, paths)
 
 
 # --- listing and the manifest -------------------------------------------------------------------

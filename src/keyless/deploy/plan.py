@@ -126,7 +126,13 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         return {
             "uploads": [
-                {"key": u.key, "reason": str(u.reason), "size": u.file.size} for u in self.uploads
+                {
+                    "key": u.key,
+                    "reason": str(u.reason),
+                    "size": u.file.size,
+                    "headers": dict(u.headers.http()),
+                }
+                for u in self.uploads
             ],
             "deletes": [{"key": d.key, "size": d.size} for d in self.deletes],
             "unchanged": len(self.unchanged),

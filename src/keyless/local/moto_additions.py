@@ -4,22 +4,31 @@
 ``AddClientIDToOpenIDConnectProvider`` (IAM API reference), as one must on AWS; without it, the
 local stack could not exercise that path. ``keyless deploy --delete`` deletes with S3
 ``DeleteObjects``, which AWS authorizes as ``s3:DeleteObject`` on each key; moto asks for it on the
-bucket, which a role limited to one prefix never has. Imported only by the moto child process.
+bucket, which a role limited to one prefix never has. moto authorizes every CloudFront action on
+the resource ``*``, so a role allowed to invalidate one distribution (``provision
+--cloudfront-distribution``: AWS' resource ``arn:aws:cloudfront::ACCOUNT:distribution/ID``) would
+be refused; the distribution's ARN is given to moto instead. Imported only by the moto child
+process.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Final
 
 from keyless.limits import (
     IAM_OIDC_MAX_CLIENT_IDS,
 )
+
+#: The CloudFront API paths of one distribution's operations: /2020-05-31/distribution/ID[/...].
+_DISTRIBUTION_PATH: Final = re.compile(r"^/\d{4}-\d{2}-\d{2}/distribution/([A-Za-z0-9]+)(?:/|$)")
 
 
 def install() -> None:
     """Teach moto the missing operations and AWS' authorization of DeleteObjects (idempotent)."""
     _install_iam()
     _install_delete_objects()
+    _install_cloudfront_resources()
 
 
 def _install_iam() -> None:
@@ -134,3 +143,20 @@ def _install_delete_objects() -> None:
 
     bucket_post.keyless_per_key = True  # type: ignore[attr-defined]
     S3Response._bucket_response_post = bucket_post  # type: ignore[method-assign]
+
+
+def _install_cloudfront_resources() -> None:
+    from moto.cloudfront.responses import CloudFrontResponse
+
+    if hasattr(CloudFrontResponse, "_determine_resource"):
+        return
+
+    def determine_resource(self: Any) -> str:
+        # CloudFront's service authorization reference: distribution actions take the resource
+        # arn:${Partition}:cloudfront::${Account}:distribution/${DistributionId}.
+        match = _DISTRIBUTION_PATH.match(self.path)
+        if match is None:
+            return "*"
+        return f"arn:{self.partition}:cloudfront::{self.current_account}:distribution/{match[1]}"
+
+    CloudFrontResponse._determine_resource = determine_resource  # type: ignore[attr-defined]

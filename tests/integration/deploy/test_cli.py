@@ -56,7 +56,12 @@ def test_json_is_the_same_as_data(tmp_path: Path, bucket: str) -> None:
     assert document["unchanged"] == 2
     assert document["bytes"] == len("<p>X</p>")
     assert document["plan"]["uploads"] == [
-        {"key": "page1.html", "reason": "changed", "size": len("<p>X</p>")}
+        {
+            "key": "page1.html",
+            "reason": "changed",
+            "size": len("<p>X</p>"),
+            "headers": {"Content-Type": "text/html; charset=utf-8"},
+        }
     ]
     assert result.stderr == ""
 
@@ -190,3 +195,95 @@ def test_a_file_deleted_mid_deploy_is_named_and_nothing_is_deleted(
     ]
     assert "RuntimeError" not in result.stderr
     assert "page1.html" in _keys(bucket)
+
+
+# --- what a dry run states, why objects are skipped, an invalidation that fails ------------------
+
+
+def _headers_site(root: Path) -> list[str]:
+    (root / "assets").mkdir()
+    (root / "assets" / "app.js").write_text("x")
+    (root / "index.html").write_text("home")
+    return [
+        "--rule",
+        "assets/*:cache-control=public, max-age=31536000, immutable",
+        "--rule",
+        "index.html:cache-control=no-cache",
+    ]
+
+
+def test_dry_run_states_the_invalidation_and_the_headers(tmp_path: Path, bucket: str) -> None:
+    rules = _headers_site(tmp_path)
+    argv = ["deploy", str(tmp_path), f"s3://{bucket}/www", *rules, "--invalidate", "E2EXAMPLE123"]
+    result = run_cli([*argv, "--dry-run"])
+    assert result.code == 0, result.stderr
+    lines = result.stderr.splitlines()
+    at = lines.index("would upload (new) www/assets/app.js")
+    assert lines[at + 1] == (
+        "  with Content-Type: text/javascript; charset=utf-8"
+        " | Cache-Control: public, max-age=31536000, immutable"
+    )
+    at = lines.index("would upload (new) www/index.html")
+    assert lines[at + 1] == (
+        "  with Content-Type: text/html; charset=utf-8 | Cache-Control: no-cache"
+    )
+    assert (
+        "would invalidate in CloudFront distribution E2EXAMPLE123:"
+        " /www/ /www/assets/app.js /www/index.html"
+    ) in lines
+    assert lines[-1].endswith("nothing changed; would invalidate 3 paths")
+    document = json.loads(run_cli([*argv, "--dry-run", "--json"]).stdout)
+    assert document["invalidation"] == {
+        "distribution": "E2EXAMPLE123",
+        "id": None,
+        "paths": ["/www/", "/www/assets/app.js", "/www/index.html"],
+    }
+    uploads = {u["key"]: u["headers"] for u in document["plan"]["uploads"]}
+    assert uploads["www/index.html"] == {
+        "Content-Type": "text/html; charset=utf-8",
+        "Cache-Control": "no-cache",
+    }
+    assert _keys(bucket) == []
+
+
+def test_the_summary_counts_the_skipped_objects_by_reason(tmp_path: Path, bucket: str) -> None:
+    _site(tmp_path, 3)
+    run_cli(["deploy", str(tmp_path), f"s3://{bucket}"])
+    (tmp_path / "page1.html").unlink()
+    (tmp_path / "page2.html").unlink()
+    (tmp_path / "draft.html").write_text("wip")
+    for extra in ([], ["--dry-run"]):
+        result = run_cli(["deploy", str(tmp_path), f"s3://{bucket}", "--exclude", "draft*", *extra])
+        assert result.code == 0, result.stderr
+        lines = result.stderr.splitlines()
+        assert "skipped 3" in lines[-2] or "3 skipped" in lines[-2]
+        assert lines[-1] == "skipped: 2 not in LOCAL_DIR (no --delete), 1 excluded"
+
+
+def test_a_missing_distribution_is_named_after_the_upload_summary(
+    tmp_path: Path, bucket: str
+) -> None:
+    (tmp_path / "index.html").write_text("home")
+    argv = ["deploy", str(tmp_path), f"s3://{bucket}", "--invalidate", "E2EXAMPLE123"]
+    result = run_cli(argv)
+    assert result.code == 2
+    lines = result.stderr.splitlines()
+    summary = next(i for i, line in enumerate(lines) if line.startswith("uploaded 1 ("))
+    assert lines[summary + 1] == (
+        "error: deployed, but not invalidated:"
+        " CloudFront distribution 'E2EXAMPLE123' does not exist in this account"
+    )
+    assert "aws cloudfront list-distributions" in result.stderr
+    assert "The objects are deployed" in result.stderr
+    assert "no such bucket" not in result.stderr
+    assert _keys(bucket) == [".keyless-manifest.json.gz", "index.html"]
+    # --json: the deploy's document, the error in its invalidation, and exit 2.
+    (tmp_path / "index.html").write_text("home, again")
+    again = run_cli([*argv, "--json"])
+    assert again.code == 2
+    document = json.loads(again.stdout)
+    assert document["uploaded"] == 1
+    assert document["invalidation"]["distribution"] == "E2EXAMPLE123"
+    assert document["invalidation"]["id"] is None
+    assert document["invalidation"]["error"]["error"] == "aws"
+    assert "does not exist" in document["invalidation"]["error"]["message"]

@@ -296,7 +296,12 @@ def test_same_size_edit_sends_that_one_object(story: Story) -> None:
     assert step.code == 0, step.stderr
     assert step.result["uploaded"] == 1
     assert step.result["plan"]["uploads"] == [
-        {"key": f"{PREFIX}/index.html", "reason": "changed", "size": len(SITE["index.html"])}
+        {
+            "key": f"{PREFIX}/index.html",
+            "reason": "changed",
+            "size": len(SITE["index.html"]),
+            "headers": {"Content-Type": "text/html; charset=utf-8"},
+        }
     ]
 
 

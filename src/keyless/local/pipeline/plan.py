@@ -30,6 +30,7 @@ from keyless.local.pipeline.model import (
 from keyless.local.pipeline.parse import load_pipeline_file
 from keyless.local.pipeline.schema import validate_pipeline_file
 from keyless.local.pipeline.variables import Variables, answer_prompts, load_variables
+from keyless.local.worktree import git
 
 #: The branch and commit checked out in a folder, each None when it cannot be told (not a git
 #: work tree); ``keyless.local.pipeline.source.git_checkout`` asks git.
@@ -119,7 +120,7 @@ def plan_pipeline(
     pipeline = file.select(trigger)
     groups = _chosen_groups(pipeline, step=step, deployment=deployment)
     _check_runnable(groups, pipeline=pipeline, caches=file.caches)
-    slug = repository or _slug(clone_dir.name)
+    slug = repository or default_repository(clone_dir)
     loaded = load_variables(variables) if variables is not None else Variables()
     loaded = replace(loaded, pipeline=answer_prompts(pipeline, loaded, _pairs(values)))
     return PipelinePlan(
@@ -224,6 +225,18 @@ def _pairs(values: Sequence[str]) -> dict[str, str]:
             raise PipelineError(f"--var {item.split('=')[0]!r} must be NAME=VALUE")
         found[name] = value
     return found
+
+
+def default_repository(folder: Path) -> str:
+    """The repository slug of ``folder`` when --repository is not given: the last part of its git
+    remote's URL (``origin``, else the only remote), as Bitbucket names a repository; else the
+    folder's name."""
+    remotes = (git(folder, "remote") or "").split()
+    remote = "origin" if "origin" in remotes else remotes[0] if len(remotes) == 1 else None
+    url = (git(folder, "remote", "get-url", remote) or "").strip() if remote else ""
+    # https://bitbucket.org/acme/site.git, git@bitbucket.org:acme/site.git, /srv/git/site
+    name = re.split(r"[/:]", url.rstrip("/"))[-1].removesuffix(".git") if url else ""
+    return _slug(name or folder.name)
 
 
 def _slug(name: str) -> str:
