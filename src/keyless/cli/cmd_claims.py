@@ -5,8 +5,7 @@ check it against its issuer's published keys, naming the check that failed.
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -27,9 +26,6 @@ SAFE_HEADER = ("alg", "kid", "typ")
 REDACTED = claims_view.REDACTED
 # Whitespace around a token (a newline from `echo`, CRLF from an editor) is allowed beyond the cap.
 _READ_SLACK = 1024
-
-#: Seconds since the epoch; tests replace it to render relative times deterministically.
-clock: Callable[[], float] = time.time
 
 _EPILOG = """\
 The token is read from PATH, or from standard input when PATH is '-' or omitted. Surrounding
@@ -103,7 +99,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
     verdict = _verify(raw, token, args) if args.verify else None
     provider = _provider_for(token.issuer, console.env)
     safe = claims_view.safe_claims(provider)
-    document = _document(token, safe=safe, show_all=args.all, provider=provider, verdict=verdict)
+    document = _document(
+        token,
+        safe=safe,
+        show_all=args.all,
+        provider=provider,
+        verdict=verdict,
+        now=console.seams.clock(),
+    )
     if args.json:
         console.emit_json(document)
     else:
@@ -264,8 +267,8 @@ def _document(
     show_all: bool,
     provider: Provider | None,
     verdict: _Verdict | None,
+    now: float,
 ) -> dict[str, object]:
-    now = clock()
     claims: dict[str, object] = {}
     redacted: list[str] = []
     for name in claims_view.ordered(token.claims):

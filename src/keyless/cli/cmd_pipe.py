@@ -69,7 +69,6 @@ def register(subparsers: Subparsers) -> None:
 def run_s3_deploy(args: argparse.Namespace, console: Console) -> int:
     from keyless.cli import cmd_deploy
     from keyless.deploy import pipe
-    from keyless.deploy.apply import deploy
     from keyless.deploy.plan import DeleteRefusedError
 
     # Every variable is read (and a bad one refused) before anything runs.
@@ -86,7 +85,7 @@ def run_s3_deploy(args: argparse.Namespace, console: Console) -> int:
     session = _session(settings, console, pipe.S3_PIPE)
     progress = cmd_deploy.progress_for(console, json=False)
     try:
-        result = deploy(request, session=session, progress=progress)
+        result = console.seams.deploy(request, session=session, progress=progress)
     except DeleteRefusedError as exc:
         raise pipe.delete_refused(exc) from None
     finally:
