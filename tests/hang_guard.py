@@ -4,6 +4,7 @@ counting; this only keeps a regression from stalling the whole suite."""
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -16,10 +17,12 @@ HANG_GUARD_SECONDS = 60.0
 def within_guard(call: Callable[[], T], seconds: float = HANG_GUARD_SECONDS) -> T:
     box: list[T] = []
     errors: list[BaseException] = []
+    # The caller's context variables (keyless.trust.work's counting) hold in the worker too.
+    context = contextvars.copy_context()
 
     def target() -> None:
         try:
-            box.append(call())
+            box.append(context.run(call))
         except BaseException as exc:  # handed to the test thread below
             errors.append(exc)
 

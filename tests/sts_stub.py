@@ -6,7 +6,7 @@ import datetime as dt
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -15,6 +15,8 @@ from botocore.config import Config
 from botocore.stub import Stubber
 
 from keyless.aws.sts import RetryPolicy, SigningKeys, Sts
+from keyless.cli.seams import Seams
+from keyless.testing import FakeClock
 
 if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
@@ -26,24 +28,6 @@ EXPIRATION = dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
 ACCESS_KEY_ID = "ASIAKEYLESSTEST00001"
 SECRET_ACCESS_KEY = "sEcReT/KeY+ThatMustNeverBePrinted0000000"
 SESSION_TOKEN = "SeSsIoNtOkEn//ThatMustNeverBePrinted+AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="
-
-
-@dataclass
-class FakeTime:
-    """A monotonic clock that only ``sleep`` (and ``advance``) moves."""
-
-    now: float = 1000.0
-    sleeps: list[float] = field(default_factory=list)
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def credentials(
@@ -108,16 +92,21 @@ def stub_client() -> STSClient:
 class StubbedSts:
     sts: Sts
     stubber: Stubber
-    time: FakeTime
+    time: FakeClock
     keys_used: list[SigningKeys | None]
     notices: list[str]
+
+    @property
+    def seams(self) -> Seams:
+        """The CLI's seams with this STS for every exchange and ``whoami``."""
+        return Seams(sts=lambda env, region, notify: self.sts)
 
 
 @contextmanager
 def stubbed_sts(*, retry: RetryPolicy | None = None, random: float = 0.5) -> Iterator[StubbedSts]:
     """An ``Sts`` whose every client is one stubbed client; fails if a queued answer is unused."""
     client = stub_client()
-    time = FakeTime()
+    time = FakeClock()
     keys_used: list[SigningKeys | None] = []
     notices: list[str] = []
 
@@ -129,7 +118,7 @@ def stubbed_sts(*, retry: RetryPolicy | None = None, random: float = 0.5) -> Ite
         client_factory=factory,
         retry=retry,
         sleep=time.sleep,
-        clock=time.clock,
+        clock=time.monotonic,
         random=lambda: random,
         notify=notices.append,
     )

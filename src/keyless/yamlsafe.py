@@ -127,7 +127,16 @@ class _BoundedLoader(Composer, _Parser, SafeConstructor, Resolver):
             self._depth -= 1
 
 
-def _children(node: Node) -> list[Node]:
+@dataclass(kw_only=True)
+class YamlWork:
+    """The checking work one document cost, for tests that bound what hostile text can cause:
+    ``listings`` counts how often a node's children were listed (twice per distinct node)."""
+
+    listings: int = 0
+
+
+def _children(node: Node, work: YamlWork) -> list[Node]:
+    work.listings += 1
     if isinstance(node, SequenceNode):
         return list(node.value)
     if isinstance(node, MappingNode):
@@ -135,9 +144,10 @@ def _children(node: Node) -> list[Node]:
     return []
 
 
-def _check_expanded(root: Node, bounds: YamlLimits) -> None:
+def _check_expanded(root: Node, bounds: YamlLimits, work: YamlWork | None = None) -> None:
     """Refuse a graph that, aliases expanded, has more than ``max_nodes`` nodes, nests deeper than
     ``max_depth`` or refers to itself. Iterative, and each distinct node is visited once."""
+    work = work or YamlWork()
     size: dict[int, int] = {}
     height: dict[int, int] = {}
     entered: set[int] = set()
@@ -146,7 +156,7 @@ def _check_expanded(root: Node, bounds: YamlLimits) -> None:
         node, finished = stack.pop()
         key = id(node)
         if finished:
-            children = _children(node)
+            children = _children(node, work)
             size[key] = 1 + sum(size[id(child)] for child in children)
             height[key] = 1 + max((height[id(child)] for child in children), default=0)
             entered.discard(key)
@@ -173,7 +183,7 @@ def _check_expanded(root: Node, bounds: YamlLimits) -> None:
             )
         entered.add(key)
         stack.append((node, True))
-        stack.extend((child, False) for child in _children(node) if id(child) not in size)
+        stack.extend((child, False) for child in _children(node, work) if id(child) not in size)
 
 
 def load_yaml_text(
@@ -182,9 +192,11 @@ def load_yaml_text(
     source: str,
     bounds: YamlLimits | None = None,
     error: ErrorFactory = UsageError,
+    work: YamlWork | None = None,
 ) -> Any:
     """The one document in ``text`` as Python objects (``None`` for an empty document), or
-    ``error(message)`` naming ``source``, the line and the bound or syntax problem."""
+    ``error(message)`` naming ``source``, the line and the bound or syntax problem. ``work``, when
+    given, is filled in with what the checking cost."""
     bounds = bounds or YamlLimits()
     if (
         len(text) > bounds.max_bytes
@@ -198,7 +210,7 @@ def load_yaml_text(
         node = loader.get_single_node()
         if node is None:
             return None
-        _check_expanded(node, bounds)
+        _check_expanded(node, bounds, work or YamlWork())
         return loader.construct_document(node)
     except _Refused as refused:
         raise error(f"{source} line {refused.line}: {refused.what}") from None

@@ -3,18 +3,17 @@ botocore's Stubber: outputs, refusals, the no-fallback rule, and no secret in st
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import boto3
 import pytest
 
-from keyless.aws.sts import Sts
-from keyless.cli import cmd_assume, cmd_whoami
 from tests.cli.helpers import Result, run_cli
 from tests.jwt_factory import make_token
 from tests.sts_stub import (
@@ -62,14 +61,8 @@ def _env(token: str | None = TOKEN, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubbedSts]:
+def stub() -> Iterator[StubbedSts]:
     with stubbed_sts() as stubbed:
-
-        def make_sts(env: Mapping[str, str], region: str, notify: Callable[[str], None]) -> Sts:
-            return stubbed.sts
-
-        monkeypatch.setattr(cmd_assume, "make_sts", make_sts)
-        monkeypatch.setattr(cmd_whoami, "make_sts", make_sts)
         yield stubbed
 
 
@@ -98,7 +91,7 @@ def test_assume_prints_exports_and_keeps_secrets_off_stderr(
     stub: StubbedSts, verbose: list[str]
 ) -> None:
     _answer(stub)
-    result = run_cli([*verbose, "assume", "--role-arn", ROLE_ARN], env=_env())
+    result = run_cli([*verbose, "assume", "--role-arn", ROLE_ARN], env=_env(), seams=stub.seams)
     assert result.code == 0, result.stderr
     assert f"export AWS_ACCESS_KEY_ID={ACCESS_KEY_ID}\n" in result.stdout
     assert "export AWS_SECRET_ACCESS_KEY=" in result.stdout
@@ -116,7 +109,7 @@ def test_access_denied_is_one_line_naming_role_and_code(
     stub.stubber.add_client_error(
         WEB_IDENTITY, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity", 403
     )
-    result = run_cli([*verbose, "assume", "--role-arn", ROLE_ARN], env=_env())
+    result = run_cli([*verbose, "assume", "--role-arn", ROLE_ARN], env=_env(), seams=stub.seams)
     assert result.code == 2
     assert result.stdout == ""
     first = result.stderr.splitlines()[0]
@@ -132,13 +125,17 @@ def test_access_denied_is_one_line_naming_role_and_code(
 @pytest.mark.prints_secrets("stdout")  # the credentials are the command's output
 def test_dotenv_json_and_summary(stub: StubbedSts) -> None:
     _answer(stub)
-    result = run_cli(["assume", "--role-arn", ROLE_ARN, "--format", "json"], env=_env())
+    result = run_cli(
+        ["assume", "--role-arn", ROLE_ARN, "--format", "json"], env=_env(), seams=stub.seams
+    )
     assert json.loads(result.stdout)["SecretAccessKey"] == SECRET_ACCESS_KEY
     _answer(stub)
-    result = run_cli(["assume", "--role-arn", ROLE_ARN, "--format", "dotenv"], env=_env())
+    result = run_cli(
+        ["assume", "--role-arn", ROLE_ARN, "--format", "dotenv"], env=_env(), seams=stub.seams
+    )
     assert f"AWS_SESSION_TOKEN={SESSION_TOKEN}\n" in result.stdout
     _answer(stub)
-    result = run_cli(["assume", "--role-arn", ROLE_ARN, "--json"], env=_env())
+    result = run_cli(["assume", "--role-arn", ROLE_ARN, "--json"], env=_env(), seams=stub.seams)
     summary = json.loads(result.stdout)
     assert summary["identity"]["session"] == SESSION
     assert summary["expiration"] == "2030-01-02T03:04:05Z"
@@ -148,12 +145,14 @@ def test_dotenv_json_and_summary(stub: StubbedSts) -> None:
 @pytest.mark.prints_secrets("stdout")  # the credentials are the command's output
 def test_the_role_can_come_from_the_environment(stub: StubbedSts) -> None:
     _answer(stub)
-    result = run_cli(["assume"], env=_env(KEYLESS_ROLE_ARN=ROLE_ARN))
+    result = run_cli(["assume"], env=_env(KEYLESS_ROLE_ARN=ROLE_ARN), seams=stub.seams)
     assert result.code == 0, result.stderr
 
 
 def test_a_terminal_gets_no_credentials_and_costs_no_call(stub: StubbedSts) -> None:
-    result = run_cli(["assume", "--role-arn", ROLE_ARN], env=_env(), stdout_is_terminal=True)
+    result = run_cli(
+        ["assume", "--role-arn", ROLE_ARN], env=_env(), stdout_is_terminal=True, seams=stub.seams
+    )
     assert result.code == 2
     assert "refusing to print credentials to a terminal" in result.stderr
     assert stub.keys_used == []
@@ -161,7 +160,7 @@ def test_a_terminal_gets_no_credentials_and_costs_no_call(stub: StubbedSts) -> N
 
 def test_no_token_is_an_error_even_with_static_keys(stub: StubbedSts) -> None:
     env = _env(token=None, AWS_ACCESS_KEY_ID="AKIASTATIC", AWS_SECRET_ACCESS_KEY="static-secret")
-    result = run_cli(["assume", "--role-arn", ROLE_ARN], env=env)
+    result = run_cli(["assume", "--role-arn", ROLE_ARN], env=env, seams=stub.seams)
     assert result.code == 2
     assert result.stdout == ""
     assert result.stderr.startswith(
@@ -182,7 +181,9 @@ def test_static_fallback_only_when_asked(stub: StubbedSts) -> None:
         {"RoleArn": ROLE_ARN, "RoleSessionName": SESSION},
     )
     stub.stubber.add_response("get_caller_identity", identity_response(session=SESSION))
-    result = run_cli(["assume", "--role-arn", ROLE_ARN, "--allow-static-fallback"], env=env)
+    result = run_cli(
+        ["assume", "--role-arn", ROLE_ARN, "--allow-static-fallback"], env=env, seams=stub.seams
+    )
     assert result.code == 0, result.stderr
     assert result.stderr.startswith("warning: Bitbucket Pipelines: BITBUCKET_STEP_OIDC_TOKEN")
     assert "(--allow-static-fallback)" in result.stderr
@@ -193,7 +194,9 @@ def test_static_fallback_only_when_asked(stub: StubbedSts) -> None:
 
 def test_fallback_without_keys_still_fails(stub: StubbedSts) -> None:
     result = run_cli(
-        ["assume", "--role-arn", ROLE_ARN, "--allow-static-fallback"], env=_env(token=None)
+        ["assume", "--role-arn", ROLE_ARN, "--allow-static-fallback"],
+        env=_env(token=None),
+        seams=stub.seams,
     )
     assert result.code == 2
     assert "--allow-static-fallback found no AWS_ACCESS_KEY_ID" in result.stderr
@@ -201,7 +204,7 @@ def test_fallback_without_keys_still_fails(stub: StubbedSts) -> None:
 
 def test_an_expired_token_is_refused_before_sts(stub: StubbedSts) -> None:
     expired = _token(now=int(time.time()) - 7200)
-    result = run_cli(["assume", "--role-arn", ROLE_ARN], env=_env(token=expired))
+    result = run_cli(["assume", "--role-arn", ROLE_ARN], env=_env(token=expired), seams=stub.seams)
     assert result.code == 2
     assert "the token from BITBUCKET_STEP_OIDC_TOKEN expired at" in result.stderr
     assert stub.keys_used == []
@@ -221,14 +224,14 @@ def test_an_expired_token_is_refused_before_sts(stub: StubbedSts) -> None:
     ],
 )
 def test_usage_errors(stub: StubbedSts, argv: list[str], message: str) -> None:
-    result = run_cli(["assume", "--role-arn", ROLE_ARN, *argv], env=_env())
+    result = run_cli(["assume", "--role-arn", ROLE_ARN, *argv], env=_env(), seams=stub.seams)
     assert result.code == 2
     assert message in result.stderr
     assert result.stdout == ""
 
 
 def test_no_role_is_a_usage_error(stub: StubbedSts) -> None:
-    result = run_cli(["assume"], env=_env())
+    result = run_cli(["assume"], env=_env(), seams=stub.seams)
     assert result.code == 2
     assert "no role to assume: pass --role-arn ARN" in result.stderr
 
@@ -249,7 +252,9 @@ def test_a_session_policy_file_is_sent_compact(stub: StubbedSts, tmp_path: Path)
     )
     stub.stubber.add_response("get_caller_identity", identity_response(session=SESSION))
     result = run_cli(
-        ["assume", "--role-arn", ROLE_ARN, "--session-policy", str(policy)], env=_env()
+        ["assume", "--role-arn", ROLE_ARN, "--session-policy", str(policy)],
+        env=_env(),
+        seams=stub.seams,
     )
     assert result.code == 0, result.stderr
 
@@ -257,7 +262,9 @@ def test_a_session_policy_file_is_sent_compact(stub: StubbedSts, tmp_path: Path)
 def test_profile_writes_no_credentials_anywhere(stub: StubbedSts, tmp_path: Path) -> None:
     _answer(stub)
     env = _env(HOME=str(tmp_path), AWS_CONFIG_FILE=str(tmp_path / "config"))
-    result = run_cli(["assume", "--role-arn", ROLE_ARN, "--profile", "ci", "--json"], env=env)
+    result = run_cli(
+        ["assume", "--role-arn", ROLE_ARN, "--profile", "ci", "--json"], env=env, seams=stub.seams
+    )
     assert result.code == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["profile"]["token_file"] == str(tmp_path / "keyless" / "ci.token")
@@ -285,6 +292,7 @@ def test_github_format_masks_and_appends(stub: StubbedSts, tmp_path: Path) -> No
         ["assume", "--role-arn", ROLE_ARN, "--format", "github"],
         env=_env(GITHUB_ENV=str(github_env)),
         stdout_is_terminal=True,  # the job log: masks are fine there, credentials never
+        seams=stub.seams,
     )
     assert result.code == 0, result.stderr
     assert result.stdout.splitlines()[1] == f"::add-mask::{SECRET_ACCESS_KEY}"
@@ -298,7 +306,7 @@ def test_github_format_masks_and_appends(stub: StubbedSts, tmp_path: Path) -> No
 @pytest.mark.prints_secrets("stdout")  # the credentials are the command's output
 def test_credential_process_prints_only_the_document(stub: StubbedSts) -> None:
     _answer(stub)
-    result = run_cli(["credential-process", "--role-arn", ROLE_ARN], env=_env())
+    result = run_cli(["credential-process", "--role-arn", ROLE_ARN], env=_env(), seams=stub.seams)
     assert result.code == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["Version"] == 1
@@ -324,7 +332,9 @@ def test_exec_hands_credentials_through_the_environment_only(
         AWS_ROLE_ARN="arn:aws:iam::111111111111:role/outer",
     )
     result = run_cli(
-        ["exec", "--role-arn", ROLE_ARN, "--", sys.executable, "-c", child, "arg1"], env=env
+        ["exec", "--role-arn", ROLE_ARN, "--", sys.executable, "-c", child, "arg1"],
+        env=env,
+        seams=stub.seams,
     )
     assert result.code == 0, result.stderr
     seen = json.loads(capfd.readouterr().out)
@@ -343,12 +353,13 @@ def test_exec_exits_with_the_childs_code(stub: StubbedSts) -> None:
     result = run_cli(
         ["exec", "--role-arn", ROLE_ARN, "--", sys.executable, "-c", "raise SystemExit(3)"],
         env=_env(),
+        seams=stub.seams,
     )
     assert result.code == 3
 
 
 def test_exec_without_a_command_costs_no_call(stub: StubbedSts) -> None:
-    result = run_cli(["exec", "--role-arn", ROLE_ARN, "--"], env=_env())
+    result = run_cli(["exec", "--role-arn", ROLE_ARN, "--"], env=_env(), seams=stub.seams)
     assert result.code == 2
     assert "no command given" in result.stderr
     assert stub.keys_used == []
@@ -357,9 +368,7 @@ def test_exec_without_a_command_costs_no_call(stub: StubbedSts) -> None:
 # --- whoami --------------------------------------------------------------------------------------
 
 
-def test_whoami_names_the_role_and_session(
-    stub: StubbedSts, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_whoami_names_the_role_and_session(stub: StubbedSts) -> None:
     def make_session(env: Mapping[str, str], region: str) -> boto3.Session:
         return boto3.Session(
             region_name=region,
@@ -368,9 +377,9 @@ def test_whoami_names_the_role_and_session(
             aws_session_token=SESSION_TOKEN,
         )
 
-    monkeypatch.setattr(cmd_whoami, "make_session", make_session)
+    seams = dataclasses.replace(stub.seams, ambient_session=make_session)
     stub.stubber.add_response("get_caller_identity", identity_response(session=SESSION))
-    result = run_cli(["whoami"], env={})
+    result = run_cli(["whoami"], env={}, seams=seams)
     assert result.code == 0, result.stderr
     assert result.stdout.splitlines() == [
         "account: 123456789012",
@@ -381,7 +390,7 @@ def test_whoami_names_the_role_and_session(
         "from:    explicit",
     ]
     stub.stubber.add_response("get_caller_identity", identity_response(session=SESSION))
-    document = json.loads(run_cli(["whoami", "--json"], env={}).stdout)
+    document = json.loads(run_cli(["whoami", "--json"], env={}, seams=seams).stdout)
     assert document["role"] == "deploy"
     assert document["credential_source"] == "explicit"
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from keyless import claims_view
-from keyless.cli import cmd_claims
+from keyless.cli.seams import Seams
 from keyless.local.issuer import LocalIssuer
+from keyless.testing import FakeClock
 from tests.cli.helpers import Result, run_cli
 from tests.fixtures.issuer import BITBUCKET_PATH
 from tests.slow_server import drip, tls_files
@@ -40,8 +41,8 @@ def _no_token_in_any_output() -> Iterator[None]:
                     assert part not in output
 
 
-def run(argv: list[str], *, stdin: str = "") -> Result:
-    result = run_cli(argv, stdin=stdin)
+def run(argv: list[str], *, stdin: str = "", seams: Seams | None = None) -> Result:
+    result = run_cli(argv, stdin=stdin, seams=seams)
     _OUTPUTS.append(result.stdout + result.stderr)
     return result
 
@@ -114,17 +115,15 @@ def test_a_ci_provider_widens_the_safe_claims(local_issuer: LocalIssuer, tmp_pat
     assert document["claims"]["user_email"] == "<redacted>"
 
 
-def test_relative_times(
-    local_issuer: LocalIssuer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_relative_times(local_issuer: LocalIssuer, tmp_path: Path) -> None:
     now = 1_800_000_000
-    monkeypatch.setattr(cmd_claims, "clock", lambda: float(now))
+    seams = Seams(clock=FakeClock(now=now))
     token = mint(local_issuer, iat=now - 70, nbf=now - 70, exp=now + 250)
-    result = run(["claims", str(write_token(tmp_path, token))])
+    result = run(["claims", str(write_token(tmp_path, token))], seams=seams)
     assert "2027-01-15T08:04:10Z (expires in 4m 10s)" in result.stdout
     assert "(issued 1m 10s ago)" in result.stdout
     token = mint(local_issuer, iat=now - 480, exp=now - 180)
-    result = run(["claims", str(write_token(tmp_path, token, name="old.jwt"))])
+    result = run(["claims", str(write_token(tmp_path, token, name="old.jwt"))], seams=seams)
     assert "(expired 3m ago)" in result.stdout
 
 

@@ -3,16 +3,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 
-from keyless.aws.sts import Sts
-from keyless.cli import cmd_assume, cmd_deploy
-from keyless.cli.cmd_deploy import _TerminalProgress
+from keyless.cli.cmd_deploy import TerminalProgress
+from keyless.cli.seams import Seams
 from keyless.deploy.apply import DeployRequest, DeployResult
 from keyless.deploy.headers import HeaderPolicy
 from keyless.deploy.local_tree import LocalFile
@@ -71,7 +71,7 @@ def test_bad_arguments(argv: list[str], message: str) -> None:
 def test_terminal_progress_draws_one_line() -> None:
     stream = io.StringIO()
     ticks = iter(float(i) for i in range(1, 100))
-    progress = _TerminalProgress(stream, clock=lambda: next(ticks))
+    progress = TerminalProgress(stream, clock=lambda: next(ticks))
     file = LocalFile(key="a.html", path=Path("a.html"), size=2000)
     upload = Upload(key="a.html", file=file, reason=Reason.NEW, headers=HeaderPolicy().for_key("a"))
     progress.planned(
@@ -106,30 +106,29 @@ def test_missing_or_empty_local_dir_is_refused_before_any_aws_call(tmp_path: Pat
 
 
 @pytest.fixture
-def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubbedSts]:
+def stub() -> Iterator[StubbedSts]:
     with stubbed_sts() as stubbed:
-
-        def make_sts(env: Mapping[str, str], region: str, notify: Callable[[str], None]) -> Sts:
-            return stubbed.sts
-
-        monkeypatch.setattr(cmd_assume, "make_sts", make_sts)
         yield stubbed
 
 
 @pytest.fixture
-def deployed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[DeployRequest, boto3.Session]]:
-    """What ``deploy`` was called with; nothing is sent to S3."""
-    calls: list[tuple[DeployRequest, boto3.Session]] = []
+def deployed() -> list[tuple[DeployRequest, boto3.Session]]:
+    """What ``deploy`` was called with (by ``seams``); nothing is sent to S3."""
+    return []
+
+
+@pytest.fixture
+def seams(stub: StubbedSts, deployed: list[tuple[DeployRequest, boto3.Session]]) -> Seams:
+    """The stubbed STS, and a deploy that records its arguments."""
 
     def fake_deploy(
         request: DeployRequest, *, session: boto3.Session, progress: object
     ) -> DeployResult:
-        calls.append((request, session))
+        deployed.append((request, session))
         plan = Plan(uploads=(), deletes=(), unchanged=(), skipped=(), local_count=1, remote_count=1)
         return DeployResult(plan=plan, dry_run=False)
 
-    monkeypatch.setattr(cmd_deploy, "deploy", fake_deploy)
-    return calls
+    return dataclasses.replace(stub.seams, deploy=fake_deploy)
 
 
 def _bitbucket_env(token: str | None = TOKEN) -> dict[str, str]:
@@ -149,6 +148,7 @@ def _bitbucket_env(token: str | None = TOKEN) -> dict[str, str]:
 def test_role_arn_assumes_first_then_deploys_with_those_credentials(
     stub: StubbedSts,
     deployed: list[tuple[DeployRequest, boto3.Session]],
+    seams: Seams,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -162,7 +162,9 @@ def test_role_arn_assumes_first_then_deploys_with_those_credentials(
     stub.stubber.add_response("get_caller_identity", identity_response(session=SESSION))
     argv = ["deploy", str(tmp_path), "s3://site-1/www", "--role-arn", ROLE_ARN]
     result = run_cli(
-        [*argv, "--region", "eu-west-1", "--expect-account", "123456789012"], env=_bitbucket_env()
+        [*argv, "--region", "eu-west-1", "--expect-account", "123456789012"],
+        env=_bitbucket_env(),
+        seams=seams,
     )
     assert result.code == 0, result.stderr
     assert result.stderr.startswith(
@@ -186,10 +188,13 @@ def test_role_arn_assumes_first_then_deploys_with_those_credentials(
 
 
 def test_role_arn_without_token_is_refused_before_any_deploy(
-    stub: StubbedSts, deployed: list[tuple[DeployRequest, boto3.Session]], tmp_path: Path
+    stub: StubbedSts,
+    deployed: list[tuple[DeployRequest, boto3.Session]],
+    tmp_path: Path,
+    seams: Seams,
 ) -> None:
     argv = ["deploy", str(tmp_path), "s3://site-1", "--role-arn", ROLE_ARN]
-    result = run_cli(argv, env=_bitbucket_env(token=None))
+    result = run_cli(argv, env=_bitbucket_env(token=None), seams=seams)
     assert result.code == 2
     assert "error: Bitbucket Pipelines: BITBUCKET_STEP_OIDC_TOKEN is not set" in result.stderr
     assert "never falls back" in result.stderr
@@ -197,14 +202,17 @@ def test_role_arn_without_token_is_refused_before_any_deploy(
 
 
 def test_expect_account_refuses_other_accounts(
-    stub: StubbedSts, deployed: list[tuple[DeployRequest, boto3.Session]], tmp_path: Path
+    stub: StubbedSts,
+    deployed: list[tuple[DeployRequest, boto3.Session]],
+    tmp_path: Path,
+    seams: Seams,
 ) -> None:
     stub.stubber.add_response(
         "assume_role_with_web_identity", web_identity_response(session=SESSION)
     )
     stub.stubber.add_response("get_caller_identity", identity_response(session=SESSION))
     argv = ["deploy", str(tmp_path), "s3://site-1", "--role-arn", ROLE_ARN]
-    result = run_cli([*argv, "--expect-account", "999999999999"], env=_bitbucket_env())
+    result = run_cli([*argv, "--expect-account", "999999999999"], env=_bitbucket_env(), seams=seams)
     assert result.code == 2
     assert "are in account 123456789012, not the expected 999999999999" in result.stderr
     assert deployed == []

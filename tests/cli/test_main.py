@@ -66,10 +66,9 @@ class _Boom:
         _register_failing(subparsers, self.error)
 
 
-def test_keyless_error_is_one_line_plus_remedy_and_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keyless_error_is_one_line_plus_remedy_and_exit_2() -> None:
     error = CredentialError("Bitbucket: no token\nin step", remedy="step:\n  oidc: true")
-    monkeypatch.setattr(cli_main, "_command_modules", lambda: [_Boom(error)])
-    result = run_cli(["boom"])
+    result = run_cli(["boom"], commands=[_Boom(error)])
     assert result.code == 2
     first, *rest = result.stderr.splitlines()
     assert first == "error: Bitbucket: no token in step"
@@ -77,18 +76,15 @@ def test_keyless_error_is_one_line_plus_remedy_and_exit_2(monkeypatch: pytest.Mo
     assert "Traceback" not in result.stderr
 
 
-def test_traceback_only_with_verbose(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli_main, "_command_modules", lambda: [_Boom(CredentialError("x"))])
-    assert "Traceback" not in run_cli(["boom"]).stderr
-    assert "Traceback" in run_cli(["-v", "boom"]).stderr
+def test_traceback_only_with_verbose() -> None:
+    commands = [_Boom(CredentialError("x"))]
+    assert "Traceback" not in run_cli(["boom"], commands=commands).stderr
+    assert "Traceback" in run_cli(["-v", "boom"], commands=commands).stderr
 
 
-def test_unexpected_exception_hides_its_text_without_verbose(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_unexpected_exception_hides_its_text_without_verbose() -> None:
     secret = "eyJhbGciOiJSUzI1NiJ9.secret.sig"
-    monkeypatch.setattr(cli_main, "_command_modules", lambda: [_Boom(ValueError(secret))])
-    result = run_cli(["boom"])
+    result = run_cli(["boom"], commands=[_Boom(ValueError(secret))])
     assert result.code == 2
     assert secret not in result.stderr
     assert "ValueError" in result.stderr

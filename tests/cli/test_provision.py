@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.exceptions import NoCredentialsError
 
-from keyless.cli import cmd_provision
+from keyless.cli.seams import Seams
 from keyless.local.issuer import LocalIssuer
 from tests.cli.helpers import run_cli
 from tests.fixtures.issuer import BITBUCKET_PATH
@@ -20,12 +20,12 @@ SCOPE += ["--repository-uuid", UUID]
 BASE = ["provision", *SCOPE, "--role-name", "deploy", "--thumbprint", "a" * 40]
 
 
-@pytest.fixture(autouse=True)
-def _no_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(region: str) -> boto3.Session:
-        raise AssertionError("a refused command must not reach AWS")
+def _refuse(region: str) -> boto3.Session:
+    raise AssertionError("a refused command must not reach AWS")
 
-    monkeypatch.setattr(cmd_provision, "session_factory", refuse)
+
+#: A refused command must not reach AWS: any session it asked for fails the test.
+NO_AWS = Seams(admin_session=_refuse)
 
 
 @pytest.mark.parametrize(
@@ -43,7 +43,7 @@ def _no_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_bad_input_is_refused_before_aws(extra: list[str], message: str) -> None:
-    result = run_cli([*BASE, *extra])
+    result = run_cli([*BASE, *extra], seams=NO_AWS)
     assert result.code == 2, result.stderr
     assert message in result.stderr
     assert result.stdout == ""
@@ -53,14 +53,19 @@ def test_preset_flags_belong_to_the_preset(tmp_path: Path) -> None:
     policy = tmp_path / "p.json"
     policy.write_text(json.dumps({"Version": "2012-10-17", "Statement": []}), encoding="utf-8")
     for flag in (["--allow-delete"], ["--cloudfront-distribution", "E1"]):
-        result = run_cli([*BASE, "--policy", str(policy), *flag])
+        result = run_cli([*BASE, "--policy", str(policy), *flag], seams=NO_AWS)
         assert result.code == 2
         assert f"{flag[0]} belongs to --s3-deploy" in result.stderr
 
 
 def test_a_policy_or_a_preset_is_required_and_not_both(tmp_path: Path) -> None:
-    assert "one of the arguments --policy --s3-deploy is required" in run_cli(BASE).stderr
-    both = run_cli([*BASE, "--policy", str(tmp_path / "p.json"), "--s3-deploy", "b-1"])
+    assert (
+        "one of the arguments --policy --s3-deploy is required"
+        in run_cli(BASE, seams=NO_AWS).stderr
+    )
+    both = run_cli(
+        [*BASE, "--policy", str(tmp_path / "p.json"), "--s3-deploy", "b-1"], seams=NO_AWS
+    )
     assert both.code == 2
     assert "not allowed with argument" in both.stderr
 
@@ -71,12 +76,12 @@ def test_an_invalid_policy_file_names_the_problem(tmp_path: Path) -> None:
         json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*"}]}),
         encoding="utf-8",
     )
-    result = run_cli([*BASE, "--policy", str(policy)])
+    result = run_cli([*BASE, "--policy", str(policy)], seams=NO_AWS)
     assert result.code == 2
     assert f"--policy {policy}: Statement[0] has no Resource" in result.stderr
 
 
-def test_no_credentials_is_an_error_with_a_remedy(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_credentials_is_an_error_with_a_remedy() -> None:
     class NoCredentials:
         def client(self, *args: object, **kwargs: object) -> NoCredentials:
             return self
@@ -84,15 +89,15 @@ def test_no_credentials_is_an_error_with_a_remedy(monkeypatch: pytest.MonkeyPatc
         def get_caller_identity(self) -> None:
             raise NoCredentialsError
 
-    monkeypatch.setattr(cmd_provision, "session_factory", lambda region: NoCredentials())
-    result = run_cli([*BASE, "--s3-deploy", "b-1/x"])
+    seams = Seams(admin_session=lambda region: NoCredentials())  # type: ignore[arg-type,return-value]
+    result = run_cli([*BASE, "--s3-deploy", "b-1/x"], seams=seams)
     assert result.code == 2
     assert "no AWS credentials found for the account to provision" in result.stderr
     assert "AWS_PROFILE" in result.stderr
 
 
 def test_help_names_the_refusals_and_the_preset(capsys: pytest.CaptureFixture[str]) -> None:
-    result = run_cli(["provision", "--help"])
+    result = run_cli(["provision", "--help"], seams=NO_AWS)
     assert result.code == 0
     printed = capsys.readouterr().out  # argparse prints --help itself
     for text in ("--force", "--allow-risky", "s3:prefix", "--emit", "--dry-run"):
@@ -110,7 +115,7 @@ def test_an_issuer_with_a_trailing_slash_is_refused_naming_the_exact_value(
     issuer = local_issuer.issuer_url(BITBUCKET_PATH)
     argv = [*BASE[:-2], "--s3-deploy", "b-1", "--dry-run"]
     argv += ["--ca-bundle", str(local_issuer.ca_bundle), "--issuer", f"{issuer}/"]
-    result = run_cli(argv)
+    result = run_cli(argv, seams=NO_AWS)
     assert result.code == 2, result.stderr
     assert result.stdout == ""
     line = result.stderr.splitlines()[0]
@@ -120,7 +125,7 @@ def test_an_issuer_with_a_trailing_slash_is_refused_naming_the_exact_value(
 
 def test_offline_a_trailing_slash_is_dropped_with_a_notice() -> None:
     argv = [*BASE, "--s3-deploy", "b-1", "--emit", "terraform"]
-    result = run_cli([*argv, "--issuer", "https://ghes.example/_services/token/"])
+    result = run_cli([*argv, "--issuer", "https://ghes.example/_services/token/"], seams=NO_AWS)
     assert result.code == 0, result.stderr
     assert "using https://ghes.example/_services/token (" in result.stderr
     assert "https://ghes.example/_services/token/" not in result.stdout

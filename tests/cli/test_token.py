@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from keyless.cli import cmd_token
+from keyless.cli.seams import Seams
 from keyless.limits import TOKEN_REQUEST_MAX_ATTEMPTS
+from keyless.testing import FakeClock
 from tests.cli.helpers import Result, run_cli
 from tests.github_endpoint import Reply, serve, token_reply
 from tests.jwt_factory import make_token
@@ -320,10 +321,9 @@ def test_no_stream_and_no_error_text_carries_the_token(argv: list[str], tmp_path
 
 
 @pytest.mark.prints_secrets("stdout")  # `keyless token` prints the token
-def test_clock_is_replaceable(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_clock_is_replaceable() -> None:
     token = make_token(issuer=ISSUER, now=1_000, lifetime=300)
-    monkeypatch.setattr(cmd_token, "clock", lambda: 1_100.0)
-    result = run_cli(["token"], env=_bitbucket_env(token))
+    result = run_cli(["token"], env=_bitbucket_env(token), seams=Seams(clock=FakeClock(now=1_100)))
     assert result.code == 0
     assert result.stdout == token
 

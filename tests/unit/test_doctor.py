@@ -9,9 +9,9 @@ import pytest
 
 from keyless.arn import RoleArn
 from keyless.doctor import Cause, DoctorRequest, Status, classify_subject, diagnose
+from keyless.testing import NO_HTTP
 from keyless.trust.glob import compile_glob
 from tests.sts_stub import ROLE_ARN, stubbed_sts
-from tests.unit.ci._fakes import NO_HTTP
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient

@@ -32,6 +32,7 @@ from keyless.aws.sts_errors import StsAccessDeniedError, StsApiError, retry_reas
 from keyless.ci import PROVIDERS
 from keyless.ci.base import RawToken, compose_session_name
 from keyless.errors import AwsError, NetworkError, TokenError, TokenVerificationError, UsageError
+from keyless.testing import FakeClock
 from tests.jwt_factory import make_token
 from tests.sts_stub import (
     ACCOUNT,
@@ -39,7 +40,6 @@ from tests.sts_stub import (
     ROLE_ARN,
     SECRET_ACCESS_KEY,
     SESSION_TOKEN,
-    FakeTime,
     assume_role_response,
     identity_response,
     stubbed_sts,
@@ -159,12 +159,12 @@ class _Flaky:
         self.calls = 0
         self.on_call = on_call
         self.starts: list[float] = []
-        self._time: FakeTime | None = None
+        self.time: FakeClock | None = None
 
     def assume_role_with_web_identity(self, **_params: Any) -> Any:
         self.calls += 1
-        if self._time is not None:
-            self.starts.append(self._time.now)
+        if self.time is not None:
+            self.starts.append(self.time.now)
         self.on_call()
         if self.errors:
             raise self.errors.pop(0)
@@ -172,9 +172,9 @@ class _Flaky:
 
 
 def _flaky_sts(
-    client: _Flaky, time: FakeTime, retry: RetryPolicy | None = None, *, random: float = 0.0
+    client: _Flaky, time: FakeClock, retry: RetryPolicy | None = None, *, random: float = 0.0
 ) -> Sts:
-    client._time = time
+    client.time = time
 
     def factory(_keys: SigningKeys | None) -> STSClient:
         return client  # type: ignore[return-value]
@@ -182,7 +182,7 @@ def _flaky_sts(
     return Sts(
         client_factory=factory,
         sleep=time.sleep,
-        clock=time.clock,
+        clock=time.monotonic,
         random=lambda: random,
         retry=retry,
     )
@@ -190,7 +190,7 @@ def _flaky_sts(
 
 def test_total_time_bound_holds_even_with_slow_attempts() -> None:
     policy = RetryPolicy(max_attempts=100, base_delay=1.0, max_delay=4.0, total_seconds=20.0)
-    time = FakeTime()
+    time = FakeClock()
     deadline = time.now + policy.total_seconds
     throttled = ClientError(
         {"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "AssumeRoleWithWebIdentity"
@@ -208,12 +208,12 @@ def test_total_time_bound_holds_even_with_slow_attempts() -> None:
 def test_connection_errors_are_retried_then_reported_as_network_errors() -> None:
     failure = EndpointConnectionError(endpoint_url="https://sts.eu-west-1.amazonaws.com/")
     client = _Flaky([failure, failure])
-    _assume(_flaky_sts(client, FakeTime()))
+    _assume(_flaky_sts(client, FakeClock()))
     assert client.calls == 3
 
     client = _Flaky([failure] * 3)
     with pytest.raises(NetworkError, match="failed after 3 attempts: EndpointConnectionError"):
-        _assume(_flaky_sts(client, FakeTime(), RetryPolicy(max_attempts=3)))
+        _assume(_flaky_sts(client, FakeClock(), RetryPolicy(max_attempts=3)))
 
 
 def test_other_botocore_errors_are_terminal_and_not_quoted() -> None:
@@ -221,7 +221,7 @@ def test_other_botocore_errors_are_terminal_and_not_quoted() -> None:
     failure = ParamValidationError(report=f"Invalid type for parameter WebIdentityToken: {TOKEN}")
     client = _Flaky([failure])
     with pytest.raises(AwsError) as caught:
-        _assume(_flaky_sts(client, FakeTime()))
+        _assume(_flaky_sts(client, FakeClock()))
     assert client.calls == 1
     assert str(caught.value).endswith("failed: ParamValidationError")
     assert caught.value.__cause__ is None

@@ -22,6 +22,7 @@ from keyless.errors import IssuerError, TokenError, TokenVerificationError, Usag
 from keyless.http import HttpResponse, UrllibClient
 from keyless.limits import JWKS_REFRESH_MIN_INTERVAL_SECONDS, TOKEN_MAX_CHARS
 from keyless.local.issuer import LocalIssuer
+from keyless.testing import FakeClock, MockTransport, json_response
 from tests.fixtures.issuer import BITBUCKET_PATH, CIRCLECI_PATH, ROOT_PATH, RecordingClient
 
 AUDIENCE = "ari:cloud:bitbucket::workspace/0f5e3c0e-4f5e-4d4a-9f0e-2b1d8d9c7a11"
@@ -412,20 +413,10 @@ def test_discovery_issuer_must_match_the_configured_issuer(env: Env) -> None:
         env.verify(raw, issuer=env.url + "/")
 
 
-class FakeHttp:
-    """Serves fixed documents by URL; anything else is a 404."""
-
-    def __init__(self, documents: Mapping[str, object]) -> None:
-        self.documents = documents
-        self.urls: list[str] = []
-
-    def get(
-        self, url: str, *, headers: Mapping[str, str] | None = None, timeout: float | None = None
-    ) -> HttpResponse:
-        self.urls.append(url)
-        if url not in self.documents:
-            return HttpResponse(status=404, body=b"{}")
-        return HttpResponse(status=200, body=json.dumps(self.documents[url]).encode())
+def serving(documents: Mapping[str, object]) -> MockTransport:
+    """Serves fixed JSON documents by URL; anything else is a 404."""
+    routes = {url: json_response(document) for url, document in documents.items()}
+    return MockTransport(routes=routes, otherwise=HttpResponse(status=404, body=b"{}"))
 
 
 ISSUER = "https://issuer.example.test"
@@ -433,9 +424,9 @@ ISSUER = "https://issuer.example.test"
 
 def fake_issuer(
     jwks: Mapping[str, object], *, issuer: str = ISSUER, jwks_uri: str | None = None
-) -> FakeHttp:
+) -> MockTransport:
     uri = jwks_uri or issuer + "/keys"
-    return FakeHttp(
+    return serving(
         {
             ISSUER + "/.well-known/openid-configuration": {"issuer": issuer, "jwks_uri": uri},
             uri: jwks,
@@ -471,13 +462,13 @@ def test_a_plain_http_jwks_uri_is_refused() -> None:
 
 def test_a_plain_http_issuer_is_refused() -> None:
     with pytest.raises(IssuerError):
-        tokens.verify("a.b.c", issuer="http://issuer.example.test", audience="a", http=FakeHttp({}))
+        tokens.verify("a.b.c", issuer="http://issuer.example.test", audience="a", http=serving({}))
 
 
 def test_an_unreachable_issuer_is_an_issuer_error() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     with pytest.raises(IssuerError, match="HTTP 404"):
-        tokens.verify(ec_token(key), issuer=ISSUER, audience="a", http=FakeHttp({}))
+        tokens.verify(ec_token(key), issuer=ISSUER, audience="a", http=serving({}))
 
 
 def test_es256_verifies_and_the_curve_must_fit_the_algorithm() -> None:
@@ -525,14 +516,6 @@ def test_a_jwks_without_usable_keys_is_an_issuer_error() -> None:
 
 
 # --- rotation and the cache --------------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_rotation_refreshes_on_unknown_kid_at_most_once_per_interval(

@@ -350,10 +350,12 @@ class Sts:
         *,
         region: str | None = None,
         notify: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> Sts:
         return cls(
             client_factory=sts_client_factory(env, region=region_from(env, region)),
             notify=notify,
+            sleep=sleep,
         )
 
     def assume_role_with_web_identity(

@@ -7,10 +7,8 @@ The three commands share their options (``add_exchange_options``) and one exchan
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
@@ -26,20 +24,6 @@ from keyless.exchange import (
     obtain_credentials,
     resolve_role_arn,
 )
-
-if TYPE_CHECKING:
-    from keyless.aws.sts import Sts
-
-#: Seconds since the epoch (token expiry, fallback session names); tests replace it.
-clock: Callable[[], float] = time.time
-
-
-def make_sts(env: Mapping[str, str], region: str, notify: Callable[[str], None]) -> Sts:
-    """The STS seam; tests replace it with one on botocore's Stubber."""
-    from keyless.aws.sts import Sts
-
-    return Sts.for_environment(env, region=region, notify=notify)
-
 
 _SHARED_EPILOG = """\
 The role: --role-arn, else $KEYLESS_ROLE_ARN, else $AWS_OIDC_ROLE_ARN (the Atlassian pipes' name).
@@ -244,14 +228,14 @@ def request_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Crede
 
 
 def obtain(request: CredentialRequest, console: Console) -> Obtained:
-    """``obtain_credentials`` with this CLI's seams (``make_sts``, ``clock``) and its stderr."""
+    """``obtain_credentials`` with the console's seams (STS, clock) and its stderr."""
     return obtain_credentials(
         request,
         env=console.env,
-        sts_factory=make_sts,
+        sts_factory=console.seams.sts,
         notify=lambda line: console.info(f"keyless: {line}"),
         warn=console.info,
-        clock=clock,
+        clock=console.seams.clock,
     )
 
 

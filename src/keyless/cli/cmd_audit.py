@@ -7,7 +7,6 @@ The audit machinery (boto3, python-hcl2, the renderers) is imported inside ``run
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +15,7 @@ from keyless.cli.main import EXIT_NEGATIVE, EXIT_OK, Subparsers
 from keyless.errors import OutputError, UsageError
 
 if TYPE_CHECKING:
-    import boto3
+    pass
 
 _FORMATS = ("text", "json", "sarif", "html")
 _SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -43,16 +42,6 @@ system trusts is publicly trusted (AWS then ignores thumbprints); for others, gi
 Exit codes: 0 reported (no finding at or above --fail-on); 1 a finding at or above --fail-on;
 2 unreadable input or AWS refused a read.
 """
-
-
-def _default_session(region: str) -> boto3.Session:
-    from keyless.aws.clients import session
-
-    return session(region=region)
-
-
-#: Makes the boto3 session of a live audit (tests replace it).
-session_factory: Callable[[str], boto3.Session] = _default_session
 
 
 def register(subparsers: Subparsers) -> None:
@@ -132,7 +121,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         from keyless.audit.live import live_inventory, org_inventory
         from keyless.aws.clients import region_from
 
-        session = session_factory(region_from(console.env))
+        session = console.seams.admin_session(region_from(console.env))
         inventory = org_inventory(session, args.role_name) if args.org else live_inventory(session)
     if args.check_thumbprints:
         from keyless.audit.thumbprints import check_thumbprints

@@ -5,8 +5,7 @@ check it against its issuer's published keys, naming the check that failed.
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -29,8 +28,6 @@ if TYPE_CHECKING:
 #: Header parameters shown: how the token is signed, never key material.
 SAFE_HEADER = ("alg", "kid", "typ")
 REDACTED = claims_view.REDACTED
-#: Seconds since the epoch; tests replace it to render relative times deterministically.
-clock: Callable[[], float] = time.time
 
 _EPILOG = """\
 The token is read from PATH, or from standard input when PATH is '-' or omitted. Surrounding
@@ -104,7 +101,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
     verdict = _verify(raw, token, args) if args.verify else None
     provider = _provider_for(token.issuer, console.env)
     safe = claims_view.safe_claims(provider)
-    document = _document(token, safe=safe, show_all=args.all, provider=provider, verdict=verdict)
+    document = _document(
+        token,
+        safe=safe,
+        show_all=args.all,
+        provider=provider,
+        verdict=verdict,
+        now=console.seams.clock(),
+    )
     if args.json:
         console.emit_json(document)
     else:
@@ -265,8 +269,8 @@ def _document(
     show_all: bool,
     provider: Provider | None,
     verdict: _Verdict | None,
+    now: float,
 ) -> dict[str, object]:
-    now = clock()
     claims: dict[str, object] = {}
     redacted: list[str] = []
     for name in claims_view.ordered(token.claims):

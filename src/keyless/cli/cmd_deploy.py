@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from keyless.deploy.environment import EnvironmentSession
 
 
-#: Makes the session without --role-arn (credentials, region, endpoint); tests replace it. From
+#: Makes the session without --role-arn (credentials, region, endpoint). From
 #: the environment alone when it decides everything (no boto3 to load: keyless.deploy.environment).
 def _session(**kwargs: Any) -> boto3.Session | EnvironmentSession:
     from keyless.deploy.environment import environment_session
@@ -254,13 +254,6 @@ def session_for(args: argparse.Namespace, console: Console) -> boto3.Session | E
     return renewing.session(region=exchanged.region)
 
 
-def deploy(request: DeployRequest, **options: Any) -> DeployResult:
-    """``keyless.deploy.apply.deploy``, imported on use; tests replace it."""
-    from keyless.deploy import apply
-
-    return apply.deploy(request, **options)
-
-
 def run(args: argparse.Namespace, console: Console) -> int:
     from keyless.deploy.apply import InvalidationFailedError
 
@@ -268,7 +261,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     session = session_for(args, console)
     progress = progress_for(console, json=args.json)
     try:
-        result = deploy(request, session=session, progress=progress)
+        result = console.seams.deploy(request, session=session, progress=progress)
     except InvalidationFailedError as failed:
         # The upload summary first: the deploy itself succeeded, and the error says so.
         progress.close()
@@ -299,7 +292,7 @@ def progress_for(console: Console, *, json: bool) -> _Progress:
     if json:
         return _Quiet(console.stderr)
     if _is_terminal(console.stderr):
-        return _TerminalProgress(console.stderr)
+        return TerminalProgress(console.stderr)
     return _Lines(console.stderr)
 
 
@@ -415,7 +408,7 @@ class _Lines(_Progress):
             self._stream.write(safe_lines(f"{verb if ok else 'FAILED ' + action} {escape(key)}\n"))
 
 
-class _TerminalProgress(_Progress):
+class TerminalProgress(_Progress):
     """A terminal: one line redrawn in place with files and bytes done."""
 
     def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:

@@ -5,8 +5,7 @@ cause and the fix of each problem found.
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,19 +17,8 @@ from keyless.exchange import ROLE_ARN_VARIABLES
 from keyless.trust.model import loads_policy
 
 if TYPE_CHECKING:
-    from keyless.aws.sts import Sts
     from keyless.doctor import IamFactory, Report
     from keyless.http import HttpClient
-
-#: Seconds since the epoch; tests replace it.
-clock: Callable[[], float] = time.time
-
-
-def make_sts(env: Mapping[str, str], region: str, notify: Callable[[str], None]) -> Sts:
-    """The STS seam; tests replace it."""
-    from keyless.aws.sts import Sts
-
-    return Sts.for_environment(env, region=region, notify=notify)
 
 
 def make_iam(env: Mapping[str, str], region: str) -> IamFactory:
@@ -143,9 +131,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     report = diagnose(
         request,
         http=http,
-        sts=make_sts(env, region, lambda line: console.info(f"keyless: {line}")),
+        sts=console.seams.sts(env, region, lambda line: console.info(f"keyless: {line}")),
         iam=make_iam(env, region),
-        clock=clock,
+        clock=console.seams.clock,
     )
     if args.json:
         console.emit_json(report.to_json())

@@ -69,7 +69,7 @@ def register(subparsers: Subparsers) -> None:
 def run_s3_deploy(args: argparse.Namespace, console: Console) -> int:
     from keyless.cli import cmd_deploy
     from keyless.deploy import pipe
-    from keyless.deploy.apply import InvalidationFailedError, deploy
+    from keyless.deploy.apply import InvalidationFailedError
     from keyless.deploy.plan import DeleteRefusedError
 
     # Every variable is read (and a bad one refused) before anything runs.
@@ -87,7 +87,7 @@ def run_s3_deploy(args: argparse.Namespace, console: Console) -> int:
     progress = cmd_deploy.progress_for(console, json=False)
     try:
         try:
-            result = deploy(request, session=session, progress=progress)
+            result = console.seams.deploy(request, session=session, progress=progress)
         finally:
             progress.close()
     except DeleteRefusedError as exc:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import urllib.parse
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,16 +22,8 @@ if TYPE_CHECKING:
     from keyless.aws.provision import Plan
     from keyless.aws.provision_state import Desired
     from keyless.aws.thumbprint import Thumbprint
+    from keyless.cli.seams import ThumbprintReader
 
-
-def _session(region: str) -> boto3.Session:
-    from keyless.aws import clients
-
-    return clients.session(region=region)
-
-
-#: Makes the boto3 session (credentials, endpoint) for the account to provision; tests replace it.
-session_factory: Callable[[str], boto3.Session] = _session
 
 _EPILOG = f"""\
 {SCOPE_HELP}
@@ -184,19 +175,15 @@ def _offline_issuer(spec: TrustSpec, console: Console) -> TrustSpec:
     return dataclasses.replace(spec, issuer=stripped)
 
 
-def issuer_thumbprint(issuer: str, *, ca_bundle: Path | None) -> Thumbprint:
-    """``keyless.aws.thumbprint.issuer_thumbprint``, imported on use; tests replace it."""
-    from keyless.aws import thumbprint
-
-    return thumbprint.issuer_thumbprint(issuer, ca_bundle=ca_bundle)
-
-
-def thumbprints(args: argparse.Namespace, issuer: str) -> tuple[Thumbprint, ...]:
+def thumbprints(
+    args: argparse.Namespace, issuer: str, read: ThumbprintReader
+) -> tuple[Thumbprint, ...]:
+    """``--thumbprint``, else what ``read`` finds the issuer presenting."""
     from keyless.aws.thumbprint import parse_thumbprint
 
     if args.thumbprint is not None:
         return (parse_thumbprint(args.thumbprint),)
-    return (issuer_thumbprint(issuer, ca_bundle=args.ca_bundle),)
+    return (read(issuer, ca_bundle=args.ca_bundle),)
 
 
 def desired_state(
@@ -266,8 +253,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
             console.info(f"Who can assume it: {note}")
         return EXIT_OK
 
-    prints = thumbprints(args, spec.issuer)
-    session = session_factory(clients.region_from(console.env))
+    prints = thumbprints(args, spec.issuer, console.seams.thumbprint)
+    session = console.seams.admin_session(clients.region_from(console.env))
     account, partition = _caller_account(session)
     desired = desired_state(args, spec=spec, account=account, partition=partition, prints=prints)
     iam = clients.client(session, "iam")

@@ -6,8 +6,7 @@ The token itself goes only to a pipe or to a 0600 file; everything printed for p
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from keyless import claims_view, tokens
@@ -19,10 +18,6 @@ from keyless.cli.token_args import add_token_source_arguments
 from keyless.errors import OutputError, TokenError, TokenVerificationError
 from keyless.fsutil import write_secret_file
 from keyless.limits import TOKEN_LEEWAY_SECONDS
-
-#: Seconds since the epoch, for expiry; tests replace it.
-clock: Callable[[], float] = time.time
-
 
 _EPILOG = """\
 Where the token comes from (--ci auto, the first that applies; one that applies but is broken
@@ -93,7 +88,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     except TokenError as exc:
         raise TokenError(f"the token from {obtained.source} is malformed: {exc.message}") from exc
     expires = token.time_claim("exp")
-    now = clock()
+    now = console.seams.clock()
     expired = expires is not None and expires + TOKEN_LEEWAY_SECONDS < now
     if expires is not None and expired and (to_stdout or args.write):
         raise TokenVerificationError(

@@ -5,32 +5,10 @@ an assumed role, the role and the session.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
 
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
 from keyless.errors import CredentialError
-
-if TYPE_CHECKING:
-    import boto3
-
-    from keyless.aws.sts import Sts
-
-
-def make_session(env: Mapping[str, str], region: str) -> boto3.Session:
-    """The credentials seam: the environment's keys, else its profile, else boto3's chain."""
-    from keyless.aws.clients import ambient_session
-
-    return ambient_session(env, region=region)
-
-
-def make_sts(env: Mapping[str, str], region: str, notify: Callable[[str], None]) -> Sts:
-    """The STS seam; tests replace it with one on botocore's Stubber."""
-    from keyless.aws.sts import Sts
-
-    return Sts.for_environment(env, region=region, notify=notify)
-
 
 _EPILOG = """\
 Credentials come from where every AWS SDK finds them: AWS_ACCESS_KEY_ID/SECRET/SESSION_TOKEN,
@@ -62,7 +40,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from keyless.aws.sts import STATIC_KEY_VARIABLES, SigningKeys
 
     region = region_from(console.env, args.region)
-    session = make_session(console.env, region)
+    session = console.seams.ambient_session(console.env, region)
     try:
         found = session.get_credentials()
         frozen = found.get_frozen_credentials() if found is not None else None
@@ -84,7 +62,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         secret_access_key=frozen.secret_key,
         session_token=frozen.token,
     )
-    sts = make_sts(console.env, region, lambda line: console.info(f"keyless: {line}"))
+    sts = console.seams.sts(console.env, region, lambda line: console.info(f"keyless: {line}"))
     identity = sts.caller_identity(keys, role="this environment's credentials")
     # ambient_session passes the environment's keys explicitly: name where they came from.
     from_env = all(console.env.get(name) for name in STATIC_KEY_VARIABLES)

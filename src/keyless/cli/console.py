@@ -1,4 +1,5 @@
-"""The streams and environment a command runs with, injected so tests can drive ``main(argv)``."""
+"""The streams, environment and I/O seams a command runs with, injected so tests can drive
+``main(argv)``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from keyless.cli.seams import Seams
 from keyless.textsafe import safe_lines
 from keyless.urls import redact_urls
 
@@ -27,6 +29,8 @@ class Console:
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     stdin: TextIO = field(default_factory=lambda: sys.stdin)
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    #: The clock, STS, AWS sessions and deploys the commands use (doubles in tests).
+    seams: Seams = field(default_factory=Seams)
     verbose: bool = False
 
     def out(self, text: str = "") -> None:

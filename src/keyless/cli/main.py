@@ -113,9 +113,7 @@ def _command_name(arguments: Sequence[str]) -> str | None:
     return next((arg for arg in arguments if not arg.startswith("-")), None)
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The parser of every command; with ``only`` (a command's name, or ``""`` for none) the
-    other commands are placeholders built from ``COMMANDS``, and only that module is imported."""
+def _top_parser() -> tuple[argparse.ArgumentParser, Subparsers]:
     parser = _Parser(
         prog="keyless",
         description="Deploy from CI to AWS with no stored secrets.",
@@ -133,10 +131,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser),
     )
     subparsers.required = True
+    return parser, subparsers
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; with ``only`` (a command's name, or ``""`` for none) the
+    other commands are placeholders built from ``COMMANDS``, and only that module is imported."""
     if only is None:
-        for module in _command_modules():
-            module.register(subparsers)
-        return parser
+        return parser_of(_command_modules())
+    parser, subparsers = _top_parser()
     wanted = _MODULE_OF.get(only)
     registered = False
     for name, module_name, help_text in COMMANDS:
@@ -148,8 +151,22 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
-    """Run keyless with ``argv``; return the exit code instead of exiting."""
+def parser_of(modules: Sequence[CommandModule]) -> argparse.ArgumentParser:
+    """The top-level parser with the commands ``modules`` register."""
+    parser, subparsers = _top_parser()
+    for module in modules:
+        module.register(subparsers)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    console: Console | None = None,
+    *,
+    commands: Sequence[CommandModule] | None = None,
+) -> int:
+    """Run keyless with ``argv``; return the exit code instead of exiting. ``commands`` replaces
+    keyless's own command modules (a test's command that fails on purpose)."""
     console = console or Console()
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments == ["--version"]:
@@ -166,7 +183,10 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
             console.info("Run 'keyless --help' (or 'keyless COMMAND --help') for usage.")
             return EXIT_ERROR
     # A command keyless does not know gets the full parser, whose error lists the choices.
-    parser = build_parser(None if name is not None and name not in _MODULE_OF else (name or ""))
+    if commands is not None:
+        parser = parser_of(commands)
+    else:
+        parser = build_parser(None if name is not None and name not in _MODULE_OF else (name or ""))
     try:
         args = parser.parse_args(arguments)
     except _ArgumentError as exc:

@@ -227,8 +227,11 @@ def deploy(
     progress: Progress | None = None,
     data_plane: Callable[[DataPlaneConfig], DataPlane] = crt_data_plane,
     clock: Callable[[], float] = time.monotonic,
+    planner: Callable[..., Plan] = build_plan,
+    inflater: Callable[[], manifest.Inflater] = manifest.gzip_inflater,
 ) -> DeployResult:
-    """Plan and (unless ``dry_run``) apply one deploy; raises ``KeylessError`` on failure."""
+    """Plan and (unless ``dry_run``) apply one deploy; raises ``KeylessError`` on failure.
+    ``planner`` and ``inflater`` (the manifest's decompressor) are seams for tests."""
     started = clock()
     # The local side first: a missing or empty LOCAL_DIR is refused before any AWS call.
     local = list(walk(request.local_dir, request.filters))
@@ -257,10 +260,10 @@ def deploy(
     plane = data_plane(config)
     try:
         # The first request tells the bucket's region if it is not the configured one.
-        old, unreadable = read_manifest(plane, target)
+        old, unreadable = read_manifest(plane, target, inflater=inflater)
     except WrongRegionError as moved:
         plane = data_plane(replace(config, endpoint=control.endpoint(moved.region)))
-        old, unreadable = read_manifest(plane, target)
+        old, unreadable = read_manifest(plane, target, inflater=inflater)
     if unreadable:
         progress.notice(
             f"notice: ignoring the manifest s3://{target.bucket}/{target.prefix}"
@@ -271,7 +274,7 @@ def deploy(
     digests = _HashAhead(FileDigests(), workers=os.cpu_count() or 1)
     try:
         digests.known(local, old)
-        plan = build_plan(
+        plan = planner(
             local,
             digests.ahead(list_remote(plane, target, old, listed), local, target.prefix),
             options=PlanOptions(
@@ -718,7 +721,12 @@ def list_remote(
         )
 
 
-def read_manifest(plane: DataPlane, target: Target) -> tuple[dict[str, manifest.Entry], str | None]:
+def read_manifest(
+    plane: DataPlane,
+    target: Target,
+    *,
+    inflater: Callable[[], manifest.Inflater] = manifest.gzip_inflater,
+) -> tuple[dict[str, manifest.Entry], str | None]:
     """What keyless wrote last time, and why it cannot be used if it cannot: missing or denied
     means "nothing known" (no reason), an unusable one costs a re-check, never the deploy."""
     try:
@@ -730,7 +738,7 @@ def read_manifest(plane: DataPlane, target: Target) -> tuple[dict[str, manifest.
     if not data:
         return {}, None
     try:
-        return manifest.decode(data), None
+        return manifest.decode(data, inflater=inflater), None
     except manifest.ManifestUnreadable as exc:
         return {}, str(exc)
 

@@ -355,7 +355,7 @@ class CrtS3:
     def _failure(
         self, pending: _Pending, status: int, body: bytes, what: str
     ) -> AwsError | AccessDeniedError:
-        region = _bucket_region(status, body, pending.bucket_region)
+        region = region_from_answer(status, body, pending.bucket_region)
         if region and region != self._endpoint.region:
             return WrongRegionError(
                 f"{what}: the bucket is in region {region}, not {self._endpoint.region}",
@@ -512,7 +512,7 @@ def _failure(status: int, body: bytes, what: str) -> AwsError | AccessDeniedErro
     return AwsError(f"{what} failed: {code}")
 
 
-def _bucket_region(status: int, body: bytes, header: str | None) -> str | None:
+def region_from_answer(status: int, body: bytes, header: str | None) -> str | None:
     """The bucket's region from a redirect (301, 307) or a region error (400), else None."""
     if status not in (301, 307, 400):
         return None

@@ -33,6 +33,7 @@ from keyless.local.moto_server import (
     isolated_session,
 )
 from keyless.local.sts import StsGateway, TokenVerifier, TrustEvaluator
+from keyless.local.sts.relay import RequestObserver
 from keyless.tokens import IssuerUrl
 
 if TYPE_CHECKING:
@@ -165,6 +166,8 @@ class LocalStack:
 
     ``test_only_session_seconds``: the gateway's sessions expire after that many seconds (tests of
     credentials that expire mid-deploy; see ``StsGateway``).
+
+    ``observe`` sees each request the gateway receives, as it arrives (``RequestObserver``).
     """
 
     def __init__(
@@ -179,8 +182,10 @@ class LocalStack:
         evaluate: TrustEvaluator | None = None,
         ci_issuers: bool = False,
         test_only_session_seconds: float | None = None,
+        observe: RequestObserver | None = None,
     ) -> None:
         self._ci_issuers = ci_issuers
+        self._observe = observe
         self._test_only_session_seconds = test_only_session_seconds
         self._issuer_paths = tuple(issuer_paths)
         self._state_dir = state_dir
@@ -235,6 +240,7 @@ class LocalStack:
                 ca_bundle=issuer.ca_bundle,
                 port=self._port,
                 test_only_session_seconds=self._test_only_session_seconds,
+                observe=self._observe,
             )
             exit_stack.enter_context(gateway)
             self._exit = exit_stack.pop_all()

@@ -47,6 +47,8 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Final, NamedTuple
 
+from keyless.trust.work import current as current_work
+
 __all__ = ["ANY", "STAR", "Glob", "compile_glob", "glob_of"]
 
 #: Token for ``*`` and ``?``: two characters, so never equal to one character of a text.
@@ -157,7 +159,11 @@ class Glob:
         return (len(self.tokens) + 1) * (text_length + 1)
 
     def match(self, text: str) -> bool:
-        return self.match_counted(text)[0]
+        matched, steps = self.match_counted(text)
+        work = current_work()
+        if work is not None:
+            work.matches.append((steps, self.bound(len(text))))
+        return matched
 
     def match_counted(self, text: str) -> tuple[bool, int]:
         """Whether the whole of ``text`` matches, and the steps it took."""

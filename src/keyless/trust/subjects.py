@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from keyless.ci.base import SegmentRole, SubjectGrammar, SubjectSegment
 from keyless.compat import StrEnum
 from keyless.trust.glob import compile_glob
+from keyless.trust.work import current as current_work
 
 __all__ = ["WILDCARDS", "Breadth", "SubjectShape", "subject_shape"]
 
@@ -75,6 +76,9 @@ def subject_shape(
     is. Wildcards over opaque per-run values (step UUID, user id, commit) are passed over; any other
     wildcard decides, because an attacker chooses what it matches
     (docs/security-model.md#wildcards)."""
+    work = current_work()
+    if work is not None:
+        work.shapes += 1
     if wildcards and compile_glob(value).match(grammar.example()):
         return SubjectShape(breadth=Breadth.ALL)
     segments = grammar.segments

@@ -14,7 +14,7 @@ import pytest
 
 from keyless.audit.live import IAM_READ_CALLS, org_inventory
 from keyless.audit.report import build_report
-from keyless.cli import cmd_audit
+from keyless.cli.seams import Seams
 from keyless.local.stack import LocalStack, RunningStack
 from tests.cli.helpers import run_cli
 from tests.unit.audit.dumps import GH, trust
@@ -111,8 +111,8 @@ def test_live_account_through_the_credential_chain(
         made.events.register("before-call.iam", lambda model, **_: calls.append(model.name))
         return made
 
-    monkeypatch.setattr(cmd_audit, "session_factory", session)
-    result = run_cli(["audit", "--format", "json", "--fail-on", "high"])
+    seams = Seams(admin_session=session)
+    result = run_cli(["audit", "--format", "json", "--fail-on", "high"], seams=seams)
     assert result.code == 1, result.stderr
     report = json.loads(result.stdout)
     assert report["roles_scanned"] == WIDE + NARROW + GONE + SERVICE
@@ -144,13 +144,11 @@ def test_thumbprints_of_a_private_issuer_are_checked_over_tls(
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setattr(
-        cmd_audit, "session_factory", lambda region: boto3.Session(region_name=region)
-    )
+    seams = Seams(admin_session=lambda region: boto3.Session(region_name=region))
     issuer = stack.issuers[0].removeprefix("https://")
     argv = ["audit", "--format", "json", "--check-thumbprints", "--ca-bundle", str(stack.ca_bundle)]
 
-    current = run_cli(argv)
+    current = run_cli(argv, seams=seams)
     assert current.code == 0, current.stderr
     (own,) = json.loads(current.stdout)["orphan_providers"]
     assert own["url"] == issuer
@@ -171,7 +169,7 @@ def test_thumbprints_of_a_private_issuer_are_checked_over_tls(
         RoleName="private-issuer",
         AssumeRolePolicyDocument=json.dumps(trust(issuer, condition, account=account)),
     )
-    stale = run_cli(argv)
+    stale = run_cli(argv, seams=seams)
     assert stale.code == 0, stale.stderr
     role = next(r for r in json.loads(stale.stdout)["roles"] if r["role_name"] == "private-issuer")
     assert role["provider"]["thumbprint_stale"] is True

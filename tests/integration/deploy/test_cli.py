@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
+from keyless.cli.seams import Seams
 from tests.cli.helpers import run_cli
 from tests.integration.deploy.conftest import create_distribution
 
@@ -170,7 +172,7 @@ def test_excluding_a_linked_folder_deploys_without_it(tmp_path: Path, bucket: st
 
 
 def test_a_file_deleted_mid_deploy_is_named_and_nothing_is_deleted(
-    tmp_path: Path, bucket: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, bucket: str
 ) -> None:
     import keyless.deploy.apply as apply
 
@@ -185,8 +187,9 @@ def test_a_file_deleted_mid_deploy_is_named_and_nothing_is_deleted(
         (tmp_path / "gone.html").unlink()  # the build's cleanup racing the deploy
         return plan
 
-    monkeypatch.setattr(apply, "build_plan", plan_then_lose_a_file)
-    result = run_cli(["deploy", str(tmp_path), f"s3://{bucket}", "--delete", "--force"])
+    seams = Seams(deploy=functools.partial(apply.deploy, planner=plan_then_lose_a_file))
+    argv = ["deploy", str(tmp_path), f"s3://{bucket}", "--delete", "--force"]
+    result = run_cli(argv, seams=seams)
     assert result.code == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [

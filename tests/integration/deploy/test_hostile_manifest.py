@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import zlib
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from keyless.deploy import manifest
+from keyless.cli.seams import Seams
+from keyless.deploy import apply, manifest
 from keyless.limits import MANIFEST_MAX_EXPANDED_BYTES
 from tests.bombs import gzip_bomb
 from tests.cli.helpers import run_cli
@@ -38,7 +40,6 @@ def _deep() -> bytes:
 def test_deploy_succeeds_with_a_notice_and_rewrites_the_manifest(
     tmp_path: Path,
     bucket: str,
-    monkeypatch: pytest.MonkeyPatch,
     stored: object,
     why: str,
 ) -> None:
@@ -54,8 +55,8 @@ def test_deploy_succeeds_with_a_notice_and_rewrites_the_manifest(
         inflaters.append(CountingInflater())
         return inflaters[-1]
 
-    monkeypatch.setattr(manifest, "gzip_inflater", counting)
-    result = run_cli(["deploy", str(tmp_path), f"s3://{bucket}/www"])
+    seams = Seams(deploy=functools.partial(apply.deploy, inflater=counting))
+    result = run_cli(["deploy", str(tmp_path), f"s3://{bucket}/www"], seams=seams)
     assert result.code == 0, result.stderr
     notices = [line for line in result.stderr.splitlines() if line.startswith("notice:")]
     assert notices == [

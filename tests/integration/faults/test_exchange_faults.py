@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from keyless.aws.sts import Sts
-from keyless.cli import cmd_assume
+from keyless.cli.seams import Seams
 from keyless.limits import STS_MAX_ATTEMPTS
+from keyless.testing import FakeClock
 from tests import faultproxy as fp
 from tests.cli.helpers import Result, run_cli
 from tests.integration.faults.conftest import Scene, token
@@ -28,16 +29,12 @@ pytestmark = pytest.mark.integration
 _EXCHANGE = {"method": "POST", "path": r"^/$"}
 
 
-@pytest.fixture(autouse=True)
-def _no_backoff_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = cmd_assume.make_sts
+def _sts_without_backoff(env: Mapping[str, str], region: str, notify: Callable[[str], None]) -> Sts:
+    # The CLI's STS with a clock that records backoff sleeps instead of sleeping.
+    return Sts.for_environment(env, region=region, notify=notify, sleep=FakeClock().sleep)
 
-    def make(env: Mapping[str, str], region: str, notify: Callable[[str], None]) -> Sts:
-        made = real(env, region, notify)
-        made._sleep = lambda _seconds: None
-        return made
 
-    monkeypatch.setattr(cmd_assume, "make_sts", make)
+NO_BACKOFF = Seams(sts=_sts_without_backoff)
 
 
 def _assume(scene: Scene, proxy: fp.FaultProxy, tmp_path: Path) -> Result:
@@ -51,7 +48,7 @@ def _assume(scene: Scene, proxy: fp.FaultProxy, tmp_path: Path) -> Result:
         "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/keyless-test-credentials",
     }
     argv = ["assume", "--role-arn", scene.role_arn, "--token-file", str(token_file), "--json"]
-    return run_cli(argv, env=env)
+    return run_cli(argv, env=env, seams=NO_BACKOFF)
 
 
 def _sts(status: int, code: str) -> fp.Fault:

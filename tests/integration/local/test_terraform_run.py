@@ -19,7 +19,7 @@ import pytest
 
 from keyless.ci import terraform
 from keyless.ci.terraform import TerraformScope
-from keyless.cli import cmd_provision
+from keyless.cli.seams import Seams
 from keyless.local.served import StackInfo, served_stack
 from keyless.local.stack import RunningStack
 from keyless.trust.web_identity import issuer_prefix
@@ -67,7 +67,6 @@ def _provision(stack: RunningStack, monkeypatch: pytest.MonkeyPatch) -> Result:
     issuer = stack.ci.issuer_for(terraform.PROVIDER, SCOPE)
     for name, value in stack.environment(admin=True).items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(cmd_provision, "session_factory", lambda region: stack.admin_session())
     argv = [
         "provision",
         "--ci",
@@ -87,7 +86,7 @@ def _provision(stack: RunningStack, monkeypatch: pytest.MonkeyPatch) -> Result:
         "--ca-bundle",
         str(stack.ca_bundle),
     ]
-    return run_cli(argv)
+    return run_cli(argv, seams=Seams(admin_session=lambda region: stack.admin_session()))
 
 
 def run(

@@ -32,7 +32,7 @@ from keyless.ci.base import CiProvider, Scope
 from keyless.ci.circleci import CircleCIScope
 from keyless.ci.github import GitHubScope
 from keyless.ci.gitlab import GitLabScope
-from keyless.cli import cmd_provision
+from keyless.cli.seams import Seams
 from keyless.local.pipeline import resolve_identity
 from keyless.local.served import StackInfo, served_stack
 from keyless.local.stack import RunningStack
@@ -106,13 +106,9 @@ def provision(
     issuer = account.stack.ci.issuer_for(provider, scope) if account.stack.ci else ""
     for name, value in account.stack.environment(admin=True).items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(
-        cmd_provision,
-        "session_factory",
-        lambda region: account.stack.admin_session(),
-    )
+    seams = Seams(admin_session=lambda region: account.stack.admin_session())
     ca = str(account.stack.ca_bundle)
-    result = run_cli([*argv, "--issuer", issuer, "--ca-bundle", ca])
+    result = run_cli([*argv, "--issuer", issuer, "--ca-bundle", ca], seams=seams)
     assert result.code == 0, result.stderr
     role_arn = result.stdout.strip()
     assert re.fullmatch(r"arn:aws:iam::\d{12}:role/[\w-]+", role_arn), result.stdout

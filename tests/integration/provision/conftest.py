@@ -13,7 +13,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from keyless.cli import cmd_provision
+from keyless.cli.seams import Seams
 from keyless.local.moto_server import AdminCredentials
 from keyless.local.stack import LocalStack, RunningStack
 from tests.cli.helpers import Result, run_cli
@@ -67,8 +67,8 @@ class Provisioner:
             made.events.register("before-call.iam", self._before_call)
             return made
 
-        self.monkeypatch.setattr(cmd_provision, "session_factory", session)
-        return run_cli(["provision", *argv, "--ca-bundle", str(self.stack.ca_bundle)])
+        argv = ["provision", *argv, "--ca-bundle", str(self.stack.ca_bundle)]
+        return run_cli(argv, seams=Seams(admin_session=session))
 
     def _before_call(self, model: Any, params: Mapping[str, Any], **_: Any) -> Any:
         # A response returned here is used instead of sending the request (botocore before-call).

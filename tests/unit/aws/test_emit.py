@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,11 @@ import hcl2
 import pytest
 from hcl2.utils import SerializationOptions
 
+from keyless.aws.thumbprint import Thumbprint
 from keyless.cli import cmd_provision
 from keyless.cli.main import build_parser
 from keyless.cli.scope_args import trust_spec_from_args
+from keyless.cli.seams import Seams
 from keyless.trust.model import to_document
 from keyless.trust.web_identity import provider_arn_for
 from tests.cli.helpers import run_cli
@@ -273,35 +276,42 @@ def _offline_argv() -> list[str]:
     return ["provision", *SCENARIOS["bitbucket-repository"], "--role-name", "ci-deploy"]
 
 
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Any attempt to read the issuer's certificate is recorded and fails."""
-    attempts: list[str] = []
+@dataclass
+class NoNetwork:
+    """Seams whose every attempt to read the issuer's certificate is recorded and fails."""
 
-    def refuse(issuer: str, **_: object) -> str:
-        attempts.append(issuer)
+    attempts: list[str] = field(default_factory=list)
+
+    def refuse(self, issuer: str, **_: object) -> Thumbprint:
+        self.attempts.append(issuer)
         raise AssertionError("--emit read the issuer's certificate")
 
-    monkeypatch.setattr(cmd_provision, "issuer_thumbprint", refuse)
-    return attempts
+    @property
+    def seams(self) -> Seams:
+        return Seams(thumbprint=self.refuse)
+
+
+@pytest.fixture
+def no_network() -> NoNetwork:
+    return NoNetwork()
 
 
 @pytest.mark.parametrize("output", ["terraform", "cloudformation"])
 def test_emit_without_thumbprint_works_offline_and_says_so(
-    output: str, no_network: list[str]
+    output: str, no_network: NoNetwork
 ) -> None:
-    result = run_cli([*_offline_argv(), "--emit", output])
+    result = run_cli([*_offline_argv(), "--emit", output], seams=no_network.seams)
     assert result.code == 0, result.stderr
-    assert no_network == []
+    assert no_network.attempts == []
     assert "the template has no thumbprint" in result.stderr
     assert "--thumbprint HEX" in result.stderr
     assert "9999" not in result.stdout
 
 
 def test_terraform_without_thumbprint_leaves_it_to_iam_and_pins_the_provider(
-    no_network: list[str],
+    no_network: NoNetwork,
 ) -> None:
-    result = run_cli([*_offline_argv(), "--emit", "terraform"])
+    result = run_cli([*_offline_argv(), "--emit", "terraform"], seams=no_network.seams)
     parsed = hcl2.loads(result.stdout, serialization_options=_HCL_OPTIONS)
     variables = _merged(parsed["variable"])
     assert variables["oidc_thumbprints"]["default"] is None
@@ -311,9 +321,9 @@ def test_terraform_without_thumbprint_leaves_it_to_iam_and_pins_the_provider(
 
 
 def test_cloudformation_without_thumbprint_has_no_thumbprint_list_and_lints_clean(
-    no_network: list[str],
+    no_network: NoNetwork,
 ) -> None:
-    result = run_cli([*_offline_argv(), "--emit", "cloudformation"])
+    result = run_cli([*_offline_argv(), "--emit", "cloudformation"], seams=no_network.seams)
     matches = cfnlint_api.lint_all(result.stdout)
     assert [str(m) for m in matches if m.rule.id[:1] in ("E", "W")] == []
     template, problems = cfnlint_decode.decode_str(result.stdout)

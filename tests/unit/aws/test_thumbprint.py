@@ -22,26 +22,18 @@ from keyless.aws.thumbprint import (
 from keyless.errors import IssuerError, NetworkError, UsageError
 from keyless.http import HttpResponse
 from keyless.local.issuer import LocalIssuer
+from keyless.testing import MockTransport
 from tests.fixtures.issuer import BITBUCKET_PATH
 
 
-class FakeHttp:
-    def __init__(self, responses: Mapping[str, HttpResponse]) -> None:
-        self.responses = responses
-        self.urls: list[str] = []
-
-    def get(
-        self, url: str, *, headers: Mapping[str, str] | None = None, timeout: float | None = None
-    ) -> HttpResponse:
-        self.urls.append(url)
-        if url not in self.responses:
-            raise NetworkError(f"cannot reach {url}: refused")
-        return self.responses[url]
+def refusing_others(responses: Mapping[str, HttpResponse]) -> MockTransport:
+    """Each URL's response; any other URL is refused like a closed port."""
+    return MockTransport(routes=responses)
 
 
-def discovery(issuer: str, jwks_uri: object) -> FakeHttp:
+def discovery(issuer: str, jwks_uri: object) -> MockTransport:
     body = json.dumps({"issuer": issuer, "jwks_uri": jwks_uri}).encode()
-    return FakeHttp(
+    return refusing_others(
         {f"{issuer}/.well-known/openid-configuration": HttpResponse(status=200, body=body)}
     )
 
@@ -91,14 +83,14 @@ def test_a_discovery_document_without_an_https_jwks_uri_is_refused(
 
 def test_an_unreachable_issuer_says_to_pass_the_thumbprint() -> None:
     with pytest.raises(IssuerError) as caught:
-        issuer_thumbprint("https://issuer.example", http=FakeHttp({}))
+        issuer_thumbprint("https://issuer.example", http=refusing_others({}))
     assert "https://issuer.example" in caught.value.message
     assert caught.value.remedy is not None
     assert "--thumbprint" in caught.value.remedy
 
 
 def test_an_http_error_names_the_status() -> None:
-    http = FakeHttp(
+    http = refusing_others(
         {
             "https://issuer.example/.well-known/openid-configuration": HttpResponse(
                 status=404, body=b""
@@ -166,7 +158,7 @@ def test_a_trailing_slash_the_document_does_not_have_is_refused_naming_the_value
 def test_a_slash_the_document_has_is_required_too() -> None:
     body = json.dumps({"issuer": "https://tenant.example/", "jwks_uri": "https://k.example/j"})
     url = "https://tenant.example/.well-known/openid-configuration"
-    http = FakeHttp({url: HttpResponse(status=200, body=body.encode())})
+    http = refusing_others({url: HttpResponse(status=200, body=body.encode())})
     with pytest.raises(UsageError) as caught:
         issuer_thumbprint("https://tenant.example", http=http, fetch_chain=lambda *a: (b"x",))
     assert caught.value.message.endswith("pass exactly https://tenant.example/")
@@ -177,7 +169,7 @@ def test_a_slash_the_document_has_is_required_too() -> None:
 def test_a_document_naming_another_issuer_is_refused() -> None:
     body = json.dumps({"issuer": "https://other.example", "jwks_uri": "https://k.example/j"})
     url = "https://issuer.example/.well-known/openid-configuration"
-    http = FakeHttp({url: HttpResponse(status=200, body=body.encode())})
+    http = refusing_others({url: HttpResponse(status=200, body=body.encode())})
     with pytest.raises(IssuerError) as caught:
         issuer_thumbprint("https://issuer.example", http=http, fetch_chain=lambda *a: (b"x",))
     assert "names another issuer, 'https://other.example'" in caught.value.message

@@ -6,8 +6,8 @@ import pytest
 
 from keyless.ci.bitbucket import PROVIDER as bitbucket
 from keyless.errors import CredentialError, TokenError
+from keyless.testing import NO_HTTP
 from tests.jwt_factory import make_token
-from tests.unit.ci._fakes import NO_HTTP
 
 ISSUER = "https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc"
 WORKSPACE_AUD = "ari:cloud:bitbucket::workspace/5c0ffee0-0000-4000-8000-000000000001"

@@ -12,8 +12,8 @@ from keyless.ci.base import RunResult
 from keyless.ci.buildkite import PROVIDER as buildkite
 from keyless.errors import CredentialError, TokenError
 from keyless.limits import CI_HELPER_TIMEOUT_SECONDS
+from keyless.testing import NO_HTTP, ScriptedRunner, printed
 from tests.jwt_factory import make_token
-from tests.unit.ci._fakes import NO_HTTP, ScriptedRunner, printed
 
 JOB = {"BUILDKITE": "true", "BUILDKITE_JOB_ID": "0190-job"}
 

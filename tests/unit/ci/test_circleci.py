@@ -9,8 +9,8 @@ import pytest
 from keyless.ci.base import RunResult
 from keyless.ci.circleci import PROVIDER as circleci
 from keyless.errors import CredentialError
+from keyless.testing import NO_HTTP, ScriptedRunner, printed
 from tests.jwt_factory import make_token
-from tests.unit.ci._fakes import NO_HTTP, ScriptedRunner, printed
 
 ORG = "9f1f0d1e-0000-4000-8000-00000000abcd"
 ISSUER = f"https://oidc.circleci.com/org/{ORG}"

@@ -7,8 +7,8 @@ import pytest
 from keyless.ci.gitlab import DEFAULT_TOKEN_VARIABLES
 from keyless.ci.gitlab import PROVIDER as gitlab
 from keyless.errors import CredentialError
+from keyless.testing import NO_HTTP
 from tests.jwt_factory import make_token
-from tests.unit.ci._fakes import NO_HTTP
 
 JOB = {"GITLAB_CI": "true", "CI_SERVER_URL": "https://gitlab.example.com"}
 

@@ -15,8 +15,8 @@ from keyless.ci import (
 )
 from keyless.ci.base import STANDARD_SAFE_CLAIMS
 from keyless.errors import CredentialError, UsageError
+from keyless.testing import NO_HTTP, ScriptedRunner, printed
 from tests.jwt_factory import make_token
-from tests.unit.ci._fakes import NO_HTTP, ScriptedRunner, printed
 
 
 def _file(tmp_path: Path, name: str, token: str) -> str:

@@ -18,8 +18,8 @@ from keyless.ci.terraform import (
 )
 from keyless.ci.terraform import PROVIDER as terraform
 from keyless.errors import CredentialError, TokenError, UsageError
+from keyless.testing import NO_HTTP
 from tests.jwt_factory import make_token
-from tests.unit.ci._fakes import NO_HTTP
 
 ISSUER = "https://app.terraform.io"
 SCOPE = TerraformScope(organization="acme", project="Default Project", workspace="prod")

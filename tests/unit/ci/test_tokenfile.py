@@ -9,8 +9,8 @@ import pytest
 from keyless.ci.tokenfile import PROVIDER as tokenfile
 from keyless.ci.tokenfile import read_token_file
 from keyless.errors import CredentialError, TokenError
+from keyless.testing import NO_HTTP
 from tests.jwt_factory import make_token
-from tests.unit.ci._fakes import NO_HTTP
 
 
 def _write(path: Path, text: str) -> Path:

@@ -27,7 +27,7 @@ from keyless.deploy.transfer import (
     PutJob,
     PutOutcome,
     WrongRegionError,
-    _bucket_region,
+    region_from_answer,
 )
 from keyless.trust.model import Policy
 from tests.s3_authorization import S3Call, allows, classify, permissions, refusals
@@ -391,4 +391,4 @@ def test_the_bucket_region_comes_from_s3s_answer_not_head_bucket(
 def test_bucket_region_from_error_answers(
     status: int, body: bytes, header: str | None, region: str | None
 ) -> None:
-    assert _bucket_region(status, body, header) == region
+    assert region_from_answer(status, body, header) == region

@@ -4,13 +4,15 @@ of the lengths (counted in steps, never timed)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from keyless.limits import MATCH_TEXT_MAX_CHARS
+from keyless.trust import work
 from keyless.trust.evaluate import evaluate
-from keyless.trust.glob import Glob, compile_glob, glob_of
+from keyless.trust.glob import compile_glob, glob_of
 from keyless.trust.lint import lint
 from keyless.trust.model import loads_policy, parse_policy
 from keyless.trust.operators import Chunk, pattern_glob
@@ -128,18 +130,10 @@ def _github_policy(sub: str, operator: str = "StringLike") -> dict[str, Any]:
 
 
 @pytest.fixture
-def counted(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+def counted() -> Iterator[list[tuple[int, int]]]:
     """Every match made, as (steps, bound)."""
-    seen: list[tuple[int, int]] = []
-    original = Glob.match_counted
-
-    def match(self: Glob, text: str) -> bool:
-        matched, steps = original(self, text)
-        seen.append((steps, self.bound(len(text))))
-        return matched
-
-    monkeypatch.setattr(Glob, "match", match)
-    return seen
+    with work.counted() as recorded:
+        yield recorded.matches
 
 
 def test_lint_of_5000_stars_is_bounded(counted: list[tuple[int, int]]) -> None:

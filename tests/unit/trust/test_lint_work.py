@@ -7,10 +7,8 @@ from typing import Any
 
 import pytest
 
-from keyless.trust import subjects
-from keyless.trust.glob import Glob
+from keyless.trust import work
 from keyless.trust.lint import lint
-from keyless.trust.lint_rules import targets
 from keyless.trust.model import parse_policy
 
 GH = "token.actions.githubusercontent.com"
@@ -27,37 +25,6 @@ def _policy(prefix: str, values: list[str], statements: int = 1) -> dict[str, An
     return {"Version": "2012-10-17", "Statement": [statement] * statements}
 
 
-class _Counting:
-    """Counts the glob steps lint's subject analysis takes, and their bound."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.steps = 0
-        self.bound = 0
-        self.shapes = 0
-        real_compile = subjects.compile_glob  # type: ignore[attr-defined]
-        real_shape = targets.subject_shape  # type: ignore[attr-defined]
-
-        def counted_compile(pattern: str) -> Glob:
-            glob = real_compile(pattern)
-            outer = self
-
-            class _Probe:
-                def match(self, text: str) -> bool:
-                    matched, steps = glob.match_counted(text)
-                    outer.steps += steps
-                    outer.bound += glob.bound(len(text))
-                    return matched
-
-            return _Probe()  # type: ignore[return-value]
-
-        def counted_shape(*args: Any, **kwargs: Any) -> subjects.SubjectShape:
-            self.shapes += 1
-            return real_shape(*args, **kwargs)
-
-        monkeypatch.setattr(subjects, "compile_glob", counted_compile)
-        monkeypatch.setattr(targets, "subject_shape", counted_shape)
-
-
 HOSTILE = [
     "repo:" + "*?" * 4997,
     "repo:acme/app:" + "a*" * 4993,
@@ -70,11 +37,11 @@ HOSTILE = [
 @pytest.mark.parametrize("value", HOSTILE, ids=lambda v: f"{v[:16]}..({len(v)})")
 @pytest.mark.parametrize("prefix", [GH, GL])
 def test_a_10000_character_value_with_many_wildcards_takes_bounded_work(
-    monkeypatch: pytest.MonkeyPatch, prefix: str, value: str
+    prefix: str, value: str
 ) -> None:
     assert len(value) >= 9_000
-    counting = _Counting(monkeypatch)
-    findings = lint(parse_policy(_policy(prefix, [value])))
+    with work.counted() as counting:
+        findings = lint(parse_policy(_policy(prefix, [value])))
     assert findings  # a value this loose is reported
     # The glob runs in at most (tokens + 1) * (text + 1) steps: polynomial, never exponential.
     assert counting.steps <= counting.bound
@@ -84,11 +51,9 @@ def test_a_10000_character_value_with_many_wildcards_takes_bounded_work(
     assert counting.shapes <= 16
 
 
-def test_a_1000_statement_policy_shapes_each_value_a_bounded_number_of_times(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    counting = _Counting(monkeypatch)
-    findings = lint(parse_policy(_policy(GH, ["repo:acme/app:*"], statements=1000)))
+def test_a_1000_statement_policy_shapes_each_value_a_bounded_number_of_times() -> None:
+    with work.counted() as counting:
+        findings = lint(parse_policy(_policy(GH, ["repo:acme/app:*"], statements=1000)))
     assert len({f.statement for f in findings}) == 1000
     # Linear in the statements: every rule that reads `sub` shapes each statement's value once.
     assert counting.shapes <= 1000 * 16

@@ -12,7 +12,7 @@ import logging
 import socket
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Final, Protocol
 from urllib.parse import parse_qsl, unquote
@@ -81,12 +81,24 @@ class Gateway(Protocol):
     ) -> tuple[bytes, list[tuple[str, str]]]: ...
 
 
+#: ``(method, request target, headers)`` of each request as it arrives, before it is answered or
+#: relayed: how tests see the traffic a command sends.
+RequestObserver = Callable[[str, str, Mapping[str, str]], None]
+
+
 class GatewayServer(BoundedHTTPServer):
     """A bounded server (see ``keyless.local.bounded_server``) that can also wake every idle
     connection at once, for ``stop()``."""
 
-    def __init__(self, address: tuple[str, int], *, gateway: Gateway) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        *,
+        gateway: Gateway,
+        observe: RequestObserver | None = None,
+    ) -> None:
         self.gateway = gateway
+        self.observe = observe
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         super().__init__(address, GatewayHandler)
@@ -148,6 +160,8 @@ class GatewayHandler(BaseHTTPRequestHandler):
         logger.debug("gateway: %s", format)
 
     def _dispatch(self) -> None:
+        if self.server.observe is not None:
+            self.server.observe(self.command, self.path, dict(self.headers.items()))
         try:
             self._route()
         except _ClientGone:

@@ -32,7 +32,7 @@ from keyless.local.sts.exchange import (
     WebIdentityExchange,
     trust_evaluator,
 )
-from keyless.local.sts.relay import GatewayServer
+from keyless.local.sts.relay import GatewayServer, RequestObserver
 from keyless.local.sts.rules import ACTION, STS_API_VERSION
 
 _ACCESS_KEY_ID: Final = re.compile(rb"<AccessKeyId>([A-Z0-9]{16,128})</AccessKeyId>")
@@ -60,6 +60,7 @@ class StsGateway:
         port: int = 0,
         clock: Callable[[], float] = time.time,
         test_only_session_seconds: float | None = None,
+        observe: RequestObserver | None = None,
     ) -> None:
         """``verify`` defaults to ``keyless.tokens.verify`` fetching JWKS over HTTPS that trusts
         ``ca_bundle`` (the local CA; the system store when None), ``evaluate`` to keyless' trust
@@ -68,7 +69,10 @@ class StsGateway:
 
         ``test_only_session_seconds`` (tests of expiring credentials only): the sessions this
         gateway issues expire after that many seconds instead of their DurationSeconds (STS never
-        issues one under 900 s). Only a constructor sets it, never a request."""
+        issues one under 900 s). Only a constructor sets it, never a request.
+
+        ``observe`` is told of each request as it arrives (``RequestObserver``)."""
+        self._observe = observe
         parts = urlsplit(upstream_url)
         if parts.scheme != "http" or not parts.hostname or not parts.port:
             raise LocalStackError(f"upstream {upstream_url!r} is not http://HOST:PORT")
@@ -112,7 +116,7 @@ class StsGateway:
         if self._server is not None:
             raise LocalStackError("the gateway is already running")
         try:
-            server = GatewayServer((LOOPBACK, self._port), gateway=self)
+            server = GatewayServer((LOOPBACK, self._port), gateway=self, observe=self._observe)
         except OSError as exc:
             raise LocalStackError(f"cannot listen on {LOOPBACK}:{self._port}: {exc}") from exc
         self._server = server
