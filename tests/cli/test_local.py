@@ -446,3 +446,12 @@ def test_a_local_token_with_the_wrong_audience_names_the_command_that_fixes_it(
     assert asked.code == 2
     assert "has audience 'https://github.com/acme'" in asked.stderr
     assert fix in asked.stderr
+
+
+def test_local_run_home_must_be_an_existing_folder(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-home"
+    scope = ["--ci", "github", "--repository", "acme/site"]
+    result = run_cli(["local", "run", *scope, "--home", str(missing), "--", "true"])
+    assert result.code == 2
+    assert f"--home {missing} is not an existing folder" in result.stderr
+    assert "Traceback" not in result.stderr

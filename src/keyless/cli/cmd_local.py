@@ -240,6 +240,13 @@ def register(subparsers: Subparsers) -> None:
     )
     add_scope_arguments(run)
     _add_job_arguments(run)
+    run.add_argument(
+        "--home",
+        metavar="DIR",
+        type=Path,
+        help="the job's HOME: an existing folder, kept after the run (default: a private one,"
+        " removed after), to see what a second run on the same machine finds",
+    )
     run.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")
     run.set_defaults(handler=run_run)
 
@@ -653,6 +660,8 @@ def run_run(args: argparse.Namespace, console: Console) -> int:
         command = command[1:]
     if not command:
         raise UsageError("give the command to run after --, e.g. -- keyless token --show-claims")
+    if args.home is not None and not args.home.is_dir():
+        raise UsageError(f"--home {args.home} is not an existing folder; create it first")
     provider = emulated(args.ci)
     scope = scope_from_args(args)
     run = _job_run(args)
@@ -680,11 +689,12 @@ def run_run(args: argparse.Namespace, console: Console) -> int:
             buildkite_agent=provider.name == "buildkite",
             issuer_variables=info.issuer_variables,
         )
-        folders = job_folders(workdir, github=provider.name == "github")
+        folders = job_folders(workdir, github=provider.name == "github", home=args.home)
         env = job_process_environment(console.env, {**job, **folders.variables()}, process)
+        kept = "given with --home, kept" if args.home else "private, removed after"
         console.info(
             f"keyless local: {shlex.join(command)} as a {provider.display_name} job,"
-            f" AWS on {info.endpoint_url}, HOME {folders.home} (private, removed after)"
+            f" AWS on {info.endpoint_url}, HOME {folders.home} ({kept})"
         )
         code = _run_child(command, env, console)
         for line in folders.report():

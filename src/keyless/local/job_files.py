@@ -90,11 +90,13 @@ class JobFolders:
         return lines
 
 
-def job_folders(workdir: Path, *, github: bool) -> JobFolders:
-    """Create a private HOME in ``workdir`` and, for a GitHub job, its empty environment files
-    (0600, in a folder only this user can read)."""
-    home = workdir / "home"
-    home.mkdir(mode=0o700)
+def job_folders(workdir: Path, *, github: bool, home: Path | None = None) -> JobFolders:
+    """Create a private HOME in ``workdir`` (or use ``home``, the user's choice) and, for a
+    GitHub job, its empty environment files (0600, in a folder only this user can read)."""
+    if home is None:
+        home = workdir / "home"
+        home.mkdir(mode=0o700)
+    home = home.absolute()
     if not github:
         return JobFolders(home=home)
     folder = workdir / "temp" / "_runner_file_commands"

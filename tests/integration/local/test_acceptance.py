@@ -82,7 +82,8 @@ def local_run(
 ) -> subprocess.CompletedProcess[str]:
     """``keyless local run --ci ... -- COMMAND`` as a person runs it, HOME being ``home``."""
     home.mkdir(exist_ok=True)
-    argv = [str(KEYLESS), "local", "run", "--state", str(account.info.state_dir), *scope]
+    argv = [str(KEYLESS), "local", "run", "--state", str(account.info.state_dir), "--home"]
+    argv += [str(home), *scope]
     return subprocess.run(  # noqa: S603 - fixed programs; the token travels in env only
         [*argv, "--", *command],
         env=program_env(HOME=str(home)),
