@@ -43,6 +43,7 @@ def thaw(value: ClaimValue) -> object:
 
 
 def audiences(aud: object) -> tuple[str, ...]:
+    """The ``aud`` claim as a tuple: one string, or the strings of a list (RFC 7519 §4.1.3)."""
     if isinstance(aud, str):
         return (aud,)
     if isinstance(aud, Sequence):

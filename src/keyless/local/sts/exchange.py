@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -44,6 +44,7 @@ from keyless.local.sts.rules import (
     parse_request,
 )
 from keyless.tokens import JwksCache, peek, thaw, verify
+from keyless.tokens.values import audiences as token_audiences
 from keyless.trust.evaluate import evaluate as evaluate_trust
 from keyless.trust.model import loads_policy
 from keyless.trust.verdict import Request as TrustRequest
@@ -310,7 +311,7 @@ class WebIdentityExchange:
         if provider is None:
             raise invalid_token(f"No OpenIDConnect provider found in your account for {issuer}")
 
-        audiences = _audiences(claims.get("aud"))
+        audiences = token_audiences(claims.get("aud"))
         audience = next((aud for aud in audiences if aud in provider.client_ids), None)
         if audience is None:
             raise invalid_token(
@@ -416,14 +417,6 @@ def _peek(token: str) -> tuple[Mapping[str, object], str]:
     except KeylessError as exc:
         raise invalid_token(UNPARSABLE, exc.message) from exc
     return peeked.claims, peeked.algorithm
-
-
-def _audiences(aud: object) -> tuple[str, ...]:
-    if isinstance(aud, str):
-        return (aud,)
-    if isinstance(aud, Sequence):
-        return tuple(a for a in aud if isinstance(a, str))
-    return ()
 
 
 # --- the production seams -------------------------------------------------------------------------
