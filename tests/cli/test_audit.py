@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import jsonschema  # type: ignore[import-untyped]
+import pytest
 
 from tests.cli.helpers import run_cli
 from tests.unit.audit.dumps import KINDS, authorization_details
@@ -88,3 +89,23 @@ def test_ca_bundle_needs_check_thumbprints_and_a_file(tmp_path: Path) -> None:
     )
     assert missing.code == 2
     assert "no.pem is not a file" in missing.stderr
+
+
+def test_a_live_audit_without_credentials_says_how_to_get_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
+    monkeypatch.delenv("AWS_WEB_IDENTITY_TOKEN_FILE", raising=False)
+    result = run_cli(["audit"])
+    assert result.code == 2
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("error: ")
+    assert first.endswith("no AWS credentials for a live audit")
+    assert "keyless exec --role-arn ARN -- keyless audit" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -74,7 +74,7 @@ def with_backoff(
 ) -> T:
     """``call()``, retried while AWS answers with a throttling error (exponential backoff with
     full jitter); any other error becomes an ``AwsError`` naming the call."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     from keyless.aws.errors import error_code
 
@@ -98,6 +98,13 @@ def with_backoff(
                 f"{what} was refused ({code})",
                 remedy="The audit needs the read-only permissions listed in the README's"
                 " audit section.",
+            ) from None
+        except NoCredentialsError:
+            raise AwsError(
+                f"{what}: no AWS credentials for a live audit",
+                remedy="Run it with a role's credentials (keyless exec --role-arn ARN --"
+                " keyless audit, or AWS_PROFILE), or audit files instead: aws iam"
+                " get-account-authorization-details > account.json; keyless audit account.json",
             ) from None
         except BotoCoreError as exc:
             raise AwsError(f"{what} failed: {type(exc).__name__}") from None
