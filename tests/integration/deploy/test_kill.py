@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import boto3
@@ -50,8 +51,23 @@ def _remote(bucket: str) -> dict[str, bytes]:
     }
 
 
+def _settle_server(before: set[threading.Thread]) -> None:
+    """Wait for the in-process moto server to finish the requests the killed child had sent.
+
+    A PUT can be wholly received before the SIGKILL and stored a moment after it; reading the
+    bucket before that would count it as not stored, and the rerun would rightly skip it. The
+    server runs each connection in a ``process_request_thread``; the ones started while the
+    child ran are the child's, and each ends once the child's socket is closed.
+    """
+    for thread in set(threading.enumerate()) - before:
+        if "process_request_thread" in thread.name:
+            thread.join(timeout=60)
+            assert not thread.is_alive(), "the moto server is still serving the killed child"
+
+
 def _killed_deploy(site: Path, bucket: str, after: int) -> int:
     """Run the deploy in a child and SIGKILL it once ``after`` uploads were reported."""
+    before = set(threading.enumerate())
     child = subprocess.Popen(  # noqa: S603 - keyless itself, fixed arguments
         [sys.executable, "-m", "keyless", "deploy", str(site), f"s3://{bucket}/www", *_FLAGS],
         stderr=subprocess.PIPE,
@@ -70,6 +86,7 @@ def _killed_deploy(site: Path, bucket: str, after: int) -> int:
     finally:
         child.wait(timeout=120)
         child.stderr.close()
+    _settle_server(before)
     return seen
 
 
