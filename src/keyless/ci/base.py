@@ -26,6 +26,8 @@ from keyless.limits import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from keyless.http import HttpClient
 
 #: The raw, compact-serialized JWT. A distinct type so it is not mixed with other strings.
@@ -562,4 +564,19 @@ class CiProvider(Provider, Protocol):
         self, scope: Scope, run: JobRun, *, tokens: JobTokens, audiences: Sequence[str] = ()
     ) -> dict[str, str]:
         """The variables this CI sets in ``run``'s job, token delivery included."""
+        ...
+
+    def job_files(
+        self,
+        scope: Scope,
+        run: JobRun,
+        *,
+        tokens: JobTokens,
+        settings: Mapping[str, str],
+        folder: Path,
+        region: str,
+    ) -> dict[str, str]:
+        """The files this CI writes for ``run``'s job into ``folder`` (private, existing) from
+        the variables the user set for the job (``settings``), and the variables that name them
+        (they replace the job's own). Most CIs write none."""
         ...

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from keyless.ci.base import (
     STANDARD_SAFE_CLAIMS,
@@ -29,6 +29,9 @@ from keyless.ci.base import (
     issuer_path_of,
 )
 from keyless.errors import UsageError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class _IssuedScope(Protocol):
@@ -112,6 +115,20 @@ class CiBase(Generic[ScopeT]):
     ) -> dict[str, str]:
         return self.environment_for(self.own(scope), run, tokens=tokens, audiences=audiences)
 
+    def job_files(
+        self,
+        scope: object,
+        run: JobRun,
+        *,
+        tokens: JobTokens,
+        settings: Mapping[str, str],
+        folder: Path,
+        region: str,
+    ) -> dict[str, str]:
+        return self.files_for(
+            self.own(scope), run, tokens=tokens, settings=settings, folder=folder, region=region
+        )
+
     def claims_for(self, scope: ScopeT, run: JobRun, *, audiences: Sequence[str]) -> JobClaims:
         raise NotImplementedError
 
@@ -119,6 +136,18 @@ class CiBase(Generic[ScopeT]):
         self, scope: ScopeT, run: JobRun, *, tokens: JobTokens, audiences: Sequence[str]
     ) -> dict[str, str]:
         raise NotImplementedError
+
+    def files_for(
+        self,
+        scope: ScopeT,
+        run: JobRun,
+        *,
+        tokens: JobTokens,
+        settings: Mapping[str, str],
+        folder: Path,
+        region: str,
+    ) -> dict[str, str]:
+        return {}
 
     # --- keyless doctor: what this CI adds to the generic diagnosis ------------------------------
 

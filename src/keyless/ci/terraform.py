@@ -8,12 +8,14 @@ credentials: AWS").
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from keyless.arn import parse_role_arn
 from keyless.ci._claims import token_audiences
 from keyless.ci.base import (
     STANDARD_SAFE_CLAIMS,
@@ -34,8 +36,11 @@ from keyless.ci.base import (
 )
 from keyless.ci.shared import CiBase
 from keyless.errors import CredentialError, UsageError
+from keyless.fsutil import write_secret_file
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from keyless.http import HttpClient
 
 #: The variable of the run's default token, and the prefix of its tagged variants.
@@ -279,6 +284,25 @@ class Terraform(CiBase[TerraformScope]):
     ) -> dict[str, str]:
         return job_environment(scope, run, tokens=tokens, audiences=audiences)
 
+    def files_for(
+        self,
+        scope: TerraformScope,
+        run: JobRun,
+        *,
+        tokens: JobTokens,
+        settings: Mapping[str, str],
+        folder: Path,
+        region: str,
+    ) -> dict[str, str]:
+        return aws_provider_auth_files(
+            aws_provider_auth(settings, run_phase=scope.run_phase),
+            scope,
+            run,
+            tokens=tokens,
+            folder=folder,
+            region=region,
+        )
+
 
 PROVIDER = Terraform()
 
@@ -331,4 +355,135 @@ def job_environment(
         suffix = "" if index == 0 else f"_AUD{index + 1}"
         env[AUDIENCE_VARIABLE + suffix] = audience
         env[TOKEN_VARIABLE + suffix] = tokens.sign(token_claims(scope, run, audience=audience))
+    return env
+
+
+# --- the native AWS integration (docs/ci-tokens.md#terraform-aws) ------------------------------
+
+#: Reserved: no configuration may be tagged so (HashiCorp, "Specifying multiple configurations").
+_RESERVED_TAGS = frozenset({"TYPE"})
+AWS_AUTH_VARIABLE = "TFC_AWS_PROVIDER_AUTH"
+#: The Terraform variable through which a run learns its configurations' shared config files.
+CREDENTIALS_VARIABLE = "tfc_aws_dynamic_credentials"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AwsProviderAuth:
+    """One AWS configuration of a workspace's native integration: ``tag`` ``None`` for the
+    default one, the role the run phase assumes, and the audience of its token."""
+
+    tag: str | None
+    role_arn: str
+    audience: str
+
+    @property
+    def label(self) -> str:
+        return "default" if self.tag is None else self.tag
+
+
+def _tagged(name: str, tag: str | None) -> str:
+    return name if tag is None else f"{name}_{tag}"
+
+
+def _first(settings: Mapping[str, str], names: Sequence[str]) -> tuple[str, str] | None:
+    for name in names:
+        value = settings.get(name, "").strip()
+        if value:
+            return name, value
+    return None
+
+
+def aws_provider_auth(
+    settings: Mapping[str, str], *, run_phase: str
+) -> tuple[AwsProviderAuth, ...]:
+    """The AWS configurations the workspace variables ``settings`` turn on for a ``run_phase``
+    run: ``TFC_AWS_PROVIDER_AUTH=true`` (and ``..._<TAG>=true`` per extra configuration), the
+    role from ``TFC_AWS_<PHASE>_ROLE_ARN``, else ``TFC_AWS_RUN_ROLE_ARN``, else their
+    ``TFC_DEFAULT_`` forms, the audience from ``TFC_AWS_WORKLOAD_IDENTITY_AUDIENCE`` likewise,
+    else ``aws.workload.identity``. ``UsageError`` where HCP Terraform would fail the run."""
+    tags: list[str | None] = []
+    for name, value in sorted(settings.items()):
+        if name != AWS_AUTH_VARIABLE and not name.startswith(AWS_AUTH_VARIABLE + "_"):
+            continue
+        tag = None if name == AWS_AUTH_VARIABLE else name[len(AWS_AUTH_VARIABLE) + 1 :]
+        if tag is not None and (not _TAG.fullmatch(tag) or tag in _RESERVED_TAGS):
+            raise UsageError(
+                f"{name}: the tag {tag!r} is not usable (letters, digits and underscores,"
+                f" not {', '.join(sorted(_RESERVED_TAGS))})"
+            )
+        if value.strip().lower() != "true":
+            if value.strip().lower() not in ("", "false"):
+                raise UsageError(
+                    f"{name}={value!r}: HCP Terraform turns the integration on with true"
+                )
+            continue
+        tags.append(tag)
+    tags.sort(key=lambda tag: (tag is not None, tag or ""))
+    phase = run_phase.upper()
+    found: list[AwsProviderAuth] = []
+    for tag in tags:
+        role_names = (
+            _tagged(f"TFC_AWS_{phase}_ROLE_ARN", tag),
+            _tagged("TFC_AWS_RUN_ROLE_ARN", tag),
+            f"TFC_DEFAULT_AWS_{phase}_ROLE_ARN",
+            "TFC_DEFAULT_AWS_RUN_ROLE_ARN",
+        )
+        role = _first(settings, role_names)
+        if role is None:
+            raise UsageError(
+                f"{_tagged(AWS_AUTH_VARIABLE, tag)} is true but no role is set for {run_phase}"
+                f" runs: set {role_names[1]} (or {role_names[0]})"
+            )
+        audience = _first(
+            settings,
+            (
+                _tagged("TFC_AWS_WORKLOAD_IDENTITY_AUDIENCE", tag),
+                "TFC_DEFAULT_AWS_WORKLOAD_IDENTITY_AUDIENCE",
+            ),
+        )
+        found.append(
+            AwsProviderAuth(
+                tag=tag,
+                role_arn=parse_role_arn(role[1], flag=role[0]),
+                audience=audience[1] if audience else DEFAULT_AUDIENCE,
+            )
+        )
+    return tuple(found)
+
+
+def aws_provider_auth_files(
+    configs: Sequence[AwsProviderAuth],
+    scope: TerraformScope,
+    run: JobRun,
+    *,
+    tokens: JobTokens,
+    folder: Path,
+    region: str,
+) -> dict[str, str]:
+    """Write each configuration's token and AWS shared config file (``role_arn`` and
+    ``web_identity_token_file``, both 0600) into ``folder``; return the variables that hand them
+    to the run: ``TF_VAR_tfc_aws_dynamic_credentials`` (the documented hand-off, for
+    ``shared_config_files``) and, for the default configuration, ``AWS_CONFIG_FILE`` (how
+    keyless lets an unchanged ``provider "aws"`` block and the AWS CLI use it; HashiCorp does
+    not document the mechanism of its own agents)."""
+    if not configs:
+        return {}
+    files: dict[str | None, str] = {}
+    for config in configs:
+        token = tokens.sign(token_claims(scope, run, audience=config.audience))
+        token_file = write_secret_file(folder / f"aws-{config.label}.jwt", token)
+        shared = write_secret_file(
+            folder / f"aws-{config.label}.config",
+            f"[default]\nregion = {region}\nrole_arn = {config.role_arn}\n"
+            f"web_identity_token_file = {token_file}\n",
+        )
+        files[config.tag] = str(shared)
+    value = {
+        "default": {"shared_config_file": files.get(None, "")},
+        "aliases": {tag: {"shared_config_file": path} for tag, path in files.items() if tag},
+    }
+    # Terraform reads a TF_VAR_ value of an object type as an HCL expression; JSON is one.
+    env = {f"TF_VAR_{CREDENTIALS_VARIABLE}": json.dumps(value, sort_keys=True)}
+    if None in files:
+        env["AWS_CONFIG_FILE"] = files[None]
     return env

@@ -668,6 +668,15 @@ def run_run(args: argparse.Namespace, console: Console) -> int:
     audiences = args.audience or ()
     # Refuse a job the CI would not run before any stack starts for it.
     provider.job_environment(scope, run, tokens=_Placeholders(), audiences=audiences)
+    with tempfile.TemporaryDirectory(prefix="keyless-check-") as scratch:
+        provider.job_files(
+            scope,
+            run,
+            tokens=_Placeholders(),
+            settings=console.env,
+            folder=Path(scratch),
+            region="us-east-1",
+        )
     state_dir = _state_dir(args, console)
     with contextlib.ExitStack() as exit_stack:
         workdir = Path(tempfile.mkdtemp(prefix="keyless-run-"))
@@ -677,9 +686,8 @@ def run_run(args: argparse.Namespace, console: Console) -> int:
             console.info(_temporary_stack_notice(state_dir))
             _, info = exit_stack.enter_context(served_stack(state_dir=workdir / "state"))
         check_issuer(info, provider, scope, args.issuer)
-        job = provider.job_environment(
-            scope, run, tokens=RemoteTokens.of(info, provider, scope), audiences=audiences
-        )
+        tokens = RemoteTokens.of(info, provider, scope)
+        job = provider.job_environment(scope, run, tokens=tokens, audiences=audiences)
         process = JobProcess(
             workdir=workdir,
             endpoint_url=info.endpoint_url,
@@ -691,11 +699,22 @@ def run_run(args: argparse.Namespace, console: Console) -> int:
         )
         folders = job_folders(workdir, github=provider.name == "github", home=args.home)
         env = job_process_environment(console.env, {**job, **folders.variables()}, process)
+        ci_files = workdir / "ci-files"
+        ci_files.mkdir(mode=0o700)
+        extra = provider.job_files(
+            scope, run, tokens=tokens, settings=console.env, folder=ci_files, region=info.region
+        )
+        env.update(extra)
         kept = "given with --home, kept" if args.home else "private, removed after"
         console.info(
             f"keyless local: {shlex.join(command)} as a {provider.display_name} job,"
             f" AWS on {info.endpoint_url}, HOME {folders.home} ({kept})"
         )
+        if extra:
+            console.info(
+                f"keyless local: as {provider.display_name} does, the job gets"
+                f" {', '.join(sorted(extra))} (files in a private folder)"
+            )
         code = _run_child(command, env, console)
         for line in folders.report():
             console.info(line if line.startswith(" ") else f"keyless local: {line}")

@@ -53,9 +53,9 @@ __all__ = [
 ]
 
 #: CIs with one issuer per host, served at the root from the start (docs/ci-tokens.md#github-issuer,
-#: #gitlab-issuer, #buildkite); the others get an issuer per workspace or organization when a scope
-#: first names it.
-_ROOT_ISSUERS: Final = frozenset({"github", "gitlab", "buildkite"})
+#: #gitlab-issuer, #buildkite, #terraform); the others get an issuer per workspace or organization
+#: when a scope first names it.
+_ROOT_ISSUERS: Final = frozenset({"github", "gitlab", "buildkite", "terraform"})
 
 #: GitHub's runtime token endpoint; the request URL carries a query already
 #: (docs/ci-tokens.md#github-delivery).

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,9 +90,14 @@ def _provision(stack: RunningStack, monkeypatch: pytest.MonkeyPatch) -> Result:
 
 
 def run(
-    account: Account, scope: Sequence[str], script: str, home: Path
+    account: Account,
+    scope: Sequence[str],
+    script: str,
+    home: Path,
+    settings: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``script`` as a run of ``scope`` (``keyless local run --ci terraform``)."""
+    """``script`` as a run of ``scope`` (``keyless local run --ci terraform``) of a workspace
+    whose variables are ``settings``."""
     home.mkdir(parents=True, exist_ok=True)
     argv = [
         str(KEYLESS),
@@ -105,7 +110,7 @@ def run(
     ]
     return subprocess.run(  # noqa: S603 - fixed programs; the token travels in env only
         [*argv, *scope, "--", "bash", "-e", "-c", script],
-        env=program_env(HOME=str(home), ROLE_ARN=account.role_arn),
+        env=program_env(HOME=str(home), ROLE_ARN=account.role_arn, **(settings or {})),
         cwd=home,
         capture_output=True,
         text=True,
@@ -173,6 +178,80 @@ def test_other_runs_are_refused_by_sts(
     assert done.returncode == 2, f"{who}: {done.stdout}"
     assert "AccessDenied" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+# The native AWS integration: the workspace sets TFC_AWS_PROVIDER_AUTH and a role, and the run's
+# own AWS CLI (as the AWS provider would) assumes it with no keyless in the run.
+NATIVE = (
+    'test "$(stat -c %a "$AWS_CONFIG_FILE")" = 600\n'
+    "python3 -c 'import json, os; e = os.environ;"
+    ' v = json.loads(e["TF_VAR_tfc_aws_dynamic_credentials"]);'
+    ' assert v["default"]["shared_config_file"] == e["AWS_CONFIG_FILE"]\'\n'
+    "aws sts get-caller-identity --output json\n"
+)
+ALIAS = (
+    "AWS_CONFIG_FILE=\"$(python3 -c 'import json, os; print(json.loads(os.environ["
+    '"TF_VAR_tfc_aws_dynamic_credentials"])["aliases"]["DEPLOY"]["shared_config_file"])\')"'
+    " aws sts get-caller-identity --output json\n"
+)
+
+
+def _assumed(done: subprocess.CompletedProcess[str], account: Account) -> str:
+    assert done.returncode == 0, done.stderr
+    arn: str = json.loads(done.stdout)["Arn"]
+    assert arn.startswith(f"arn:aws:sts::{account.stack.account_id}:assumed-role/{ROLE}/"), arn
+    return arn
+
+
+def test_the_native_aws_integration_assumes_the_run_role_with_the_aws_cli_alone(
+    account: Account, tmp_path: Path
+) -> None:
+    settings = {"TFC_AWS_PROVIDER_AUTH": "true", "TFC_AWS_RUN_ROLE_ARN": account.role_arn}
+    done = run(account, workspace("prod"), NATIVE, tmp_path / "apply", settings)
+    _assumed(done, account)
+    assert "the job gets AWS_CONFIG_FILE, TF_VAR_tfc_aws_dynamic_credentials" in done.stderr
+
+
+def test_a_plan_run_uses_the_plan_role_and_is_refused_the_apply_role(
+    account: Account, tmp_path: Path
+) -> None:
+    settings = {
+        "TFC_AWS_PROVIDER_AUTH": "true",
+        "TFC_AWS_PLAN_ROLE_ARN": account.role_arn,
+        "TFC_AWS_APPLY_ROLE_ARN": account.role_arn.replace(ROLE, "not-used"),
+    }
+    done = run(account, workspace("prod", phase="plan"), NATIVE, tmp_path / "plan", settings)
+    assert done.returncode != 0
+    assert "AccessDenied" in done.stderr, done.stderr
+    assert "AssumeRoleWithWebIdentity" in done.stderr, done.stderr
+
+
+def test_a_tagged_configuration_has_its_own_file_and_audience(
+    account: Account, tmp_path: Path
+) -> None:
+    settings = {
+        "TFC_AWS_PROVIDER_AUTH_DEPLOY": "true",
+        "TFC_AWS_RUN_ROLE_ARN_DEPLOY": account.role_arn,
+    }
+    _assumed(run(account, workspace("prod"), ALIAS, tmp_path / "alias", settings), account)
+    # An audience the provider does not list: STS refuses the token, not keyless.
+    settings["TFC_AWS_WORKLOAD_IDENTITY_AUDIENCE_DEPLOY"] = "sts.amazonaws.com"
+    done = run(account, workspace("prod"), ALIAS, tmp_path / "other", settings)
+    assert done.returncode != 0
+    assert "AssumeRoleWithWebIdentity" in done.stderr, done.stderr
+
+
+def test_an_integration_without_a_role_is_refused_naming_the_variable_to_set(
+    account: Account, tmp_path: Path
+) -> None:
+    done = run(
+        account, workspace("prod"), "true", tmp_path / "none", {"TFC_AWS_PROVIDER_AUTH": "true"}
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: TFC_AWS_PROVIDER_AUTH is true but no role is set for apply runs:"
+        " set TFC_AWS_RUN_ROLE_ARN (or TFC_AWS_APPLY_ROLE_ARN)"
+    ], done.stderr
 
 
 def test_list_roles_from_the_aws_cli_is_linted_role_by_role(

@@ -4,8 +4,12 @@ and run variables the local stack emulates, and the doctor's hints."""
 
 from __future__ import annotations
 
+import configparser
 import json
+import re
+import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +19,8 @@ from keyless.ci.terraform import (
     DEFAULT_AUDIENCE,
     TOKEN_VARIABLE,
     TerraformScope,
+    aws_provider_auth,
+    aws_provider_auth_files,
 )
 from keyless.ci.terraform import PROVIDER as terraform
 from keyless.errors import CredentialError, TokenError, UsageError
@@ -177,3 +183,119 @@ def test_doctor_hints() -> None:
     assert not terraform.guess_from_subject("repo:acme/app:ref:refs/heads/main")
     assert "new run" in (terraform.renew_hint() or "")
     assert AUDIENCE_VARIABLE in (terraform.audience_hint() or "")
+
+
+# --- the native AWS integration ------------------------------------------------------------------
+
+ROLE = "arn:aws:iam::123456789012:role/tf-apply"
+PLAN_ROLE = "arn:aws:iam::123456789012:role/tf-plan"
+
+
+def _auth(settings: dict[str, str], phase: str = "apply") -> list[tuple[str, str, str]]:
+    return [(c.label, c.role_arn, c.audience) for c in aws_provider_auth(settings, run_phase=phase)]
+
+
+def test_no_integration_without_the_switch() -> None:
+    assert _auth({"TFC_AWS_RUN_ROLE_ARN": ROLE}) == []
+    assert _auth({"TFC_AWS_PROVIDER_AUTH": "false", "TFC_AWS_RUN_ROLE_ARN": ROLE}) == []
+
+
+def test_the_run_phase_picks_its_own_role_before_the_run_role() -> None:
+    settings = {
+        "TFC_AWS_PROVIDER_AUTH": "true",
+        "TFC_AWS_RUN_ROLE_ARN": ROLE,
+        "TFC_AWS_PLAN_ROLE_ARN": PLAN_ROLE,
+    }
+    assert _auth(settings, "plan") == [("default", PLAN_ROLE, DEFAULT_AUDIENCE)]
+    assert _auth(settings, "apply") == [("default", ROLE, DEFAULT_AUDIENCE)]
+
+
+def test_tagged_configurations_fall_back_to_the_default_variables() -> None:
+    settings = {
+        "TFC_AWS_PROVIDER_AUTH": "TRUE",
+        "TFC_AWS_RUN_ROLE_ARN": ROLE,
+        "TFC_AWS_PROVIDER_AUTH_ECR": "true",
+        "TFC_DEFAULT_AWS_RUN_ROLE_ARN": PLAN_ROLE,
+        "TFC_AWS_WORKLOAD_IDENTITY_AUDIENCE_ECR": "ecr.example",
+        "TFC_DEFAULT_AWS_WORKLOAD_IDENTITY_AUDIENCE": "shared.example",
+    }
+    assert _auth(settings) == [
+        ("default", ROLE, "shared.example"),
+        ("ECR", PLAN_ROLE, "ecr.example"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"TFC_AWS_PROVIDER_AUTH": "true"},
+            "no role is set for apply runs: set TFC_AWS_RUN_ROLE_ARN",
+        ),
+        (
+            {"TFC_AWS_PROVIDER_AUTH_X": "true", "TFC_AWS_RUN_ROLE_ARN": ROLE},
+            "set TFC_AWS_RUN_ROLE_ARN_X (or TFC_AWS_APPLY_ROLE_ARN_X)",
+        ),
+        ({"TFC_AWS_PROVIDER_AUTH": "yes"}, "turns the integration on with true"),
+        ({"TFC_AWS_PROVIDER_AUTH_TYPE": "true"}, "the tag 'TYPE' is not usable"),
+        ({"TFC_AWS_PROVIDER_AUTH_": "true"}, "the tag '' is not usable"),
+        (
+            {"TFC_AWS_PROVIDER_AUTH": "true", "TFC_AWS_RUN_ROLE_ARN": "tf-apply"},
+            "TFC_AWS_RUN_ROLE_ARN 'tf-apply' is not an IAM role ARN",
+        ),
+    ],
+)
+def test_settings_hcp_terraform_would_fail_the_run_on_are_usage_errors(
+    settings: dict[str, str], message: str
+) -> None:
+    with pytest.raises(UsageError, match=re.escape(message)):
+        aws_provider_auth(settings, run_phase="apply")
+
+
+def test_each_configuration_gets_a_private_token_and_shared_config_file(tmp_path: Path) -> None:
+    configs = aws_provider_auth(
+        {
+            "TFC_AWS_PROVIDER_AUTH": "true",
+            "TFC_AWS_PROVIDER_AUTH_ECR": "true",
+            "TFC_AWS_RUN_ROLE_ARN": ROLE,
+            "TFC_AWS_RUN_ROLE_ARN_ECR": PLAN_ROLE,
+            "TFC_AWS_WORKLOAD_IDENTITY_AUDIENCE_ECR": "ecr.example",
+        },
+        run_phase="apply",
+    )
+    recorder = Recorder()
+    env = aws_provider_auth_files(
+        configs, SCOPE, RUN, tokens=recorder, folder=tmp_path, region="eu-west-1"
+    )
+    assert [c.claims["aud"] for c in recorder.signed] == [DEFAULT_AUDIENCE, "ecr.example"]
+    assert {c.claims["sub"] for c in recorder.signed} == {SCOPE.subject()}
+    handed = json.loads(env["TF_VAR_tfc_aws_dynamic_credentials"])
+    default = Path(handed["default"]["shared_config_file"])
+    alias = Path(handed["aliases"]["ECR"]["shared_config_file"])
+    assert env["AWS_CONFIG_FILE"] == str(default)
+    parser = configparser.ConfigParser()
+    parser.read_string(alias.read_text())
+    profile = parser["default"]
+    assert profile["role_arn"] == PLAN_ROLE
+    assert profile["region"] == "eu-west-1"
+    token_file = Path(profile["web_identity_token_file"])
+    assert token_file.read_text() == "signed-2"
+    for path in (default, alias, token_file):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_without_a_default_configuration_aws_config_file_is_left_alone(tmp_path: Path) -> None:
+    configs = aws_provider_auth(
+        {"TFC_AWS_PROVIDER_AUTH_ECR": "true", "TFC_AWS_RUN_ROLE_ARN_ECR": ROLE}, run_phase="plan"
+    )
+    env = terraform.job_files(
+        SCOPE, RUN, tokens=Recorder(), settings={}, folder=tmp_path, region="us-east-1"
+    )
+    assert env == {}  # no setting, no file
+    env = aws_provider_auth_files(
+        configs, SCOPE, RUN, tokens=Recorder(), folder=tmp_path, region="us-east-1"
+    )
+    assert "AWS_CONFIG_FILE" not in env
+    handed = json.loads(env["TF_VAR_tfc_aws_dynamic_credentials"])
+    assert handed["default"] == {"shared_config_file": ""}
+    assert list(handed["aliases"]) == ["ECR"]

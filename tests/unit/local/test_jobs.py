@@ -92,6 +92,18 @@ def test_each_ci_has_its_own_server_and_jwks_path(issuers: CiIssuers, http: Urll
         assert json.loads(response.body)["jwks_uri"] == issuer + suffix
 
 
+@pytest.mark.parametrize("ci", ["github", "gitlab", "buildkite", "terraform"])
+def test_a_one_issuer_ci_serves_its_discovery_before_any_token(tmp_path: Path, ci: str) -> None:
+    # `keyless provision --issuer` reads it before any job of the stack ran.
+    with CiIssuers(tls_dir=tmp_path) as fresh:
+        root = fresh.base_urls()[ci]
+        response = UrllibClient(ca_bundle=fresh.ca_bundle).get(
+            root + "/.well-known/openid-configuration"
+        )
+        assert response.status == 200
+        assert json.loads(response.body)["issuer"] == root
+
+
 def test_lifetime_and_audience_can_be_overridden(issuers: CiIssuers) -> None:
     provider = emulated("github")
     token = issuers.mint(provider, SITE, audiences=["sts.amazonaws.com"], lifetime=60)
