@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import http.client
 import io
+import ipaddress
 import socket
 import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -186,12 +188,19 @@ class UrllibClient:
         self,
         *,
         ca_bundle: Path | None = None,
+        loopback_ca_bundle: Path | None = None,
         timeout: float = HTTP_TIMEOUT_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ):
+        """``ca_bundle`` replaces the system's CAs for every host; ``loopback_ca_bundle`` is
+        trusted besides them for loopback hosts only (the local stack's CA)."""
         self._timeout = timeout
         self._clock = clock
         self._context = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
+        self._loopback_context = self._context
+        if loopback_ca_bundle is not None and ca_bundle is None:
+            self._loopback_context = ssl.create_default_context()
+            self._loopback_context.load_verify_locations(cafile=str(loopback_ca_bundle))
 
     def get(
         self, url: str, *, headers: Mapping[str, str] | None = None, timeout: float | None = None
@@ -207,8 +216,9 @@ class UrllibClient:
             )
         deadline = _Deadline(timeout if timeout is not None else self._timeout, self._clock)
         # One opener per request: its handlers carry this request's deadline.
+        context = self._loopback_context if is_loopback(url) else self._context
         opener = urllib.request.build_opener(
-            _HttpsHandler(self._context, deadline), _HttpHandler(deadline), _NoRedirect()
+            _HttpsHandler(context, deadline), _HttpHandler(deadline), _NoRedirect()
         )
         request = urllib.request.Request(url, headers=dict(headers or {}), method="GET")  # noqa: S310
         try:
@@ -231,6 +241,20 @@ class UrllibClient:
         if len(body) > HTTP_MAX_BODY_BYTES:
             raise NetworkError(f"response from {shown} is larger than {HTTP_MAX_BODY_BYTES} bytes")
         return HttpResponse(status=status, body=body, headers=response_headers)
+
+
+def is_loopback(url: str) -> bool:
+    """True when ``url``'s host is a loopback address or ``localhost``."""
+    try:
+        host = urllib.parse.urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _reason(reason: object) -> str:

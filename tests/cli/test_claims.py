@@ -311,3 +311,33 @@ def test_a_local_stack_token_shows_its_cis_claims(tmp_path: Path) -> None:
     human = run_cli(["claims", str(path)], env=env)
     _OUTPUTS.append(human.stdout + human.stderr)
     assert re.search(r"^  repository\s+octo-org/site$", human.stdout, re.MULTILINE)
+
+
+def test_verify_trusts_the_exported_local_ca_for_a_loopback_issuer(
+    local_issuer: LocalIssuer, tmp_path: Path
+) -> None:
+    # `keyless local serve` exports KEYLESS_LOCAL_CA_BUNDLE; without it the local CA is unknown.
+    path = write_token(tmp_path, mint(local_issuer))
+    argv = ["claims", str(path), "--verify", "--audience", AUDIENCE]
+    without = run_cli(argv)
+    assert without.code == 2
+    assert "CERTIFICATE_VERIFY_FAILED" in one_line(without.stderr)
+    exported = run_cli(argv, env={"KEYLESS_LOCAL_CA_BUNDLE": str(local_issuer.ca_bundle)})
+    assert exported.code == 0, exported.stdout + exported.stderr
+    assert "verification: OK" in exported.stdout
+
+
+def test_an_unusable_exported_local_ca_is_one_line_naming_the_variable(
+    local_issuer: LocalIssuer, tmp_path: Path
+) -> None:
+    path = write_token(tmp_path, mint(local_issuer))
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate\n")
+    result = run_cli(
+        ["claims", str(path), "--verify", "--audience", AUDIENCE],
+        env={"KEYLESS_LOCAL_CA_BUNDLE": str(garbage)},
+    )
+    assert result.code == 2
+    assert one_line(result.stderr) == (
+        f"error: KEYLESS_LOCAL_CA_BUNDLE {garbage} holds no usable certificate"
+    )

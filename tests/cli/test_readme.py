@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from tools.readme_help import README, documented_commands, leaf_commands, refresh
+
+from keyless.causes import Cause
 
 
 def test_every_command_has_a_help_block_in_the_readme() -> None:
@@ -13,3 +17,14 @@ def test_every_command_has_a_help_block_in_the_readme() -> None:
 def test_help_blocks_match_the_cli() -> None:
     text = README.read_text(encoding="utf-8")
     assert refresh(text) == text, "README help blocks are stale: run 'make readme'"
+
+
+def test_the_troubleshooting_table_names_every_cause_doctor_reports_and_no_other() -> None:
+    text = README.read_text(encoding="utf-8")
+    table = text[text.index("## Troubleshooting") : text.index("## Documentation")]
+    named = {
+        name
+        for group in re.findall(r"`doctor`: ((?:`[a-z-]+`(?:, )?)+)", table)
+        for name in re.findall(r"`([a-z-]+)`", group)
+    }
+    assert named == {cause.value for cause in Cause}

@@ -11,7 +11,7 @@ The substitutions a user following the README on a laptop makes, each one here:
 - ``keyless local serve`` is the walk's own stack, already running (ephemeral ports: the machine is
   shared, so not the README's ``--port 4600``);
 - ``keyless provision`` and ``trust build`` name the local stack's issuer of their scope
-  (``--issuer``; provision also ``--ca-bundle``), as ``local pipeline --print-scope`` does;
+  (``--issuer``), as ``local pipeline --print-scope`` does;
 - ``E2EXAMPLE123`` is the id of the user's distribution (one in front of ``acme-site``); the
   bucket ``acme-site`` exists, ``public/`` is a small site (a user's build output), and
   ``infra/role.yaml`` and ``main.tf`` are IaC of a role (``trust build``'s templates);
@@ -135,9 +135,8 @@ def _with_local_issuer(line: str, state: Path) -> str:
     info = find_running(state)
     assert info is not None
     issuer = scope_issuer(info, emulated(args.ci), scope_from_args(args))
+    # No --ca-bundle: provision trusts the exported KEYLESS_LOCAL_CA_BUNDLE for a loopback issuer.
     extra = f" --issuer {shlex.quote(issuer)}"
-    if not building and "--emit" not in argv:  # --emit works offline
-        extra += ' --ca-bundle "$KEYLESS_LOCAL_CA_BUNDLE"'
     return command + extra + (redirect + rest if redirect else "")
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from keyless.errors import NetworkError
-from keyless.http import UrllibClient
+from keyless.http import UrllibClient, is_loopback
+from keyless.local.issuer import LocalIssuer
 from keyless.urls import shown_url
 from tests.slow_server import drip, tls_files
 
@@ -62,3 +63,29 @@ def test_user_info_is_refused_and_never_shown() -> None:
 )
 def test_shown_url_drops_user_info_and_query(url: str, shown: str) -> None:
     assert shown_url(url) == shown
+
+
+def test_the_loopback_ca_is_trusted_besides_the_systems_for_loopback_hosts(
+    local_issuer: LocalIssuer,
+) -> None:
+    url = local_issuer.issuers[0] + "/.well-known/openid-configuration"
+    with pytest.raises(NetworkError, match="CERTIFICATE_VERIFY_FAILED"):
+        UrllibClient().get(url)
+    assert UrllibClient(loopback_ca_bundle=local_issuer.ca_bundle).get(url).status == 200
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("https://127.0.0.1:4600/x", True),
+        ("https://127.9.9.9/", True),
+        ("https://[::1]:4600/", True),
+        ("https://localhost:4600/", True),
+        ("https://token.actions.githubusercontent.com", False),
+        ("https://10.0.0.1/", False),
+        ("https://127.0.0.1.example.com/", False),
+        ("https://[not-an-address/", False),
+    ],
+)
+def test_is_loopback(url: str, loopback: bool) -> None:
+    assert is_loopback(url) is loopback

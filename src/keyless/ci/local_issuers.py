@@ -19,14 +19,24 @@ import shlex
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from keyless.ci.base import Provider
 
-__all__ = ["LOCAL_ISSUERS_NONE", "LocalIssuers", "from_environment", "variable_name"]
+__all__ = [
+    "CA_VARIABLE",
+    "LOCAL_ISSUERS_NONE",
+    "LocalIssuers",
+    "from_environment",
+    "local_ca_bundle",
+    "variable_name",
+]
 
 _PREFIX: Final = "KEYLESS_LOCAL_"
+#: The local CA alone (PEM), as ``keyless local serve`` exports it and ``local run`` sets it.
+CA_VARIABLE: Final = "KEYLESS_LOCAL_CA_BUNDLE"
 _ROOT: Final = "ISSUER"
 _BASE: Final = "ISSUER_BASE"
 
@@ -120,6 +130,17 @@ class LocalIssuers:
 
 
 LOCAL_ISSUERS_NONE: Final = LocalIssuers()
+
+
+def local_ca_bundle(env: Mapping[str, str]) -> Path | None:
+    """The local stack's CA that the environment names (``KEYLESS_LOCAL_CA_BUNDLE``), when the
+    file exists. Callers trust it for loopback hosts only (``UrllibClient(loopback_ca_bundle=)``),
+    so the variable can never make a public host's certificate pass."""
+    value = env.get(CA_VARIABLE, "").strip()
+    if not value:
+        return None
+    path = Path(value)
+    return path if path.is_file() else None
 
 
 def from_environment(env: Mapping[str, str]) -> LocalIssuers:

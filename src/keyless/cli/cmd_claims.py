@@ -15,6 +15,7 @@ from keyless.ci import local_issuers, provider_for_issuer
 from keyless.ci.base import Provider
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_NEGATIVE, EXIT_OK, Subparsers
+from keyless.cli.token_args import issuer_http
 from keyless.errors import TokenError, TokenVerificationError, UsageError
 from keyless.limits import (
     CLAIMS_READ_SLACK_CHARS,
@@ -69,7 +70,8 @@ def register(subparsers: Subparsers) -> None:
         "--ca-bundle",
         metavar="PEM",
         type=Path,
-        help="CA certificates to trust for the issuer (e.g. the local stack's)",
+        help="CA certificates to trust for the issuer instead of the system's (default:"
+        " the system's, and for a loopback issuer also $KEYLESS_LOCAL_CA_BUNDLE)",
     )
     parser.add_argument("--all", action="store_true", help="show every claim, unredacted")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
@@ -98,7 +100,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         failed = _failed(exc, issuer=args.issuer, audience=args.audience, from_token=False)
         _emit_verdict_only(failed, console, as_json=args.json)
         return EXIT_NEGATIVE
-    verdict = _verify(raw, token, args) if args.verify else None
+    verdict = _verify(raw, token, args, console.env) if args.verify else None
     provider = _provider_for(token.issuer, console.env)
     safe = claims_view.safe_claims(provider)
     document = _document(
@@ -174,11 +176,9 @@ def _read_token(path: str, console: Console) -> str:
 # --- verification ------------------------------------------------------------------------------
 
 
-def _verify(raw: str, token: tokens.UnverifiedToken, args: argparse.Namespace) -> _Verdict:
-    import ssl
-
-    from keyless.http import UrllibClient
-
+def _verify(
+    raw: str, token: tokens.UnverifiedToken, args: argparse.Namespace, env: Mapping[str, str]
+) -> _Verdict:
     issuer: str | None = args.issuer
     from_token = issuer is None
     if issuer is None:
@@ -192,10 +192,7 @@ def _verify(raw: str, token: tokens.UnverifiedToken, args: argparse.Namespace) -
                 audience=args.audience,
                 issuer_from_token=True,
             )
-    try:
-        http = UrllibClient(ca_bundle=args.ca_bundle)
-    except (ssl.SSLError, OSError) as exc:
-        raise UsageError(f"CA bundle {args.ca_bundle} holds no usable certificate") from exc
+    http = issuer_http(args.ca_bundle, env)
     try:
         verified = tokens.verify(raw, issuer=issuer, audience=args.audience, http=http)
     except TokenVerificationError as exc:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_NEGATIVE, EXIT_OK, Subparsers
-from keyless.cli.token_args import add_token_source_arguments
+from keyless.cli.token_args import add_token_source_arguments, issuer_http
 from keyless.errors import KeylessError, UsageError
 from keyless.exchange import ROLE_ARN_VARIABLES
 from keyless.trust.model import loads_policy
@@ -28,10 +28,9 @@ def make_iam(env: Mapping[str, str], region: str) -> IamFactory:
     return iam_client_for(env, region=region)
 
 
-def make_http(ca_bundle: Path | None) -> HttpClient:
-    from keyless.http import UrllibClient
-
-    return UrllibClient(ca_bundle=ca_bundle)
+def make_http(ca_bundle: Path | None, env: Mapping[str, str]) -> HttpClient:
+    """``--ca-bundle`` for every host; else the local stack's exported CA, for loopback hosts."""
+    return issuer_http(ca_bundle, env)
 
 
 _EPILOG = """\
@@ -79,14 +78,14 @@ def register(subparsers: Subparsers) -> None:
         "--ca-bundle",
         metavar="PEM",
         type=Path,
-        help="CA certificates to trust for the issuer (e.g. the local stack's)",
+        help="CA certificates to trust for the issuer instead of the system's (default:"
+        " the system's, and for a loopback issuer also $KEYLESS_LOCAL_CA_BUNDLE)",
     )
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    import ssl
 
     from keyless.arn import parse_role_arn
     from keyless.aws.clients import region_from
@@ -112,10 +111,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             raise UsageError(f"--policy {args.policy}: {exc.message}") from exc
     if args.ca_bundle is not None and not args.ca_bundle.is_file():
         raise UsageError(f"--ca-bundle {args.ca_bundle} is not a readable file")
-    try:
-        http = make_http(args.ca_bundle)
-    except (ssl.SSLError, OSError) as exc:
-        raise UsageError(f"--ca-bundle {args.ca_bundle} holds no usable certificate") from exc
+    http = make_http(args.ca_bundle, console.env)
     region = region_from(env, args.region)
     request = DoctorRequest(
         env=env,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import urllib.parse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,7 +110,11 @@ def register(subparsers: Subparsers) -> None:
         "--thumbprint", metavar="HEX", help="the provider's thumbprint instead of reading it"
     )
     parser.add_argument(
-        "--ca-bundle", metavar="PEM", type=Path, help="CA to trust when reading the thumbprint"
+        "--ca-bundle",
+        metavar="PEM",
+        type=Path,
+        help="CA to trust when reading the thumbprint (default: the system's; for a loopback"
+        " issuer, $KEYLESS_LOCAL_CA_BUNDLE)",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
     parser.add_argument(
@@ -176,14 +181,20 @@ def _offline_issuer(spec: TrustSpec, console: Console) -> TrustSpec:
 
 
 def thumbprints(
-    args: argparse.Namespace, issuer: str, read: ThumbprintReader
+    args: argparse.Namespace, issuer: str, read: ThumbprintReader, env: Mapping[str, str]
 ) -> tuple[Thumbprint, ...]:
-    """``--thumbprint``, else what ``read`` finds the issuer presenting."""
+    """``--thumbprint``, else what ``read`` finds the issuer presenting (trusting
+    ``--ca-bundle``, else for a loopback issuer the local stack's exported CA)."""
     from keyless.aws.thumbprint import parse_thumbprint
+    from keyless.ci.local_issuers import local_ca_bundle
+    from keyless.http import is_loopback
 
     if args.thumbprint is not None:
         return (parse_thumbprint(args.thumbprint),)
-    return (read(issuer, ca_bundle=args.ca_bundle),)
+    ca_bundle = args.ca_bundle
+    if ca_bundle is None and is_loopback(issuer):
+        ca_bundle = local_ca_bundle(env)
+    return (read(issuer, ca_bundle=ca_bundle),)
 
 
 def desired_state(
@@ -253,7 +264,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             console.info(f"Who can assume it: {note}")
         return EXIT_OK
 
-    prints = thumbprints(args, spec.issuer, console.seams.thumbprint)
+    prints = thumbprints(args, spec.issuer, console.seams.thumbprint, console.env)
     session = console.seams.admin_session(clients.region_from(console.env))
     account, partition = _caller_account(session)
     desired = desired_state(args, spec=spec, account=account, partition=partition, prints=prints)

@@ -14,12 +14,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
+from keyless.ci.local_issuers import CA_VARIABLE
 from keyless.errors import KeylessError
 from keyless.http import HttpClient, UrllibClient
 
 ENDPOINT_VARIABLE = "BUILDKITE_AGENT_ENDPOINT"
 ACCESS_VARIABLE = "BUILDKITE_AGENT_ACCESS_TOKEN"
-CA_VARIABLE = "KEYLESS_LOCAL_CA_BUNDLE"
 
 
 class _Parser(argparse.ArgumentParser):

@@ -183,3 +183,17 @@ def test_human_output_names_the_cause_and_the_fix(account: Account, home: Path) 
     assert any(line.strip() == "cause: deployment-environment" for line in lines)
     assert lines[-1] == "Problem found: deployment-environment."
     assert token not in result.stdout + result.stderr
+
+
+def test_outside_local_run_the_exported_local_ca_verifies_the_signature(
+    account: Account, home: Path
+) -> None:
+    # What `keyless local serve` exports is enough: no --ca-bundle (loopback hosts only).
+    env = account.bitbucket_env(home, account.bitbucket_token(), **account.admin())
+    env.pop("KEYLESS_LOCAL_CA_BUNDLE", None)
+    unknown = run([str(KEYLESS), "doctor", "--json", "--role-arn", account.bb_deploy], env)
+    assert json.loads(unknown.stdout)["cause"] == "issuer-unreachable", unknown.stdout
+    env["KEYLESS_LOCAL_CA_BUNDLE"] = str(account.stack.ca_bundle)
+    exported = run([str(KEYLESS), "doctor", "--json", "--role-arn", account.bb_deploy], env)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    assert step(json.loads(exported.stdout), "signature")["status"] == "ok"
