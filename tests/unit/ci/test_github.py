@@ -7,7 +7,7 @@ import urllib.parse
 
 import pytest
 
-from keyless.ci.github import GitHub
+from keyless.ci.github import GitHub, GitHubScope
 from keyless.errors import CredentialError, KeylessError, NetworkError, TokenError
 from keyless.http import HttpResponse, UrllibClient
 from keyless.limits import (
@@ -296,3 +296,13 @@ def test_request_url_is_parsed_not_concatenated() -> None:
     # A fragment must stay a fragment, not swallow the audience parameter.
     url = GitHub().request_url("https://x.example/t?a=1#frag", "aud")
     assert urllib.parse.urlsplit(url).query == "a=1&audience=aud"
+
+
+def test_a_name_only_trust_says_how_to_get_the_ids_of_the_immutable_form() -> None:
+    (named,) = GitHubScope(repository="acme/site", environment="prod").trust_spec().notes
+    assert "gh api repos/acme/site --jq '.owner.id, .id'" in named
+    assert "whoever takes the name after a rename" in named
+    immutable = GitHubScope(
+        repository="acme/site", environment="prod", owner_id="1", repository_id="2"
+    ).trust_spec()
+    assert "gh api" not in immutable.notes[0]

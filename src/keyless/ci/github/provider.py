@@ -143,6 +143,13 @@ class GitHubScope:
                 " pull_request_target runs whose base is that branch (they can run fork code);"
                 " a protected environment is the stronger gate for deploy roles."
             )
+        if self.repository_id is None:
+            # What `trust lint` reports as github-name-only-subject (low), said where it is made.
+            who += (
+                " By name only: also whoever takes the name after a rename, transfer or deletion;"
+                " --owner-id N --repository-id N give the immutable form (the ids:"
+                f" gh api repos/{self.repository} --jq '.owner.id, .id')."
+            )
         conditions = [
             TrustCondition(operator="StringEquals", claim="aud", values=(DEFAULT_AWS_AUDIENCE,)),
             subject,
