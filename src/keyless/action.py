@@ -23,11 +23,13 @@ from keyless.limits import (
 )
 
 if TYPE_CHECKING:
+    from keyless.arn import RoleArn
     from keyless.aws.sts import (
         Assumed,
         CallerIdentity,
         RetryPolicy,
         Sts,
+        TemporaryCredentials,
     )
 
 _TRUE: Final = ("true", "True", "TRUE")
@@ -218,13 +220,8 @@ def _session_policy(inputs: Inputs) -> str | None:
 
 
 def exchange(inputs: Inputs, env: Mapping[str, str], sts: Sts, region: str) -> Assumed:
-    from keyless.arn import parse_account_id, parse_role_arn
-    from keyless.aws.sts import (
-        AccountMismatchError,
-        Assumed,
-        check_session_name,
-        static_keys,
-    )
+    from keyless.arn import parse_role_arn
+    from keyless.aws.sts import Assumed, check_session_name
 
     role_text = inputs.text("role-to-assume")
     if not role_text:
@@ -232,9 +229,12 @@ def exchange(inputs: Inputs, env: Mapping[str, str], sts: Sts, region: str) -> A
     role = parse_role_arn(role_text, flag="role-to-assume")
     session = inputs.text("role-session-name") or DEFAULT_SESSION_NAME
     check_session_name(session)
-    duration = _duration(inputs)
-    policy = _session_policy(inputs)
-    arns = inputs.lines("managed-session-policies")
+    options = _SessionOptions(
+        session_name=session,
+        duration_seconds=_duration(inputs),
+        session_policy=_session_policy(inputs),
+        session_policy_arns=inputs.lines("managed-session-policies"),
+    )
     chaining = inputs.flag("role-chaining")
     token_file = inputs.text("web-identity-token-file") or None
     if inputs.flag("force-skip-oidc") and not (chaining or token_file):
@@ -243,60 +243,13 @@ def exchange(inputs: Inputs, env: Mapping[str, str], sts: Sts, region: str) -> A
             " (keyless takes no access keys)"
         )
     if chaining:
-        keys = static_keys(env)
-        if keys is None:
-            raise CredentialError(
-                "input role-chaining: true, but the environment has no AWS_ACCESS_KEY_ID and"
-                " AWS_SECRET_ACCESS_KEY to chain from",
-                remedy="Run the action once without role-chaining first; its credentials are in"
-                " the environment of the steps after it.",
-            )
-        external = inputs.text("role-external-id") or None
-        credentials, assumed_arn = sts.assume_role(
-            keys,
-            role_arn=role,
-            session_name=session,
-            duration_seconds=duration,
-            session_policy=policy,
-            session_policy_arns=arns,
-            tags=_tags(inputs, env),
-            transitive_tag_keys=inputs.lines("transitive-tag-keys"),
-            external_id=external,
-        )
+        credentials, assumed_arn = _chain(inputs, env, sts, role, options)
         subject, source = None, "role-chaining"
     else:
-        for name in ("role-external-id", "custom-tags", "transitive-tag-keys"):
-            if inputs.text(name):
-                # STS AssumeRoleWithWebIdentity takes no ExternalId and no session tags: the
-                # token's claims are what the trust policy checks (STS API reference).
-                raise UsageError(
-                    f"input {name} applies to AssumeRole only, and a web identity token is"
-                    " exchanged with AssumeRoleWithWebIdentity; use it with role-chaining: true"
-                )
-        obtained = obtain_token(
-            env,
-            ci="auto" if token_file else "github",
-            audience=inputs.text("audience"),
-            token_file=token_file,
-        )
-        credentials, assumed_arn, subject = sts.assume_role_with_web_identity(
-            obtained.token,
-            role_arn=role,
-            session_name=session,
-            duration_seconds=duration,
-            session_policy=policy,
-            session_policy_arns=arns,
-        )
+        credentials, assumed_arn, subject = _web_identity(inputs, env, sts, role, options)
         source = "web-identity"
     identity = sts.caller_identity(credentials.signing_keys(), role=role)
-    allowed = [item.strip() for item in inputs.text("allowed-account-ids").split(",")]
-    allowed_ids = {parse_account_id(item) for item in allowed if item}
-    if allowed_ids and identity.account not in allowed_ids:
-        raise AccountMismatchError(
-            f"the credentials of {role} are in account {identity.account}, not one of the"
-            f" allowed-account-ids {', '.join(sorted(allowed_ids))}",
-            remedy="Check role-to-assume and allowed-account-ids; no credentials were exported.",
-        )
+    _check_allowed_accounts(inputs, role, identity.account)
     return Assumed(
         credentials=credentials,
         role_arn=role,
@@ -307,6 +260,86 @@ def exchange(inputs: Inputs, env: Mapping[str, str], sts: Sts, region: str) -> A
         hops=(role,),
         source=source,
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _SessionOptions:
+    """The inputs both STS calls take alike."""
+
+    session_name: str
+    duration_seconds: int | None
+    session_policy: str | None
+    session_policy_arns: tuple[str, ...]
+
+
+def _chain(
+    inputs: Inputs, env: Mapping[str, str], sts: Sts, role: RoleArn, options: _SessionOptions
+) -> tuple[TemporaryCredentials, str]:
+    """``role-chaining: true``: AssumeRole with the keys an earlier step exported."""
+    from keyless.aws.sts import static_keys
+
+    keys = static_keys(env)
+    if keys is None:
+        raise CredentialError(
+            "input role-chaining: true, but the environment has no AWS_ACCESS_KEY_ID and"
+            " AWS_SECRET_ACCESS_KEY to chain from",
+            remedy="Run the action once without role-chaining first; its credentials are in"
+            " the environment of the steps after it.",
+        )
+    return sts.assume_role(
+        keys,
+        role_arn=role,
+        session_name=options.session_name,
+        duration_seconds=options.duration_seconds,
+        session_policy=options.session_policy,
+        session_policy_arns=options.session_policy_arns,
+        tags=_tags(inputs, env),
+        transitive_tag_keys=inputs.lines("transitive-tag-keys"),
+        external_id=inputs.text("role-external-id") or None,
+    )
+
+
+def _web_identity(
+    inputs: Inputs, env: Mapping[str, str], sts: Sts, role: RoleArn, options: _SessionOptions
+) -> tuple[TemporaryCredentials, str, str | None]:
+    """AssumeRoleWithWebIdentity with the job's token (or ``web-identity-token-file``)."""
+    for name in ("role-external-id", "custom-tags", "transitive-tag-keys"):
+        if inputs.text(name):
+            # STS AssumeRoleWithWebIdentity takes no ExternalId and no session tags: the
+            # token's claims are what the trust policy checks (STS API reference).
+            raise UsageError(
+                f"input {name} applies to AssumeRole only, and a web identity token is"
+                " exchanged with AssumeRoleWithWebIdentity; use it with role-chaining: true"
+            )
+    token_file = inputs.text("web-identity-token-file") or None
+    obtained = obtain_token(
+        env,
+        ci="auto" if token_file else "github",
+        audience=inputs.text("audience"),
+        token_file=token_file,
+    )
+    return sts.assume_role_with_web_identity(
+        obtained.token,
+        role_arn=role,
+        session_name=options.session_name,
+        duration_seconds=options.duration_seconds,
+        session_policy=options.session_policy,
+        session_policy_arns=options.session_policy_arns,
+    )
+
+
+def _check_allowed_accounts(inputs: Inputs, role: RoleArn, account: str) -> None:
+    from keyless.arn import parse_account_id
+    from keyless.aws.sts import AccountMismatchError
+
+    allowed = [item.strip() for item in inputs.text("allowed-account-ids").split(",")]
+    allowed_ids = {parse_account_id(item) for item in allowed if item}
+    if allowed_ids and account not in allowed_ids:
+        raise AccountMismatchError(
+            f"the credentials of {role} are in account {account}, not one of the"
+            f" allowed-account-ids {', '.join(sorted(allowed_ids))}",
+            remedy="Check role-to-assume and allowed-account-ids; no credentials were exported.",
+        )
 
 
 def append_runner_file(path_text: str, pairs: Mapping[str, str], *, what: str) -> None:

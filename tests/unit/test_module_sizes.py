@@ -26,16 +26,11 @@ LONG_MODULES: dict[str, str] = {
 }
 #: Functions over MAX_FUNCTION_LINES, as ``path::qualified.name``, with why they still are.
 LONG_FUNCTIONS: dict[str, str] = {
-    "action.py::exchange": "split pending",
-    "aws/emit.py::_terraform": "split pending",
-    "aws/emit.py::_cloudformation": "split pending",
-    "aws/provision.py::_provider_changes": "split pending",
-    "aws/provision.py::_role_changes": "split pending",
+    "aws/emit.py::_terraform": "one template written in output order, one line per output line",
+    "aws/emit.py::_cloudformation": "one template written in output order, as _terraform",
     "cli/cmd_local.py::register": "split pending",
-    "cli/cmd_trust.py::register": "split pending",
     "deploy/apply.py::deploy": "split pending",
     "deploy/plan.py::build_plan": "split pending",
-    "local/sts/exchange.py::WebIdentityExchange._decide": "split pending",
 }
 
 

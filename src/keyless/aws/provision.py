@@ -282,210 +282,206 @@ def _lint_context(desired: Desired, current: Current, local: LocalIssuers) -> Li
 
 
 def _provider_changes(desired: Desired, current: ProviderState | None) -> list[Change]:
-    issuer, arn = desired.issuer, desired.provider_arn
     if current is None:
-        params: dict[str, Any] = {"Url": issuer, "ClientIDList": list(desired.client_ids)}
-        if desired.thumbprints:
-            params["ThumbprintList"] = list(desired.thumbprints)
-        create = Call(
-            method="create_open_id_connect_provider",
-            params=params,
-            describe=f"create the OIDC provider {arn}",
-        )
-        return [
-            Change(
-                item=Item.PROVIDER,
-                action=Action.CREATE,
-                summary=f"OIDC provider for {issuer}",
-                calls=(create,),
-            ),
-            Change(
-                item=Item.CLIENT_IDS,
-                action=Action.CREATE,
-                summary="client IDs " + ", ".join(desired.client_ids),
-            ),
-            Change(
-                item=Item.THUMBPRINTS,
-                action=Action.CREATE,
-                summary="thumbprints " + (", ".join(desired.thumbprints) or "(none)"),
-            ),
-        ]
-    changes = [Change(item=Item.PROVIDER, action=Action.UNCHANGED, summary=f"OIDC provider {arn}")]
+        return _new_provider(desired)
+    return [
+        Change(
+            item=Item.PROVIDER,
+            action=Action.UNCHANGED,
+            summary=f"OIDC provider {desired.provider_arn}",
+        ),
+        _client_ids_change(desired, current),
+        _thumbprints_change(desired, current),
+    ]
+
+
+def _new_provider(desired: Desired) -> list[Change]:
+    params: dict[str, Any] = {"Url": desired.issuer, "ClientIDList": list(desired.client_ids)}
+    if desired.thumbprints:
+        params["ThumbprintList"] = list(desired.thumbprints)
+    create = Call(
+        method="create_open_id_connect_provider",
+        params=params,
+        describe=f"create the OIDC provider {desired.provider_arn}",
+    )
+    return [
+        Change(
+            item=Item.PROVIDER,
+            action=Action.CREATE,
+            summary=f"OIDC provider for {desired.issuer}",
+            calls=(create,),
+        ),
+        Change(
+            item=Item.CLIENT_IDS,
+            action=Action.CREATE,
+            summary="client IDs " + ", ".join(desired.client_ids),
+        ),
+        Change(
+            item=Item.THUMBPRINTS,
+            action=Action.CREATE,
+            summary="thumbprints " + (", ".join(desired.thumbprints) or "(none)"),
+        ),
+    ]
+
+
+def _client_ids_change(desired: Desired, current: ProviderState) -> Change:
     missing = [cid for cid in desired.client_ids if cid not in current.client_ids]
-    if missing:
-        changes.append(
-            Change(
-                item=Item.CLIENT_IDS,
-                action=Action.UPDATE,
-                summary="add client IDs " + ", ".join(missing),
-                calls=tuple(
-                    Call(
-                        method="add_client_id_to_open_id_connect_provider",
-                        params={"OpenIDConnectProviderArn": current.arn, "ClientID": cid},
-                        describe=f"add the client ID {cid} to the OIDC provider {current.arn}",
-                    )
-                    for cid in missing
-                ),
-            )
+    if not missing:
+        return Change(
+            item=Item.CLIENT_IDS,
+            action=Action.UNCHANGED,
+            summary="client IDs " + ", ".join(desired.client_ids),
         )
-    else:
-        changes.append(
-            Change(
-                item=Item.CLIENT_IDS,
-                action=Action.UNCHANGED,
-                summary="client IDs " + ", ".join(desired.client_ids),
+    return Change(
+        item=Item.CLIENT_IDS,
+        action=Action.UPDATE,
+        summary="add client IDs " + ", ".join(missing),
+        calls=tuple(
+            Call(
+                method="add_client_id_to_open_id_connect_provider",
+                params={"OpenIDConnectProviderArn": current.arn, "ClientID": cid},
+                describe=f"add the client ID {cid} to the OIDC provider {current.arn}",
             )
-        )
+            for cid in missing
+        ),
+    )
+
+
+def _thumbprints_change(desired: Desired, current: ProviderState) -> Change:
     new_prints = [tp for tp in desired.thumbprints if tp not in current.thumbprints]
-    if new_prints:
-        # Added, never replaced: a thumbprint in use for another reason keeps working. IAM keeps
-        # five at most, so the oldest are the ones that give way.
-        merged = [*new_prints, *current.thumbprints][:IAM_OIDC_MAX_THUMBPRINTS]
-        changes.append(
-            Change(
-                item=Item.THUMBPRINTS,
-                action=Action.UPDATE,
-                summary="add thumbprints " + ", ".join(new_prints),
-                calls=(
-                    Call(
-                        method="update_open_id_connect_provider_thumbprint",
-                        params={"OpenIDConnectProviderArn": current.arn, "ThumbprintList": merged},
-                        describe=f"set the thumbprints of {current.arn} to {', '.join(merged)}",
-                    ),
-                ),
-            )
+    if not new_prints:
+        return Change(
+            item=Item.THUMBPRINTS,
+            action=Action.UNCHANGED,
+            summary="thumbprints " + (", ".join(current.thumbprints) or "(none)"),
         )
-    else:
-        changes.append(
-            Change(
-                item=Item.THUMBPRINTS,
-                action=Action.UNCHANGED,
-                summary="thumbprints " + (", ".join(current.thumbprints) or "(none)"),
-            )
-        )
-    return changes
+    # Added, never replaced: a thumbprint in use for another reason keeps working. IAM keeps
+    # five at most, so the oldest are the ones that give way.
+    merged = [*new_prints, *current.thumbprints][:IAM_OIDC_MAX_THUMBPRINTS]
+    return Change(
+        item=Item.THUMBPRINTS,
+        action=Action.UPDATE,
+        summary="add thumbprints " + ", ".join(new_prints),
+        calls=(
+            Call(
+                method="update_open_id_connect_provider_thumbprint",
+                params={"OpenIDConnectProviderArn": current.arn, "ThumbprintList": merged},
+                describe=f"set the thumbprints of {current.arn} to {', '.join(merged)}",
+            ),
+        ),
+    )
 
 
 def _role_changes(desired: Desired, current: RoleState | None) -> list[Change]:
-    name = desired.role_name
     if current is None:
         return _new_role(desired)
-    changes = [Change(item=Item.ROLE, action=Action.UNCHANGED, summary=f"role {current.arn}")]
-
-    if _same_policy(current.trust, desired.trust):
-        changes.append(
-            Change(item=Item.TRUST, action=Action.UNCHANGED, summary=f"trust policy of {name}")
-        )
-    else:
-        parsed, problem = _normalized(current.trust)
-        widening = find_widening(parsed, desired.trust) if parsed is not None else None
-        changes.append(
-            Change(
-                item=Item.TRUST,
-                action=Action.UPDATE,
-                summary=f"trust policy of {name}"
-                + (" (widens who can assume it)" if widening or problem else ""),
-                diff=_diff(current.trust, desired.trust),
-                calls=(
-                    Call(
-                        method="update_assume_role_policy",
-                        params={"RoleName": name, "PolicyDocument": _compact(desired.trust)},
-                        describe=f"replace the trust policy of role {name}",
-                    ),
-                ),
-                widening=widening,
-                unreadable=problem,
-            )
-        )
-
-    wanted = desired.max_session_duration
-    if wanted is None or wanted == current.max_session_duration:
-        changes.append(
-            Change(
-                item=Item.MAX_SESSION,
-                action=Action.UNCHANGED,
-                summary=f"max session duration {current.max_session_duration} s",
-            )
-        )
-    else:
-        changes.append(
-            Change(
-                item=Item.MAX_SESSION,
-                action=Action.UPDATE,
-                summary=f"max session duration {current.max_session_duration} s -> {wanted} s",
-                calls=(
-                    Call(
-                        method="update_role",
-                        params={"RoleName": name, "MaxSessionDuration": wanted},
-                        describe=f"set the max session duration of role {name} to {wanted} s",
-                    ),
-                ),
-            )
-        )
-
-    boundary = desired.permissions_boundary
-    if boundary is None or boundary == current.permissions_boundary:
-        changes.append(
-            Change(
-                item=Item.BOUNDARY,
-                action=Action.UNCHANGED,
-                summary=f"permissions boundary {current.permissions_boundary or '(none)'}",
-            )
-        )
-    else:
-        changes.append(
-            Change(
-                item=Item.BOUNDARY,
-                action=Action.UPDATE,
-                summary=f"permissions boundary {current.permissions_boundary or '(none)'}"
-                f" -> {boundary}",
-                calls=(
-                    Call(
-                        method="put_role_permissions_boundary",
-                        params={"RoleName": name, "PermissionsBoundary": boundary},
-                        describe=f"set the permissions boundary of role {name} to {boundary}",
-                    ),
-                ),
-            )
-        )
-
-    have = dict(current.tags)
-    missing_tags = [(key, value) for key, value in desired.tags if have.get(key) != value]
-    if missing_tags:
-        shown = ", ".join(f"{key}={value}" for key, value in missing_tags)
-        changes.append(
-            Change(
-                item=Item.TAGS,
-                action=Action.UPDATE,
-                summary=f"tags {shown}",
-                calls=(
-                    Call(
-                        method="tag_role",
-                        params={
-                            "RoleName": name,
-                            "Tags": [{"Key": key, "Value": value} for key, value in missing_tags],
-                        },
-                        describe=f"tag role {name} with {shown}",
-                    ),
-                ),
-            )
-        )
-    else:
-        changes.append(
-            Change(item=Item.TAGS, action=Action.UNCHANGED, summary=_tags_summary(desired.tags))
-        )
-
+    name = desired.role_name
     if current.permissions is not None and _same_policy(current.permissions, desired.permissions):
-        changes.append(
-            Change(
-                item=Item.PERMISSIONS,
-                action=Action.UNCHANGED,
-                summary=f"inline policy {desired.policy_name} of {name}",
-            )
+        permissions = Change(
+            item=Item.PERMISSIONS,
+            action=Action.UNCHANGED,
+            summary=f"inline policy {desired.policy_name} of {name}",
         )
     else:
-        changes.append(_put_permissions(desired, current.permissions))
-    return changes
+        permissions = _put_permissions(desired, current.permissions)
+    return [
+        Change(item=Item.ROLE, action=Action.UNCHANGED, summary=f"role {current.arn}"),
+        _trust_change(desired, current),
+        _max_session_change(desired, current),
+        _boundary_change(desired, current),
+        _tags_change(desired, current),
+        permissions,
+    ]
+
+
+def _trust_change(desired: Desired, current: RoleState) -> Change:
+    name = desired.role_name
+    if _same_policy(current.trust, desired.trust):
+        return Change(item=Item.TRUST, action=Action.UNCHANGED, summary=f"trust policy of {name}")
+    parsed, problem = _normalized(current.trust)
+    widening = find_widening(parsed, desired.trust) if parsed is not None else None
+    return Change(
+        item=Item.TRUST,
+        action=Action.UPDATE,
+        summary=f"trust policy of {name}"
+        + (" (widens who can assume it)" if widening or problem else ""),
+        diff=_diff(current.trust, desired.trust),
+        calls=(
+            Call(
+                method="update_assume_role_policy",
+                params={"RoleName": name, "PolicyDocument": _compact(desired.trust)},
+                describe=f"replace the trust policy of role {name}",
+            ),
+        ),
+        widening=widening,
+        unreadable=problem,
+    )
+
+
+def _max_session_change(desired: Desired, current: RoleState) -> Change:
+    name, wanted = desired.role_name, desired.max_session_duration
+    if wanted is None or wanted == current.max_session_duration:
+        return Change(
+            item=Item.MAX_SESSION,
+            action=Action.UNCHANGED,
+            summary=f"max session duration {current.max_session_duration} s",
+        )
+    return Change(
+        item=Item.MAX_SESSION,
+        action=Action.UPDATE,
+        summary=f"max session duration {current.max_session_duration} s -> {wanted} s",
+        calls=(
+            Call(
+                method="update_role",
+                params={"RoleName": name, "MaxSessionDuration": wanted},
+                describe=f"set the max session duration of role {name} to {wanted} s",
+            ),
+        ),
+    )
+
+
+def _boundary_change(desired: Desired, current: RoleState) -> Change:
+    name, boundary = desired.role_name, desired.permissions_boundary
+    shown = current.permissions_boundary or "(none)"
+    if boundary is None or boundary == current.permissions_boundary:
+        return Change(
+            item=Item.BOUNDARY, action=Action.UNCHANGED, summary=f"permissions boundary {shown}"
+        )
+    return Change(
+        item=Item.BOUNDARY,
+        action=Action.UPDATE,
+        summary=f"permissions boundary {shown} -> {boundary}",
+        calls=(
+            Call(
+                method="put_role_permissions_boundary",
+                params={"RoleName": name, "PermissionsBoundary": boundary},
+                describe=f"set the permissions boundary of role {name} to {boundary}",
+            ),
+        ),
+    )
+
+
+def _tags_change(desired: Desired, current: RoleState) -> Change:
+    name, have = desired.role_name, dict(current.tags)
+    missing = [(key, value) for key, value in desired.tags if have.get(key) != value]
+    if not missing:
+        return Change(item=Item.TAGS, action=Action.UNCHANGED, summary=_tags_summary(desired.tags))
+    shown = ", ".join(f"{key}={value}" for key, value in missing)
+    return Change(
+        item=Item.TAGS,
+        action=Action.UPDATE,
+        summary=f"tags {shown}",
+        calls=(
+            Call(
+                method="tag_role",
+                params={
+                    "RoleName": name,
+                    "Tags": [{"Key": key, "Value": value} for key, value in missing],
+                },
+                describe=f"tag role {name} with {shown}",
+            ),
+        ),
+    )
 
 
 def _tags_summary(tags: Sequence[tuple[str, str]]) -> str:

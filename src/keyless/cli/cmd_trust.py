@@ -101,7 +101,12 @@ def register(subparsers: Subparsers) -> None:
         dest="trust_command", metavar="SUBCOMMAND", parser_class=type(parser)
     )
     commands.required = True
+    _register_build(commands)
+    _register_check(commands)
+    _register_lint(commands)
 
+
+def _register_build(commands: Subparsers) -> None:
     build_parser = commands.add_parser(
         "build",
         help="print a least-privilege trust policy for one CI scope",
@@ -122,6 +127,8 @@ def register(subparsers: Subparsers) -> None:
     )
     build_parser.set_defaults(handler=run_build)
 
+
+def _register_check(commands: Subparsers) -> None:
     check = commands.add_parser(
         "check",
         help="check whether a trust policy lets a token in, as IAM would",
@@ -144,6 +151,8 @@ def register(subparsers: Subparsers) -> None:
     check.add_argument("--json", action="store_true", help="one JSON document on stdout")
     check.set_defaults(handler=run_check)
 
+
+def _register_lint(commands: Subparsers) -> None:
     lint_parser = commands.add_parser(
         "lint",
         help="lint trust policies for over-broad or broken OIDC trust",

@@ -297,19 +297,9 @@ class WebIdentityExchange:
         if not isinstance(issuer, str) or not issuer:
             raise invalid_token(UNPARSABLE, "the token has no 'iss' claim")
 
-        # STS looks the provider up in the role's account by the issuer minus its scheme; an
-        # issuer that is not https cannot be registered, so it never matches.
         target = arns.role(request.role_arn)
         assert target is not None  # noqa: S101 - parse_request checked the ARN
-        provider = None
-        if issuer.startswith("https://"):
-            provider_arn = (
-                f"arn:{target.partition}:iam::{target.account}:oidc-provider/"
-                f"{issuer.removeprefix('https://')}"
-            )
-            provider = self._lookup(lambda: self._directory.provider(provider_arn))
-        if provider is None:
-            raise invalid_token(f"No OpenIDConnect provider found in your account for {issuer}")
+        provider = self._provider(issuer, target)
 
         audiences = token_audiences(claims.get("aud"))
         audience = next((aud for aud in audiences if aud in provider.client_ids), None)
@@ -364,6 +354,21 @@ class WebIdentityExchange:
             audience=audience,
             identity=identity,
         )
+
+    def _provider(self, issuer: str, target: arns.Role) -> OidcProvider:
+        """The IAM OIDC provider of ``issuer`` in the role's account. STS looks it up by the
+        issuer minus its scheme; an issuer that is not https cannot be registered, so it never
+        matches."""
+        provider = None
+        if issuer.startswith("https://"):
+            provider_arn = (
+                f"arn:{target.partition}:iam::{target.account}:oidc-provider/"
+                f"{issuer.removeprefix('https://')}"
+            )
+            provider = self._lookup(lambda: self._directory.provider(provider_arn))
+        if provider is None:
+            raise invalid_token(f"No OpenIDConnect provider found in your account for {issuer}")
+        return provider
 
     def _verified(
         self, token: str, *, issuer: str, audience: str, claims: Mapping[str, object]
