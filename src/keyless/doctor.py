@@ -18,9 +18,10 @@ from keyless.aws import clients
 from keyless.aws.clients import ambient_session, region_from
 from keyless.aws.errors import error_code
 from keyless.aws.sts import (
+    CallerIdentity,
+    SigningKeys,
     Sts,
     TemporaryCredentials,
-    derive_session_name,
     endpoint_url,
 )
 from keyless.aws.sts_errors import StsAccessDeniedError, StsApiError
@@ -37,6 +38,7 @@ from keyless.ci.base import (
     CiProvider,
     ObtainedToken,
     Provider,
+    RawToken,
     SegmentRole,
     SubjectGrammar,
     SubjectSegment,
@@ -51,6 +53,7 @@ from keyless.errors import (
     TokenError,
     TokenVerificationError,
 )
+from keyless.exchange import CredentialRequest, TokenSource, obtain_credentials
 from keyless.http import HttpClient
 from keyless.jsonlimits import loads_bounded
 from keyless.limits import TOKEN_LEEWAY_SECONDS
@@ -204,9 +207,7 @@ class _Doctor:
         self.add(self.provider_step())
         self.trust = self.trust_step()
         self.add(self.trust)
-        exchange, credentials = self.exchange_step()
-        self.add(exchange)
-        self.add(self.identity_step(credentials))
+        self.steps.extend(self.exchange_steps())
         return Report(steps=tuple(self.steps))
 
     def add(self, step: Step) -> None:
@@ -601,48 +602,66 @@ class _Doctor:
         guessed = [p for p in CI_PROVIDERS if subject and _guessed(p, subject)]
         return guessed[0].name if guessed else None
 
-    def exchange_step(self) -> tuple[Step, TemporaryCredentials | None]:
+    def exchange_steps(self) -> tuple[Step, Step]:
+        """The exchange and the identity step: STS's answer, then GetCallerIdentity's."""
         role = self.request.role_arn
+        no_credentials = self.skipped("identity", "no credentials")
         if role is None:
-            return self.skipped("exchange", "no --role-arn"), None
+            return self.skipped("exchange", "no --role-arn"), no_credentials
         if self.obtained is None:
-            return self.skipped("exchange", "no token"), None
-        session_name = derive_session_name(self.env, self.provider)
+            return self.skipped("exchange", "no token"), no_credentials
+        request = self.request
+        # Built as assume builds it, so that doctor checks the very exchange assume makes.
+        credential_request = CredentialRequest(
+            role_arn=role,
+            region=region_from(self.env, request.region),
+            token=TokenSource(
+                ci=request.ci,
+                audience=request.audience,
+                token_file=request.token_file,
+                token_env=request.token_env,
+            ),
+        )
+        sts = _Watched(self.sts)
         try:
-            credentials, assumed, _subject = self.sts.assume_role_with_web_identity(
-                self.obtained.token, role_arn=role, session_name=session_name
+            obtained = obtain_credentials(
+                credential_request,
+                env=self.env,
+                sts_factory=lambda _env, _region, _notify: sts,
+                notify=lambda _line: None,  # self.sts reports its retries itself
+                warn=lambda _line: None,  # no fallback: the token is given
+                clock=self.clock,
+                token=self.obtained,
             )
-        except StsAccessDeniedError as exc:
-            cause, fix = self._denied_cause()
-            return Step(
-                name="exchange",
-                status=Status.PROBLEM,
-                summary=exc.message,
-                cause=cause,
-                fix=fix,
-            ), None
-        except StsApiError as exc:
-            cause, fix = self._sts_cause(exc)
-            return Step(
-                name="exchange",
-                status=Status.PROBLEM,
-                summary=exc.message,
-                cause=cause,
-                fix=fix,
-            ), None
         except KeylessError as exc:
-            return Step(
-                name="exchange",
-                status=Status.PROBLEM,
-                summary=exc.message,
-                cause=Cause.EXCHANGE,
-                fix=exc.remedy,
-            ), None
+            if sts.issued is not None:  # STS issued them; GetCallerIdentity is what failed
+                return self._issued_step(sts.issued), self._identity_problem(exc)
+            return self._exchange_problem(exc), no_credentials
+        assumed = obtained.assumed
+        issued = sts.issued or (assumed.assumed_role_arn, assumed.credentials.expiration_iso)
+        return self._issued_step(issued), self._identity_step(assumed.identity)
+
+    def _issued_step(self, issued: tuple[str, str]) -> Step:
         return Step(
             name="exchange",
             status=Status.OK,
-            summary=f"STS issued credentials for {assumed} until {credentials.expiration_iso}",
-        ), credentials
+            summary=f"STS issued credentials for {issued[0]} until {issued[1]}",
+        )
+
+    def _exchange_problem(self, exc: KeylessError) -> Step:
+        if isinstance(exc, StsAccessDeniedError):
+            cause, fix = self._denied_cause()
+        elif isinstance(exc, StsApiError):
+            cause, fix = self._sts_cause(exc)
+        elif isinstance(exc, TokenVerificationError) and exc.check == "expired":
+            cause, fix = Cause.TOKEN_EXPIRED, exc.remedy or ""
+        elif isinstance(exc, TokenError):
+            cause, fix = Cause.TOKEN_MALFORMED, exc.remedy or ""
+        else:
+            cause, fix = Cause.EXCHANGE, exc.remedy or ""
+        return Step(
+            name="exchange", status=Status.PROBLEM, summary=exc.message, cause=cause, fix=fix
+        )
 
     def _denied_cause(self) -> tuple[Cause, str]:
         trust = self.trust
@@ -695,26 +714,47 @@ class _Doctor:
             return Cause.ISSUER_UNREACHABLE, exc.remedy or ""
         return Cause.EXCHANGE, exc.remedy or ""
 
-    def identity_step(self, credentials: TemporaryCredentials | None) -> Step:
-        if credentials is None:
-            return self.skipped("identity", "no credentials")
-        role = self.request.role_arn or "the role"
-        try:
-            identity = self.sts.caller_identity(credentials.signing_keys(), role=role)
-        except KeylessError as exc:
-            return Step(
-                name="identity",
-                status=Status.PROBLEM,
-                summary=exc.message,
-                cause=Cause.EXCHANGE,
-                fix=exc.remedy,
-            )
+    def _identity_step(self, identity: CallerIdentity) -> Step:
         return Step(
             name="identity",
             status=Status.OK,
             summary=f"account {identity.account}, {identity.arn}",
             data={"identity": identity.to_json()},
         )
+
+    def _identity_problem(self, exc: KeylessError) -> Step:
+        return Step(
+            name="identity",
+            status=Status.PROBLEM,
+            summary=exc.message,
+            cause=Cause.EXCHANGE,
+            fix=exc.remedy,
+        )
+
+
+class _Watched(Sts):
+    """``sts`` that remembers what ``AssumeRoleWithWebIdentity`` issued: ``obtain_credentials``
+    makes both calls doctor reports as two steps (exchange, identity), so a failure after the
+    issue is GetCallerIdentity's."""
+
+    def __init__(self, sts: Sts) -> None:
+        # No client or retry policy of its own: every call goes to ``sts``, which has them.
+        self._sts = sts
+        #: The assumed-role ARN and expiry of the credentials STS issued, once it did.
+        self.issued: tuple[str, str] | None = None
+
+    def assume_role_with_web_identity(
+        self, token: RawToken, **options: Any
+    ) -> tuple[TemporaryCredentials, str, str | None]:
+        answer = self._sts.assume_role_with_web_identity(token, **options)
+        self.issued = (answer[1], answer[0].expiration_iso)
+        return answer
+
+    def assume_role(self, keys: SigningKeys, **options: Any) -> tuple[TemporaryCredentials, str]:
+        return self._sts.assume_role(keys, **options)
+
+    def caller_identity(self, keys: SigningKeys, *, role: str) -> CallerIdentity:
+        return self._sts.caller_identity(keys, role=role)
 
 
 # --- classification of a `sub` that does not match -----------------------------------------------
