@@ -9,13 +9,12 @@ import json
 import os
 import re
 import shlex
-import signal
-import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Protocol, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
+from keyless import process
 from keyless.ci.base import RawToken
 from keyless.compat import StrEnum
 from keyless.errors import KeylessError, OutputError, UsageError
@@ -358,22 +357,13 @@ def child_environment(
     return child
 
 
-class Child(Protocol):
-    pid: int
-
-    def wait(self) -> int: ...
-
-    def send_signal(self, sig: int) -> None: ...
+#: Starts the command; ``keyless.process.popen`` in production, a fake in tests.
+Spawn = Callable[[Sequence[str], Mapping[str, str]], process.Child]
 
 
-Spawn = Callable[[Sequence[str], Mapping[str, str]], Child]
-
-
-def _popen(argv: Sequence[str], env: Mapping[str, str]) -> Child:
+def _popen(argv: Sequence[str], env: Mapping[str, str]) -> process.Child:
     # No shell: argv runs as given; the credentials travel in the environment only.
-    import subprocess
-
-    return subprocess.Popen(list(argv), env=dict(env))  # noqa: S603
+    return process.popen(process.Launch(argv=tuple(argv), env=env))
 
 
 class CommandNotFoundError(KeylessError):
@@ -390,39 +380,23 @@ class CommandNotExecutableError(KeylessError):
     exit_code = 126
 
 
-#: Signals passed on to the child, so that a CI cancelling the step stops the command too.
-FORWARDED_SIGNALS: Final = tuple(
-    getattr(signal, name)
-    for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
-    if hasattr(signal, name)
-)
-
-
-def _terminal_delivers(signum: int) -> bool:
-    """True when the terminal already sent ``signum`` to the child: Ctrl-C and Ctrl-\\ reach the
-    whole foreground process group, and a second copy would interrupt the child twice."""
-    if signum not in (getattr(signal, "SIGINT", -1), getattr(signal, "SIGQUIT", -1)):
-        return False
-    try:
-        return os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
-    except OSError:
-        return False
-
-
 def run_command(
     argv: Sequence[str],
     env: Mapping[str, str],
     *,
     spawn: Spawn = _popen,
-    terminal_delivers: Callable[[int], bool] = _terminal_delivers,
+    terminal_delivers: Callable[[int], bool] = process.terminal_delivers,
 ) -> int:
     """Run ``argv`` with ``env``, forward signals to it, and return its exit status as a shell
     reports it (128 + N when signal N ended it)."""
     if not argv:
         raise UsageError("no command given: keyless exec [options] -- COMMAND [ARG...]")
-    sys.stdout.flush()
     try:
-        child = spawn(argv, env)
+        return process.run_foreground(
+            process.Launch(argv=tuple(argv), env=env),
+            spawn=lambda launch: spawn(launch.argv, launch.env),
+            skip=terminal_delivers,
+        )
     except FileNotFoundError:
         raise CommandNotFoundError(f"command {argv[0]!r} not found") from None
     except PermissionError:
@@ -431,20 +405,3 @@ def run_command(
         raise CommandNotExecutableError(
             f"command {argv[0]!r} cannot be run: {exc.strerror or exc}"
         ) from None
-
-    def forward(signum: int, _frame: object) -> None:
-        if terminal_delivers(signum):
-            return
-        with contextlib.suppress(ProcessLookupError):
-            child.send_signal(signum)
-
-    previous: dict[int, object] = {}
-    try:
-        for signum in FORWARDED_SIGNALS:
-            with contextlib.suppress(ValueError, OSError):  # ValueError: not the main thread
-                previous[signum] = signal.signal(signum, forward)
-        status = child.wait()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)  # type: ignore[arg-type]
-    return 128 - status if status < 0 else status

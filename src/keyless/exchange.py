@@ -1,6 +1,6 @@
 """The application layer of every command that hands out AWS credentials: one typed request and
 one ``obtain_credentials`` (``keyless assume``, ``exec``, ``credential-process``, ``deploy
---role-arn`` and ``pipe aws-s3-deploy``).
+--role-arn``, ``pipe aws-s3-deploy`` and ``doctor``'s exchange step).
 
 The CLI maps its options (or a pipe's variables) to a ``CredentialRequest`` and renders the
 ``Obtained`` result; the token source, session naming, the static-key fallback policy, the second
@@ -121,10 +121,13 @@ def obtain_credentials(
     warn: Callable[[str], None],
     clock: Callable[[], float] = time.time,
     http: HttpClient | None = None,
+    token: ObtainedToken | None = None,
 ) -> Obtained:
     """Token -> STS -> checked credentials. ``notify`` gets STS's retry notices, ``warn`` the
     static-key fallback's warning (one line each, no secret); ``clock`` dates the token check
-    and the fallback session name."""
+    and the fallback session name. ``token``: one obtained already (doctor reads it before it
+    exchanges it: a second request to the CI could mint a different one); ``None`` obtains it
+    as ``request.token`` says."""
     from keyless.aws.sts import (
         ExchangeRequest,
         check_session_name,
@@ -141,7 +144,7 @@ def obtain_credentials(
         check_session_name(session.name)
     sts = sts_factory(env, request.region, notify)
     source = request.token
-    obtained = _token_or_fallback(request, env, http=http, warn=warn)
+    obtained = token or _token_or_fallback(request, env, http=http, warn=warn)
     if obtained is not None:
         provider = PROVIDERS.get(obtained.provider)
     else:

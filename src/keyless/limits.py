@@ -412,6 +412,10 @@ LOCAL_TREE_MAX_FILES = 20_000
 LOCAL_TREE_MAX_BYTES = 500 * 1024 * 1024
 #: Seconds git may take to clone the repository for one step, or to list what a commit changed.
 LOCAL_GIT_SECONDS = 300.0
+#: Seconds a CI step's processes get to end after SIGTERM (max-time, timeout-minutes, Ctrl-C,
+#: fail-fast) before SIGKILL: long enough for a tool to flush and clean up, short enough not to
+#: hold up the run. Both local runners end their steps through keyless.process.
+LOCAL_STEP_STOP_GRACE_SECONDS = 5.0
 
 # --- keyless local pipeline (Bitbucket steps run here) -------------------------------------------
 #: Steps of one `parallel:` group running at once: the machine's cores (each step is a build).
@@ -420,9 +424,6 @@ PIPELINE_MAX_CONCURRENT_STEPS = max(1, os.cpu_count() or 1)
 PIPELINE_CACHE_MAX_AGE_DAYS = 7
 #: Characters of a step's output kept in its result (the last ones; the log gets all of it).
 PIPELINE_STEP_OUTPUT_KEPT_CHARS = 1024 * 1024
-#: Seconds a step's processes get to end after SIGTERM (max-time, Ctrl-C, fail-fast) before
-#: SIGKILL: long enough for a tool to flush and clean up, short enough not to hold up the run.
-PIPELINE_STOP_GRACE_SECONDS = 5.0
 #: Seconds git may take to name the checkout's branch and commit (two local reads).
 PIPELINE_GIT_CHECKOUT_SECONDS = 10.0
 #: Branch and path globs kept compiled: more than a pipeline file's sections and artifact globs,

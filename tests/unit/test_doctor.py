@@ -9,6 +9,8 @@ import pytest
 
 from keyless.arn import RoleArn
 from keyless.doctor import Cause, DoctorRequest, Status, classify_subject, diagnose
+from keyless.errors import NetworkError
+from keyless.http import HttpResponse
 from keyless.testing import NO_HTTP
 from keyless.trust.glob import compile_glob
 from tests.sts_stub import ROLE_ARN, stubbed_sts
@@ -248,7 +250,6 @@ def test_doctor_detects_as_obtain_token_does_with_ci_flag_and_token_file(tmp_pat
 
 def test_a_local_stack_token_file_shows_its_cis_claims(tmp_path: Path) -> None:
     from keyless.errors import NetworkError
-    from keyless.http import HttpResponse
     from tests.jwt_factory import make_token
 
     issuer = "https://127.0.0.1:45002"
@@ -271,3 +272,84 @@ def test_a_local_stack_token_file_shows_its_cis_claims(tmp_path: Path) -> None:
 
     assert "repository = octo-org/site" not in claims({})
     assert "repository = octo-org/site" in claims({"KEYLESS_LOCAL_GITHUB_ISSUER": issuer})
+
+
+# --- the exchange step is assume's exchange (keyless.exchange.obtain_credentials) ---------------
+
+_NOW = 1_900_000_000.0
+
+
+class _Unreachable:
+    """The issuer's keys cannot be fetched: the signature step fails, the exchange still runs."""
+
+    def get(self, url: str, **_: object) -> HttpResponse:
+        raise NetworkError(f"cannot reach {url}")
+
+
+def _cause_id(cause: Cause | None) -> str | None:
+    return None if cause is None else cause.value
+
+
+def _exchange_steps(
+    tmp_path: Path, *, lifetime: int = 300, identity_fails: bool = False
+) -> tuple[dict[str, Status], dict[str, str | None], list[str]]:
+    from tests.jwt_factory import make_token
+    from tests.sts_stub import identity_response, web_identity_response
+
+    token = make_token(now=int(_NOW) - 600 if lifetime < 0 else int(_NOW), lifetime=abs(lifetime))
+    token_file = tmp_path / "token"
+    token_file.write_text(token)
+    with stubbed_sts() as stub:
+        if lifetime > 0:
+            stub.stubber.add_response(
+                "assume_role_with_web_identity",
+                web_identity_response(session=f"keyless-{int(_NOW)}"),
+                # The session name assume derives for a token file, and the token as read.
+                {
+                    "RoleArn": ROLE_ARN,
+                    "RoleSessionName": f"keyless-{int(_NOW)}",
+                    "WebIdentityToken": token,
+                },
+            )
+            if identity_fails:
+                stub.stubber.add_client_error("get_caller_identity", "InternalFailure", "boom")
+            else:
+                stub.stubber.add_response("get_caller_identity", identity_response())
+        report = diagnose(
+            DoctorRequest(env={}, token_file=str(token_file), role_arn=RoleArn(ROLE_ARN)),
+            http=_Unreachable(),
+            sts=stub.sts,
+            iam=_no_iam,
+            clock=lambda: _NOW,
+        )
+    steps = {step.name: step for step in report.steps}
+    names = ("exchange", "identity")
+    return (
+        {name: steps[name].status for name in names},
+        {name: _cause_id(steps[name].cause) for name in names},
+        [steps[name].summary for name in names],
+    )
+
+
+def test_doctor_exchanges_as_assume_does_then_asks_who_the_credentials_are(
+    tmp_path: Path,
+) -> None:
+    statuses, causes, summaries = _exchange_steps(tmp_path)
+    assert statuses == {"exchange": Status.OK, "identity": Status.OK}
+    assert causes == {"exchange": None, "identity": None}
+    assert summaries[0].startswith("STS issued credentials for arn:aws:sts::123456789012:")
+    assert summaries[1].startswith("account 123456789012, ")
+
+
+def test_a_failed_get_caller_identity_is_the_identity_steps_problem(tmp_path: Path) -> None:
+    statuses, causes, _ = _exchange_steps(tmp_path, identity_fails=True)
+    assert statuses == {"exchange": Status.OK, "identity": Status.PROBLEM}
+    assert causes == {"exchange": None, "identity": "exchange"}
+
+
+def test_an_expired_token_is_refused_before_sts_as_assume_refuses_it(tmp_path: Path) -> None:
+    # No STS answer is queued: a call would fail the stub.
+    statuses, causes, summaries = _exchange_steps(tmp_path, lifetime=-300)
+    assert statuses == {"exchange": Status.PROBLEM, "identity": Status.SKIPPED}
+    assert causes == {"exchange": "token-expired", "identity": None}
+    assert "expired" in summaries[0]

@@ -137,17 +137,15 @@ def _deploy(
     *,
     region: str,
 ) -> int:
-    import subprocess
-
+    from keyless import process
     from keyless.credentials import child_environment
 
     console.info(f"keyless: deploying {source} to {target}")
     # A child keyless with the role's credentials in its environment (never in its argv).
     child = child_environment(env, credentials, region=region)
-    done = subprocess.run(  # noqa: S603 - this keyless, fixed arguments
-        [sys.executable, "-m", "keyless", "deploy", source, target],
+    launch = process.Launch(
+        argv=(sys.executable, "-m", "keyless", "deploy", source, target),
         env=child,
-        check=False,
-        stdin=subprocess.DEVNULL,
+        stdin_closed=True,
     )
-    return done.returncode
+    return process.run_foreground(launch)

@@ -14,11 +14,13 @@ from keyless.cli.main import EXIT_NEGATIVE, EXIT_OK, Subparsers
 from keyless.cli.token_args import add_token_source_arguments, issuer_http
 from keyless.errors import KeylessError, UsageError
 from keyless.exchange import ROLE_ARN_VARIABLES
-from keyless.trust.model import loads_policy
+from keyless.limits import IAM_OUTPUT_MAX_CHARS
 
 if TYPE_CHECKING:
+    from keyless.arn import RoleArn
     from keyless.doctor import IamFactory, Report
     from keyless.http import HttpClient
+    from keyless.trust.model import Policy
 
 
 def make_iam(env: Mapping[str, str], region: str) -> IamFactory:
@@ -70,7 +72,10 @@ def register(subparsers: Subparsers) -> None:
         "--role-arn", metavar="ARN", help="the role to check (default: $KEYLESS_ROLE_ARN)"
     )
     parser.add_argument(
-        "--policy", metavar="FILE", type=Path, help="the role's trust policy (JSON) to evaluate"
+        "--policy",
+        metavar="FILE",
+        type=Path,
+        help="the role's trust policy to evaluate: the JSON document, or `aws iam get-role` output",
     )
     parser.add_argument("--region", metavar="REGION", help="STS region (default: from environment)")
     add_token_source_arguments(parser)
@@ -99,16 +104,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         named = next((name for name in ROLE_ARN_VARIABLES if env.get(name)), None)
         if named is not None:
             role_arn = parse_role_arn(env[named], flag=named)
-    policy = None
-    if args.policy is not None:
-        try:
-            policy = loads_policy(args.policy.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise UsageError(f"--policy {args.policy}: {exc.strerror or exc}") from None
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise UsageError(f"--policy {args.policy} is not a JSON policy: {exc}") from None
-        except KeylessError as exc:
-            raise UsageError(f"--policy {args.policy}: {exc.message}") from exc
+    policy = _read_policy(args.policy, role_arn) if args.policy is not None else None
     if args.ca_bundle is not None and not args.ca_bundle.is_file():
         raise UsageError(f"--ca-bundle {args.ca_bundle} is not a readable file")
     http = make_http(args.ca_bundle, console.env)
@@ -137,6 +133,44 @@ def run(args: argparse.Namespace, console: Console) -> int:
         for line in _human(report):
             console.out(line)
     return EXIT_OK if report.ok else EXIT_NEGATIVE
+
+
+def _read_policy(path: Path, role_arn: RoleArn | None) -> Policy:
+    """The trust policy in ``path``: a policy document, or ``aws iam`` output as ``trust lint``
+    and ``trust check`` read it (``get-role``; of a list of roles, the one ``--role-arn`` names)."""
+    from keyless.arn import role_name
+    from keyless.trust.role_output import read_trusts
+
+    try:
+        with path.open(encoding="utf-8") as file:
+            text = file.read(IAM_OUTPUT_MAX_CHARS + 1)
+    except OSError as exc:
+        raise UsageError(f"--policy {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--policy {path} is not UTF-8 text") from None
+    if len(text) > IAM_OUTPUT_MAX_CHARS:
+        raise UsageError(f"--policy {path} is larger than {IAM_OUTPUT_MAX_CHARS} characters")
+    try:
+        trusts = read_trusts(text)
+    except ValueError as exc:
+        raise UsageError(f"--policy {path} is not a JSON policy: {exc}") from None
+    except KeylessError as exc:
+        raise UsageError(f"--policy {path}: {exc.message}") from exc
+    if len(trusts) == 1:
+        return trusts[0].policy
+    wanted = role_name(role_arn) if role_arn is not None else None
+    chosen = [trust for trust in trusts if wanted is not None and trust.role == wanted]
+    if len(chosen) == 1:
+        return chosen[0].policy
+    roles = ", ".join(str(trust.role) for trust in trusts[:5]) + (
+        ", ..." if len(trusts) > 5 else ""
+    )
+    raise UsageError(
+        f"--policy {path} holds the trust policies of {len(trusts)} roles ({roles}) and"
+        + (f" none is {wanted}" if wanted else " no --role-arn names one"),
+        remedy="Pass `aws iam get-role --role-name NAME` output, the policy document, or the"
+        " --role-arn of one of its roles.",
+    )
 
 
 def _human(report: Report) -> list[str]:

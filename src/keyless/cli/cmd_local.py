@@ -8,15 +8,13 @@ import argparse
 import contextlib
 import shlex
 import shutil
-import signal
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import FrameType
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
-from keyless import tokens
+from keyless import process, tokens
 from keyless.ci.base import JobClaims, JobRun, RawToken, TokenEndpoint
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_OK, Subparsers
@@ -26,8 +24,6 @@ from keyless.fsutil import write_secret_file
 from keyless.local.names import CA_VARIABLE, EMULATED, STATE_VARIABLE
 
 if TYPE_CHECKING:
-    import subprocess
-
     from keyless.local.moto_server import AdminCredentials
     from keyless.local.served import (
         StackInfo,
@@ -35,7 +31,6 @@ if TYPE_CHECKING:
 
 #: Ports ``--port N`` takes: N for AWS, then one issuer server per emulated CI.
 _PORTS_USED = 1 + len(EMULATED)
-_SIGNAL_EXIT_BASE = 128
 
 _STATE_HELP = f"""\
 State folder: --state DIR, else ${STATE_VARIABLE}, else $XDG_STATE_HOME/keyless/local
@@ -375,7 +370,7 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
     if port != 0 and not 1 <= port <= 65535 - _PORTS_USED + 1:
         raise UsageError(f"--port {port} leaves no room for {_PORTS_USED} ports below 65536")
     state_dir = _state_dir(args, console)
-    with _signals_interrupt(), served_stack(state_dir=state_dir, port=port) as (stack, info):
+    with process.signals_interrupt(), served_stack(state_dir=state_dir, port=port) as (stack, info):
         for name, value in _exports(stack.admin, info):
             console.out(f"export {name}={shlex.quote(value)}")
         for ci, urls in info.issuers.items():
@@ -391,7 +386,7 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
         except KeyboardInterrupt:
             console.info("keyless local: stopping")
         finally:
-            _ignore_signals()
+            process.ignore_stopping_signals()
     console.info("keyless local: stopped")
     return EXIT_OK
 
@@ -411,30 +406,6 @@ def _exports(admin: AdminCredentials, info: StackInfo) -> list[tuple[str, str]]:
     # A root issuer is the server itself; the others live below it, one per tenant.
     exports.extend(info.issuer_variables)
     return exports
-
-
-@contextlib.contextmanager
-def _signals_interrupt() -> Iterator[None]:
-    """SIGTERM (and SIGHUP) stop like Ctrl-C does: as ``KeyboardInterrupt``, so that every
-    ``with`` block on the way out stops its part of the stack."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    for sig in saved:
-        signal.signal(sig, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-
-
-def _ignore_signals() -> None:
-    # A second Ctrl-C while stopping must not leave moto behind half-stopped.
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
 
 
 def _wait_forever() -> None:
@@ -514,7 +485,7 @@ def run_pipeline(args: argparse.Namespace, console: Console) -> int:
         console.out(shlex.join(flags))
         return EXIT_OK
     # SIGTERM and SIGHUP end the steps as Ctrl-C does (their own process groups, not ours).
-    with _signals_interrupt(), contextlib.ExitStack() as exit_stack:
+    with process.signals_interrupt(), contextlib.ExitStack() as exit_stack:
         info = find_running(state_dir)
         temporary = info is None
         if info is None:
@@ -632,7 +603,7 @@ def run_workflow(args: argparse.Namespace, console: Console) -> int:
         variables=variables,
     )
     state_dir = _state_dir(args, console)
-    with _signals_interrupt(), contextlib.ExitStack() as exit_stack:
+    with process.signals_interrupt(), contextlib.ExitStack() as exit_stack:
         info = find_running(state_dir)
         temporary = info is None
         if info is None:
@@ -732,65 +703,17 @@ class _Placeholders:
 
 
 def _run_child(command: Sequence[str], env: Mapping[str, str], console: Console) -> int:
-    """Run ``command``; SIGTERM and SIGHUP are passed on to it, Ctrl-C reaches it from the
-    terminal directly. Returns its exit code, 128+N when signal N ended it."""
-    import subprocess
-
-    console.stdout.flush()
-    console.stderr.flush()
-    stdout, stderr = _inheritable(console.stdout), _inheritable(console.stderr)
+    """Run ``command`` as the job's process, signals forwarded to it (Ctrl-C reaches it from the
+    terminal directly). Returns its exit code, 128+N when signal N ended it."""
+    launch = process.Launch(
+        argv=tuple(command), env=env, stdout=console.stdout, stderr=console.stderr
+    )
     try:
-        child = subprocess.Popen(  # noqa: S603 - the user's own command; secrets are in env only
-            list(command),
-            env=dict(env),
-            stdin=subprocess.DEVNULL if stdout is None else None,
-            stdout=stdout or subprocess.PIPE,
-            stderr=stderr or subprocess.PIPE,
-        )
+        return process.run_foreground(launch)
     except FileNotFoundError:
         raise UsageError(f"command not found: {command[0]}") from None
     except OSError as exc:
         raise UsageError(f"cannot run {command[0]}: {exc.strerror}") from None
-    with _forwarding_signals(child):
-        out, err = child.communicate()
-    if out:
-        console.stdout.write(out.decode("utf-8", "replace"))
-    if err:
-        console.stderr.write(err.decode("utf-8", "replace"))
-    code = child.returncode
-    return code if code >= 0 else _SIGNAL_EXIT_BASE - code
-
-
-def _inheritable(stream: IO[str]) -> IO[str] | None:
-    """``stream`` when the child can write to it directly (it has a file descriptor)."""
-    try:
-        stream.fileno()
-    except (OSError, ValueError, AttributeError):
-        return None
-    return stream
-
-
-@contextlib.contextmanager
-def _forwarding_signals(child: subprocess.Popen[bytes]) -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def forward(signum: int, frame: FrameType | None) -> None:
-        child.send_signal(signum)
-
-    handlers: dict[int, Any] = {
-        signal.SIGTERM: forward,
-        signal.SIGHUP: forward,
-        # The terminal sends Ctrl-C to the whole process group: the child gets it by itself.
-        signal.SIGINT: signal.SIG_IGN,
-    }
-    saved = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
 
 
 def _temporary_stack_notice(state_dir: Path) -> str:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
-import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from keyless import process
 from keyless.aws import clients
 from keyless.compat import StrEnum
 from keyless.deploy.apply import DeployRequest, Invalidation, Target
@@ -396,10 +396,11 @@ ScriptRunner = Callable[[Sequence[str], Mapping[str, str], float], int]
 
 
 def _run(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> int:
-    # Output goes straight to the step's log, as the script's own would.
-    return subprocess.run(  # noqa: S603 - the user's own script, named by their variable
-        list(argv), env=dict(env), timeout=timeout, check=False
-    ).returncode
+    # Output goes straight to the step's log, as the script's own would; a cancelled step's
+    # SIGTERM reaches the script too.
+    return process.run_foreground(
+        process.Launch(argv=tuple(argv), env=env), timeout_seconds=timeout
+    )
 
 
 def pre_execution_script(env: Mapping[str, str]) -> Path | None:
@@ -424,7 +425,7 @@ def run_pre_execution_script(
     shell = shutil.which("bash", path=env.get("PATH")) or "sh"
     try:
         code = runner([shell, str(path)], env, PIPE_PRE_EXECUTION_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
+    except process.TimedOutError:
         raise UsageError(
             f"{S3_PIPE}: PRE_EXECUTION_SCRIPT {str(path)!r} ran longer than"
             f" {PIPE_PRE_EXECUTION_TIMEOUT_SECONDS} seconds"

@@ -28,6 +28,7 @@ FORBIDDEN = frozenset(
         "socket",
         "http.client",
         "http.server",
+        "keyless.process",
         "keyless.local.pipeline.run",
         "keyless.local.pipeline.execute",
         "keyless.local.sts.relay",
@@ -56,5 +57,5 @@ def test_pure_parts_start_no_process_and_open_no_socket(module: str) -> None:
 
 
 def test_the_check_sees_the_process_runner_and_the_server() -> None:
-    assert "subprocess" in _imported("keyless.local.pipeline.run")
+    assert "keyless.process" in _imported("keyless.local.pipeline.run")
     assert "http.client" in _imported("keyless.local.sts.relay")

@@ -6,16 +6,12 @@ secret and masked value shown as ``***``, and a log like GitHub's.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -41,11 +37,10 @@ from keyless.local.workflow.commands import (
 )
 from keyless.local.workflow.expressions import Contexts, condition, interpolate
 from keyless.local.workflow.parse import Job, Step, Workflow, WorkflowError, id_token_granted
+from keyless.process import run_group
 
 __all__ = ["JobResult", "StepOutcome", "WorkflowRun", "run_job"]
 
-#: Seconds a step's processes get to end after SIGTERM (timeout, Ctrl-C) before SIGKILL.
-_STOP_GRACE_SECONDS: Final = 5.0
 _SECONDS_PER_MINUTE: Final = 60
 #: GitHub's default shells (GitHub Docs, "Workflow syntax", jobs.<job_id>.steps[*].shell).
 _SHELLS: Final = {
@@ -500,53 +495,21 @@ def _run_process(
 ) -> tuple[int, bool]:
     program = shutil.which(command[0], path=env.get("PATH")) or command[0]
     state.log.flush()
+    reader = StdoutCommands(state.masker)
+
+    def on_line(line: str) -> None:
+        shown = reader.line(line.rstrip("\n"))
+        if shown.output is not None:
+            outputs[shown.output[0]] = shown.output[1]
+        if shown.text is not None:
+            state.say(shown.text)
+
     try:
-        child = subprocess.Popen(  # noqa: S603 - the workflow's own step; secrets are in env/file
-            [program, *command[1:]],
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            # Its own process group: a timeout or Ctrl-C ends the whole step, children included.
-            start_new_session=True,
+        # Its own process group: a timeout or Ctrl-C ends the whole step, children included.
+        result = run_group(
+            [program, *command[1:]], env=env, cwd=cwd, on_line=on_line, max_seconds=seconds
         )
     except OSError as exc:
         state.say(f"cannot start {command[0]}: {exc.strerror}")
         return 127, False
-    timed_out = threading.Event()
-
-    def expire() -> None:
-        timed_out.set()
-        _stop_group(child)
-
-    timer = threading.Timer(seconds, expire)
-    timer.daemon = True
-    reader = StdoutCommands(state.masker)
-    with child:
-        timer.start()
-        try:
-            for raw in child.stdout or ():
-                shown = reader.line(raw.decode("utf-8", "replace").rstrip("\n"))
-                if shown.output is not None:
-                    outputs[shown.output[0]] = shown.output[1]
-                if shown.text is not None:
-                    state.say(shown.text)
-            code = child.wait()
-        except BaseException:
-            _stop_group(child)
-            raise
-        finally:
-            timer.cancel()
-    return (code if code >= 0 else 128 - code), timed_out.is_set()
-
-
-def _stop_group(child: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.pid, signal.SIGTERM)
-    try:
-        child.wait(timeout=_STOP_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
+    return result.code, result.timed_out
