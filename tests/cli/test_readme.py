@@ -28,3 +28,10 @@ def test_the_troubleshooting_table_names_every_cause_doctor_reports_and_no_other
         for name in re.findall(r"`([a-z-]+)`", group)
     }
     assert named == {cause.value for cause in Cause}
+
+
+def test_doctors_help_names_every_cause() -> None:
+    # The README's help block is the CLI's own (test_help_blocks_match_the_cli).
+    shown = README.read_text(encoding="utf-8").split("Named causes:", 1)[1].split("```", 1)[0]
+    named = set(re.findall(r"[a-z]+(?:-[a-z]+)*", shown))
+    assert {cause.value for cause in Cause} <= named

@@ -48,12 +48,14 @@ Steps, each ok, problem or skipped (with the reason):
   exchange   AssumeRoleWithWebIdentity itself (with --role-arn or $KEYLESS_ROLE_ARN)
   identity   GetCallerIdentity with the credentials STS issued (they are then discarded)
 
-Named causes: oidc-not-enabled, token-expired, issuer-unreachable, signature, provider-missing,
-audience; for a `sub` the role does not admit, its first component that differs: organization
-(owner, workspace, group, organization), repository (repository, project, pipeline), ref (branch
+Named causes: no-ci, several-cis, oidc-not-enabled, token-unavailable, token-malformed,
+token-expired, issuer-unreachable, signature, provider-missing, audience; for a `sub` the role
+does not admit, its first component that differs: organization (owner, workspace, group,
+organization), repository (repository, project, pipeline), ref (branch
 or tag), deployment-environment (a Bitbucket deployment or a GitHub `environment:` changes `sub`),
 pull-request; immutable-subject (GitHub's repo:OWNER@ID/REPO@ID form against a name-only
-pattern), custom-subject (a custom `sub` template), subject, trust-policy.
+pattern), custom-subject (a custom `sub` template), subject, trust-policy; exchange (STS refused
+for another reason). The README's troubleshooting table has each one's symptom and fix.
 
 Nothing secret is printed: no token, no keys. Exit codes: 0 every step ok or skipped; 1 a problem
 was found; 2 a usage error (e.g. an unreadable --policy).
@@ -179,12 +181,17 @@ def _human(report: Report) -> list[str]:
     marks = {Status.OK: "ok", Status.PROBLEM: "PROBLEM", Status.SKIPPED: "skipped"}
 
     lines: list[str] = []
+    fixed: dict[str, str] = {}  # fix text -> the step that printed it: each fix is said once
     for step in report.steps:
         lines.append(f"[{marks[step.status]:<7}] {step.name:<9}  {step.summary}")
         lines.extend(f"{'':21}{detail}" for detail in step.details)
         if step.status is Status.PROBLEM and step.cause:
             lines.append(f"{'':21}cause: {step.cause.value}")
         if step.status is Status.PROBLEM and step.fix:
+            if step.fix in fixed:
+                lines.append(f"{'':21}fix:   as for {fixed[step.fix]} above")
+                continue
+            fixed[step.fix] = step.name
             fix_lines = step.fix.splitlines() or [""]
             lines.append(f"{'':21}fix:   {fix_lines[0]}")
             lines.extend(f"{'':28}{line}" for line in fix_lines[1:])

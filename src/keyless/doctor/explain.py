@@ -155,11 +155,12 @@ def audience_fix(
     have = ", ".join(audiences) or "none"
     ci = ci_of(provider)
     how = (ci.audience_hint() if ci else None) or (
-        "Request the audience the IAM provider lists (--audience, or the CI's YAML)."
+        "keyless asks for it with --audience; some CIs set it in the pipeline's YAML."
     )
     return (
         f"The token's aud is {have}; IAM expects {wanted}. Add the token's audience to the IAM"
-        f" OIDC provider's client IDs (and the trust policy's :aud), or {how}"
+        f" OIDC provider's client IDs (and the trust policy's :aud), or have the job request"
+        f" {wanted}. {how}"
     )
 
 

@@ -66,7 +66,8 @@ class TokenSteps(Diagnosis):
             summary=f"no CI detected: none of {markers} is set",
             cause=Cause.NO_CI,
             fix="Run keyless doctor inside the CI step, force a CI with --ci NAME, or pass a"
-            " token with --token-file PATH.",
+            " token with --token-file PATH. On a laptop, run it as a job of the local stack:"
+            " keyless local run --ci github --repository OWNER/REPO -- keyless doctor",
         )
 
     def token_step(self) -> Step:
@@ -121,7 +122,18 @@ class TokenSteps(Diagnosis):
             self.provider = provider_for_issuer(self.token.issuer or "", local) or self.provider
         view = claims_view.view(self.token, claims_view.safe_claims(self.provider))
         shown = dict(view.shown)
-        details = [f"{name} = {claims_view.display(value)}" for name, value in shown.items()]
+        # What IAM decides on: iss, sub, aud and the claims AWS exposes as condition keys for
+        # this CI; the times are the time step's, the rest are in --json and `keyless claims`.
+        exposed = self.provider.aws_condition_claims if self.provider else frozenset()
+        keys = {"iss", "sub", "aud"} | exposed
+        details = [
+            f"{name} = {claims_view.display(value)}"
+            for name, value in shown.items()
+            if name in keys
+        ]
+        others = [n for n in shown if n not in keys and n not in claims_view.TIME_CLAIMS]
+        if others:
+            details.append(f"{len(others)} more claim(s) in --json and `keyless claims`")
         if view.hidden:
             details.append(claims_view.hidden_line(view.hidden))
         # The prefix has no scheme left, so the console's URL redaction would not see user info.

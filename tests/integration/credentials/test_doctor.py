@@ -197,3 +197,27 @@ def test_outside_local_run_the_exported_local_ca_verifies_the_signature(
     exported = run([str(KEYLESS), "doctor", "--json", "--role-arn", account.bb_deploy], env)
     assert exported.returncode == 0, exported.stdout + exported.stderr
     assert step(json.loads(exported.stdout), "signature")["status"] == "ok"
+
+
+def test_human_output_is_short_and_says_each_fix_once(account: Account, home: Path) -> None:
+    token = account.bitbucket_token(audience="ari:cloud:bitbucket::workspace/another")
+    env = account.bitbucket_env(home, token, **account.admin())
+    ca = str(account.stack.ca_bundle)
+    result = run([str(KEYLESS), "doctor", "--role-arn", account.bb_deploy, "--ca-bundle", ca], env)
+    assert result.returncode == 1
+    out = result.stdout
+    fixes = [line.strip() for line in out.splitlines() if line.strip().startswith("fix:")]
+    spelled = [fix for fix in fixes if "as for" not in fix]
+    assert len(spelled) == len(set(spelled)), out
+    assert any(fix.startswith("fix:   as for provider above") for fix in fixes), out
+    assert "or Request" not in out
+    assert "have the job request" in out
+    # The claims IAM decides on, not every claim: no epoch times (the time step has them).
+    claims = out.split("] claims", 1)[1].split("\n[", 1)[0].splitlines()[1:]
+    assert [line.split(" = ")[0].strip() for line in claims if " = " in line] == [
+        "iss",
+        "sub",
+        "aud",
+    ], out
+    assert "more claim(s) in --json and `keyless claims`" in out
+    assert not [line for line in claims if line.strip().startswith(("iat", "exp", "nbf"))]
