@@ -61,6 +61,15 @@ class HttpPoster(Protocol):
         ...
 
 
+class TransportError(NetworkError):
+    """The request failed in transit (no connection, reset, closed, timed out); ``failure`` is
+    the exception the transport raised, for callers that name the kind of failure."""
+
+    def __init__(self, message: str, *, failure: BaseException) -> None:
+        super().__init__(message)
+        self.failure = failure
+
+
 class DeadlineExceeded(TimeoutError):
     """The request's total deadline passed (raised inside the transport, reported as
     ``NetworkError``)."""
@@ -272,7 +281,7 @@ class UrllibClient:
                     response_headers = dict(response.headers.items())
         except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
-            raise NetworkError(f"cannot reach {shown}: {_reason(reason)}") from None
+            raise TransportError(f"cannot reach {shown}: {_reason(reason)}", failure=exc) from None
         if len(body) > HTTP_MAX_BODY_BYTES:
             raise NetworkError(f"response from {shown} is larger than {HTTP_MAX_BODY_BYTES} bytes")
         return HttpResponse(status=status, body=body, headers=response_headers)

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
+import ssl
 import time
+import urllib.error
 import urllib.parse
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Mapping, Sequence
@@ -25,9 +28,16 @@ from typing import Any
 
 from keyless.compat import UTC
 from keyless.errors import NetworkError
-from keyless.http import HttpPoster, HttpResponse
+from keyless.http import HttpPoster, HttpResponse, TransportError
 
-__all__ = ["QueryStsClient", "StsAnswerError", "regional_endpoint", "sign_v4"]
+__all__ = [
+    "QueryStsClient",
+    "StsAnswerError",
+    "StsTransportError",
+    "StsUnreadableError",
+    "regional_endpoint",
+    "sign_v4",
+]
 
 API_VERSION = "2011-06-15"
 _CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
@@ -42,6 +52,45 @@ class StsAnswerError(Exception):
         self.code = code
         self.message = message
         self.status = status
+
+
+class StsUnreadableError(NetworkError):
+    """STS's answer could not be read: cut short, garbled, or without what the call returns."""
+
+
+class StsTransportError(NetworkError):
+    """The request failed in transit. ``name`` and ``detail`` are what botocore names the same
+    failure (``EndpointConnectionError``, ``ConnectionClosedError``, ...), so that a user reads
+    the same line whichever client made the call; neither quotes anything that was sent."""
+
+    def __init__(self, name: str, detail: str) -> None:
+        super().__init__(f"{name}: {detail}")
+        self.name = name
+        self.detail = detail
+
+
+def transport_error(failure: BaseException, endpoint: str) -> StsTransportError:
+    """``failure`` (from ``UrllibClient``) as botocore would name it, for ``endpoint``.
+
+    urllib wraps what fails while connecting and sending in ``URLError``; what fails while the
+    answer is awaited or read comes unwrapped (``RemoteDisconnected``, a reset, the deadline)."""
+    url = f'endpoint URL: "{endpoint}"'
+    if isinstance(failure, urllib.error.URLError):
+        reason = failure.reason
+        if isinstance(reason, ssl.SSLError):
+            return StsTransportError("SSLError", f"SSL validation failed for {endpoint} {reason}")
+        if isinstance(reason, TimeoutError):
+            return StsTransportError("ConnectTimeoutError", f"Connect timeout on {url}")
+        if not isinstance(reason, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+            return StsTransportError("EndpointConnectionError", f"Could not connect to the {url}")
+    elif isinstance(failure, TimeoutError):
+        return StsTransportError("ReadTimeoutError", f"Read timeout on {url}")
+    elif not isinstance(failure, OSError | http.client.HTTPException):
+        return StsTransportError("EndpointConnectionError", f"Could not connect to the {url}")
+    return StsTransportError(
+        "ConnectionClosedError",
+        f"Connection was closed before we received a valid response from {url}.",
+    )
 
 
 def regional_endpoint(region: str) -> str | None:
@@ -135,11 +184,11 @@ def _form(action: str, params: Mapping[str, Any]) -> dict[str, str]:
 def _parse(body: bytes, status: int) -> ElementTree.Element:
     # STS sends no DTD; refusing one keeps entity expansion out of the parser entirely.
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise NetworkError(f"STS answered HTTP {status} with a document type declaration")
+        raise StsUnreadableError(f"STS answered HTTP {status} with a document type declaration")
     try:
         return ElementTree.fromstring(body)  # noqa: S314 - no DTD (checked above), size bounded
     except ElementTree.ParseError:
-        raise NetworkError(
+        raise StsUnreadableError(
             f"STS answered HTTP {status} with an answer that could not be read (cut short or"
             " garbled in transit)"
         ) from None
@@ -162,7 +211,7 @@ def _find(element: ElementTree.Element, *path: str) -> ElementTree.Element | Non
 def _text(element: ElementTree.Element, *path: str) -> str:
     found = _find(element, *path)
     if found is None or found.text is None:
-        raise NetworkError(f"STS's answer has no {'/'.join(path)}")
+        raise StsUnreadableError(f"STS's answer has no {'/'.join(path)}")
     return found.text.strip()
 
 
@@ -175,7 +224,8 @@ def _expiration(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise NetworkError(f"STS's answer has an unreadable Expiration {text[:40]!r}") from None
+        unreadable = f"STS's answer has an unreadable Expiration {text[:40]!r}"
+        raise StsUnreadableError(unreadable) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -256,16 +306,27 @@ class QueryStsClient:
                 session_token=session_token,
                 now=datetime.fromtimestamp(self._clock(), UTC),
             )
-        response: HttpResponse = self._http.post(self._endpoint, body=body, headers=headers)
-        document = _parse(response.body, response.status) if response.body.strip() else None
+        try:
+            response: HttpResponse = self._http.post(self._endpoint, body=body, headers=headers)
+        except TransportError as exc:
+            raise transport_error(exc.failure, self._endpoint) from None
+        try:
+            document = _parse(response.body, response.status) if response.body.strip() else None
+        except StsUnreadableError:
+            if response.status < 300:
+                raise
+            document = None  # a proxy's or load balancer's page: only the status is known
         if response.status >= 300 or document is None or _local(document.tag) == "ErrorResponse":
+            if document is None and response.status < 300:
+                raise StsUnreadableError(f"STS answered HTTP {response.status} with no body")
             if document is None:
-                raise StsAnswerError("Unknown", "", response.status)
+                # botocore names an answer without STS's error document by its status.
+                raise StsAnswerError(str(response.status), "", response.status)
             error = _find(document, "Error")
             code = (_optional_text(error, "Code") if error is not None else None) or "Unknown"
             message = (_optional_text(error, "Message") if error is not None else None) or ""
             raise StsAnswerError(code, message, response.status)
         result = _find(document, f"{action}Result")
         if result is None:
-            raise NetworkError(f"STS's answer to {action} has no {action}Result")
+            raise StsUnreadableError(f"STS's answer to {action} has no {action}Result")
         return result

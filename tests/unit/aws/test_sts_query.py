@@ -18,7 +18,7 @@ from keyless.compat import UTC
 from keyless.errors import NetworkError
 from keyless.http import HttpResponse
 
-SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"  # noqa: S105 - AWS's documented example key
+SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 BODY = b"Action=GetCallerIdentity&Version=2011-06-15"
 CONTENT_TYPE = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
 
@@ -150,7 +150,7 @@ def test_assume_role_sends_tags_and_transitive_keys_as_members_and_signs() -> No
     assert form["TransitiveTagKeys.member.1"] == "team"
     assert form["ExternalId"] == "ext"
     assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=ASIAEXAMPLE/")
-    assert headers["X-Amz-Security-Token"] == "session-part"  # noqa: S105 - a test value
+    assert headers["X-Amz-Security-Token"] == "session-part"
 
 
 def test_an_error_answer_carries_stss_code_message_and_status() -> None:
