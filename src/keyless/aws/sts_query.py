@@ -75,10 +75,10 @@ def transport_error(failure: BaseException, endpoint: str) -> StsTransportError:
     urllib wraps what fails while connecting and sending in ``URLError``; what fails while the
     answer is awaited or read comes unwrapped (``RemoteDisconnected``, a reset, the deadline)."""
     url = f'endpoint URL: "{endpoint}"'
+    reason = failure.reason if isinstance(failure, urllib.error.URLError) else failure
+    if isinstance(reason, ssl.SSLError):  # the handshake may come before or with the answer
+        return StsTransportError("SSLError", f"SSL validation failed for {endpoint} {reason}")
     if isinstance(failure, urllib.error.URLError):
-        reason = failure.reason
-        if isinstance(reason, ssl.SSLError):
-            return StsTransportError("SSLError", f"SSL validation failed for {endpoint} {reason}")
         if isinstance(reason, TimeoutError):
             return StsTransportError("ConnectTimeoutError", f"Connect timeout on {url}")
         if not isinstance(reason, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
