@@ -5,7 +5,8 @@ one ``obtain_credentials`` (``keyless assume``, ``exec``, ``credential-process``
 The CLI maps its options (or a pipe's variables) to a ``CredentialRequest`` and renders the
 ``Obtained`` result; the token source, session naming, the static-key fallback policy, the second
 hop and the account guard are decided here, once. STS itself is ``keyless.aws.sts``; the token is
-``keyless.ci``. boto3 is imported only when STS is called.
+``keyless.ci``. The exchange itself loads no boto3 where STS's Query client is equivalent
+(``keyless.aws.sts_endpoint``).
 """
 
 from __future__ import annotations

@@ -48,6 +48,28 @@ class HttpClient(Protocol):
         ...
 
 
+class HttpPoster(Protocol):
+    def post(
+        self,
+        url: str,
+        *,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> HttpResponse:
+        """POST ``body`` to ``url`` within ``timeout`` seconds in all, as ``HttpClient.get``."""
+        ...
+
+
+class TransportError(NetworkError):
+    """The request failed in transit (no connection, reset, closed, timed out); ``failure`` is
+    the exception the transport raised, for callers that name the kind of failure."""
+
+    def __init__(self, message: str, *, failure: BaseException) -> None:
+        super().__init__(message)
+        self.failure = failure
+
+
 class DeadlineExceeded(TimeoutError):
     """The request's total deadline passed (raised inside the transport, reported as
     ``NetworkError``)."""
@@ -181,8 +203,8 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 class UrllibClient:
-    """``HttpClient`` on the standard library. Redirects are not followed; proxies from the
-    environment (``HTTPS_PROXY``, ``NO_PROXY``) are honoured as urllib does."""
+    """``HttpClient`` and ``HttpPoster`` on the standard library. Redirects are not followed;
+    proxies from the environment (``HTTPS_PROXY``, ``NO_PROXY``) are honoured as urllib does."""
 
     def __init__(
         self,
@@ -205,6 +227,26 @@ class UrllibClient:
     def get(
         self, url: str, *, headers: Mapping[str, str] | None = None, timeout: float | None = None
     ) -> HttpResponse:
+        return self._request("GET", url, None, headers, timeout)
+
+    def post(
+        self,
+        url: str,
+        *,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> HttpResponse:
+        return self._request("POST", url, body, headers, timeout)
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: Mapping[str, str] | None,
+        timeout: float | None,
+    ) -> HttpResponse:
         shown = shown_url(url)
         if not url.startswith(("https://", "http://")):
             raise NetworkError(f"refusing to fetch {shown}: only http(s) URLs are supported")
@@ -220,7 +262,9 @@ class UrllibClient:
         opener = urllib.request.build_opener(
             _HttpsHandler(context, deadline), _HttpHandler(deadline), _NoRedirect()
         )
-        request = urllib.request.Request(url, headers=dict(headers or {}), method="GET")  # noqa: S310
+        request = urllib.request.Request(  # noqa: S310 - http(s) only, checked above
+            url, data=body, headers=dict(headers or {}), method=method
+        )
         try:
             try:
                 opened = opener.open(request, timeout=deadline.remaining())
@@ -237,7 +281,7 @@ class UrllibClient:
                     response_headers = dict(response.headers.items())
         except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
-            raise NetworkError(f"cannot reach {shown}: {_reason(reason)}") from None
+            raise TransportError(f"cannot reach {shown}: {_reason(reason)}", failure=exc) from None
         if len(body) > HTTP_MAX_BODY_BYTES:
             raise NetworkError(f"response from {shown} is larger than {HTTP_MAX_BODY_BYTES} bytes")
         return HttpResponse(status=status, body=body, headers=response_headers)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,7 @@ AWS_SDK = ("boto3", "botocore", "awscrt", "moto", *EMULATION_ONLY)
 PARSER_ONLY = (*AWS_SDK, "cryptography", "yaml")
 
 
-def _loaded_by(code: str) -> set[str]:
+def _loaded_by(code: str, env: Mapping[str, str] | None = None) -> set[str]:
     """Top-level names and full names of the modules ``code`` added to a fresh interpreter."""
     probe = (
         "import sys, json\n"
@@ -68,7 +69,7 @@ def _loaded_by(code: str) -> set[str]:
         "sys.__stdout__.write('\\n@@' + json.dumps(sorted(added)))\n"
     )
     done = subprocess.run(  # noqa: S603 - fixed interpreter and code
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
     )
     added: list[str] = json.loads(done.stdout.rsplit("@@", 1)[1])
     return set(added) | {name.split(".")[0] for name in added}
@@ -176,8 +177,73 @@ def test_light_command_starts_without_heavy_libraries(command: str, inputs: dict
 
 def test_the_probe_sees_what_a_command_loads(inputs: dict[str, str]) -> None:
     # The assertions above can fail: importing the AWS layer shows up in the probe.
-    assert "botocore" in _loaded_by("import keyless.aws.sts")
+    assert "botocore" in _loaded_by("import keyless.aws.clients")
     assert Path(inputs["token"]).read_text().count(".") == 2
+
+
+def test_the_exchange_module_loads_no_aws_sdk() -> None:
+    added = _loaded_by("import keyless.aws.sts")
+    assert "keyless.aws.sts_query" in added
+    assert _forbidden(added, ("boto3", "botocore", "awscrt", "moto")) == []
+
+
+@pytest.fixture(scope="module")
+def local_exchange(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """A role on the local stack that admits one token, and the environment of a job with it."""
+    from keyless.local.stack import STS_AUDIENCE, LocalStack
+
+    root = tmp_path_factory.mktemp("exchange")
+    with LocalStack() as stack:
+        provider = stack.register_provider()
+        prefix = stack.issuers[0].removeprefix("https://")
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Federated": provider},
+                    "Action": "sts:AssumeRoleWithWebIdentity",
+                    "Condition": {"StringEquals": {f"{prefix}:sub": "repo:o/r:ref:x"}},
+                }
+            ],
+        }
+        role = stack.iam().create_role(
+            RoleName="layering", AssumeRolePolicyDocument=json.dumps(trust)
+        )
+        token = root / "token"
+        token.write_text(stack.mint({"sub": "repo:o/r:ref:x", "aud": STS_AUDIENCE}))
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(("AWS_", "KEYLESS_", "GITHUB_", "GITLAB_", "BITBUCKET_", "CI"))
+        }
+        env.update(stack.environment())
+        env["KEYLESS_TOKEN_FILE"] = str(token)
+        env["AWS_CONFIG_FILE"] = str(root / "absent-config")
+        env["AWS_SHARED_CREDENTIALS_FILE"] = str(root / "absent-credentials")
+        yield role["Role"]["Arn"], env
+
+
+def test_assume_on_the_local_stack_loads_no_aws_sdk(
+    local_exchange: tuple[str, dict[str, str]],
+) -> None:
+    # The exchange's three STS calls go through the Query client: no boto3, no botocore.
+    role_arn, env = local_exchange
+    added = _loaded_by(
+        "import io\n"
+        "from contextlib import redirect_stderr, redirect_stdout\n"
+        "from keyless.cli.main import main\n"
+        "out, err = io.StringIO(), io.StringIO()\n"
+        "with redirect_stdout(out), redirect_stderr(err):\n"
+        f"    code = main(['assume', '--role-arn', {role_arn!r}, '--json'])\n"
+        "assert code == 0, err.getvalue()\n"
+        f"assert {role_arn!r} in out.getvalue(), out.getvalue()",
+        env,
+    )
+    assert "keyless.aws.sts_query" in added
+    assert _forbidden(added, ("boto3", "botocore", "awscrt", "moto")) == []
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,10 @@ stack and any other S3/STS-compatible endpoint are reached through the same code
 Proxies and the CA bundle (``AWS_CA_BUNDLE``, the profile's ``ca_bundle``) come from botocore's
 usual settings in every kind of session below.
 
+The STS exchange itself mostly runs without botocore (``keyless.aws.sts_endpoint`` picks the
+Query client of ``keyless.aws.sts_query`` where it is equivalent) and comes here only for what the
+Query client does not cover.
+
 Importing this module loads boto3: modules on a path that must start without it (a deploy the
 environment decides, ``keyless --version``) import it inside the function that needs a client.
 """
@@ -23,10 +27,10 @@ from botocore.config import Config
 from botocore.exceptions import ProfileNotFound
 
 from keyless import __version__
+from keyless.aws.regions import region_from as region_from
 from keyless.errors import UsageError
 from keyless.limits import (
     AWS_CONNECT_TIMEOUT_SECONDS,
-    AWS_DEFAULT_REGION,
     AWS_MAX_ATTEMPTS,
     AWS_READ_TIMEOUT_SECONDS,
     DEFAULT_CONCURRENCY,
@@ -65,11 +69,6 @@ class Keys(Protocol):
     def secret_access_key(self) -> str: ...
     @property
     def session_token(self) -> str | None: ...
-
-
-def region_from(env: Mapping[str, str], explicit: str | None = None) -> str:
-    """The region to use: the flag, then ``AWS_REGION``, ``AWS_DEFAULT_REGION``, then a default."""
-    return explicit or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or AWS_DEFAULT_REGION
 
 
 # --- sessions ------------------------------------------------------------------------------------

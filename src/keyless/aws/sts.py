@@ -6,28 +6,26 @@ from __future__ import annotations
 
 import random
 import re
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    HTTPClientError,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
-from botocore.parsers import ResponseParserError
-
 from keyless.arn import AccountId, RoleArn, policy
-from keyless.aws import clients
-from keyless.aws.clients import region_from
-from keyless.aws.sts_errors import convert, retry_reason
+from keyless.aws.regions import region_from
+from keyless.aws.sts_endpoint import (
+    ClientFactory,
+    endpoint_url,
+    exchange_client_factory,
+    sts_client_factory,
+)
+from keyless.aws.sts_errors import convert, failures, retry_reason
+from keyless.aws.sts_query import StsAnswerError, StsTransportError
 from keyless.ci.base import Provider, RawToken, session_name_part
 from keyless.compat import UTC
 from keyless.errors import (
-    AwsError,
     KeylessError,
     TokenError,
     TokenVerificationError,
@@ -46,11 +44,8 @@ from keyless.limits import (
     TOKEN_LEEWAY_SECONDS,
 )
 from keyless.tokens import UnverifiedToken, peek
-from keyless.urls import has_userinfo, shown_url
 
 if TYPE_CHECKING:
-    import boto3
-    from mypy_boto3_sts import STSClient
     from mypy_boto3_sts.type_defs import CredentialsTypeDef
 
 __all__ = [
@@ -67,6 +62,7 @@ __all__ = [
     "derive_session_name",
     "endpoint_url",
     "exchange",
+    "exchange_client_factory",
     "exchange_with_keys",
     "static_keys",
     "sts_client_factory",
@@ -276,50 +272,6 @@ class RetryPolicy:
     total_seconds: float = STS_RETRY_TOTAL_SECONDS
 
 
-# --- endpoints and sessions --------------------------------------------------------------------
-
-
-def endpoint_url(env: Mapping[str, str], service: str) -> str | None:
-    """The configured endpoint for ``service`` from ``env``: ``AWS_ENDPOINT_URL_<SERVICE>``, then
-    ``AWS_ENDPOINT_URL``, unless ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`` is true (the lookup
-    botocore >= 1.31 does on the process environment; done here on the injected one)."""
-    if env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower() == "true":
-        return None
-    name = f"AWS_ENDPOINT_URL_{service.upper()}"
-    if not env.get(name):
-        name = "AWS_ENDPOINT_URL"
-    value = env.get(name) or None
-    if value is not None and has_userinfo(value):
-        # botocore would quote it in every connection error; AWS endpoints take no user info.
-        raise UsageError(
-            f"{name} {shown_url(value)} has user info (user:password@)",
-            remedy=f"Set {name} to the endpoint without it, e.g. https://host:port.",
-        )
-    return value
-
-
-#: Makes the STS client: unsigned for ``None`` (AssumeRoleWithWebIdentity needs no credentials),
-#: else signed with the given keys.
-ClientFactory = Callable[[SigningKeys | None], "STSClient"]
-
-
-def sts_client_factory(env: Mapping[str, str], *, region: str) -> ClientFactory:
-    """The production factory: regional endpoint, ``AWS_ENDPOINT_URL(_STS)`` from ``env``, proxies
-    and CA bundle from botocore's usual settings, keyless' timeouts, no botocore retries."""
-    endpoint = endpoint_url(env, "sts")
-    sessions: list[boto3.Session] = []  # one per factory: loading botocore's models is slow
-
-    def make(keys: SigningKeys | None) -> STSClient:
-        try:
-            if not sessions:
-                sessions.append(clients.regional_sts_session(region))
-            return clients.sts_client(sessions[0], endpoint_url=endpoint, keys=keys)
-        except (BotoCoreError, ValueError) as exc:
-            raise AwsError(f"cannot make an STS client for {region}: {type(exc).__name__}") from exc
-
-    return make
-
-
 # --- the calls ------------------------------------------------------------------------------------
 
 
@@ -353,7 +305,7 @@ class Sts:
         sleep: Callable[[float], None] = time.sleep,
     ) -> Sts:
         return cls(
-            client_factory=sts_client_factory(env, region=region_from(env, region)),
+            client_factory=exchange_client_factory(env, region=region_from(env, region)),
             notify=notify,
             sleep=sleep,
         )
@@ -447,7 +399,7 @@ class Sts:
             attempt += 1
             try:
                 return call()
-            except (ClientError, BotoCoreError, ResponseParserError) as exc:
+            except failures() as exc:
                 reason = retry_reason(exc)
                 if reason is None or attempt >= policy.max_attempts:
                     raise convert(
@@ -484,9 +436,15 @@ def _key_secrets(keys: SigningKeys) -> tuple[str, ...]:
 
 
 def _no_secrets(exc: Exception) -> Exception | None:
-    # A chained ClientError or connection error names codes and endpoints only; any other
-    # botocore error (e.g. ParamValidationError) may quote a parameter, so it is not chained.
-    return exc if isinstance(exc, ClientError | BotoConnectionError | HTTPClientError) else None
+    # An STS error answer or connection failure names codes and endpoints only: it is chained.
+    # Any other botocore error (e.g. ParamValidationError) may quote a parameter, so it is not.
+    if isinstance(exc, StsAnswerError | StsTransportError):
+        return exc
+    exceptions = sys.modules.get("botocore.exceptions")
+    if exceptions is None:
+        return None
+    chained = (exceptions.ClientError, exceptions.ConnectionError, exceptions.HTTPClientError)
+    return exc if isinstance(exc, chained) else None
 
 
 def _credentials(raw: CredentialsTypeDef) -> TemporaryCredentials:

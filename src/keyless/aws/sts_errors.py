@@ -1,18 +1,20 @@
 """STS's answers as keyless errors: which error codes are worth a retry, and each failure turned
 into one line naming the role and STS's code, with what to do about it. Nothing a request sent
 (token, keys) is ever quoted.
+
+The failures come from either client: the Query client's (``keyless.aws.sts_query``) or
+botocore's. botocore's classes are looked at only once botocore is loaded; until then none of its
+exceptions can exist, and the exchange starts without it.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Final
-
-from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
-from botocore.exceptions import ConnectionError as BotoConnectionError
-from botocore.parsers import ResponseParserError
+import sys
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from keyless.aws.errors import error_code, error_message, http_status
+from keyless.aws.sts_query import StsAnswerError, StsTransportError, StsUnreadableError
 from keyless.errors import AccessDeniedError, AwsError, KeylessError, NetworkError
 from keyless.limits import STS_MESSAGE_MAX_CHARS
 
@@ -22,8 +24,12 @@ __all__ = [
     "StsAccessDeniedError",
     "StsApiError",
     "convert",
+    "failures",
     "retry_reason",
 ]
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
 
 # Anything token-shaped: STS does not echo tokens, but a message must never carry one.
 _JWT_ANYWHERE: Final = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_.-]*")
@@ -86,32 +92,78 @@ class StsApiError(AwsError):
         self.sts_message = sts_message
 
 
+_QUERY_FAILURES: Final = (StsAnswerError, StsTransportError, StsUnreadableError)
+
+
+def failures() -> tuple[type[Exception], ...]:
+    """The exception classes an STS call can fail with that ``convert`` turns into keyless'."""
+    botocore = _botocore()
+    if botocore is None:
+        return _QUERY_FAILURES
+    exceptions, parsers = botocore
+    return (
+        *_QUERY_FAILURES,
+        exceptions.ClientError,
+        exceptions.BotoCoreError,
+        parsers.ResponseParserError,
+    )
+
+
+def _botocore() -> tuple[Any, Any] | None:
+    """``botocore.exceptions`` and ``botocore.parsers`` if botocore is loaded, else ``None``."""
+    if "botocore.exceptions" not in sys.modules:
+        return None
+    from botocore import exceptions, parsers
+
+    return exceptions, parsers
+
+
+def _kind(exc: Exception) -> tuple[str, str | None, int]:
+    """What ``exc`` is: ``("answer", code, status)``, ``("transport", name, 0)``,
+    ``("unreadable", None, 0)``, ``("no-credentials", None, 0)`` or ``("other", None, 0)``."""
+    if isinstance(exc, StsAnswerError):
+        return "answer", exc.code or "Unknown", exc.status
+    if isinstance(exc, StsTransportError):
+        return "transport", exc.name, 0
+    if isinstance(exc, StsUnreadableError):
+        return "unreadable", None, 0
+    botocore = _botocore()
+    if botocore is None:
+        return "other", None, 0
+    exceptions, parsers = botocore
+    if isinstance(exc, exceptions.ClientError):
+        return "answer", error_code(exc) or "Unknown", http_status(exc) or 0
+    if isinstance(exc, exceptions.ConnectionError | exceptions.HTTPClientError):
+        return "transport", type(exc).__name__, 0
+    if isinstance(exc, parsers.ResponseParserError):
+        # An answer cut short or garbled in transit (not a botocore error class: it escaped).
+        return "unreadable", None, 0
+    if isinstance(exc, exceptions.NoCredentialsError):
+        return "no-credentials", None, 0
+    return "other", None, 0
+
+
 def retry_reason(exc: Exception) -> str | None:
     """Why ``exc`` is worth another attempt, or ``None`` when it is terminal."""
-    if isinstance(exc, ClientError):
-        code = _code(exc)
-        if code in TERMINAL_CODES:
+    kind, name, status = _kind(exc)
+    if kind == "answer":
+        if name in TERMINAL_CODES:
             return None
-        if code in RETRYABLE_CODES:
-            return code
-        status = http_status(exc) or 0
-        if status >= 500:
-            return f"HTTP {status}"
-        return None
-    if isinstance(exc, BotoConnectionError | HTTPClientError):
-        return type(exc).__name__
-    if isinstance(exc, ResponseParserError):
-        # An answer cut short or garbled in transit (not a botocore error class: it escaped).
+        if name in RETRYABLE_CODES:
+            return name
+        return f"HTTP {status}" if status >= 500 else None
+    if kind == "transport":
+        return name
+    if kind == "unreadable":
         return "unreadable answer"
     return None
 
 
-def _code(exc: ClientError) -> str:
-    return error_code(exc) or "Unknown"
-
-
-def _message(exc: ClientError, secrets: tuple[str, ...]) -> str:
-    text = error_message(exc)
+def _message(exc: Exception, secrets: tuple[str, ...]) -> str:
+    if isinstance(exc, StsAnswerError):
+        text = " ".join(exc.message.split())
+    else:
+        text = error_message(cast("ClientError", exc))
     for secret in secrets:
         if secret:
             text = text.replace(secret, "<redacted>")
@@ -179,29 +231,32 @@ def convert(
     """``exc`` (from ``operation`` on ``role``, after ``attempts``) as keyless' error: STS's code
     and message with ``secrets`` and anything token-shaped redacted, and what to do about it."""
     tries = f" after {attempts} attempts" if attempts > 1 else ""
-    if isinstance(exc, ClientError):
-        code = _code(exc)
+    kind, name, _status = _kind(exc)
+    if kind == "answer":
+        code = name or "Unknown"
         message = _message(exc, secrets)
         text = f"STS {operation} for {role} failed{tries}: {code}: {message}"
         remedy = _remedy(code, message, operation=operation, role=role)
         if code == "AccessDenied":
             return StsAccessDeniedError(text, code=code, sts_message=message, remedy=remedy)
         return StsApiError(text, code=code, sts_message=message, remedy=remedy)
-    if isinstance(exc, BotoConnectionError | HTTPClientError):
-        # botocore's messages for these name the endpoint URL and the socket error, nothing sent.
-        detail = " ".join(str(exc).split())[:STS_MESSAGE_MAX_CHARS]
+    if kind == "transport":
+        # Both clients' messages for these name the endpoint URL and the failure, nothing sent.
+        detail = exc.detail if isinstance(exc, StsTransportError) else str(exc)
+        detail = " ".join(detail.split())[:STS_MESSAGE_MAX_CHARS]
         return NetworkError(
-            f"STS {operation} for {role} failed{tries}: {type(exc).__name__}: {detail}",
+            f"STS {operation} for {role} failed{tries}: {name}: {detail}",
             remedy="Check the network, proxy settings (HTTPS_PROXY) and AWS_ENDPOINT_URL(_STS).",
         )
-    if isinstance(exc, ResponseParserError):
-        # Its text quotes the raw answer; only the fact is kept.
+    if kind == "unreadable":
+        # botocore's text quotes the raw answer; only the fact is kept (the same words for
+        # either client, botocore's class name included: it is what users have been shown).
         return NetworkError(
             f"STS {operation} for {role} failed{tries}: the answer could not be read"
             " (ResponseParserError: cut short or garbled in transit)",
             remedy="Check the network, proxy settings (HTTPS_PROXY) and AWS_ENDPOINT_URL(_STS).",
         )
-    if isinstance(exc, NoCredentialsError):
+    if kind == "no-credentials":
         return AwsError(f"STS {operation} for {role}: no AWS credentials to sign it")
     # Other botocore errors (parameter validation, ...) can quote request values: name the type.
     return AwsError(f"STS {operation} for {role} failed: {type(exc).__name__}")

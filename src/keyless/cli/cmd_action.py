@@ -37,7 +37,7 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run_configure(args: argparse.Namespace, console: Console) -> int:
-    from keyless.aws.sts import Sts, sts_client_factory
+    from keyless.aws.sts import Sts, exchange_client_factory
 
     env = dict(console.env)
     inputs = action.Inputs(env)
@@ -53,7 +53,7 @@ def run_configure(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("inputs deploy-source and deploy-target go together")
     to_env = inputs.flag("output-env-credentials")
     sts = Sts(
-        client_factory=sts_client_factory(env, region=region),
+        client_factory=exchange_client_factory(env, region=region),
         retry=action.retry_policy(inputs),
         notify=lambda line: console.info(f"keyless: {line}"),
     )

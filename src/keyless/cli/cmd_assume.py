@@ -199,7 +199,7 @@ def register(subparsers: Subparsers) -> None:
 def request_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> CredentialRequest:
     """The options of ``add_exchange_options`` as a request (the only mapping of them)."""
     from keyless.arn import parse_account_id, parse_role_arn
-    from keyless.aws.clients import region_from
+    from keyless.aws.regions import region_from
 
     role_arn = resolve_role_arn(args.role_arn, env)
     region = region_from(env, args.region)
