@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import boto3
@@ -59,10 +60,18 @@ def _settle_server(before: set[threading.Thread]) -> None:
     server runs each connection in a ``process_request_thread``; the ones started while the
     child ran are the child's, and each ends once the child's socket is closed.
     """
+    deadline = time.monotonic() + 60
     for thread in set(threading.enumerate()) - before:
-        if "process_request_thread" in thread.name:
-            thread.join(timeout=60)
-            assert not thread.is_alive(), "the moto server is still serving the killed child"
+        if "process_request_thread" not in thread.name:
+            continue
+        while True:
+            try:
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+                break
+            except RuntimeError:  # listed as soon as start() is called, joinable a moment later
+                assert time.monotonic() < deadline, "a moto server thread never started"
+                time.sleep(0.01)
+        assert not thread.is_alive(), "the moto server is still serving the killed child"
 
 
 def _killed_deploy(site: Path, bucket: str, after: int) -> int:
