@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from keyless.compat import StrEnum
-from keyless.trust.build import _hcl, _hcl_string, _Raw
+from keyless.trust.hcl import Raw, hcl_string, hcl_value
 from keyless.trust.model import to_document
 from keyless.trust.web_identity import issuer_prefix
 
@@ -77,11 +77,11 @@ def _tf_tokens(value: Any) -> Any:
     if isinstance(value, str) and _TOKENS.search(value):
         parts = _TOKENS.split(value)
         found = _TOKENS.findall(value)
-        text = _hcl_string(parts[0])[:-1]
+        text = hcl_string(parts[0])[:-1]
         for token, part in zip(found, parts[1:], strict=True):
             text += _TF_ACCOUNT if token == ACCOUNT_TOKEN else _TF_PARTITION
-            text += _hcl_string(part)[1:-1]
-        return _Raw(text + '"')
+            text += hcl_string(part)[1:-1]
+        return Raw(text + '"')
     if isinstance(value, Mapping):
         return {key: _tf_tokens(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -92,9 +92,9 @@ def _tf_tokens(value: Any) -> Any:
 def _tf_variable(name: str, kind: str, default: Any, description: str) -> list[str]:
     return [
         f'variable "{name}" {{',
-        f"  description = {_hcl_string(description)}",
+        f"  description = {hcl_string(description)}",
         f"  type        = {kind}",
-        f"  default     = {_hcl(default, 1) if default is not None else 'null'}",
+        f"  default     = {hcl_value(default, 1) if default is not None else 'null'}",
         "}",
         "",
     ]
@@ -105,7 +105,7 @@ def _terraform(desired: Desired, notes: tuple[str, ...]) -> str:
 
     issuer = desired.issuer
     trust = to_document(desired.trust)
-    _with_principal(trust, desired.provider_arn, _Raw("local.oidc_provider_arn"))
+    _with_principal(trust, desired.provider_arn, Raw("local.oidc_provider_arn"))
     permissions = _tf_tokens(to_document(desired.permissions))
     lines = [
         "# keyless provision --emit terraform: the OIDC provider, the role and its permissions.",
@@ -127,7 +127,7 @@ def _terraform(desired: Desired, notes: tuple[str, ...]) -> str:
     lines += _tf_variable(
         "create_oidc_provider",
         "bool",
-        _Raw("true"),
+        Raw("true"),
         f"Create the OIDC provider for {issuer}. Set false when the account already has it (IAM"
         f" allows one per issuer URL); it must then accept {', '.join(desired.client_ids)}.",
     )
@@ -147,7 +147,7 @@ def _terraform(desired: Desired, notes: tuple[str, ...]) -> str:
     lines += _tf_variable(
         "max_session_duration",
         "number",
-        _Raw(str(desired.max_session_duration or IAM_ROLE_DEFAULT_SESSION_SECONDS)),
+        Raw(str(desired.max_session_duration or IAM_ROLE_DEFAULT_SESSION_SECONDS)),
         "Longest session of the role, in seconds (3600-43200).",
     )
     lines += _tf_variable(
@@ -164,27 +164,27 @@ def _terraform(desired: Desired, notes: tuple[str, ...]) -> str:
         "",
         'resource "aws_iam_openid_connect_provider" "this" {',
         "  count           = var.create_oidc_provider ? 1 : 0",
-        f"  url             = {_hcl_string(issuer)}",
+        f"  url             = {hcl_string(issuer)}",
         "  client_id_list  = var.oidc_client_ids",
         "  thumbprint_list = var.oidc_thumbprints",
         "}",
         "",
         'data "aws_iam_openid_connect_provider" "existing" {',
         "  count = var.create_oidc_provider ? 0 : 1",
-        f"  url   = {_hcl_string(issuer)}",
+        f"  url   = {hcl_string(issuer)}",
         "}",
         "",
         "locals {",
         "  oidc_provider_arn = (var.create_oidc_provider",
         "    ? aws_iam_openid_connect_provider.this[0].arn",
         "  : data.aws_iam_openid_connect_provider.existing[0].arn)",
-        f"  trust_policy = {_hcl(trust, 1)}",
-        f"  permissions_policy = {_hcl(permissions, 1)}",
+        f"  trust_policy = {hcl_value(trust, 1)}",
+        f"  permissions_policy = {hcl_value(permissions, 1)}",
         "}",
         "",
         'resource "aws_iam_role" "this" {',
         "  name                 = var.role_name",
-        f"  description          = {_hcl_string(desired.description)}",
+        f"  description          = {hcl_string(desired.description)}",
         "  assume_role_policy   = jsonencode(local.trust_policy)",
         "  max_session_duration = var.max_session_duration",
         "  permissions_boundary = var.permissions_boundary",
@@ -192,7 +192,7 @@ def _terraform(desired: Desired, notes: tuple[str, ...]) -> str:
         "}",
         "",
         'resource "aws_iam_role_policy" "permissions" {',
-        f"  name   = {_hcl_string(desired.policy_name)}",
+        f"  name   = {hcl_string(desired.policy_name)}",
         "  role   = aws_iam_role.this.id",
         "  policy = jsonencode(local.permissions_policy)",
         "}",

@@ -9,8 +9,6 @@ Allow).
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +17,7 @@ from keyless.ci import get_provider
 from keyless.ci.base import Scope, TrustSpec
 from keyless.compat import StrEnum
 from keyless.errors import UsageError
+from keyless.trust.hcl import Raw, hcl_value
 from keyless.trust.model import Policy, dumps_policy, parse_policy, to_document
 from keyless.trust.web_identity import WEB_IDENTITY_ACTION, issuer_prefix, provider_arn_for
 
@@ -119,40 +118,6 @@ def render(built: Built, output: OutputFormat) -> str:
 
 # --- Terraform -----------------------------------------------------------------------------------
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-
-
-def _hcl_string(value: str) -> str:
-    # JSON string escapes are valid HCL; `${` and `%{` start interpolation and directives in HCL
-    # templates, so they are doubled to stay literal (IAM's own `${*}` escapes included).
-    return json.dumps(value, ensure_ascii=False).replace("${", "$${").replace("%{", "%%{")
-
-
-def _hcl(value: Any, indent: int) -> str:
-    pad = "  " * indent
-    if isinstance(value, str):
-        return _hcl_string(value)
-    if isinstance(value, _Raw):
-        return value.text
-    if isinstance(value, Mapping):
-        lines = ["{"]
-        for key, item in value.items():
-            name = key if _IDENTIFIER.fullmatch(key) else _hcl_string(key)
-            lines.append(f"{pad}  {name} = {_hcl(item, indent + 1)}")
-        lines.append(f"{pad}}}")
-        return "\n".join(lines)
-    if isinstance(value, Sequence):
-        items = [f"{pad}  {_hcl(item, indent + 1)}," for item in value]
-        return "\n".join(["[", *items, f"{pad}]"])
-    return json.dumps(value)
-
-
-@dataclass(frozen=True, slots=True)
-class _Raw:
-    """An HCL expression written as is (a reference, not a string)."""
-
-    text: str
-
 
 def _terraform(built: Built) -> str:
     document = to_document(built.policy)
@@ -165,10 +130,10 @@ def _terraform(built: Built) -> str:
             + built.provider_path.replace("${", "$${")
             + '"'
         )
-        document["Statement"][0]["Principal"]["Federated"] = _Raw(arn)
+        document["Statement"][0]["Principal"]["Federated"] = Raw(arn)
         header.append('data "aws_caller_identity" "current" {}')
         header.append("")
-    body = _hcl(document, 1)
+    body = hcl_value(document, 1)
     return "\n".join([*header, "locals {", f"  {name} = jsonencode({body})", "}", ""])
 
 

@@ -36,14 +36,13 @@ from keyless.local.moto_server import AdminCredentials, admit, client_config, is
 from keyless.local.sts.rules import (
     CHECK_MESSAGES,
     IDP_UNREACHABLE,
-    STS_ALGORITHMS,
     UNPARSABLE,
     StsError,
     access_denied,
     invalid_token,
     parse_request,
 )
-from keyless.tokens import JwksCache, peek, thaw, verify
+from keyless.tokens import ALLOWED_ALGORITHMS, JwksCache, peek, thaw, verify
 from keyless.tokens.values import audiences as token_audiences
 from keyless.trust.evaluate import evaluate as evaluate_trust
 from keyless.trust.model import loads_policy
@@ -290,7 +289,8 @@ class WebIdentityExchange:
         subject = claims.get("sub")
         facts["issuer"] = issuer if isinstance(issuer, str) else ""
         facts["subject"] = f"{subject} (unverified)" if isinstance(subject, str) else ""
-        if algorithm not in STS_ALGORITHMS:
+        # The algorithms STS accepts are the ones keyless accepts (keyless.tokens.jwks).
+        if algorithm not in ALLOWED_ALGORITHMS:
             raise invalid_token(
                 CHECK_MESSAGES["algorithm"], f"algorithm {algorithm[:20]!r} is not accepted"
             )

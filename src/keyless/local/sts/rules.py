@@ -31,8 +31,6 @@ STS_NAMESPACE: Final = "https://sts.amazonaws.com/doc/2011-06-15/"
 STS_API_VERSION: Final = "2011-06-15"
 #: Java's ``\w`` as STS applies it: ASCII letters, digits and underscore.
 SESSION_NAME_PATTERN: Final = re.compile(r"[\w+=,.@-]*", re.ASCII)
-#: Signature algorithms STS accepts for web identity tokens.
-STS_ALGORITHMS: Final = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512"})
 
 ACTION: Final = "AssumeRoleWithWebIdentity"
 
