@@ -10,13 +10,22 @@ import shlex
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keyless import process, tokens
-from keyless.ci.base import JobClaims, JobRun, RawToken, TokenEndpoint
 from keyless.cli.console import Console
+from keyless.cli.local_args import (
+    STATE_HELP,
+    TEMPORARY_STACK_FAILED,
+    add_job_arguments,
+    add_state_argument,
+    job_run,
+    running_stack,
+    state_dir_of,
+    temporary_stack_notice,
+)
+from keyless.cli.local_jobs import register_workflow, run_run
 from keyless.cli.main import EXIT_OK, Subparsers
 from keyless.cli.scope_args import SCOPE_HELP, add_scope_arguments, scope_from_args
 from keyless.errors import OutputError, UsageError
@@ -32,10 +41,6 @@ if TYPE_CHECKING:
 #: Ports ``--port N`` takes: N for AWS, then one issuer server per emulated CI.
 _PORTS_USED = 1 + len(EMULATED)
 
-_STATE_HELP = f"""\
-State folder: --state DIR, else ${STATE_VARIABLE}, else $XDG_STATE_HOME/keyless/local
-(~/.local/state/keyless/local). While a stack runs, DIR/stack.json (0600) tells the other
-`keyless local` commands where it is."""
 
 _SERVE_EPILOG = f"""\
 Starts moto (IAM, STS, S3, CloudFront; IAM authentication on), the STS gateway that enforces
@@ -45,7 +50,7 @@ the local administrator's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (throwaway
 emulator, to provision and inspect), the CA bundle and its thumbprint, and the issuer URLs.
 Ctrl-C or SIGTERM stops everything; no process stays behind.
 
-{_STATE_HELP}
+{STATE_HELP}
 
 What persists in the state folder: the CA and TLS certificate (DIR/tls), each CI's issuers and
 signing keys (DIR/ci/NAME), so the CA thumbprint, the keys and, with the same --port, the issuer
@@ -77,7 +82,7 @@ workspace's, so `aud` is a list; may be repeated); --lifetime SECONDS overrides 
 Output: the raw token on standard output, which must not be a terminal, or --write PATH (0600,
 atomic). Its issuer and subject go to standard error.
 
-{_STATE_HELP}
+{STATE_HELP}
 
 Exit codes: 0 minted; 2 no stack running, a bad scope flag, or an error.
 """
@@ -111,7 +116,7 @@ The temporary folder is removed after COMMAND.
 
 Without a running stack (see --state) a temporary one starts for COMMAND and stops after it.
 
-{_STATE_HELP}
+{STATE_HELP}
 
 Exit codes: COMMAND's exit code (128+N when a signal N ended it); 2 a bad flag, COMMAND not
 found, or an error.
@@ -173,7 +178,7 @@ provision` (with --issuer while a stack runs) and runs nothing.
 The log (each step's setup, commands, output with the token masked, PASSED or FAILED) goes to
 standard output. Without a running stack a temporary one starts for the pipeline.
 
-{_STATE_HELP}
+{STATE_HELP}
 
 Exit codes: 0 every step passed; else the exit code of the first command that failed; 2 an
 unusable file, selection or flag.
@@ -191,6 +196,12 @@ def register(subparsers: Subparsers) -> None:
     )
     commands.required = True
 
+    for add in (_register_serve, _register_token, _register_run, _register_pipeline):
+        add(commands)
+    register_workflow(commands)
+
+
+def _register_serve(commands: Any) -> None:
     serve = commands.add_parser(
         "serve",
         help="run the local stack in the foreground and print the variables to use it",
@@ -198,7 +209,7 @@ def register(subparsers: Subparsers) -> None:
         epilog=_SERVE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_state_argument(serve)
+    add_state_argument(serve)
     serve.add_argument(
         "--port",
         metavar="N",
@@ -208,6 +219,8 @@ def register(subparsers: Subparsers) -> None:
     )
     serve.set_defaults(handler=run_serve)
 
+
+def _register_token(commands: Any) -> None:
     token = commands.add_parser(
         "token",
         help="mint a CI's token for a scope from the running local stack",
@@ -216,7 +229,7 @@ def register(subparsers: Subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_scope_arguments(token)
-    _add_job_arguments(token)
+    add_job_arguments(token)
     token.add_argument(
         "--lifetime", metavar="SECONDS", type=int, help="exp - iat (default: the CI's)"
     )
@@ -225,6 +238,8 @@ def register(subparsers: Subparsers) -> None:
     )
     token.set_defaults(handler=run_token)
 
+
+def _register_run(commands: Any) -> None:
     run = commands.add_parser(
         "run",
         help="run a command with the environment of a CI job, against the local stack",
@@ -234,7 +249,7 @@ def register(subparsers: Subparsers) -> None:
         usage="%(prog)s --ci NAME <scope flags> [job flags] [--state DIR] -- COMMAND [ARG...]",
     )
     add_scope_arguments(run)
-    _add_job_arguments(run)
+    add_job_arguments(run)
     run.add_argument(
         "--home",
         metavar="DIR",
@@ -245,6 +260,8 @@ def register(subparsers: Subparsers) -> None:
     run.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")
     run.set_defaults(handler=run_run)
 
+
+def _register_pipeline(commands: Any) -> None:
     pipeline = commands.add_parser(
         "pipeline",
         help="run a Bitbucket pipeline's steps here, against the local stack",
@@ -295,68 +312,8 @@ def register(subparsers: Subparsers) -> None:
     pipeline.add_argument(
         "--print-scope", action="store_true", help="print the scope flags for provisioning"
     )
-    _add_state_argument(pipeline)
+    add_state_argument(pipeline)
     pipeline.set_defaults(handler=run_pipeline)
-    _register_workflow(commands)
-
-
-def _add_state_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--state",
-        metavar="DIR",
-        type=Path,
-        help=f"state folder (default: ${STATE_VARIABLE}, else ~/.local/state/keyless/local)",
-    )
-
-
-def _add_job_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_state_argument(parser)
-    parser.add_argument(
-        "--audience",
-        metavar="AUD",
-        action="append",
-        help="the token's audience instead of the CI's default (repeatable for Bitbucket)",
-    )
-    job = parser.add_argument_group("the job (what the scope leaves open)")
-    job.add_argument("--job-branch", metavar="NAME", help="branch (default: the scope's, or main)")
-    job.add_argument("--job-tag", metavar="NAME", help="run for this tag instead of a branch")
-    job.add_argument("--step", metavar="NAME", default="deploy", help="step or job name")
-    job.add_argument("--build-number", metavar="N", type=int, default=1, help="build number")
-    job.add_argument("--commit", metavar="SHA", help="commit (default: made up per run)")
-    job.add_argument("--deployment", metavar="NAME", help="deployment environment name")
-    job.add_argument("--event", metavar="NAME", default="push", help="what started the run")
-
-
-def _job_run(args: argparse.Namespace) -> JobRun:
-    return JobRun(
-        branch=args.job_branch,
-        tag=args.job_tag,
-        step=args.step,
-        build_number=args.build_number,
-        commit=args.commit,
-        deployment=args.deployment,
-        event=args.event,
-    )
-
-
-def _state_dir(args: argparse.Namespace, console: Console) -> Path:
-    from keyless.local.served import default_state_dir
-
-    state: Path | None = args.state
-    return state if state is not None else default_state_dir(console.env)
-
-
-def _running(state_dir: Path) -> StackInfo:
-    from keyless.local.moto_server import LocalStackError
-    from keyless.local.served import find_running
-
-    info = find_running(state_dir)
-    if info is None:
-        raise LocalStackError(
-            f"no local stack runs from {state_dir}",
-            remedy=f"Start one in another terminal:  keyless local serve --state {state_dir}",
-        )
-    return info
 
 
 # --- serve ---------------------------------------------------------------------------------------
@@ -369,7 +326,7 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
     port: int = args.port
     if port != 0 and not 1 <= port <= 65535 - _PORTS_USED + 1:
         raise UsageError(f"--port {port} leaves no room for {_PORTS_USED} ports below 65536")
-    state_dir = _state_dir(args, console)
+    state_dir = state_dir_of(args, console)
     with process.signals_interrupt(), served_stack(state_dir=state_dir, port=port) as (stack, info):
         for name, value in _exports(stack.admin, info):
             console.out(f"export {name}={shlex.quote(value)}")
@@ -423,7 +380,7 @@ def run_token(args: argparse.Namespace, console: Console) -> int:
 
     provider = emulated(args.ci)
     scope = scope_from_args(args)
-    run = _job_run(args)
+    run = job_run(args)
     if args.write is None and console.stdout_is_terminal():
         raise OutputError(
             "refusing to print the token to a terminal (it would stay in the scrollback)",
@@ -432,7 +389,7 @@ def run_token(args: argparse.Namespace, console: Console) -> int:
     claims = provider.job_claims(scope, run, audiences=args.audience or ())
     if args.lifetime is not None:
         claims = claims.with_lifetime(args.lifetime)
-    info = _running(_state_dir(args, console))
+    info = running_stack(state_dir_of(args, console))
     check_issuer(info, provider, scope, args.issuer)
     token = RemoteTokens.of(info, provider, scope).sign(claims)
     peeked = tokens.peek(token)
@@ -455,7 +412,7 @@ def run_pipeline(args: argparse.Namespace, console: Console) -> int:
     from keyless.local import pipeline as bitbucket_pipeline
     from keyless.local.served import find_running, served_stack
 
-    state_dir = _state_dir(args, console)
+    state_dir = state_dir_of(args, console)
     identities: Path = args.identities or state_dir / bitbucket_pipeline.IDENTITIES_FILE
     plan = bitbucket_pipeline.plan_pipeline(
         args.file,
@@ -489,7 +446,7 @@ def run_pipeline(args: argparse.Namespace, console: Console) -> int:
         info = find_running(state_dir)
         temporary = info is None
         if info is None:
-            console.info(_temporary_stack_notice(state_dir))
+            console.info(temporary_stack_notice(state_dir))
             scratch = Path(tempfile.mkdtemp(prefix="keyless-pipeline-"))
             exit_stack.callback(shutil.rmtree, scratch, ignore_errors=True)
             _, info = exit_stack.enter_context(served_stack(state_dir=scratch / "state"))
@@ -501,234 +458,5 @@ def run_pipeline(args: argparse.Namespace, console: Console) -> int:
             cache_dir=state_dir / bitbucket_pipeline.CACHES_FOLDER,
         )
         if temporary and result.exit_code != 0:
-            console.info(_TEMPORARY_STACK_FAILED)
+            console.info(TEMPORARY_STACK_FAILED)
     return result.exit_code
-
-
-# --- workflow (GitHub Actions) -------------------------------------------------------------------
-
-_WORKFLOW_EPILOG = f"""\
-Runs one job's steps in order, as GitHub's runner does: `run:` in bash (`bash --noprofile --norc
--eo pipefail {{0}}`, or the step's `shell:`), `working-directory`, workflow/job/step `env`, `if:`,
-`continue-on-error`, `timeout-minutes`, step `id` and outputs; $GITHUB_ENV, $GITHUB_OUTPUT,
-$GITHUB_PATH and $GITHUB_STEP_SUMMARY between steps; `::add-mask::` and the other workflow
-commands. `${{{{ }}}}` expressions: env, inputs, steps, github, secrets and vars contexts, literals,
-== != && || !, format(), contains(), startsWith(), endsWith(), success(), failure(), always();
-anything else is refused by name.
-
-The job has GitHub's variables (GITHUB_REPOSITORY, GITHUB_REF, GITHUB_SHA, GITHUB_WORKSPACE, ...),
-a private HOME, AWS on the local stack (as `keyless local run --ci github`), and
-ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN only when the job (or else the workflow) has `permissions:
-id-token: write`. The token's sub names --repository and the job's `environment:`.
-
-uses: actions/checkout (the working tree's files, tracked and untracked-not-ignored, copied into
-$GITHUB_WORKSPACE), actions/setup-python (an interpreter of that version on PATH or in pyenv,
-else refused), aws-actions/configure-aws-credentials and keyless' own action (`uses: ./` in
-keyless' repository, OWNER/keyless@REF), both as `keyless action configure-aws-credentials`.
-Any other action is refused.
-
---secrets FILE and --vars FILE: a YAML or JSON mapping NAME: value; secrets are shown as ***
-everywhere. --input NAME=VALUE: workflow_dispatch inputs (then the event is workflow_dispatch).
-
-{_STATE_HELP}
-
-Exit codes: 0 the job succeeded; else the exit code of its first failed step; 2 an unusable file,
-job or flag.
-"""
-
-
-def _register_workflow(commands: Any) -> None:
-    workflow = commands.add_parser(
-        "workflow",
-        help="run a GitHub Actions job's steps here, against the local stack",
-        description="Run one job of a GitHub Actions workflow here, as GitHub's runner would.",
-        epilog=_WORKFLOW_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    workflow.add_argument("file", metavar="WORKFLOW.yml", type=Path)
-    workflow.add_argument("--job", metavar="ID", help="the job to run (default: the only one)")
-    workflow.add_argument(
-        "--repository", metavar="OWNER/REPO", help="the repository (default: local/FOLDER)"
-    )
-    workflow.add_argument(
-        "--branch", metavar="B", help="the branch (default: the checked-out one, else main)"
-    )
-    workflow.add_argument("--event", metavar="NAME", help="event_name (default: push)")
-    workflow.add_argument(
-        "--input", metavar="NAME=VALUE", action="append", default=[], help="a dispatch input"
-    )
-    workflow.add_argument("--secrets", metavar="FILE", type=Path, help="secrets (YAML/JSON map)")
-    workflow.add_argument("--vars", metavar="FILE", type=Path, help="variables (YAML/JSON map)")
-    workflow.add_argument(
-        "--var", metavar="NAME=VALUE", action="append", default=[], help="one variable"
-    )
-    _add_state_argument(workflow)
-    workflow.set_defaults(handler=run_workflow)
-
-
-def _pairs(values: Sequence[str], flag: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for item in values:
-        name, equals, value = item.partition("=")
-        if not equals or not name:
-            raise UsageError(f"{flag} {item!r} is not NAME=VALUE")
-        pairs[name] = value
-    return pairs
-
-
-def run_workflow(args: argparse.Namespace, console: Console) -> int:
-    from keyless.local import workflow as gha
-    from keyless.local.pipeline import git_checkout
-    from keyless.local.served import find_running, served_stack
-
-    path: Path = args.file
-    definition = gha.load_workflow(path)
-    job = definition.job(args.job)
-    folder = path.resolve().parent
-    repo_dir = folder.parent.parent if folder.parts[-2:] == (".github", "workflows") else folder
-    branch, commit = git_checkout(repo_dir)
-    inputs = {**definition.inputs, **_pairs(args.input, "--input")}
-    variables = gha.load_values(args.vars, what="--vars") if args.vars else {}
-    variables |= _pairs(args.var, "--var")
-    run = gha.WorkflowRun(
-        workflow=definition,
-        job=job,
-        repo_dir=repo_dir,
-        repository=args.repository or f"local/{repo_dir.name}",
-        branch=args.branch or branch or "main",
-        commit=commit,
-        event=args.event or ("workflow_dispatch" if args.input else "push"),
-        inputs=inputs,
-        secrets=gha.load_values(args.secrets, what="--secrets") if args.secrets else {},
-        variables=variables,
-    )
-    state_dir = _state_dir(args, console)
-    with process.signals_interrupt(), contextlib.ExitStack() as exit_stack:
-        info = find_running(state_dir)
-        temporary = info is None
-        if info is None:
-            console.info(_temporary_stack_notice(state_dir))
-            scratch = Path(tempfile.mkdtemp(prefix="keyless-workflow-"))
-            exit_stack.callback(shutil.rmtree, scratch, ignore_errors=True)
-            _, info = exit_stack.enter_context(served_stack(state_dir=scratch / "state"))
-        result = gha.run_job(run, stack=info, base_env=console.env, log=console.stdout)
-        if temporary and result.exit_code != 0:
-            console.info(_TEMPORARY_STACK_FAILED)
-    return result.exit_code
-
-
-# --- run -----------------------------------------------------------------------------------------
-
-
-def run_run(args: argparse.Namespace, console: Console) -> int:
-    from keyless.local.job_files import job_folders
-    from keyless.local.jobs import emulated
-    from keyless.local.run import JobProcess, job_process_environment
-    from keyless.local.served import RemoteTokens, check_issuer, find_running, served_stack
-
-    command: list[str] = list(args.command)
-    if command[:1] == ["--"]:
-        command = command[1:]
-    if not command:
-        raise UsageError("give the command to run after --, e.g. -- keyless token --show-claims")
-    if args.home is not None and not args.home.is_dir():
-        raise UsageError(f"--home {args.home} is not an existing folder; create it first")
-    provider = emulated(args.ci)
-    scope = scope_from_args(args)
-    run = _job_run(args)
-    audiences = args.audience or ()
-    # Refuse a job the CI would not run before any stack starts for it.
-    provider.job_environment(scope, run, tokens=_Placeholders(), audiences=audiences)
-    with tempfile.TemporaryDirectory(prefix="keyless-check-") as scratch:
-        provider.job_files(
-            scope,
-            run,
-            tokens=_Placeholders(),
-            settings=console.env,
-            folder=Path(scratch),
-            region="us-east-1",
-        )
-    state_dir = _state_dir(args, console)
-    with contextlib.ExitStack() as exit_stack:
-        workdir = Path(tempfile.mkdtemp(prefix="keyless-run-"))
-        exit_stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-        info = find_running(state_dir)
-        if info is None:
-            console.info(_temporary_stack_notice(state_dir))
-            _, info = exit_stack.enter_context(served_stack(state_dir=workdir / "state"))
-        check_issuer(info, provider, scope, args.issuer)
-        tokens = RemoteTokens.of(info, provider, scope)
-        job = provider.job_environment(scope, run, tokens=tokens, audiences=audiences)
-        process = JobProcess(
-            workdir=workdir,
-            endpoint_url=info.endpoint_url,
-            region=info.region,
-            ca_bundle=info.ca_bundle,
-            state_dir=info.state_dir,
-            buildkite_agent=provider.name == "buildkite",
-            issuer_variables=info.issuer_variables,
-        )
-        folders = job_folders(workdir, github=provider.name == "github", home=args.home)
-        env = job_process_environment(console.env, {**job, **folders.variables()}, process)
-        ci_files = workdir / "ci-files"
-        ci_files.mkdir(mode=0o700)
-        extra = provider.job_files(
-            scope, run, tokens=tokens, settings=console.env, folder=ci_files, region=info.region
-        )
-        env.update(extra)
-        kept = "given with --home, kept" if args.home else "private, removed after"
-        console.info(
-            f"keyless local: {shlex.join(command)} as a {provider.display_name} job,"
-            f" AWS on {info.endpoint_url}, HOME {folders.home} ({kept})"
-        )
-        if extra:
-            console.info(
-                f"keyless local: as {provider.display_name} does, the job gets"
-                f" {', '.join(sorted(extra))} (files in a private folder)"
-            )
-        code = _run_child(command, env, console)
-        for line in folders.report():
-            console.info(line if line.startswith(" ") else f"keyless local: {line}")
-        return code
-
-
-class _Placeholders:
-    """``JobTokens`` that sign nothing: to check a job's flags before a stack exists."""
-
-    def sign(self, claims: JobClaims) -> RawToken:
-        return RawToken("")
-
-    def endpoint(self, claims: JobClaims) -> TokenEndpoint:
-        return TokenEndpoint(url="", bearer="")
-
-
-def _run_child(command: Sequence[str], env: Mapping[str, str], console: Console) -> int:
-    """Run ``command`` as the job's process, signals forwarded to it (Ctrl-C reaches it from the
-    terminal directly). Returns its exit code, 128+N when signal N ended it."""
-    launch = process.Launch(
-        argv=tuple(command), env=env, stdout=console.stdout, stderr=console.stderr
-    )
-    try:
-        return process.run_foreground(launch)
-    except FileNotFoundError:
-        raise UsageError(f"command not found: {command[0]}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot run {command[0]}: {exc.strerror}") from None
-
-
-def _temporary_stack_notice(state_dir: Path) -> str:
-    # A temporary stack is a new, empty account: a job that assumes a role there is refused
-    # ("No OpenIDConnect provider found") however right its pipeline is, so say so up front.
-    return (
-        f"keyless local: no stack runs from {state_dir}; starting a temporary one. It is empty"
-        " (no OIDC provider, role or bucket), so a step that assumes a role is refused there."
-    )
-
-
-#: Said after a failed job on a temporary stack, where the start notice has scrolled away.
-_TEMPORARY_STACK_FAILED = (
-    "keyless local: this ran on a temporary, empty stack (no OIDC provider or role). To deploy,"
-    " start one with `keyless local serve` and provision the role in it (`keyless provision"
-    " ... --s3-deploy BUCKET/PREFIX` with the printed exports), then run this again; or run"
-    " `make demo`, which does all of it."
-)
