@@ -7,8 +7,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shlex
-import shutil
-import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,8 +20,8 @@ from keyless.cli.local_args import (
     add_state_argument,
     job_run,
     running_stack,
+    stack_or_temporary,
     state_dir_of,
-    temporary_stack_notice,
 )
 from keyless.cli.local_jobs import register_workflow, run_run
 from keyless.cli.main import EXIT_OK, Subparsers
@@ -410,7 +408,7 @@ def run_token(args: argparse.Namespace, console: Console) -> int:
 def run_pipeline(args: argparse.Namespace, console: Console) -> int:
     # Imported here: YAML parsing is needed by this command only.
     from keyless.local import pipeline as bitbucket_pipeline
-    from keyless.local.served import find_running, served_stack
+    from keyless.local.served import find_running
 
     state_dir = state_dir_of(args, console)
     identities: Path = args.identities or state_dir / bitbucket_pipeline.IDENTITIES_FILE
@@ -443,13 +441,9 @@ def run_pipeline(args: argparse.Namespace, console: Console) -> int:
         return EXIT_OK
     # SIGTERM and SIGHUP end the steps as Ctrl-C does (their own process groups, not ours).
     with process.signals_interrupt(), contextlib.ExitStack() as exit_stack:
-        info = find_running(state_dir)
-        temporary = info is None
-        if info is None:
-            console.info(temporary_stack_notice(state_dir))
-            scratch = Path(tempfile.mkdtemp(prefix="keyless-pipeline-"))
-            exit_stack.callback(shutil.rmtree, scratch, ignore_errors=True)
-            _, info = exit_stack.enter_context(served_stack(state_dir=scratch / "state"))
+        info, temporary = stack_or_temporary(
+            state_dir, console, exit_stack, prefix="keyless-pipeline-"
+        )
         result = bitbucket_pipeline.run_pipeline(
             plan,
             stack=info,

@@ -4,6 +4,9 @@ say about a temporary stack."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -95,3 +98,20 @@ TEMPORARY_STACK_FAILED = (
     " ... --s3-deploy BUCKET/PREFIX` with the printed exports), then run this again; or run"
     " `make demo`, which does all of it."
 )
+
+
+def stack_or_temporary(
+    state_dir: Path, console: Console, exit_stack: contextlib.ExitStack, *, prefix: str
+) -> tuple[StackInfo, bool]:
+    """The stack that runs from ``state_dir``, else a temporary one (said so) in a scratch folder
+    that ``exit_stack`` removes; and whether it is temporary."""
+    from keyless.local.served import find_running, served_stack
+
+    info = find_running(state_dir)
+    if info is not None:
+        return info, False
+    console.info(temporary_stack_notice(state_dir))
+    scratch = Path(tempfile.mkdtemp(prefix=prefix))
+    exit_stack.callback(shutil.rmtree, scratch, ignore_errors=True)
+    _, info = exit_stack.enter_context(served_stack(state_dir=scratch / "state"))
+    return info, True

@@ -20,8 +20,8 @@ from keyless.cli.local_args import (
     TEMPORARY_STACK_FAILED,
     add_state_argument,
     job_run,
+    stack_or_temporary,
     state_dir_of,
-    temporary_stack_notice,
 )
 from keyless.cli.scope_args import scope_from_args
 from keyless.errors import UsageError
@@ -100,7 +100,6 @@ def _pairs(values: Sequence[str], flag: str) -> dict[str, str]:
 def run_workflow(args: argparse.Namespace, console: Console) -> int:
     from keyless.local import workflow as gha
     from keyless.local.pipeline import git_checkout
-    from keyless.local.served import find_running, served_stack
 
     path: Path = args.file
     definition = gha.load_workflow(path)
@@ -125,13 +124,9 @@ def run_workflow(args: argparse.Namespace, console: Console) -> int:
     )
     state_dir = state_dir_of(args, console)
     with process.signals_interrupt(), contextlib.ExitStack() as exit_stack:
-        info = find_running(state_dir)
-        temporary = info is None
-        if info is None:
-            console.info(temporary_stack_notice(state_dir))
-            scratch = Path(tempfile.mkdtemp(prefix="keyless-workflow-"))
-            exit_stack.callback(shutil.rmtree, scratch, ignore_errors=True)
-            _, info = exit_stack.enter_context(served_stack(state_dir=scratch / "state"))
+        info, temporary = stack_or_temporary(
+            state_dir, console, exit_stack, prefix="keyless-workflow-"
+        )
         result = gha.run_job(run, stack=info, base_env=console.env, log=console.stdout)
         if temporary and result.exit_code != 0:
             console.info(TEMPORARY_STACK_FAILED)
@@ -145,7 +140,7 @@ def run_run(args: argparse.Namespace, console: Console) -> int:
     from keyless.local.job_files import job_folders
     from keyless.local.jobs import emulated
     from keyless.local.run import JobProcess, job_process_environment
-    from keyless.local.served import RemoteTokens, check_issuer, find_running, served_stack
+    from keyless.local.served import RemoteTokens, check_issuer
 
     command: list[str] = list(args.command)
     if command[:1] == ["--"]:
@@ -173,10 +168,7 @@ def run_run(args: argparse.Namespace, console: Console) -> int:
     with contextlib.ExitStack() as exit_stack:
         workdir = Path(tempfile.mkdtemp(prefix="keyless-run-"))
         exit_stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-        info = find_running(state_dir)
-        if info is None:
-            console.info(temporary_stack_notice(state_dir))
-            _, info = exit_stack.enter_context(served_stack(state_dir=workdir / "state"))
+        info, _ = stack_or_temporary(state_dir, console, exit_stack, prefix="keyless-run-stack-")
         check_issuer(info, provider, scope, args.issuer)
         tokens = RemoteTokens.of(info, provider, scope)
         job = provider.job_environment(scope, run, tokens=tokens, audiences=audiences)

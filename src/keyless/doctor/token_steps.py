@@ -218,7 +218,8 @@ class TokenSteps(Diagnosis):
                 cause=Cause.ISSUER_UNREACHABLE,
                 fix="STS fetches them too and answers InvalidIdentityToken (\"Couldn't retrieve"
                 ' verification key") when it cannot: the issuer must serve its discovery'
-                " document and JWKS over HTTPS (for the local stack, pass --ca-bundle).",
+                " document and JWKS over HTTPS (for the local stack, --ca-bundle or the exported"
+                " KEYLESS_LOCAL_CA_BUNDLE).",
             )
         except TokenVerificationError as exc:
             return Step(
