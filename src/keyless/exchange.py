@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from keyless.ci import PROVIDERS, ObtainedToken, detect, local_issuers, obtain_token
 from keyless.errors import CredentialError, TokenError, UsageError
 
 if TYPE_CHECKING:
     from keyless.arn import AccountId, RoleArn
     from keyless.aws.sts import Assumed, Sts
     from keyless.aws.sts_errors import StsApiError
+    from keyless.ci import ObtainedToken
     from keyless.http import HttpClient
 
 #: Where the role comes from when the command line does not name one, in this order.
@@ -139,6 +139,7 @@ def obtain_credentials(
     )
     from keyless.aws.sts import exchange as sts_exchange
     from keyless.aws.sts_errors import StsApiError
+    from keyless.ci import PROVIDERS, detect
 
     session = request.session
     if session.name is not None:
@@ -181,6 +182,7 @@ def _token_or_fallback(
 ) -> ObtainedToken | None:
     """The job's token; ``None`` only when it has none and the static-key fallback applies."""
     from keyless.aws.sts import static_keys
+    from keyless.ci import obtain_token
 
     source = request.token
     try:
@@ -224,6 +226,7 @@ def _local_audience_hint(
     if exc.code != "InvalidIdentityToken" or "audience" not in exc.sts_message.lower():
         return exc
     from keyless.aws.sts_errors import StsApiError
+    from keyless.ci import local_issuers
     from keyless.tokens import peek
 
     try:

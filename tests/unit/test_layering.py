@@ -152,10 +152,16 @@ LIGHT_COMMANDS = {
     "help": (["--help"], PARSER_ONLY),
     "token-help": (["token", "--help"], PARSER_ONLY),
     "trust-check": (["trust", "check", "--policy", "{policy}", "--claims", "{claims}"], AWS_SDK),
-    "trust-lint": (["trust", "lint", "{policy}"], AWS_SDK),
+    # lint reads no token and builds nothing: neither module is loaded to lint.
+    "trust-lint": (
+        ["trust", "lint", "{policy}"],
+        (*AWS_SDK, "keyless.tokens", "keyless.trust.build"),
+    ),
     "trust-build": (["trust", "build", "--ci", "github", "--repository", "o/r"], AWS_SDK),
     "claims": (["claims", "{token}"], AWS_SDK),
     "audit-file": (["audit", "{roles}"], AWS_SDK),
+    # deploy's parser lists the --ci names (keyless.ci_names) without loading the CI modules.
+    "deploy-help": (["deploy", "--help"], ("boto3", "botocore", "keyless.ci", "keyless.tokens")),
 }
 
 

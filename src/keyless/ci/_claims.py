@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from keyless.ci.base import ObtainedToken
 from keyless.errors import CredentialError, TokenError
-from keyless.tokens import peek
 
 
 def token_audiences(obtained: ObtainedToken, *, display_name: str) -> tuple[str, ...]:
     """``aud`` of ``obtained`` as a tuple (a string or a list in the token), unverified."""
+    # Imported here: keyless.ci is loaded by commands that never read a token (trust lint).
+    from keyless.tokens import peek
+
     try:
         return peek(obtained.token).audience
     except TokenError as exc:

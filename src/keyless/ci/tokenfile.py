@@ -19,7 +19,6 @@ from keyless.ci.base import (
 from keyless.ci.local_issuers import LOCAL_ISSUERS_NONE, LocalIssuers, from_environment
 from keyless.errors import CredentialError, TokenError
 from keyless.limits import TOKEN_MAX_CHARS
-from keyless.tokens import peek
 
 if TYPE_CHECKING:
     from keyless.http import HttpClient
@@ -75,6 +74,8 @@ def read_token_file(
 
 
 def _issuer(obtained: ObtainedToken) -> str | None:
+    from keyless.tokens import peek  # as in keyless.ci._claims: lint loads this module too
+
     try:
         return peek(obtained.token).issuer
     except TokenError:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from keyless import __version__, tokens
+from keyless import __version__
 from keyless.arn import oidc_provider
 from keyless.ci import CI_PROVIDERS, local_issuers
 from keyless.cli.console import Console
@@ -20,7 +20,7 @@ from keyless.errors import PolicyError, UsageError
 from keyless.jsonlimits import JsonLimitError, loads_bounded
 from keyless.limits import DOCUMENT_MAX_CHARS, IAM_OUTPUT_MAX_CHARS, TOKEN_MAX_CHARS
 from keyless.textsafe import escape
-from keyless.trust.build import ACCOUNT_PLACEHOLDER, OutputFormat, account_id, build, render
+from keyless.trust.build_format import ACCOUNT_PLACEHOLDER, OutputFormat
 from keyless.trust.evaluate import evaluate
 from keyless.trust.lint import (
     Finding,
@@ -260,6 +260,8 @@ def _read_policy(path: str) -> Policy:
 
 
 def _read_claims(args: argparse.Namespace, stdin: TextIO) -> Mapping[str, Any]:
+    from keyless import tokens  # only check reads claims: lint and build never load it
+
     if args.token is not None:
         raw = _read_text(args.token, "token file", stdin).strip()
         if len(raw) > TOKEN_MAX_CHARS:
@@ -286,6 +288,8 @@ def _read_claims(args: argparse.Namespace, stdin: TextIO) -> Mapping[str, Any]:
 
 
 def run_build(args: argparse.Namespace, console: Console) -> int:
+    from keyless.trust.build import account_id, build, render
+
     spec = trust_spec_from_args(args)
     account = account_id(args.account_id) if args.account_id is not None else None
     built = build(spec, account=account)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from keyless.ci import PROVIDERS
+from keyless.ci_names import PROVIDER_NAMES
 from keyless.errors import UsageError
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ def add_token_source_arguments(parser: argparse.ArgumentParser | argparse._Argum
     """Add ``--ci``, ``--audience``, ``--token-file`` and ``--token-env`` to ``parser``."""
     parser.add_argument(
         "--ci",
-        choices=["auto", *PROVIDERS],
+        choices=["auto", *PROVIDER_NAMES],
         default="auto",
         help="where to get the token ('file': a token file; default: auto)",
     )

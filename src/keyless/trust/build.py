@@ -15,8 +15,8 @@ from typing import Any
 from keyless.arn import AccountId, is_account_id
 from keyless.ci import get_provider
 from keyless.ci.base import Scope, TrustSpec
-from keyless.compat import StrEnum
 from keyless.errors import UsageError
+from keyless.trust.build_format import ACCOUNT_PLACEHOLDER, OutputFormat
 from keyless.trust.hcl import Raw, hcl_value
 from keyless.trust.model import Policy, dumps_policy, parse_policy, to_document
 from keyless.trust.web_identity import WEB_IDENTITY_ACTION, issuer_prefix, provider_arn_for
@@ -31,15 +31,6 @@ __all__ = [
     "render",
     "trust_policy",
 ]
-
-#: Stands for the account in JSON output built without ``--account-id``.
-ACCOUNT_PLACEHOLDER = "ACCOUNT_ID"
-
-
-class OutputFormat(StrEnum):
-    JSON = "json"
-    TERRAFORM = "terraform"
-    CLOUDFORMATION = "cloudformation"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,6 +14,7 @@ from keyless.ci import (
     provider_for_issuer,
 )
 from keyless.ci.base import STANDARD_SAFE_CLAIMS
+from keyless.ci_names import PROVIDER_NAMES
 from keyless.errors import CredentialError, UsageError
 from keyless.testing import NO_HTTP, ScriptedRunner, printed
 from tests.jwt_factory import make_token
@@ -41,6 +42,11 @@ def test_registry_names_and_order() -> None:
         assert provider.safe_claims >= STANDARD_SAFE_CLAIMS
         assert provider.aws_condition_claims <= provider.safe_claims
         assert provider.markers
+
+
+def test_the_light_name_list_is_the_registry() -> None:
+    # --ci's choices come from keyless.ci_names so that parsers need not import every CI.
+    assert tuple(PROVIDERS) == PROVIDER_NAMES
 
 
 def test_unknown_provider_is_a_usage_error_listing_the_choices() -> None:
