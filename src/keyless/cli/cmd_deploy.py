@@ -63,8 +63,8 @@ _EPILOG = """\
 Compares by content, not by time: a rebuild that writes the same bytes sends nothing, an edit
 that keeps the size is still found. Files are compared with the S3 ETag (MD5, or the multipart
 ETag recomputed) and with a small manifest keyless keeps under the prefix
-(.keyless-manifest.json.gz) that also records each object's headers, so a header change alone
-updates the object in place.
+(.keyless-manifest.json.gz) that also records each object's CRC64NVME (later runs compare it and
+compute no MD5) and headers, so a header change alone updates the object in place.
 
 Safety: an empty or missing LOCAL_DIR is refused; nothing is deleted without --delete, never before
 every upload succeeded, and never more than --max-delete percent of the objects unless --force.

@@ -204,7 +204,7 @@ def _known_entries(
     entries = {k: e for k, e in old.items() if listed.get(prefix + k) == e.etag}
     for u in plan.unchanged:
         entries[u.key.removeprefix(prefix)] = manifest.Entry(
-            etag=u.etag, md5=u.md5, headers=u.headers
+            etag=u.etag, md5=u.md5, headers=u.headers, crc64nvme=u.crc64nvme
         )
     return entries
 

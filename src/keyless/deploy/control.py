@@ -56,7 +56,7 @@ def copy_in_place(
 
     with ThreadPoolExecutor(max_workers=min(concurrency, DEFAULT_CONCURRENCY)) as pool:
         for upload, etag in pool.map(copy, copies):
-            journal.set(upload.key.removeprefix(target.prefix), entry_of(upload, etag))
+            journal.set(upload.key.removeprefix(target.prefix), entry_of(upload, etag, copied=True))
 
 
 def copy_args(headers: ObjectHeaders) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from keyless.deploy.manifest import Entry
+from keyless.deploy.manifest import Entry, keeping_crc
 from keyless.deploy.plan import Digests, Upload
 from keyless.errors import KeylessError
 from keyless.limits import (
@@ -105,6 +105,7 @@ class Journal:
         return len(self._dirty)
 
     def _put(self, key: str, entry: Entry) -> None:
+        entry = keeping_crc(entry, self.entries.get(key))
         self.entries[key] = entry
         if self._stored is not None and self._stored.get(key) == entry:
             self._dirty.discard(key)
@@ -153,13 +154,15 @@ def _early_entries(
     for upload in batch:
         if upload.file.size > single_part_max:
             continue  # multipart: its ETag depends on the parts; written once it is done
-        md5 = upload.md5
+        md5, crc = upload.md5, upload.crc64nvme
         if md5 is None:
             try:
-                md5 = digests.md5(upload.file)
+                read = digests.digest(upload.file)
             except (OSError, KeylessError):
                 continue  # gone or unreadable: its upload fails and says so
+            md5, crc = read.md5, read.crc64nvme
+        # The CRC is from the read whose MD5 is this entry's ETag: it names the same bytes.
         found[upload.key.removeprefix(prefix)] = Entry(
-            etag=md5, md5=None, headers=upload.headers.digest()
+            etag=md5, md5=None, headers=upload.headers.digest(), crc64nvme=crc
         )
     return found

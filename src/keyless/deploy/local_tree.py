@@ -9,10 +9,11 @@ import hashlib
 import os
 import stat
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import cast
 
 from keyless.errors import UsageError
 from keyless.limits import (
@@ -173,45 +174,92 @@ def _readable(file: LocalFile, exc: OSError) -> UsageError:
     return UsageError(f"cannot read file {file.key!r}: {exc.strerror}")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Digest:
+    """What one read of a file found: its MD5 and its CRC64NVME (``crc64nvme_hex``)."""
+
+    md5: str
+    crc64nvme: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartDigests:
+    """One read of a file: S3's multipart ETag for each part size asked, and its CRC64NVME."""
+
+    etags: dict[int, str]
+    crc64nvme: str
+
+
 class FileDigests:
     """Content digests read from disk in chunks; the planner calls it only for same-size pairs.
+
+    Every read also computes the file's CRC64NVME (the CRT's, hardware-accelerated: about 1% of
+    an MD5's CPU), so that the manifest can record it and the next deploy compares by it alone.
 
     A file that cannot be read is a ``UsageError`` naming it (``FileVanishedError`` when it is
     gone), not an ``OSError``.
     """
 
-    def md5(self, file: LocalFile) -> str:
-        try:
-            return self._md5(file)
-        except OSError as exc:
-            raise _readable(file, exc) from exc
+    def digest(self, file: LocalFile) -> Digest:
+        """The MD5 and the CRC64NVME, in one read."""
+        crc = _crc64nvme()
+        md5 = hashlib.md5(usedforsecurity=False)
+        value = 0
+        for chunk in self._read(file):
+            md5.update(chunk)
+            value = crc(chunk, value)
+        return Digest(md5=md5.hexdigest(), crc64nvme=f"{value:016x}")
 
-    def _md5(self, file: LocalFile) -> str:
-        digest = hashlib.md5(usedforsecurity=False)
+    def crc64nvme(self, file: LocalFile) -> str:
+        """The CRC64NVME alone (no MD5: what a manifest entry that records one needs)."""
+        crc = _crc64nvme()
+        value = 0
+        for chunk in self._read(file):
+            value = crc(chunk, value)
+        return f"{value:016x}"
+
+    def multipart_etags(self, file: LocalFile, part_sizes: Sequence[int]) -> PartDigests:
+        """S3's multipart ETag (MD5 of the parts' MD5s, ``-N``) for each part size, and the
+        CRC64NVME, in one read."""
+        crc = _crc64nvme()
+        value = 0
+
+        def chunks() -> Iterator[bytes]:
+            nonlocal value
+            for chunk in self._read(file):
+                value = crc(chunk, value)
+                yield chunk
+
+        etags = multipart_etags_of_chunks(chunks(), part_sizes)
+        return PartDigests(etags=etags, crc64nvme=f"{value:016x}")
+
+    def _read(self, file: LocalFile) -> Iterator[bytes]:
         # Plain descriptor reads (no buffered file object): a small file is read in one call of
         # its walked size + 1 and confirmed at its end by an empty read of the same size (so a
         # file that grew since the walk is still hashed whole); big ones in chunks.
         want = min(file.size + 1, DEPLOY_READ_CHUNK_BYTES)
-        fd = os.open(file.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         try:
-            while chunk := os.read(fd, want):
-                digest.update(chunk)
-        finally:
-            os.close(fd)
-        return digest.hexdigest()
-
-    def multipart_etags(self, file: LocalFile, part_sizes: Sequence[int]) -> dict[int, str]:
-        """S3's multipart ETag (MD5 of the parts' MD5s, ``-N``) for each part size, in one read."""
-        try:
-            return multipart_etags_of_chunks(_chunks(file.path), part_sizes)
+            fd = os.open(file.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            try:
+                while chunk := os.read(fd, want):
+                    yield chunk
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise _readable(file, exc) from exc
 
 
-def _chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        while chunk := handle.read(DEPLOY_READ_CHUNK_BYTES):
-            yield chunk
+def _crc64nvme() -> Callable[[bytes, int], int]:
+    """awscrt's CRC64NVME (S3's default checksum), imported when a file is first read: the
+    deploy's data plane loads the CRT anyway, ``keyless.deploy.plan``'s importers need not."""
+    from awscrt.checksums import crc64nvme  # type: ignore[import-untyped]
+
+    return cast("Callable[[bytes, int], int]", crc64nvme)
+
+
+def crc64nvme_hex(data: bytes) -> str:
+    """The CRC64NVME of ``data`` as the manifest stores it: 16 lower-case hex digits."""
+    return f"{_crc64nvme()(data, 0):016x}"
 
 
 def multipart_etags_of_chunks(chunks: Iterator[bytes], part_sizes: Sequence[int]) -> dict[int, str]:

@@ -3,6 +3,8 @@
 S3's listing gives key, size and ETag but neither headers nor, for multipart or SSE-KMS objects, a
 content MD5. The manifest records both per key, bound to the ETag it saw: an entry counts only
 while the listed ETag is the same, so an object rewritten by any other tool is simply unknown again.
+It also records the content's CRC64NVME (S3's default checksum, Amazon S3 API reference,
+"Checksum"), which the next deploy compares instead of computing an MD5.
 
 The stored manifest is untrusted input (anyone who may write the prefix may replace it), so it is
 read within bounds: decompressed in steps up to ``MANIFEST_MAX_EXPANDED_BYTES``, its nesting
@@ -32,8 +34,10 @@ from keyless.limits import (
 
 #: The manifest's key under the deploy prefix; the planner never uploads or deletes it.
 MANIFEST_NAME = ".keyless-manifest.json.gz"
-#: Format version; an unknown version is ignored, which costs one re-check, never a wrong skip.
-MANIFEST_VERSION = 1
+#: Format version written; an unknown version is ignored, which costs one re-check, never a wrong
+#: skip. Version 1 (entries without a CRC) is still read.
+MANIFEST_VERSION = 2
+_READ_VERSIONS = {1: 3, 2: 4}  # version: entry length
 #: Largest manifest read, compressed (see ``keyless.limits``).
 MANIFEST_MAX_BYTES = MANIFEST_MAX_COMPRESSED_BYTES
 
@@ -43,6 +47,8 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 # An ETag or MD5 as keyless stores them: lower-case hex, a multipart ETag with "-N".
 _HEX_TAG = re.compile(r"^[0-9a-f]{32}(-[0-9]{1,5})?$")
 _DIGEST = re.compile(r"^[0-9a-f]{16,64}$")
+# A CRC64NVME as keyless stores it (``local_tree.crc64nvme_hex``).
+_CRC64 = re.compile(r"^[0-9a-f]{16}$")
 
 
 class ManifestUnreadable(Exception):
@@ -76,10 +82,23 @@ class Entry:
     md5: str | None
     #: ``ObjectHeaders.digest()`` of the headers keyless set.
     headers: str
+    #: The content's CRC64NVME, recorded only from a read the ETag vouches for
+    #: (``plan.Comparison``).
+    crc64nvme: str | None = None
+
+
+def keeping_crc(entry: Entry, before: Entry | None) -> Entry:
+    """``entry``, with the CRC64NVME of ``before`` when it has none and both name the same ETag
+    (the same bytes): an upload's confirmation keeps the CRC its early entry recorded."""
+    if entry.crc64nvme is None and before is not None and before.etag == entry.etag:
+        return Entry(
+            etag=entry.etag, md5=entry.md5, headers=entry.headers, crc64nvme=before.crc64nvme
+        )
+    return entry
 
 
 def encode(entries: Mapping[str, Entry]) -> bytes:
-    objects = {key: [e.etag, e.md5, e.headers] for key, e in sorted(entries.items())}
+    objects = {key: [e.etag, e.md5, e.crc64nvme, e.headers] for key, e in sorted(entries.items())}
     document = {"version": MANIFEST_VERSION, "objects": objects}
     # mtime=0 keeps the bytes reproducible for the same content.
     return gzip.compress(json.dumps(document, separators=(",", ":")).encode(), mtime=0)
@@ -100,8 +119,10 @@ def decode(
         document = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise ManifestUnreadable("not JSON") from exc
-    if not isinstance(document, dict) or document.get("version") != MANIFEST_VERSION:
-        raise ManifestUnreadable(f"not version {MANIFEST_VERSION}")
+    version = document.get("version") if isinstance(document, dict) else None
+    # type(), not isinstance(): JSON's true is not version 1.
+    if not isinstance(document, dict) or type(version) is not int or version not in _READ_VERSIONS:
+        raise ManifestUnreadable(f"not version {' or '.join(map(str, _READ_VERSIONS))}")
     objects = document.get("objects")
     if not isinstance(objects, dict):
         raise ManifestUnreadable("no objects")
@@ -109,25 +130,28 @@ def decode(
         raise ManifestUnreadable(f"more than {MANIFEST_MAX_OBJECTS} objects")
     entries: dict[str, Entry] = {}
     for key, value in objects.items():
-        entry = _entry(value)
+        entry = _entry(value, length=_READ_VERSIONS[version])
         if entry is None:
-            raise ManifestUnreadable("an entry is not [etag, md5, headers]")
+            raise ManifestUnreadable("an entry is not [etag, md5, crc64nvme, headers]")
         entries[key] = entry
     return entries
 
 
-def _entry(value: object) -> Entry | None:
-    if not isinstance(value, list) or len(value) != 3:
+def _entry(value: object, *, length: int) -> Entry | None:
+    if not isinstance(value, list) or len(value) != length:
         return None
-    etag, md5, headers = value
+    etag, md5, headers = value[0], value[1], value[-1]
+    crc = value[2] if length == 4 else None
     # The ETag is compared as S3 lists it (whatever its form), so only its size is bounded.
     if not isinstance(etag, str) or not 0 < len(etag) <= MANIFEST_MAX_ETAG_CHARS:
         return None
     if md5 is not None and (not isinstance(md5, str) or not _HEX_TAG.match(md5)):
         return None
+    if crc is not None and (not isinstance(crc, str) or not _CRC64.match(crc)):
+        return None
     if not isinstance(headers, str) or not _DIGEST.match(headers):
         return None
-    return Entry(etag=etag, md5=md5, headers=headers)
+    return Entry(etag=etag, md5=md5, headers=headers, crc64nvme=crc)
 
 
 def inflate(data: bytes, *, max_expanded: int, inflater: Callable[[], Inflater]) -> bytes:

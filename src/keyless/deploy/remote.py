@@ -32,6 +32,7 @@ def list_remote(
             size=item.size,
             etag=item.etag,
             md5=entry.md5 if entry else None,
+            crc64nvme=entry.crc64nvme if entry else None,
             headers=entry.headers if entry else None,
         )
 
@@ -71,7 +72,19 @@ def write_manifest(plane: DataPlane, target: Target, entries: Mapping[str, manif
         return
 
 
-def entry_of(upload: Upload, etag: str) -> manifest.Entry:
-    """The manifest's entry for ``upload`` stored with ``etag`` (its MD5 only when it differs)."""
+def entry_of(upload: Upload, etag: str, *, copied: bool = False) -> manifest.Entry:
+    """The manifest's entry for ``upload`` stored with ``etag`` (its MD5 only when it differs).
+
+    Its CRC64NVME is kept only where ``etag`` vouches for the read the CRC came from: a
+    single-part upload whose ETag is that read's MD5, or a copy in place (``copied``: the source
+    was the object proven equal, ``CopySourceIfMatch``). A multipart upload's ETag says nothing
+    of a read made before it, so its entry has none until a later deploy proves its bytes.
+    """
     md5 = upload.md5 if upload.md5 != etag else None
-    return manifest.Entry(etag=etag, md5=md5, headers=upload.headers.digest())
+    vouched = copied or (upload.md5 is not None and upload.md5 == etag)
+    return manifest.Entry(
+        etag=etag,
+        md5=md5,
+        headers=upload.headers.digest(),
+        crc64nvme=upload.crc64nvme if vouched else None,
+    )

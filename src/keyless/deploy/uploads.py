@@ -98,7 +98,7 @@ def record_uploads(
         rel = outcome.key.removeprefix(target.prefix)
         if outcome.error is None and outcome.etag:
             sent += upload.file.size
-            entries[rel] = entry_of(upload, outcome.etag)
+            entries[rel] = manifest.keeping_crc(entry_of(upload, outcome.etag), entries.get(rel))
     if failures:
         first = failures[0]
         gone = next((o for o in failures if not by_key[o.key].file.path.is_file()), None)

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import boto3
 import pytest
 
-from keyless.deploy.apply import DataPlaneConfig, DeployRequest, Target, crt_data_plane, deploy
+from keyless.deploy.apply import (
+    DataPlaneConfig,
+    DeployRequest,
+    DeployResult,
+    Target,
+    crt_data_plane,
+    deploy,
+)
 from keyless.deploy.headers import HeaderPolicy, Rule
-from keyless.deploy.local_tree import Filters
+from keyless.deploy.local_tree import Digest, Filters, LocalFile, PartDigests, crc64nvme_hex
 from keyless.deploy.manifest import MANIFEST_NAME
-from keyless.deploy.plan import DeleteRefusedError
+from keyless.deploy.plan import DeleteRefusedError, Digests, Plan, build_plan
 from keyless.deploy.transfer import DataPlane, PutJob, PutOutcome
 from keyless.errors import UsageError
 
@@ -154,6 +163,84 @@ def test_multipart_object_round_trips_and_is_then_unchanged(tmp_path: Path, buck
     boto3.client("s3").delete_object(Bucket=bucket, Key="site/" + MANIFEST_NAME)
     third = deploy(_request(tmp_path, bucket, part_size=part))
     assert third.uploaded == 0
+
+
+def _manifest(bucket: str) -> dict[str, list[Any]]:
+    stored = boto3.client("s3").get_object(Bucket=bucket, Key="site/" + MANIFEST_NAME)
+    document = json.loads(gzip.decompress(stored["Body"].read()))
+    assert document["version"] == 2
+    return cast("dict[str, list[Any]]", document["objects"])
+
+
+class _AskedDigests:
+    """The planner's ``Digests``, recording what it asks for (the reads ahead are not asked)."""
+
+    def __init__(self, inner: Digests) -> None:
+        self._inner = inner
+        self.asked: list[str] = []
+
+    def digest(self, file: LocalFile) -> Digest:
+        self.asked.append("md5")
+        return self._inner.digest(file)
+
+    def crc64nvme(self, file: LocalFile) -> str:
+        self.asked.append("crc")
+        return self._inner.crc64nvme(file)
+
+    def multipart_etags(self, file: LocalFile, part_sizes: Sequence[int]) -> PartDigests:
+        self.asked.append("multipart")
+        return self._inner.multipart_etags(file, part_sizes)
+
+
+def test_the_manifest_records_crcs_and_later_deploys_compare_by_them(
+    tmp_path: Path, bucket: str
+) -> None:
+    part = 5 << 20
+    big = os.urandom(part + 4096)
+    site = dict(SITE, **{"big.bin": big})
+    _write(tmp_path, site)
+    asked: list[list[str]] = []
+
+    def planner(*args: Any, digests: Digests, **kw: Any) -> Plan:
+        seen = _AskedDigests(digests)
+        asked.append(seen.asked)
+        return build_plan(*args, digests=seen, **kw)
+
+    def run() -> DeployResult:
+        return deploy(_request(tmp_path, bucket, part_size=part), planner=planner)
+
+    run()
+    crcs = {key: entry[2] for key, entry in _manifest(bucket).items()}
+    # Single-part uploads: the CRC of the read whose MD5 became the ETag. The multipart upload:
+    # none yet (its ETag vouches for no read made before it).
+    assert crcs == {**{k: crc64nvme_hex(v) for k, v in SITE.items()}, "big.bin": None}
+
+    run()
+    assert sorted(asked[-1]) == sorted(["multipart"] + ["crc"] * len(SITE))
+    assert _manifest(bucket)["big.bin"][2] == crc64nvme_hex(big)
+
+    # From now on no MD5 is computed at all, and a same-size edit is still found.
+    edited = bytearray(big)
+    edited[part + 7] ^= 0xFF
+    (tmp_path / "big.bin").write_bytes(bytes(edited))
+    changed = run()
+    assert asked[-1] == ["crc"] * len(site)
+    assert [u.key for u in changed.plan.uploads] == ["site/big.bin"]
+    assert _remote(bucket, "site/")["big.bin"] == bytes(edited)
+
+    # A recorded CRC that does not match (a hostile or damaged manifest) costs an upload,
+    # never a skip.
+    entries = _manifest(bucket)
+    entries["index.html"][2] = "0" * 16
+    document = {"version": 2, "objects": entries}
+    boto3.client("s3").put_object(
+        Bucket=bucket,
+        Key="site/" + MANIFEST_NAME,
+        Body=gzip.compress(json.dumps(document).encode()),
+    )
+    resent = run()
+    assert [u.key for u in resent.plan.uploads] == ["site/index.html"]
+    assert _manifest(bucket)["index.html"][2] == crc64nvme_hex(SITE["index.html"])
 
 
 def test_delete_guard_and_delete(tmp_path: Path, bucket: str) -> None:

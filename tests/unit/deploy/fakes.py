@@ -6,7 +6,13 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from keyless.deploy.local_tree import LocalFile, multipart_etags_of_chunks
+from keyless.deploy.local_tree import (
+    Digest,
+    LocalFile,
+    PartDigests,
+    crc64nvme_hex,
+    multipart_etags_of_chunks,
+)
 
 
 def md5(data: bytes) -> str:
@@ -18,19 +24,31 @@ def multipart_etag(data: bytes, part_size: int) -> str:
 
 
 class MemoryDigests:
-    """``Digests`` over contents held in memory, counting reads so tests see the laziness."""
+    """``Digests`` over contents held in memory, counting reads (and MD5s) so tests see the
+    laziness."""
 
     def __init__(self, contents: dict[Path, bytes]) -> None:
         self.contents = contents
         self.reads = 0
+        #: Reads that computed an MD5 (``digest`` and ``multipart_etags``; ``crc64nvme`` does not).
+        self.md5_reads = 0
 
-    def md5(self, file: LocalFile) -> str:
+    def digest(self, file: LocalFile) -> Digest:
         self.reads += 1
-        return md5(self.contents[file.path])
+        self.md5_reads += 1
+        data = self.contents[file.path]
+        return Digest(md5=md5(data), crc64nvme=crc64nvme_hex(data))
 
-    def multipart_etags(self, file: LocalFile, part_sizes: Sequence[int]) -> dict[int, str]:
+    def crc64nvme(self, file: LocalFile) -> str:
         self.reads += 1
-        return multipart_etags_of_chunks(iter([self.contents[file.path]]), part_sizes)
+        return crc64nvme_hex(self.contents[file.path])
+
+    def multipart_etags(self, file: LocalFile, part_sizes: Sequence[int]) -> PartDigests:
+        self.reads += 1
+        self.md5_reads += 1
+        data = self.contents[file.path]
+        etags = multipart_etags_of_chunks(iter([data]), part_sizes)
+        return PartDigests(etags=etags, crc64nvme=crc64nvme_hex(data))
 
 
 def local_files(

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from keyless.deploy.local_tree import FileDigests, Filters, LocalFile, walk
+from keyless.deploy.local_tree import (
+    Digest,
+    FileDigests,
+    Filters,
+    LocalFile,
+    crc64nvme_hex,
+    walk,
+)
 from keyless.errors import UsageError
 from tests.unit.deploy.fakes import multipart_etag
 
@@ -97,17 +104,43 @@ def test_special_files_are_not_content(tmp_path: Path) -> None:
     assert _keys(tmp_path) == {"a": False}
 
 
+def _crc64nvme_bitwise(data: bytes) -> str:
+    """CRC-64/NVME from its definition (reflected polynomial 0x9A6C9329AC4BC9B5, all-ones init
+    and final XOR), bit by bit: an oracle that shares no code with the CRT's."""
+    crc = 0xFFFF_FFFF_FFFF_FFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x9A6C_9329_AC4B_C9B5 if crc & 1 else 0)
+    return f"{crc ^ 0xFFFF_FFFF_FFFF_FFFF:016x}"
+
+
+def test_crc64nvme_is_the_nvme_crc() -> None:
+    # The standard check value of CRC-64/NVME, and the oracle on bytes of every value.
+    assert crc64nvme_hex(b"123456789") == "ae8b14860a799888"
+    assert _crc64nvme_bitwise(b"123456789") == "ae8b14860a799888"
+    sample = bytes(range(256)) * 3
+    assert crc64nvme_hex(sample) == _crc64nvme_bitwise(sample)
+
+
 def test_digests(tmp_path: Path) -> None:
     data = os.urandom(3 * (1 << 20) + 17)
     path = tmp_path / "f"
     path.write_bytes(data)
     file = LocalFile(key="f", path=path, size=len(data))
     digests = FileDigests()
-    assert digests.md5(file) == hashlib.md5(data, usedforsecurity=False).hexdigest()
+    crc = crc64nvme_hex(data)
+    assert digests.digest(file) == Digest(
+        md5=hashlib.md5(data, usedforsecurity=False).hexdigest(), crc64nvme=crc
+    )
+    # Read in chunks, the CRC is still the whole file's.
+    assert digests.crc64nvme(file) == crc
     sizes = [1 << 20, 5 << 20]
-    assert digests.multipart_etags(file, sizes) == {s: multipart_etag(data, s) for s in sizes}
-    assert digests.multipart_etags(file, [1 << 20])[1 << 20].endswith("-4")
-    assert digests.multipart_etags(file, [5 << 20])[5 << 20].endswith("-1")
+    parts = digests.multipart_etags(file, sizes)
+    assert parts.etags == {s: multipart_etag(data, s) for s in sizes}
+    assert parts.crc64nvme == crc
+    assert digests.multipart_etags(file, [1 << 20]).etags[1 << 20].endswith("-4")
+    assert digests.multipart_etags(file, [5 << 20]).etags[5 << 20].endswith("-1")
 
 
 @pytest.mark.parametrize("walked", [0, 5, 100, 4096])
@@ -117,7 +150,8 @@ def test_md5_reads_the_whole_file_whatever_size_the_walk_saw(tmp_path: Path, wal
     path = tmp_path / "f"
     path.write_bytes(data)
     file = LocalFile(key="f", path=path, size=walked)
-    assert FileDigests().md5(file) == hashlib.md5(data, usedforsecurity=False).hexdigest()
+    assert FileDigests().digest(file).md5 == hashlib.md5(data, usedforsecurity=False).hexdigest()
+    assert FileDigests().crc64nvme(file) == _crc64nvme_bitwise(data)
 
 
 def test_excluding_a_linked_folder_excludes_it_unresolved(tmp_path: Path) -> None:
@@ -147,6 +181,8 @@ def test_a_file_that_vanished_is_named(tmp_path: Path) -> None:
     (file,) = list(walk(tmp_path))
     (tmp_path / "gone.html").unlink()
     with pytest.raises(UsageError, match=r"file 'gone\.html' vanished during the deploy"):
-        FileDigests().md5(file)
+        FileDigests().digest(file)
+    with pytest.raises(UsageError, match=r"file 'gone\.html' vanished during the deploy"):
+        FileDigests().crc64nvme(file)
     with pytest.raises(UsageError, match=r"file 'gone\.html' vanished during the deploy"):
         FileDigests().multipart_etags(file, [5 << 20])

@@ -8,7 +8,14 @@ import zlib
 
 import pytest
 
-from keyless.deploy.manifest import Entry, ManifestUnreadable, decode, encode, json_depth
+from keyless.deploy.manifest import (
+    Entry,
+    ManifestUnreadable,
+    decode,
+    encode,
+    json_depth,
+    keeping_crc,
+)
 from keyless.limits import (
     MANIFEST_INFLATE_STEP_BYTES,
     MANIFEST_MAX_DEPTH,
@@ -48,8 +55,29 @@ class CountingInflater:
 
 def test_round_trip() -> None:
     multipart = Entry(etag="1" * 32 + "-3", md5="2" * 32, headers="b" * 16)
-    entries = {"a.html": ENTRY, "b/c.js": multipart}
+    with_crc = Entry(etag="3" * 32, md5=None, headers="c" * 16, crc64nvme="0123456789abcdef")
+    entries = {"a.html": ENTRY, "b/c.js": multipart, "d.css": with_crc}
     assert decode(encode(entries)) == entries
+    assert json.loads(gzip.decompress(encode(entries)))["version"] == 2
+
+
+def test_a_version_1_manifest_is_still_read_without_crcs() -> None:
+    # What keyless wrote before it recorded CRCs: every entry is used, none has a CRC.
+    old = {"version": 1, "objects": {"a.html": ["0" * 32, None, "a" * 16]}}
+    assert decode(gzip.compress(json.dumps(old).encode(), mtime=0)) == {"a.html": ENTRY}
+
+
+def test_a_confirmation_keeps_the_crc_of_the_same_etag_only() -> None:
+    early = Entry(etag="0" * 32, md5=None, headers="a" * 16, crc64nvme="0123456789abcdef")
+    confirmed = Entry(etag="0" * 32, md5=None, headers="a" * 16)
+    assert keeping_crc(confirmed, early) == early
+    assert keeping_crc(confirmed, None) == confirmed
+    # Another ETag is other bytes: the early CRC says nothing of them.
+    other = Entry(etag="9" * 32, md5=None, headers="a" * 16)
+    assert keeping_crc(other, early) == other
+    # A CRC of its own is never replaced.
+    own = Entry(etag="0" * 32, md5=None, headers="a" * 16, crc64nvme="fedcba9876543210")
+    assert keeping_crc(own, early) == own
 
 
 def test_the_bomb_builder_makes_valid_gzip() -> None:
@@ -80,7 +108,11 @@ def test_the_production_cap_is_sized_from_objects_and_entry_budget() -> None:
         limits.MANIFEST_MAX_OBJECTS * limits.MANIFEST_ENTRY_BUDGET_BYTES
     )
     # A real entry fits the budget with room to spare.
-    one = {"assets/app.3f2a9c1b.js": Entry(etag="0" * 32, md5="1" * 32, headers="a" * 16)}
+    one = {
+        "assets/app.3f2a9c1b.js": Entry(
+            etag="0" * 32 + "-99", md5="1" * 32, headers="a" * 16, crc64nvme="2" * 16
+        )
+    }
     assert len(gzip.decompress(encode(one))) < limits.MANIFEST_ENTRY_BUDGET_BYTES
 
 
@@ -106,8 +138,30 @@ def test_depth_ignores_brackets_inside_strings() -> None:
         (b"not gzip", "not gzip"),
         (gzip.compress(b"{", mtime=0)[:-9], "truncated"),
         (gzip.compress(b'{"a" nope}', mtime=0), "not JSON"),
-        (gzip.compress(b"[]", mtime=0), "not version 1"),
-        (gzip.compress(b'{"version":2,"objects":{}}', mtime=0), "not version 1"),
+        (gzip.compress(b"[]", mtime=0), "not version 1 or 2"),
+        (gzip.compress(b'{"version":3,"objects":{}}', mtime=0), "not version 1 or 2"),
+        # JSON's true equals 1 in Python: it is still not a version.
+        (gzip.compress(b'{"version":true,"objects":{}}', mtime=0), "not version 1 or 2"),
+        # Each version has its entry length: a version 1 entry in a version 2 manifest...
+        (
+            gzip.compress(b'{"version":2,"objects":{"a":["e",null,"' + b"a" * 16 + b'"]}}'),
+            "an entry",
+        ),
+        # ... and the other way round.
+        (
+            gzip.compress(b'{"version":1,"objects":{"a":["e",null,null,"' + b"a" * 16 + b'"]}}'),
+            "an entry",
+        ),
+        # A CRC64NVME is 16 lower-case hex digits, nothing else.
+        *(
+            (
+                gzip.compress(
+                    b'{"version":2,"objects":{"a":["e",null,' + crc + b',"' + b"a" * 16 + b'"]}}'
+                ),
+                "an entry",
+            )
+            for crc in (b'"ABCDEF0123456789"', b'"0123"', b"7", b'"0123456789abcdef0"')
+        ),
         (gzip.compress(b'{"version":1}', mtime=0), "no objects"),
         (gzip.compress(b'{"version":1,"objects":{"a":"x"}}', mtime=0), "an entry is not"),
         (

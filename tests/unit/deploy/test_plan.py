@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keyless.deploy.headers import HeaderPolicy, Rule
-from keyless.deploy.local_tree import Filters
+from keyless.deploy.local_tree import Filters, crc64nvme_hex
 from keyless.deploy.manifest import MANIFEST_NAME
 from keyless.deploy.plan import (
     MIB,
@@ -111,6 +111,58 @@ def test_etag_that_is_no_md5_uses_the_manifest_md5() -> None:
     opaque = RemoteObject(key="a.txt", size=4, etag="0" * 32, headers=_digest("a.txt"))
     plan = build_plan(files, [opaque], options=PlanOptions(), headers=POLICY, digests=digests)
     assert [u.reason for u in plan.uploads] == [Reason.CHANGED]
+
+
+def test_a_recorded_crc_decides_without_any_md5() -> None:
+    # The manifest bound the object's CRC64NVME to its ETag: the planner reads the file for its
+    # CRC only, and keeps the CRC for the next manifest.
+    files, digests = local_files({"a.txt": b"same", "b.txt": b"news"})
+    remote = [
+        RemoteObject(
+            key=key,
+            size=4,
+            etag=md5(b"same"),
+            crc64nvme=crc64nvme_hex(b"same"),
+            headers=_digest(key),
+        )
+        for key in ("a.txt", "b.txt")
+    ]
+    plan = build_plan(files, remote, options=PlanOptions(), headers=POLICY, digests=digests)
+    assert digests.reads == 2
+    assert digests.md5_reads == 0
+    (unchanged,) = plan.unchanged
+    assert (unchanged.key, unchanged.crc64nvme) == ("a.txt", crc64nvme_hex(b"same"))
+    # A different CRC is a change; nothing of that read is kept (it vouches for nothing).
+    (upload,) = plan.uploads
+    assert (upload.key, upload.reason, upload.md5, upload.crc64nvme) == (
+        "b.txt",
+        Reason.CHANGED,
+        None,
+        None,
+    )
+
+
+def test_an_md5_or_multipart_read_yields_the_crc_for_the_manifest() -> None:
+    big = bytes(range(256)) * (9 * MIB // 256)
+    files, digests = local_files({"a.txt": b"same", "big.bin": big, "c.txt": b"new!"})
+    remote = [
+        _remote("a.txt", b"same"),
+        RemoteObject(
+            key="big.bin",
+            size=len(big),
+            etag=multipart_etag(big, 8 * MIB),
+            headers=_digest("big.bin"),
+        ),
+        _remote("c.txt", b"old!"),
+    ]
+    plan = build_plan(files, remote, options=PlanOptions(), headers=POLICY, digests=digests)
+    assert {u.key: u.crc64nvme for u in plan.unchanged} == {
+        "a.txt": crc64nvme_hex(b"same"),
+        "big.bin": crc64nvme_hex(big),
+    }
+    # A changed file's MD5 and CRC come from one read: its early entry may record both.
+    (upload,) = plan.uploads
+    assert (upload.md5, upload.crc64nvme) == (md5(b"new!"), crc64nvme_hex(b"new!"))
 
 
 def test_header_change_alone_is_a_headers_upload() -> None:
