@@ -197,6 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--startup-runs", type=int, default=7, help="start-up runs (best kept)")
     parser.add_argument("--write-readme", action="store_true", help="regenerate README figures")
     args = parser.parse_args(argv)
+    if args.write_readme:
+        # Refuse before minutes of measuring, not after.
+        for tool, fix in deploy.missing_peers(deploy.requested_tools(args)).items():
+            raise SystemExit(f"refusing to write the README without {tool}: {fix}")
     # Start-up and the exchange do not depend on the number of files: --many is deploy alone.
     rows = [] if args.many else startup_rows(args.startup_runs)
     caption, runs = deploy.run_bench(args)

@@ -392,22 +392,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def run_bench(args: argparse.Namespace) -> tuple[str, list[Run]]:
-    """Every step of every tool, ``args.repeat`` times; the runs' medians, and a caption."""
-    files = args.files if args.files is not None else (20_000 if args.many else 2_000)
-    big = args.big if args.big is not None else (0 if args.many else 5)
+def requested_tools(args: argparse.Namespace) -> list[str]:
+    """The tools named by ``--tools``, each checked against the known ones."""
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     for tool in tools:
         if tool not in TOOLS:
             raise SystemExit(f"unknown tool {tool!r}; choose from {', '.join(TOOLS)}")
+    return tools
+
+
+def missing_peers(tools: Sequence[str]) -> dict[str, str]:
+    """Each requested peer that is not installed here, with how to install it."""
+    missing = {}
     if "rclone --checksum" in tools and shutil.which("rclone") is None:
-        print("skipping rclone: not installed (Debian: apt-get install -y rclone)", file=sys.stderr)
-        tools.remove("rclone --checksum")
+        missing["rclone --checksum"] = "rclone is not installed (Debian: apt-get install -y rclone)"
     if "aws s3 sync" in tools and not (VENV_BIN / "aws").exists():
-        print(
-            "skipping aws s3 sync: the AWS CLI is not in the virtualenv (make dev)", file=sys.stderr
-        )
-        tools.remove("aws s3 sync")
+        missing["aws s3 sync"] = "the AWS CLI is not in the virtualenv (make dev)"
+    return missing
+
+
+def run_bench(args: argparse.Namespace) -> tuple[str, list[Run]]:
+    """Every step of every tool, ``args.repeat`` times; the runs' medians, and a caption."""
+    files = args.files if args.files is not None else (20_000 if args.many else 2_000)
+    big = args.big if args.big is not None else (0 if args.many else 5)
+    tools = requested_tools(args)
+    for tool, fix in missing_peers(tools).items():
+        if getattr(args, "write_readme", False):
+            # A README table without a peer would drop its ratios and goals without saying so.
+            raise SystemExit(f"refusing to write the README without {tool}: {fix}")
+        print(f"skipping {tool}: {fix}", file=sys.stderr)
+        tools.remove(tool)
     compile_keyless()
     every: list[Run] = []
     name = ""
