@@ -72,7 +72,7 @@ def test_terminal_progress_draws_one_line() -> None:
     stream = io.StringIO()
     ticks = iter(float(i) for i in range(1, 100))
     progress = TerminalProgress(stream, clock=lambda: next(ticks))
-    file = LocalFile(key="a.html", path=Path("a.html"), size=2000)
+    file = LocalFile(key="a.html", path="a.html", size=2000)
     upload = Upload(key="a.html", file=file, reason=Reason.NEW, headers=HeaderPolicy().for_key("a"))
     progress.planned(
         Plan(

@@ -14,6 +14,9 @@ from keyless.cli.seams import Seams
 from keyless.textsafe import safe_lines
 from keyless.urls import redact_urls
 
+#: How many encoder chunks (each a token or two) one write to stdout carries.
+_JSON_CHUNKS_PER_WRITE = 4096
+
 
 @dataclass(kw_only=True)
 class Console:
@@ -42,9 +45,22 @@ class Console:
         print(safe_lines(redact_urls(text)), file=self.stderr)
 
     def emit_json(self, document: Any) -> None:
-        """One JSON document on stdout, stable key order for diffs and tests."""
-        text = json.dumps(document, indent=2, sort_keys=True, default=str)
-        self.stdout.write(redact_urls(text) + "\n")
+        """One JSON document on stdout, stable key order for diffs and tests.
+
+        Written in pieces as it is encoded: a deploy report of 20,000 objects, encoded whole,
+        would be held as a list of chunks and then as one string, several times its own size.
+        Redacting piece by piece is the same as redacting the whole: the encoder's chunks never
+        split a JSON string, and ``://`` appears nowhere else in JSON text.
+        """
+        encoder = json.JSONEncoder(indent=2, sort_keys=True, default=str)
+        pieces: list[str] = []
+        for chunk in encoder.iterencode(document):
+            pieces.append(chunk)
+            if len(pieces) == _JSON_CHUNKS_PER_WRITE:
+                self.stdout.write(redact_urls("".join(pieces)))
+                pieces.clear()
+        pieces.append("\n")
+        self.stdout.write(redact_urls("".join(pieces)))
 
     def stdout_is_terminal(self) -> bool:
         isatty = getattr(self.stdout, "isatty", None)

@@ -225,6 +225,11 @@ class Rule:
         return cls(glob=glob, header=header, value=value.strip())
 
 
+#: Distinct header outcomes ``HeaderPolicy.for_key`` keeps for sharing; past it, each key gets
+#: its own (as many as the rules' combinations allow, so still correct, only larger).
+_SHARED_HEADERS_MAX = 4096
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HeaderPolicy:
     """Global options first, then ``rules`` in order (a later matching rule wins)."""
@@ -236,6 +241,11 @@ class HeaderPolicy:
     storage_class: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     rules: Sequence[Rule] = ()
+    #: One ``ObjectHeaders`` per distinct outcome, shared by every key that has it: 20,000 files
+    #: of a few types then hold a few objects, not 20,000 (bounded by ``_SHARED_HEADERS_MAX``).
+    _shared: dict[tuple[str, str | None, tuple[int, ...]], ObjectHeaders] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.acl is not None and self.acl not in CANNED_ACLS:
@@ -262,6 +272,11 @@ class HeaderPolicy:
     def for_key(self, key: str) -> ObjectHeaders:
         """The headers of the object whose path relative to the prefix is ``key``."""
         mime, encoding = content_type(key)
+        matching = tuple(i for i, rule in enumerate(self.rules) if fnmatchcase(key, rule.glob))
+        outcome = (mime, encoding, matching)
+        shared = self._shared.get(outcome)
+        if shared is not None:
+            return shared
         headers = ObjectHeaders(
             content_type=mime,
             cache_control=self.cache_control,
@@ -271,9 +286,10 @@ class HeaderPolicy:
             storage_class=self.storage_class,
             metadata=tuple(sorted(self.metadata.items())),
         )
-        for rule in self.rules:
-            if fnmatchcase(key, rule.glob):
-                headers = _apply(headers, rule)
+        for index in matching:
+            headers = _apply(headers, self.rules[index])
+        if len(self._shared) < _SHARED_HEADERS_MAX:
+            self._shared[outcome] = headers
         return headers
 
 

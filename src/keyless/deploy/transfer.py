@@ -17,7 +17,6 @@ import xml.etree.ElementTree as ElementTree
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, unquote_plus, urlsplit
 
@@ -129,7 +128,7 @@ class WrongRegionError(AwsError):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PutJob:
     key: str
-    path: Path
+    path: str
     size: int
     headers: Sequence[tuple[str, str]]
 
@@ -440,7 +439,7 @@ class CrtS3:
             self._client.make_request(
                 type=S3RequestType.PUT_OBJECT,
                 request=request,
-                send_filepath=str(job.path),
+                send_filepath=job.path,
                 fio_options=self._streamed if streamed else None,
                 checksum_config=self._trailer if streamed else self._checksum,
                 on_headers=on_headers,

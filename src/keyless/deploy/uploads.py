@@ -101,7 +101,7 @@ def record_uploads(
             entries[rel] = manifest.keeping_crc(entry_of(upload, outcome.etag), entries.get(rel))
     if failures:
         first = failures[0]
-        gone = next((o for o in failures if not by_key[o.key].file.path.is_file()), None)
+        gone = next((o for o in failures if not os.path.isfile(by_key[o.key].file.path)), None)
         if gone is not None:
             # The client's own error for a missing file says nothing useful (RuntimeError).
             raise FileVanishedError(gone.key.removeprefix(target.prefix))

@@ -77,7 +77,9 @@ def test_corrupted_body_is_rejected_and_reported(tmp_path: Path, strict_s3: str)
     )
     done: list[PutOutcome] = []
     jobs = [
-        PutJob(key=name, path=tmp_path / name, size=800, headers=[("Content-Type", "text/plain")])
+        PutJob(
+            key=name, path=str(tmp_path / name), size=800, headers=[("Content-Type", "text/plain")]
+        )
         for name in ("good.txt", "corrupt.txt")
     ]
     outcomes = {o.key: o for o in plane.put_all(jobs, on_done=lambda o, n: done.append(o))}
@@ -107,7 +109,7 @@ def test_large_files_arrive_whole_streamed_or_buffered(
     jobs = []
     for name, size in sizes.items():
         (tmp_path / name).write_bytes(bytes(range(256)) * (size // 256) + b"x" * (size % 256))
-        jobs.append(PutJob(key=name, path=tmp_path / name, size=size, headers=()))
+        jobs.append(PutJob(key=name, path=str(tmp_path / name), size=size, headers=()))
     plane = CrtS3(
         endpoint=Endpoint.from_url(moto_endpoint, region="us-east-1"),
         bucket=bucket,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from pathlib import Path
 
 from keyless.deploy.local_tree import (
     Digest,
@@ -27,7 +26,7 @@ class MemoryDigests:
     """``Digests`` over contents held in memory, counting reads (and MD5s) so tests see the
     laziness."""
 
-    def __init__(self, contents: dict[Path, bytes]) -> None:
+    def __init__(self, contents: dict[str, bytes]) -> None:
         self.contents = contents
         self.reads = 0
         #: Reads that computed an MD5 (``digest`` and ``multipart_etags``; ``crc64nvme`` does not).
@@ -55,7 +54,7 @@ def local_files(
     files: dict[str, bytes], *, excluded: frozenset[str] = frozenset()
 ) -> tuple[list[LocalFile], MemoryDigests]:
     entries = [
-        LocalFile(key=key, path=Path("/site") / key, size=len(data), excluded=key in excluded)
+        LocalFile(key=key, path=f"/site/{key}", size=len(data), excluded=key in excluded)
         for key, data in sorted(files.items())
     ]
-    return entries, MemoryDigests({Path("/site") / key: data for key, data in files.items()})
+    return entries, MemoryDigests({f"/site/{key}": data for key, data in files.items()})

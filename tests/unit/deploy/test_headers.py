@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from keyless.deploy import headers as headers_module
 from keyless.deploy.headers import HeaderPolicy, Rule, content_type, http_date
 from keyless.errors import UsageError
 
@@ -76,6 +77,31 @@ def test_rules_apply_in_order_and_empty_removes() -> None:
 def test_bad_rules_are_refused(text: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         Rule.parse(text)
+
+
+def test_keys_with_the_same_outcome_share_one_headers_object() -> None:
+    policy = HeaderPolicy(rules=[Rule.parse("assets/*:cache-control=immutable")])
+    first, second = policy.for_key("a/one.html"), policy.for_key("b/two.html")
+    assert first is second
+    assert first.content_type == "text/html; charset=utf-8"
+    asset = policy.for_key("assets/three.html")
+    assert asset is not first
+    assert asset.cache_control == "immutable"
+    assert first.cache_control is None
+    assert policy.for_key("a/four.css") is not first
+    assert policy.for_key("a/five.html.gz").content_encoding == "gzip"
+    assert policy.for_key("a/six.html").content_encoding is None
+
+
+def test_sharing_stops_at_its_limit_and_stays_correct(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(headers_module, "_SHARED_HEADERS_MAX", 1)
+    policy = HeaderPolicy()
+    html = policy.for_key("a.html")
+    assert policy.for_key("b.html") is html
+    css, again = policy.for_key("a.css"), policy.for_key("b.css")
+    assert css is not again
+    assert css == again
+    assert css.content_type == "text/css; charset=utf-8"
 
 
 def test_bad_acl_and_storage_class_are_refused() -> None:

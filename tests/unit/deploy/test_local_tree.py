@@ -127,7 +127,7 @@ def test_digests(tmp_path: Path) -> None:
     data = os.urandom(3 * (1 << 20) + 17)
     path = tmp_path / "f"
     path.write_bytes(data)
-    file = LocalFile(key="f", path=path, size=len(data))
+    file = LocalFile(key="f", path=str(path), size=len(data))
     digests = FileDigests()
     crc = crc64nvme_hex(data)
     assert digests.digest(file) == Digest(
@@ -149,7 +149,7 @@ def test_md5_reads_the_whole_file_whatever_size_the_walk_saw(tmp_path: Path, wal
     data = os.urandom(3000)
     path = tmp_path / "f"
     path.write_bytes(data)
-    file = LocalFile(key="f", path=path, size=walked)
+    file = LocalFile(key="f", path=str(path), size=walked)
     assert FileDigests().digest(file).md5 == hashlib.md5(data, usedforsecurity=False).hexdigest()
     assert FileDigests().crc64nvme(file) == _crc64nvme_bitwise(data)
 

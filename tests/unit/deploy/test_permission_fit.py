@@ -185,7 +185,7 @@ class RecordingS3:
     ) -> list[PutOutcome]:
         outcomes = []
         for job in jobs:
-            data = job.path.read_bytes()
+            data = Path(job.path).read_bytes()
             headers = _lower(job.headers)
             if job.size > self.part_size:
                 operations = ["CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"]

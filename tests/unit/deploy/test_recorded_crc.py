@@ -15,7 +15,7 @@ from keyless.deploy.remote import entry_of
 from tests.unit.deploy.fakes import md5
 
 HEADERS = HeaderPolicy().for_key("a.txt")
-FILE = LocalFile(key="a.txt", path=Path("/site/a.txt"), size=4)
+FILE = LocalFile(key="a.txt", path="/site/a.txt", size=4)
 CRC = crc64nvme_hex(b"same")
 
 
@@ -64,7 +64,7 @@ def test_reads_ahead_compute_what_the_planner_will_ask(tmp_path: Path) -> None:
 
     for name in ("crc.txt", "md5.txt"):
         (tmp_path / name).write_bytes(b"same")
-    files = [LocalFile(key=n, path=tmp_path / n, size=4) for n in ("crc.txt", "md5.txt")]
+    files = [LocalFile(key=n, path=str(tmp_path / n), size=4) for n in ("crc.txt", "md5.txt")]
     entries = {
         "crc.txt": Entry(etag=md5(b"same"), md5=None, headers="a" * 16, crc64nvme=CRC),
         "md5.txt": Entry(etag=md5(b"same"), md5=None, headers="a" * 16),

@@ -83,7 +83,7 @@ def test_keys_are_valid_stay_under_the_prefix_and_are_injective(
         keys: dict[str, set[tuple[str, ...]]] = {}
         for file in walked:
             full = prefix + file.key
-            relative = tuple(file.path.relative_to(root).parts)
+            relative = tuple(Path(file.path).relative_to(root).parts)
             assert _valid_s3_key(file.key)
             assert file.key == unicodedata.normalize("NFC", "/".join(relative))
             assert full.startswith(prefix)
