@@ -148,6 +148,10 @@ DEPLOY_READ_CHUNK_BYTES = 1 << 20
 #: At most this many part sizes are tried for one multipart ETag (each costs an MD5 pass in CPU):
 #: the common tools' defaults (keyless.deploy.plan.COMMON_PART_SIZES).
 DEPLOY_MAX_PART_SIZE_GUESSES = 6
+#: Distinct header outcomes (type, encoding, matching --header rules) the planner keeps to share
+#: one headers object among the files that have it; past it each file gets its own (still
+#: correct, only larger). A site has a few dozen.
+DEPLOY_SHARED_HEADERS_MAX = 4096
 #: Default of ``--max-delete``: refuse to delete more than this percentage of the remote objects
 #: (a wrong LOCAL_DIR or prefix deletes most of a site; a real release rarely half of it).
 DEFAULT_MAX_DELETE_PERCENT = 50.0

@@ -14,6 +14,7 @@ from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Final
 
+from keyless import limits
 from keyless.compat import UTC
 from keyless.errors import UsageError
 
@@ -225,11 +226,6 @@ class Rule:
         return cls(glob=glob, header=header, value=value.strip())
 
 
-#: Distinct header outcomes ``HeaderPolicy.for_key`` keeps for sharing; past it, each key gets
-#: its own (as many as the rules' combinations allow, so still correct, only larger).
-_SHARED_HEADERS_MAX = 4096
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HeaderPolicy:
     """Global options first, then ``rules`` in order (a later matching rule wins)."""
@@ -242,7 +238,7 @@ class HeaderPolicy:
     metadata: Mapping[str, str] = field(default_factory=dict)
     rules: Sequence[Rule] = ()
     #: One ``ObjectHeaders`` per distinct outcome, shared by every key that has it: 20,000 files
-    #: of a few types then hold a few objects, not 20,000 (bounded by ``_SHARED_HEADERS_MAX``).
+    #: of a few types then hold a few objects, not 20,000 (``limits.DEPLOY_SHARED_HEADERS_MAX``).
     _shared: dict[tuple[str, str | None, tuple[int, ...]], ObjectHeaders] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -288,7 +284,7 @@ class HeaderPolicy:
         )
         for index in matching:
             headers = _apply(headers, self.rules[index])
-        if len(self._shared) < _SHARED_HEADERS_MAX:
+        if len(self._shared) < limits.DEPLOY_SHARED_HEADERS_MAX:
             self._shared[outcome] = headers
         return headers
 

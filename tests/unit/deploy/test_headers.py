@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from keyless.deploy import headers as headers_module
+from keyless import limits
 from keyless.deploy.headers import HeaderPolicy, Rule, content_type, http_date
 from keyless.errors import UsageError
 
@@ -94,7 +94,7 @@ def test_keys_with_the_same_outcome_share_one_headers_object() -> None:
 
 
 def test_sharing_stops_at_its_limit_and_stays_correct(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(headers_module, "_SHARED_HEADERS_MAX", 1)
+    monkeypatch.setattr(limits, "DEPLOY_SHARED_HEADERS_MAX", 1)
     policy = HeaderPolicy()
     html = policy.for_key("a.html")
     assert policy.for_key("b.html") is html
