@@ -8,7 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from keyless import limits
 from keyless.limits import JSON_MAX_DEPTH
+from keyless.trust.work import counted
 from tests.cli.helpers import Result, run_cli
 from tests.hang_guard import within_guard
 
@@ -102,3 +104,25 @@ def test_a_policy_one_level_within_the_limit_reaches_the_grammar(tmp_path: Path)
     policy = _write(tmp_path, "p.json", _deep(JSON_MAX_DEPTH))
     result = _run(["trust", "lint", policy])
     _one_line_error(result, "must be a JSON object")
+
+
+def test_lint_at_the_statement_limit_locates_each_finding_in_its_own_statement(
+    tmp_path: Path,
+) -> None:
+    statement = _policy("repo:acme/*")["Statement"][0]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{**statement, "Sid": f"S{i}"} for i in range(limits.POLICY_MAX_STATEMENTS)],
+    }
+    text = json.dumps(policy, indent=2)
+    path = _write(tmp_path, "p.json", text)
+    with counted() as work:
+        result = _run(["trust", "lint", path, "--format", "json"])
+    findings = json.loads(result.stdout)
+    assert len(findings) >= limits.POLICY_MAX_STATEMENTS
+    lines = [f["line"] for f in findings if f["location"].startswith("Statement[999]")]
+    assert lines
+    assert min(lines) > text.count("\n") * 0.99
+    # One pass over the text, then each finding's own two statements: a few times the text in
+    # all. Searching the whole text per finding scanned it once per finding (1,000+ times).
+    assert len(text) <= work.located <= 12 * len(text)

@@ -3,16 +3,18 @@ declarations, one result per finding with its file and line."""
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from keyless.trust.findings import Finding, Severity
 from keyless.trust.lint_rules import RULES, Rule
+from keyless.trust.work import current as current_work
 
-__all__ = ["Declared", "LintedFile", "line_of", "rule_descriptor", "sarif"]
+__all__ = ["Declared", "LintedFile", "PolicyLines", "line_of", "rule_descriptor", "sarif"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,9 +30,15 @@ class LintedFile:
     where: str = ""
     start: int = 0
     end: int | None = None
+    #: Built on the first ``line`` call, then shared by every finding of the policy.
+    _lines: PolicyLines | None = field(default=None, init=False, repr=False, compare=False)
 
     def line(self, finding: Finding) -> int:
-        return line_of(self.text, finding, start=self.start, end=self.end)
+        lines = self._lines
+        if lines is None:
+            lines = PolicyLines(self.text, self.start, self.end)
+            object.__setattr__(self, "_lines", lines)
+        return lines.line_of(finding)
 
     def qualified(self, finding: Finding) -> str:
         """Where the finding is, its role included (``Roles[3].AssumeRolePolicyDocument...``)."""
@@ -42,35 +50,71 @@ class LintedFile:
 # A statement's Effect as JSON writes it, and as CloudFormation YAML (`Effect: Allow`) and
 # Terraform's jsonencode (`Effect = "Allow"`) write it, for policies read from templates.
 _EFFECT = re.compile(r'(?:"Effect"|(?<![\w"])Effect)\s*[:=]')
+_LINE_BREAK = re.compile("\n")
+
+
+class PolicyLines:
+    """Where each finding of one policy sits, by line.
+
+    The policy's text is scanned once (its statements' ``Effect`` members, its line breaks);
+    each finding then searches only its own statement's part, and a line number is a binary
+    search. So a policy of S statements with F findings costs its length plus F statements'
+    lengths, not F times its length (1,000 statements with 3 findings each took 18 s).
+    """
+
+    def __init__(self, text: str, start: int = 0, end: int | None = None) -> None:
+        self._lines_before = text.count("\n", 0, start)
+        self._text = text[start:end]
+        self._effects = [match.start() for match in _EFFECT.finditer(self._text)]
+        self._breaks = [match.start() for match in _LINE_BREAK.finditer(self._text)]
+        _count_scanned(start + 2 * len(self._text))
+
+    def line_of(self, finding: Finding) -> int:
+        """The 1-based line of the JSON member a finding is about (the statement's ``Effect``
+        line when the member is not found); the first line for document-level findings."""
+        return self._lines_before + self._line_in(finding)
+
+    def _line_in(self, finding: Finding) -> int:
+        starts = self._effects
+        if finding.statement is None or finding.statement >= len(starts):
+            return 1
+        anchor = starts[finding.statement]
+        low = starts[finding.statement - 1] if finding.statement > 0 else 0
+        high = starts[finding.statement + 1] if finding.statement + 1 < len(starts) else None
+        position = anchor
+        if finding.element:
+            needle = re.compile(re.escape(json.dumps(finding.element)))
+            hits = self._starts(needle, low, high)
+            if not hits:  # a YAML template's key is unquoted: `repo.example:sub: ...`
+                bare = re.compile(rf"(?<![\w.:-]){re.escape(finding.element)}\s*:")
+                hits = self._starts(bare, low, high)
+            if hits:
+                position = min(hits, key=lambda hit: abs(hit - anchor))
+        return bisect.bisect_left(self._breaks, position) + 1
+
+    def _starts(self, pattern: re.Pattern[str], low: int, high: int | None) -> list[int]:
+        """Where ``pattern`` matches, starting in ``[low, high)`` (look-behinds still see what
+        lies before ``low``, as in a search of the whole text)."""
+        hits = []
+        for match in pattern.finditer(self._text, low):
+            if high is not None and match.start() >= high:
+                break
+            hits.append(match.start())
+        _count_scanned((len(self._text) if high is None else high) - low)
+        return hits
+
+
+def _count_scanned(characters: int) -> None:
+    work = current_work()
+    if work is not None:
+        work.located += characters
 
 
 def line_of(text: str, finding: Finding, *, start: int = 0, end: int | None = None) -> int:
     """The 1-based line of the JSON member a finding is about (the statement's ``Effect`` line
     when the member is not found); the first line for document-level findings. ``start`` and
     ``end`` bound the part of ``text`` that holds the policy (one role of ``list-roles``)."""
-    before = text.count("\n", 0, start)
-    return before + _line_in(text[start:end], finding)
-
-
-def _line_in(text: str, finding: Finding) -> int:
-    if finding.statement is None:
-        return 1
-    starts = [match.start() for match in _EFFECT.finditer(text)]
-    if finding.statement >= len(starts):
-        return 1
-    anchor = starts[finding.statement]
-    low = starts[finding.statement - 1] if finding.statement > 0 else 0
-    high = starts[finding.statement + 1] if finding.statement + 1 < len(starts) else len(text)
-    position = anchor
-    if finding.element:
-        needle = json.dumps(finding.element)
-        hits = [m.start() for m in re.finditer(re.escape(needle), text) if low <= m.start() < high]
-        if not hits:  # a YAML template's key is unquoted: `repo.example:sub: ...`
-            bare = re.compile(rf"(?<![\w.:-]){re.escape(finding.element)}\s*:")
-            hits = [m.start() for m in bare.finditer(text) if low <= m.start() < high]
-        if hits:
-            position = min(hits, key=lambda hit: abs(hit - anchor))
-    return text.count("\n", 0, position) + 1
+    return PolicyLines(text, start, end).line_of(finding)
 
 
 def sarif(

@@ -1,7 +1,8 @@
 """The trust engine's work on hostile input, counted rather than timed.
 
 ``with counted() as work:`` records, for that block (and that thread or task only), every glob
-match the engine makes as ``(steps, bound)`` and every subject it shapes: tests assert the work
+match the engine makes as ``(steps, bound)``, every subject it shapes and the text it scans for
+findings' lines: tests assert the work
 stays polynomial in the input. Outside such a block nothing is recorded.
 """
 
@@ -19,6 +20,8 @@ class Work:
     matches: list[tuple[int, int]] = field(default_factory=list)
     #: Subjects shaped against a CI's grammar (``keyless.trust.subjects.subject_shape``).
     shapes: int = 0
+    #: Characters of policy text scanned to give findings their lines (``keyless.trust.sarif``).
+    located: int = 0
 
     @property
     def steps(self) -> int:
