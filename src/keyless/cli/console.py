@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -61,6 +62,30 @@ class Console:
                 pieces.clear()
         pieces.append("\n")
         self.stdout.write(redact_urls("".join(pieces)))
+
+    def stdout_reader_is_gone(self) -> bool:
+        """True when ``stdout`` is a pipe whose reading end is closed (``keyless ... | head``):
+        the kernel then reports an error condition on the writing end (poll(2), POLLERR)."""
+        fileno = getattr(self.stdout, "fileno", None)
+        if fileno is None or not hasattr(select, "poll"):
+            return False
+        try:
+            fd = fileno()
+            poller = select.poll()
+            poller.register(fd, select.POLLOUT)
+            events = poller.poll(0)
+        except (OSError, ValueError):
+            return False
+        return any(event & (select.POLLERR | select.POLLHUP) for _fd, event in events)
+
+    def discard_stdout(self) -> None:
+        """Point ``stdout``'s descriptor at the null device, so that what is still buffered (and
+        the interpreter's flush at exit) goes nowhere instead of failing again."""
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self.stdout.fileno())
+        finally:
+            os.close(devnull)
 
     def stdout_is_terminal(self) -> bool:
         isatty = getattr(self.stdout, "isatty", None)

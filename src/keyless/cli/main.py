@@ -1,7 +1,8 @@
 """Entry point: builds the parser from the command modules and turns errors into exit codes.
 
 Exit codes (everywhere): 0 success / allowed / no findings; 1 a negative verdict (denied, findings
-at or above ``--fail-on``, doctor found a problem); 2 a usage or runtime error.
+at or above ``--fail-on``, doctor found a problem); 2 a usage or runtime error; 141 the reader of
+stdout stopped reading (128 + SIGPIPE, what a shell reports for a tool that SIGPIPE stops).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from keyless.errors import KeylessError
 EXIT_OK = 0
 EXIT_NEGATIVE = 1
 EXIT_ERROR = 2
+#: 128 + SIGPIPE (13): the reader of stdout went away, as in ``keyless trust lint --format json
+#: | head``. Not a success, since the output was cut short; not an error keyless should explain.
+EXIT_STDOUT_CLOSED = 141
 
 Handler = Callable[[argparse.Namespace, Console], int]
 # argparse's subparsers type is generic only for type checkers, hence the string alias.
@@ -117,7 +121,10 @@ def _top_parser() -> tuple[argparse.ArgumentParser, Subparsers]:
     parser = _Parser(
         prog="keyless",
         description="Deploy from CI to AWS with no stored secrets.",
-        epilog="Exit codes: 0 success, 1 negative verdict (denied, findings), 2 error.",
+        epilog=(
+            "Exit codes: 0 success, 1 negative verdict (denied, findings), 2 error,"
+            " 141 stdout closed by its reader (| head)."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"keyless {__version__}")
     parser.add_argument(
@@ -210,14 +217,24 @@ def main(
     except KeyboardInterrupt:
         console.info("interrupted")
         return 130
+    except BrokenPipeError as exc:
+        if not console.stdout_reader_is_gone():
+            return _internal_error(exc, console)
+        # The reader has what it wanted; it sees no message, as from any tool SIGPIPE stops.
+        console.discard_stdout()
+        return EXIT_STDOUT_CLOSED
     except Exception as exc:
-        # A bug, not a user error. Its text may quote inputs (even secrets), so it is shown
-        # only with -v; without it the user learns the type and how to see more.
-        if console.verbose:
-            console.info("".join(traceback.format_exception(exc)))
-        else:
-            console.info(f"error: internal error ({type(exc).__name__}); run with -v for details")
-        return EXIT_ERROR
+        return _internal_error(exc, console)
+
+
+def _internal_error(exc: BaseException, console: Console) -> int:
+    # A bug, not a user error. Its text may quote inputs (even secrets), so it is shown only
+    # with -v; without it the user learns the type and how to see more.
+    if console.verbose:
+        console.info("".join(traceback.format_exception(exc)))
+    else:
+        console.info(f"error: internal error ({type(exc).__name__}); run with -v for details")
+    return EXIT_ERROR
 
 
 def entry() -> NoReturn:
