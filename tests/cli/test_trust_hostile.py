@@ -126,3 +126,26 @@ def test_lint_at_the_statement_limit_locates_each_finding_in_its_own_statement(
     # One pass over the text, then each finding's own two statements: a few times the text in
     # all. Searching the whole text per finding scanned it once per finding (1,000+ times).
     assert len(text) <= work.located <= 12 * len(text)
+
+
+def test_lint_of_many_roles_indexes_the_files_lines_once(tmp_path: Path) -> None:
+    statement = _policy("repo:acme/*")["Statement"][0]
+    roles = [
+        {
+            "RoleName": f"r{i}",
+            "Arn": f"arn:aws:iam::123456789012:role/r{i}",
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [statement]},
+        }
+        for i in range(1000)
+    ]
+    text = json.dumps({"Roles": roles}, indent=2)
+    path = _write(tmp_path, "roles.json", text)
+    with counted() as work:
+        result = _run(["trust", "lint", path, "--format", "json"])
+    findings = json.loads(result.stdout)
+    last = [f["line"] for f in findings if f["role"] == "r999"]
+    assert last
+    assert min(last) > text.count("\n") * 0.99
+    # The file's lines once, each role's policy once, each finding's statement: a few times the
+    # text. Indexing (or counting) the lines before each role cost the text once per role.
+    assert len(text) <= work.located <= 6 * len(text)

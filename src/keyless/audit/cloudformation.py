@@ -15,6 +15,7 @@ from keyless.audit.inventory import (
     SourceLocation,
     unresolved,
 )
+from keyless.trust.lines import LineIndex
 
 #: Pseudo parameters that do not change who a trust admits (the account is the provider's own).
 _PSEUDO = frozenset({"AWS::AccountId", "AWS::Partition", "AWS::Region", "AWS::URLSuffix"})
@@ -89,13 +90,34 @@ class _Resolver:
         return re.sub(r"\$\{([^}]+)\}", replace, text)
 
 
-def _line_of_key(text: str, key: str) -> int | None:
-    match = re.search(rf'^[ \t]*"?{re.escape(key)}"?\s*:', text, re.MULTILINE)
-    return text.count("\n", 0, match.start()) + 1 if match else None
+# A mapping key at the start of a line, YAML (`Deploy:`) or pretty-printed JSON (`"Deploy": {`).
+# Logical IDs are alphanumeric (AWS CloudFormation User Guide, "Resources": "The logical ID must
+# be alphanumeric (A-Za-z0-9) and unique within the template").
+_KEY_AT_LINE_START = re.compile(r'^[ \t]*"?([A-Za-z0-9]+)"?\s*:', re.MULTILINE)
+
+
+class _KeyLines:
+    """The first line of each alphanumeric key in a template's text, found in one pass (one
+    search per role from the top cost roles x text: 2,000 roles took 7 s)."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._first: dict[str, int] = {}
+        lines = LineIndex(text)
+        for match in _KEY_AT_LINE_START.finditer(text):
+            self._first.setdefault(match.group(1), lines.line_at(match.start()))
+
+    def line_of(self, key: str) -> int | None:
+        if key.isascii() and key.isalnum():
+            return self._first.get(key)
+        # Not a valid logical ID, so not in the index: searched on its own.
+        match = re.search(rf'^[ \t]*"?{re.escape(key)}"?\s*:', self._text, re.MULTILINE)
+        return self._text.count("\n", 0, match.start()) + 1 if match else None
 
 
 def roles_of_template(label: str, text: str, document: Mapping[str, Any]) -> Inventory:
     resources = document.get("Resources") or {}
+    key_lines = _KeyLines(text)
     roles = []
     for logical, resource in resources.items():
         if not isinstance(resource, dict) or resource.get("Type") != "AWS::IAM::Role":
@@ -121,7 +143,7 @@ def roles_of_template(label: str, text: str, document: Mapping[str, Any]) -> Inv
                 trust=trust,
                 policies=inline,
                 unread_policies=tuple(managed),
-                source=SourceLocation(file=label, line=_line_of_key(text, str(logical))),
+                source=SourceLocation(file=label, line=key_lines.line_of(str(logical))),
                 unresolved=tuple(dict.fromkeys(resolver.unresolved)),
             )
         )

@@ -14,6 +14,7 @@ import re
 from keyless.errors import PolicyError, UsageError
 from keyless.jsonlimits import JsonLimitError, loads_bounded
 from keyless.limits import IAM_OUTPUT_MAX_CHARS
+from keyless.trust.lines import LineIndex
 from keyless.trust.model import Policy, loads_document, parse_policy
 from keyless.trust.role_output import RoleTrust
 
@@ -39,18 +40,6 @@ def _is_template(label: str, text: str) -> bool:
     return bool(_YAML_TEMPLATE.search(text) or _HCL_BLOCK.search(text))
 
 
-def _line_offset(text: str, line: int | None) -> int | None:
-    """Where 1-based ``line`` starts in ``text``; ``None`` when the line is not known."""
-    if line is None:
-        return None
-    offset = 0
-    for _ in range(line - 1):
-        offset = text.find("\n", offset) + 1
-        if offset == 0:
-            return None
-    return offset
-
-
 def _policy(trust: object, where: str) -> Policy:
     try:
         document = loads_document(trust) if isinstance(trust, str) else trust
@@ -73,7 +62,13 @@ def template_trusts(label: str, text: str) -> tuple[RoleTrust, ...] | None:
         message = exc.message.replace(f"audit input {label}", f"policy file {label}", 1)
         raise UsageError(message, remedy=exc.remedy) from None
     roles = inventory.roles
-    starts = [_line_offset(text, role.source.line if role.source else None) for role in roles]
+    # One index of the text's lines for all roles: finding each role's line by walking the text
+    # from the top cost lines x roles.
+    lines = LineIndex(text)
+    starts = [
+        lines.offset_of(role.source.line) if role.source and role.source.line is not None else None
+        for role in roles
+    ]
     known = sorted(start for start in starts if start is not None)
     trusts = []
     for role, start in zip(roles, starts, strict=True):

@@ -18,6 +18,7 @@ from keyless.audit.inventory import PolicyDocument, RoleRecord, SourceLocation, 
 from keyless.errors import UsageError
 from keyless.jsonlimits import JsonLimitError, check_json_limits, loads_bounded
 from keyless.limits import AUDIT_HCL_MAX_CHARS
+from keyless.trust.lines import LineIndex
 
 __all__ = ["hcl_object", "roles_of_hcl"]
 
@@ -166,6 +167,19 @@ def _blocks(tree: Mapping[str, Any], kind: str, type_name: str) -> Iterator[tupl
         yield from (entry.get(type_name) or {}).items()
 
 
+_ROLE_BLOCK = re.compile(r'^[ \t]*resource\s+"aws_iam_role"\s+"([^"]*)"', re.MULTILINE)
+
+
+def _role_lines(text: str) -> dict[str, int]:
+    """The line of each ``resource "aws_iam_role" "NAME"`` block, the first when repeated, in
+    one pass (one search per role from the top cost roles x text)."""
+    lines = LineIndex(text)
+    found: dict[str, int] = {}
+    for match in _ROLE_BLOCK.finditer(text):
+        found.setdefault(match.group(1), lines.line_at(match.start()))
+    return found
+
+
 def roles_of_hcl(label: str, text: str) -> tuple[RoleRecord, ...]:
     import hcl2
 
@@ -188,6 +202,7 @@ def roles_of_hcl(label: str, text: str) -> tuple[RoleRecord, ...]:
         for name, body in _blocks(tree, kind, "aws_iam_openid_connect_provider")
     }
     documents = dict(_blocks(tree, "data", "aws_iam_policy_document"))
+    role_lines = _role_lines(text)
     roles = []
     for name, body in _blocks(tree, "resource", "aws_iam_role"):
         context = _Context(providers, documents)
@@ -202,9 +217,6 @@ def roles_of_hcl(label: str, text: str) -> tuple[RoleRecord, ...]:
         )
         role_name = body.get("name")
         role_name = context.text(role_name) if isinstance(role_name, str) else name
-        match = re.search(
-            rf'^[ \t]*resource\s+"aws_iam_role"\s+"{re.escape(name)}"', text, re.MULTILINE
-        )
         roles.append(
             RoleRecord(
                 arn=f"terraform:{label}#aws_iam_role.{name}",
@@ -215,9 +227,7 @@ def roles_of_hcl(label: str, text: str) -> tuple[RoleRecord, ...]:
                 unread_policies=tuple(
                     str(a) for a in body.get("managed_policy_arns") or () if isinstance(a, str)
                 ),
-                source=SourceLocation(
-                    file=label, line=text.count("\n", 0, match.start()) + 1 if match else None
-                ),
+                source=SourceLocation(file=label, line=role_lines.get(name)),
                 unresolved=tuple(dict.fromkeys(context.unresolved)),
             )
         )

@@ -22,6 +22,7 @@ from keyless.limits import DOCUMENT_MAX_CHARS, IAM_OUTPUT_MAX_CHARS, TOKEN_MAX_C
 from keyless.textsafe import escape
 from keyless.trust.build_format import ACCOUNT_PLACEHOLDER, OutputFormat
 from keyless.trust.evaluate import evaluate
+from keyless.trust.lines import LineIndex
 from keyless.trust.lint import (
     Finding,
     LintContext,
@@ -398,10 +399,12 @@ def run_lint(args: argparse.Namespace, console: Console) -> int:
     linted: list[LintedFile] = []
     for path in args.files:
         text, trusts = _read_trusts(path, console.stdin)
+        lines = LineIndex(text)
         linted.extend(
             LintedFile(
                 path=_uri(path),
                 text=text,
+                lines=lines,
                 findings=tuple(lint(trust.policy, context=context)),
                 role=trust.role,
                 where=trust.where,

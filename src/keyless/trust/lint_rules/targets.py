@@ -82,6 +82,11 @@ class Target:
 class Document:
     policy: Policy
     targets: tuple[Target, ...]
+    #: ``subject_values`` of each target, by ``id(target)`` (the targets above live as long as
+    #: the document): a dozen rules ask for them, and each answer shapes every value once more.
+    subjects: dict[int, tuple[SubjectValue, ...]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
 
 def covers_web_identity(statement: Statement) -> bool:
@@ -198,8 +203,15 @@ def _guards(doc: Document, target: Target) -> list[Condition]:
     return guards
 
 
-def subject_values(doc: Document, target: Target) -> list[SubjectValue]:
+def subject_values(doc: Document, target: Target) -> tuple[SubjectValue, ...]:
     """The values of the narrowest positive `sub` condition (conditions AND, values OR)."""
+    known = doc.subjects.get(id(target))
+    if known is None:
+        known = doc.subjects[id(target)] = tuple(_subject_values(doc, target))
+    return known
+
+
+def _subject_values(doc: Document, target: Target) -> list[SubjectValue]:
     candidates = [c for c in target.conditions("sub") if positive_string(c)]
     candidates += _guards(doc, target)
     best: list[SubjectValue] | None = None
