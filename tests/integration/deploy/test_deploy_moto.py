@@ -236,7 +236,7 @@ def test_the_manifest_records_crcs_and_later_deploys_compare_by_them(
     boto3.client("s3").put_object(
         Bucket=bucket,
         Key="site/" + MANIFEST_NAME,
-        Body=gzip.compress(json.dumps(document).encode()),
+        Body=gzip.compress(json.dumps(document).encode(), mtime=0),
     )
     resent = run()
     assert [u.key for u in resent.plan.uploads] == ["site/index.html"]

@@ -25,7 +25,7 @@ KEY = "www/" + manifest.MANIFEST_NAME
 def _deep() -> bytes:
     levels = 200_000
     return gzip.compress(
-        ('{"version":1,"objects":{"a":' + "[" * levels + "]" * levels + "}}").encode()
+        ('{"version":1,"objects":{"a":' + "[" * levels + "]" * levels + "}}").encode(), mtime=0
     )
 
 

@@ -144,19 +144,24 @@ def test_depth_ignores_brackets_inside_strings() -> None:
         (gzip.compress(b'{"version":true,"objects":{}}', mtime=0), "not version 1 or 2"),
         # Each version has its entry length: a version 1 entry in a version 2 manifest...
         (
-            gzip.compress(b'{"version":2,"objects":{"a":["e",null,"' + b"a" * 16 + b'"]}}'),
+            gzip.compress(
+                b'{"version":2,"objects":{"a":["e",null,"' + b"a" * 16 + b'"]}}', mtime=0
+            ),
             "an entry",
         ),
         # ... and the other way round.
         (
-            gzip.compress(b'{"version":1,"objects":{"a":["e",null,null,"' + b"a" * 16 + b'"]}}'),
+            gzip.compress(
+                b'{"version":1,"objects":{"a":["e",null,null,"' + b"a" * 16 + b'"]}}', mtime=0
+            ),
             "an entry",
         ),
         # A CRC64NVME is 16 lower-case hex digits, nothing else.
         *(
             (
                 gzip.compress(
-                    b'{"version":2,"objects":{"a":["e",null,' + crc + b',"' + b"a" * 16 + b'"]}}'
+                    b'{"version":2,"objects":{"a":["e",null,' + crc + b',"' + b"a" * 16 + b'"]}}',
+                    mtime=0,
                 ),
                 "an entry",
             )
