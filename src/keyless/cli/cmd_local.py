@@ -326,19 +326,25 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(f"--port {port} leaves no room for {_PORTS_USED} ports below 65536")
     state_dir = state_dir_of(args, console)
     with process.signals_interrupt(), served_stack(state_dir=state_dir, port=port) as (stack, info):
-        for name, value in _exports(stack.admin, info):
-            console.out(f"export {name}={shlex.quote(value)}")
-        for ci, urls in info.issuers.items():
-            for url in urls:
-                console.out(f"# {ci} issuer: {url}")
-        for ci, pattern in issuer_patterns(info.servers).items():
-            console.out(f"# {ci} issuers: {pattern}")
-        console.out(f"# keyless local stack running (pid {info.pid}); Ctrl-C or SIGTERM stops it")
-        console.stdout.flush()
-        console.info(f"keyless local: AWS on {info.endpoint_url}, state in {state_dir}")
+        # A signal is a stop from the moment the stack runs, while it is announced too: a
+        # caller may send SIGTERM as soon as it reads the "running" line.
         try:
+            for name, value in _exports(stack.admin, info):
+                console.out(f"export {name}={shlex.quote(value)}")
+            for ci, urls in info.issuers.items():
+                for url in urls:
+                    console.out(f"# {ci} issuer: {url}")
+            for ci, pattern in issuer_patterns(info.servers).items():
+                console.out(f"# {ci} issuers: {pattern}")
+            console.out(
+                f"# keyless local stack running (pid {info.pid}); Ctrl-C or SIGTERM stops it"
+            )
+            console.stdout.flush()
+            console.info(f"keyless local: AWS on {info.endpoint_url}, state in {state_dir}")
             _wait_forever()
         except KeyboardInterrupt:
+            # A second signal must not cut the stop short.
+            process.ignore_stopping_signals()
             console.info("keyless local: stopping")
         finally:
             process.ignore_stopping_signals()

@@ -5,6 +5,7 @@ restart with the same --port."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import random
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from keyless.cli.console import Console
+from keyless.cli.main import main
 from keyless.http import UrllibClient
 
 pytestmark = pytest.mark.integration
@@ -144,3 +147,32 @@ def test_serve_prints_exports_stops_on_sigterm_and_keeps_its_identity(tmp_path: 
         # moto's state does not persist: a new administrator key.
         assert again["AWS_ACCESS_KEY_ID"] != exports["AWS_ACCESS_KEY_ID"]
         _stop(child)
+
+
+class _SignalledOnRunningLine(io.StringIO):
+    """stdout on which the caller sends SIGTERM the moment the "running" line is flushed: the
+    earliest a caller reading the exports can stop the stack."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.signalled = False
+
+    def flush(self) -> None:
+        super().flush()
+        if "stack running" in self.getvalue() and not self.signalled:
+            self.signalled = True
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_right_after_the_running_line_is_a_clean_stop(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    out, err = _SignalledOnRunningLine(), io.StringIO()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KEYLESS_"))}
+    console = Console(stdout=out, stderr=err, env=env)
+    previous = signal.getsignal(signal.SIGTERM)
+    code = main(["local", "serve", "--state", str(state), "--port", str(_free_ports())], console)
+    assert signal.getsignal(signal.SIGTERM) == previous
+    assert out.signalled
+    assert code == 0, err.getvalue()
+    assert "keyless local: stopped" in err.getvalue()
+    assert not (state / "stack.json").exists()
