@@ -198,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--write-readme", action="store_true", help="regenerate README figures")
     args = parser.parse_args(argv)
     if args.write_readme:
-        # Refuse before minutes of measuring, not after.
+        # A README table without a peer would drop its ratios and goals without saying so;
+        # refused before minutes of measuring, not after.
         for tool, fix in deploy.missing_peers(deploy.requested_tools(args)).items():
             raise SystemExit(f"refusing to write the README without {tool}: {fix}")
     # Start-up and the exchange do not depend on the number of files: --many is deploy alone.

@@ -416,10 +416,8 @@ def run_bench(args: argparse.Namespace) -> tuple[str, list[Run]]:
     files = args.files if args.files is not None else (20_000 if args.many else 2_000)
     big = args.big if args.big is not None else (0 if args.many else 5)
     tools = requested_tools(args)
+    # (bench.all refuses to write the README before this point when a peer is missing.)
     for tool, fix in missing_peers(tools).items():
-        if getattr(args, "write_readme", False):
-            # A README table without a peer would drop its ratios and goals without saying so.
-            raise SystemExit(f"refusing to write the README without {tool}: {fix}")
         print(f"skipping {tool}: {fix}", file=sys.stderr)
         tools.remove(tool)
     compile_keyless()

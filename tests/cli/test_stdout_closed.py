@@ -14,25 +14,11 @@ from pathlib import Path
 from keyless.cli.console import Console
 from keyless.cli.main import EXIT_STDOUT_CLOSED, Subparsers
 from tests.cli.helpers import run_cli
-
-PROVIDER = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+from tests.trust_policies import github_trust
 
 
 def _broad_policy(statements: int) -> dict[str, object]:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Federated": PROVIDER},
-                "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": {
-                    "StringLike": {"token.actions.githubusercontent.com:sub": f"repo:acme/s{i}:*"}
-                },
-            }
-            for i in range(statements)
-        ],
-    }
+    return github_trust(*(f"repo:acme/s{i}:*" for i in range(statements)), audience=None)
 
 
 def test_a_reader_that_stops_early_gets_no_error_and_exit_141(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 from keyless.trust.model import loads_policy
 from tests.cli.helpers import run_cli
 from tests.jwt_factory import make_token
+from tests.trust_policies import github_trust
 
 GH = "token.actions.githubusercontent.com"
 GH_ISS = f"https://{GH}"
@@ -294,20 +295,7 @@ def test_check_needs_exactly_one_of_token_and_claims(tmp_path: Path) -> None:
 
 # --- lint --------------------------------------------------------------------------------------
 
-BROAD = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Federated": PROVIDER},
-            "Action": "sts:AssumeRoleWithWebIdentity",
-            "Condition": {
-                "StringEquals": {f"{GH}:aud": "sts.amazonaws.com"},
-                "StringLike": {f"{GH}:sub": "repo:acme*"},
-            },
-        }
-    ],
-}
+BROAD = github_trust("repo:acme*")
 
 
 def test_lint_clean_policy_exits_0(tmp_path: Path) -> None:

@@ -13,26 +13,14 @@ from keyless.limits import JSON_MAX_DEPTH
 from keyless.trust.work import counted
 from tests.cli.helpers import Result, run_cli
 from tests.hang_guard import within_guard
+from tests.trust_policies import github_trust
 
 GH = "token.actions.githubusercontent.com"
 CLAIMS = {"iss": f"https://{GH}", "aud": "sts.amazonaws.com", "sub": "repo:" + "b" * 400}
 
 
 def _policy(sub: str) -> dict[str, Any]:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Federated": f"arn:aws:iam::123456789012:oidc-provider/{GH}"},
-                "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": {
-                    "StringEquals": {f"{GH}:aud": "sts.amazonaws.com"},
-                    "StringLike": {f"{GH}:sub": sub},
-                },
-            }
-        ],
-    }
+    return github_trust(sub)
 
 
 def _write(tmp_path: Path, name: str, content: Any) -> str:

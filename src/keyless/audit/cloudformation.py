@@ -15,7 +15,7 @@ from keyless.audit.inventory import (
     SourceLocation,
     unresolved,
 )
-from keyless.trust.lines import LineIndex
+from keyless.trust.lines import first_lines
 
 #: Pseudo parameters that do not change who a trust admits (the account is the provider's own).
 _PSEUDO = frozenset({"AWS::AccountId", "AWS::Partition", "AWS::Region", "AWS::URLSuffix"})
@@ -102,17 +102,14 @@ class _KeyLines:
 
     def __init__(self, text: str) -> None:
         self._text = text
-        self._first: dict[str, int] = {}
-        lines = LineIndex(text)
-        for match in _KEY_AT_LINE_START.finditer(text):
-            self._first.setdefault(match.group(1), lines.line_at(match.start()))
+        self._first = first_lines(_KEY_AT_LINE_START, text)
 
     def line_of(self, key: str) -> int | None:
         if key.isascii() and key.isalnum():
             return self._first.get(key)
         # Not a valid logical ID, so not in the index: searched on its own.
-        match = re.search(rf'^[ \t]*"?{re.escape(key)}"?\s*:', self._text, re.MULTILINE)
-        return self._text.count("\n", 0, match.start()) + 1 if match else None
+        pattern = re.compile(rf'^[ \t]*"?({re.escape(key)})"?\s*:', re.MULTILINE)
+        return first_lines(pattern, self._text).get(key)
 
 
 def roles_of_template(label: str, text: str, document: Mapping[str, Any]) -> Inventory:

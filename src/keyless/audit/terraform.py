@@ -18,7 +18,7 @@ from keyless.audit.inventory import PolicyDocument, RoleRecord, SourceLocation, 
 from keyless.errors import UsageError
 from keyless.jsonlimits import JsonLimitError, check_json_limits, loads_bounded
 from keyless.limits import AUDIT_HCL_MAX_CHARS
-from keyless.trust.lines import LineIndex
+from keyless.trust.lines import first_lines
 
 __all__ = ["hcl_object", "roles_of_hcl"]
 
@@ -170,16 +170,6 @@ def _blocks(tree: Mapping[str, Any], kind: str, type_name: str) -> Iterator[tupl
 _ROLE_BLOCK = re.compile(r'^[ \t]*resource\s+"aws_iam_role"\s+"([^"]*)"', re.MULTILINE)
 
 
-def _role_lines(text: str) -> dict[str, int]:
-    """The line of each ``resource "aws_iam_role" "NAME"`` block, the first when repeated, in
-    one pass (one search per role from the top cost roles x text)."""
-    lines = LineIndex(text)
-    found: dict[str, int] = {}
-    for match in _ROLE_BLOCK.finditer(text):
-        found.setdefault(match.group(1), lines.line_at(match.start()))
-    return found
-
-
 def roles_of_hcl(label: str, text: str) -> tuple[RoleRecord, ...]:
     import hcl2
 
@@ -202,7 +192,8 @@ def roles_of_hcl(label: str, text: str) -> tuple[RoleRecord, ...]:
         for name, body in _blocks(tree, kind, "aws_iam_openid_connect_provider")
     }
     documents = dict(_blocks(tree, "data", "aws_iam_policy_document"))
-    role_lines = _role_lines(text)
+    # Each role block's line, in one pass (a search per role from the top cost roles x text).
+    role_lines = first_lines(_ROLE_BLOCK, text)
     roles = []
     for name, body in _blocks(tree, "resource", "aws_iam_role"):
         context = _Context(providers, documents)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from keyless.trust.lines import LineIndex
+from keyless.trust.lines import LineIndex, first_lines
 
 TEXTS = ["", "a", "\n", "\n\n", "ab\ncd", "ab\ncd\n", "\nx\n\ny", "one\r\ntwo\n"]
 
@@ -25,3 +27,10 @@ def test_offset_of_is_where_each_line_starts(text: str) -> None:
         assert lines.line_at(start) == line
     assert lines.offset_of(len(starts) + 1) is None
     assert lines.offset_of(0) is None
+
+
+def test_first_lines_gives_each_names_first_line() -> None:
+    text = "a: 1\nb: 2\n  a: 3\nc: 4\n"
+    pattern = re.compile(r"^[ ]*([a-z]+):", re.MULTILINE)
+    assert first_lines(pattern, text) == {"a": 1, "b": 2, "c": 4}
+    assert first_lines(pattern, "") == {}

@@ -14,26 +14,14 @@ from keyless.errors import PolicyError
 from keyless.limits import DOCUMENT_MAX_CHARS, IAM_OUTPUT_MAX_ROLES
 from keyless.trust.lint import LintedFile, lint
 from keyless.trust.role_output import read_trusts
+from tests.trust_policies import github_trust
 
 GH = "token.actions.githubusercontent.com"
 PROVIDER = f"arn:aws:iam::123456789012:oidc-provider/{GH}"
 
 
 def trust(sub: str) -> dict[str, Any]:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Federated": PROVIDER},
-                "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": {
-                    "StringEquals": {f"{GH}:aud": "sts.amazonaws.com"},
-                    "StringLike": {f"{GH}:sub": sub},
-                },
-            }
-        ],
-    }
+    return github_trust(sub)
 
 
 SERVICE = {
